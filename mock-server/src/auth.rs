@@ -1,0 +1,1 @@
+//! Connector tokens, host matching and access-token JWTs (being written).
