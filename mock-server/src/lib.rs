@@ -3,9 +3,24 @@
 //! Module map (dependencies point one way, top to bottom):
 //!
 //! - [`protocol`]: wire types only (serde + schemars); no I/O.
+//! - [`engine`]: the session state machine, `(state, input, now) -> actions`; no I/O.
 //! - [`auth`]: connector registry, `X-Host` matching, access-token JWTs (pure; time passed in).
+//! - [`config`]: every configurable decision of spec §12, with defaults.
+//! - [`state`]: the session registry and the glue that carries engine actions to connections.
+//! - [`http`]: the REST handshake handlers. [`ws`]: the WebSocket endpoint and connection tasks.
+//! - [`router`]: routes, CORS, correlation ids. [`server`]: `serve` and the [`MockServer`] handle.
 //! - [`schemas`]: the JSON Schemas published in `schemas/`, generated from [`protocol`].
 
 pub mod auth;
+pub mod config;
+pub mod engine;
+pub mod http;
 pub mod protocol;
+pub mod router;
 pub mod schemas;
+pub mod server;
+pub mod state;
+pub mod ws;
+
+pub use config::Config;
+pub use server::{MockServer, StartError, serve};

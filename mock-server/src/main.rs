@@ -1,17 +1,31 @@
-//! `messaging-mock`: the mock server's command line.
+//! `messaging-mock`: run the mock server, or regenerate the JSON Schemas.
 
-use std::path::PathBuf;
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use mock_server::Config;
+use mock_server::auth::Connector;
+use mock_server::state::AppState;
+use tokio::net::TcpListener;
 
-/// An offline mock of PolyAI's Messaging API.
+/// An offline mock of PolyAI's Messaging API: the HTTP handshake (`POST /api/v1/access-token`,
+/// `POST /api/v1/sessions`) and the WebSocket (`/ws`) with a scripted agent.
+///
+/// With no arguments it serves on 127.0.0.1:8080 with one connector (X-Token
+/// `mock-connector-token`, X-Host `localhost`) and prints one JSON readiness line on stdout.
+/// Type `#handoff`, `#client_handoff`, `#end`, `#lang fr-FR`, ... in a user message to trigger
+/// the documented flows (see README.md).
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -27,14 +41,95 @@ enum Command {
     },
 }
 
+#[derive(Debug, Clone, Args)]
+struct ServeArgs {
+    /// Address to listen on (use port 0 for any free port).
+    #[arg(long, env = "MESSAGING_MOCK_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// JSON configuration file; flags below override its fields.
+    #[arg(long, env = "MESSAGING_MOCK_CONFIG")]
+    config: Option<PathBuf>,
+    /// Connector token of the default connector (X-Token).
+    #[arg(long, env = "MESSAGING_MOCK_CONNECTOR_TOKEN")]
+    connector_token: Option<String>,
+    /// Registered host of the default connector (X-Host); subdomains match too.
+    #[arg(long, env = "MESSAGING_MOCK_HOST")]
+    host: Option<String>,
+    /// Advertised heartbeat interval, seconds.
+    #[arg(long)]
+    heartbeat_interval: Option<u32>,
+    /// Session inactivity before REASON_USER_ABANDONED, seconds (fractions allowed).
+    #[arg(long)]
+    session_idle_timeout: Option<f64>,
+    /// A silent socket is closed with 1001 after this many seconds.
+    #[arg(long)]
+    connection_idle_timeout: Option<f64>,
+    /// How long an ended session still replays, seconds.
+    #[arg(long)]
+    session_retention: Option<f64>,
+    /// Access-token lifetime (`expires_in`), seconds.
+    #[arg(long)]
+    token_ttl: Option<u64>,
+    /// HS256 key for access tokens (default: random per process).
+    #[arg(long, env = "MESSAGING_MOCK_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Seed for event and message ids (default: random, printed in the readiness line).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Log filter, e.g. `info`, `debug`, `mock_server=trace`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if self.connector_token.is_some() || self.host.is_some() {
+            let first = config
+                .connectors
+                .first_mut()
+                .context("the configuration has no connector to override")?;
+            if let Some(token) = self.connector_token {
+                first.token = token;
+            }
+            if let Some(host) = self.host {
+                first.host = Some(host);
+            }
+        }
+        if let Some(v) = self.heartbeat_interval {
+            config.heartbeat_interval_seconds = v;
+        }
+        if let Some(v) = self.session_idle_timeout {
+            config.session_idle_timeout_seconds = v;
+        }
+        if let Some(v) = self.connection_idle_timeout {
+            config.connection_idle_timeout_seconds = v;
+        }
+        if let Some(v) = self.session_retention {
+            config.session_retention_seconds = v;
+        }
+        if let Some(v) = self.token_ttl {
+            config.token_ttl_seconds = v;
+        }
+        if let Some(v) = self.jwt_secret {
+            config.jwt_secret = Some(v);
+        }
+        if self.seed.is_some() {
+            config.seed = self.seed;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::GenerateSchemas { out, check }) => generate_schemas(&out, check),
-        None => {
-            eprintln!("messaging-mock: the server is not built yet; see `--help`.");
-            Ok(ExitCode::FAILURE)
-        }
+        None => serve(cli.serve),
     };
     result.unwrap_or_else(|error| {
         eprintln!("messaging-mock: {error:#}");
@@ -42,7 +137,83 @@ fn main() -> ExitCode {
     })
 }
 
-fn generate_schemas(out: &std::path::Path, check: bool) -> anyhow::Result<ExitCode> {
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log)
+                .with_context(|| format!("invalid --log filter `{}`", args.log))?,
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let bind = args.bind;
+    let mut config = args.into_config()?;
+    let seed = config.seed.unwrap_or_else(rand_seed);
+    config.seed = Some(seed);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("cannot listen on {bind}"))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let default = Connector::default_connector();
+        let connector = config.connectors.first().cloned().unwrap_or(default);
+        let state = AppState::new(config)?;
+        let shutdown = shutdown_signal()?;
+        let ready = serde_json::json!({
+            "ready": true,
+            "base_url": format!("http://{addr}"),
+            "ws_url": format!("ws://{addr}/ws"),
+            "connector_token": connector.token,
+            "host": connector.host,
+            "seed": seed,
+        });
+        println!("{ready}");
+        tracing::info!(%addr, "messaging-mock listening");
+        mock_server::serve(listener, state, shutdown)
+            .await
+            .context("serving")?;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn rand_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, not when
+/// the future is first polled, so a signal right after the readiness line is not lost.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+        let mut terminate =
+            signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("shutting down: closing sockets with 1001");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down: closing sockets with 1001");
+        })
+    }
+}
+
+fn generate_schemas(out: &Path, check: bool) -> anyhow::Result<ExitCode> {
     let files = mock_server::schemas::generate();
     let mut stale = Vec::new();
     for file in &files {

@@ -1,6 +1,14 @@
 //! The one integration-test binary of `mock-server` (one link, many modules).
 
+mod support;
+
+mod cli;
+mod node_example;
 mod protocol_bad_frames;
 mod protocol_examples;
 mod protocol_properties;
 mod schemas_fresh;
+mod server_http;
+mod server_lifecycle;
+mod server_timers;
+mod server_ws;

@@ -1,0 +1,315 @@
+//! Server configuration: every knob spec §12 calls "configurable", with working defaults.
+//!
+//! A config file is JSON (`--config FILE`); command-line flags override single fields. Zero
+//! configuration gives a working server with one default connector.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Connector;
+use crate::engine::EngineConfig;
+use crate::engine::agent::{DefaultAgent, Persona};
+use crate::protocol::{Capabilities, DecodeOptions};
+
+/// What a session is bound to (spec §12 A8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionBinding {
+    /// The exact access token (`jti`) that created the session (default).
+    #[default]
+    Token,
+    /// Any token of the same connector.
+    Connector,
+}
+
+/// Optional rate limits (spec §10.5, §12 A11). Off unless configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Requests per minute per connector token (access-token) or access token (sessions);
+    /// over it: 429 with `Retry-After`.
+    pub http_requests_per_minute: u32,
+    /// Client frames per second per session; frames over it are dropped silently.
+    pub ws_frames_per_second: u32,
+}
+
+/// The default agent's persona and pacing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    pub name: String,
+    pub avatar_url: String,
+    pub greeting: String,
+    /// Between `POLY_AGENT_THINKING` and the reply.
+    pub think_ms: u64,
+    /// Between streamed chunks.
+    pub chunk_interval_ms: u64,
+    pub words_per_chunk: usize,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        let agent = DefaultAgent::default();
+        Self {
+            name: agent.persona.name,
+            avatar_url: agent.persona.avatar_url,
+            greeting: agent.greeting,
+            think_ms: agent.think.as_millis() as u64,
+            chunk_interval_ms: agent.chunk_interval.as_millis() as u64,
+            words_per_chunk: agent.words_per_chunk,
+        }
+    }
+}
+
+/// The whole configuration. Durations are in seconds (fractions allowed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Known connectors (spec §1.3). Default: one, token `mock-connector-token`, host `localhost`.
+    pub connectors: Vec<Connector>,
+    /// `expires_in` of access tokens (spec §12 A7).
+    pub token_ttl_seconds: u64,
+    /// HS256 key for access tokens; a random per-process key when absent.
+    pub jwt_secret: Option<String>,
+    pub session_binding: SessionBinding,
+    /// Reject unknown `platform` values with 400 (spec §12 A6). Default: accept them.
+    pub strict_platform: bool,
+    /// `SESSION_START.capabilities.max_message_size_bytes`, also the inbound frame limit.
+    pub max_message_size_bytes: u64,
+    pub max_reconnect_attempts: u32,
+    pub heartbeat_interval_seconds: u32,
+    /// `SESSION_START.context_id` (spec §12 B12); omitted when absent.
+    pub context_id: Option<String>,
+    /// Session inactivity before `REASON_USER_ABANDONED` (spec §12 C7).
+    pub session_idle_timeout_seconds: f64,
+    /// A silent socket is closed with 1001 after this (spec §12 C7).
+    pub connection_idle_timeout_seconds: f64,
+    /// An ended session still replays for this long, then handshakes get 404 (spec §12 C8).
+    pub session_retention_seconds: f64,
+    pub max_connections_per_session: usize,
+    pub replay_batch_size: usize,
+    /// Replay strictly `sequence > cursor` without the leading `SESSION_START` (spec §12 C2).
+    pub strict_cursor: bool,
+    /// A join after a client-managed or failed handoff brings the agent back (spec §12 E2).
+    pub rejoin_after_handoff: bool,
+    /// Types sent with `sequence: null` and not journaled (spec §12 B1).
+    pub transient_types: Vec<String>,
+    /// Treat a missing `payload` as `{}` (spec §12 B9).
+    pub lenient_missing_payload: bool,
+    /// Accept whitespace-only message text (spec §12 B10).
+    pub allow_blank_text: bool,
+    /// Close with 1009 on an oversized frame instead of answering `Message too large` (§12 B13).
+    pub close_on_oversized_frame: bool,
+    /// `Access-Control-Allow-Origin` (spec §12 A10).
+    pub cors_allow_origin: String,
+    pub rate_limits: Option<RateLimits>,
+    /// Seed for ids; random per process when absent.
+    pub seed: Option<u64>,
+    pub agent: AgentConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            connectors: vec![Connector::default_connector()],
+            token_ttl_seconds: 86_400,
+            jwt_secret: None,
+            session_binding: SessionBinding::Token,
+            strict_platform: false,
+            max_message_size_bytes: 131_072,
+            max_reconnect_attempts: 5,
+            heartbeat_interval_seconds: 30,
+            context_id: None,
+            session_idle_timeout_seconds: 600.0,
+            connection_idle_timeout_seconds: 600.0,
+            session_retention_seconds: 600.0,
+            max_connections_per_session: 10,
+            replay_batch_size: 50,
+            strict_cursor: false,
+            rejoin_after_handoff: true,
+            transient_types: EngineConfig::default_transient_types(),
+            lenient_missing_payload: false,
+            allow_blank_text: true,
+            close_on_oversized_frame: false,
+            cors_allow_origin: "*".into(),
+            rate_limits: None,
+            seed: None,
+            agent: AgentConfig::default(),
+        }
+    }
+}
+
+/// A configuration that cannot run. Says which field and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid")]
+    Parse {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("`{field}` {problem}")]
+    Invalid {
+        field: &'static str,
+        problem: String,
+    },
+}
+
+fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads a JSON config file; absent fields keep their defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let config: Self = serde_json::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: shown,
+            source,
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field a server cannot run with.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.connectors.is_empty() {
+            return Err(invalid("connectors", "must list at least one connector"));
+        }
+        for (field, seconds) in [
+            (
+                "session_idle_timeout_seconds",
+                self.session_idle_timeout_seconds,
+            ),
+            (
+                "connection_idle_timeout_seconds",
+                self.connection_idle_timeout_seconds,
+            ),
+            ("session_retention_seconds", self.session_retention_seconds),
+        ] {
+            if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
+                return Err(invalid(
+                    field,
+                    format!("must be a positive number of seconds, got {seconds}"),
+                ));
+            }
+        }
+        if self.token_ttl_seconds == 0 {
+            return Err(invalid("token_ttl_seconds", "must be at least 1"));
+        }
+        if self.max_connections_per_session == 0 {
+            return Err(invalid("max_connections_per_session", "must be at least 1"));
+        }
+        if self.replay_batch_size == 0 {
+            return Err(invalid("replay_batch_size", "must be at least 1"));
+        }
+        if self.max_message_size_bytes < 1024 {
+            return Err(invalid("max_message_size_bytes", "must be at least 1024"));
+        }
+        if self.agent.words_per_chunk == 0 {
+            return Err(invalid("agent.words_per_chunk", "must be at least 1"));
+        }
+        if let Some(limits) = &self.rate_limits
+            && (limits.http_requests_per_minute == 0 || limits.ws_frames_per_second == 0)
+        {
+            return Err(invalid("rate_limits", "limits must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn session_idle_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.session_idle_timeout_seconds)
+    }
+
+    pub fn connection_idle_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.connection_idle_timeout_seconds)
+    }
+
+    pub fn session_retention(&self) -> Duration {
+        Duration::from_secs_f64(self.session_retention_seconds)
+    }
+
+    /// The engine's view of this configuration.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            capabilities: Capabilities {
+                streaming: None,
+                max_message_size_bytes: Some(self.max_message_size_bytes),
+                max_reconnect_attempts: Some(self.max_reconnect_attempts),
+                heartbeat_interval_seconds: Some(self.heartbeat_interval_seconds),
+            },
+            context_id: self.context_id.clone(),
+            idle_timeout: self.session_idle_timeout(),
+            retention: self.session_retention(),
+            replay_batch_size: self.replay_batch_size,
+            strict_cursor: self.strict_cursor,
+            rejoin_after_handoff: self.rejoin_after_handoff,
+            transient_types: self.transient_types.clone(),
+        }
+    }
+
+    pub fn decode_options(&self) -> DecodeOptions {
+        DecodeOptions {
+            max_message_size_bytes: usize::try_from(self.max_message_size_bytes)
+                .unwrap_or(usize::MAX),
+            missing_payload_is_empty: self.lenient_missing_payload,
+            allow_blank_text: self.allow_blank_text,
+        }
+    }
+
+    /// The default agent with this configuration's persona and pacing.
+    pub fn default_agent(&self) -> DefaultAgent {
+        DefaultAgent {
+            persona: Persona {
+                name: self.agent.name.clone(),
+                avatar_url: self.agent.avatar_url.clone(),
+            },
+            greeting: self.agent.greeting.clone(),
+            think: Duration::from_millis(self.agent.think_ms),
+            chunk_interval: Duration::from_millis(self.agent.chunk_interval_ms),
+            words_per_chunk: self.agent.words_per_chunk,
+            ..DefaultAgent::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_is_valid_and_a_partial_file_keeps_defaults() {
+        Config::default().validate().expect("valid");
+        let config: Config =
+            serde_json::from_str(r#"{"session_idle_timeout_seconds": 0.5}"#).expect("parses");
+        assert_eq!(config.session_idle_timeout(), Duration::from_millis(500));
+        assert_eq!(config.max_connections_per_session, 10);
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let config = Config {
+            session_retention_seconds: -1.0,
+            ..Config::default()
+        };
+        let error = config.validate().expect_err("invalid").to_string();
+        assert!(error.contains("session_retention_seconds"), "{error}");
+        let unknown = serde_json::from_str::<Config>(r#"{"sesion_idle_timeout_seconds": 1}"#)
+            .expect_err("unknown field")
+            .to_string();
+        assert!(unknown.contains("sesion_idle_timeout_seconds"), "{unknown}");
+    }
+}

@@ -1,0 +1,171 @@
+//! The two REST endpoints of the handshake (spec §2): extract, call auth/state, map to a
+//! response. Every failure is an [`ApiError`] with the exact catalog string (spec §10.2–10.3).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::{self, AuthError};
+use crate::protocol::{
+    AccessTokenResponse, CreateSessionRequest, CreateSessionResponse, ErrorBody, catalog,
+};
+use crate::state::AppState;
+
+/// A REST failure: status, catalog string, and for 429 the `Retry-After` seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: &'static str,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: &'static str) -> Self {
+        Self {
+            status,
+            message,
+            retry_after: None,
+        }
+    }
+
+    fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: catalog::TOO_MANY_REQUESTS,
+            retry_after: Some(retry_after),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let status =
+            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        Self::new(status, error.catalog_message())
+    }
+}
+
+/// JSON `{"error": s, "message": s}` (spec §12 A1).
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(ErrorBody::new(self.message))).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `POST /api/v1/access-token` (spec §2.1). The body is ignored (spec §12 A5).
+pub async fn create_access_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<AccessTokenResponse>, ApiError> {
+    let x_token = header_str(&headers, "x-token");
+    let x_host = header_str(&headers, "x-host");
+    if let Some(token) = x_token {
+        state
+            .check_http_rate(&format!("connector:{token}"))
+            .map_err(ApiError::rate_limited)?;
+    }
+    let connector = auth::authorize_connector(state.connectors(), x_token, x_host)?;
+    let host = auth::normalize_host(x_host.unwrap_or_default());
+    let (access_token, _claims) =
+        state
+            .issuer()
+            .issue(connector, &host, state.clock().unix_seconds())?;
+    Ok(Json(AccessTokenResponse {
+        access_token,
+        expires_in: state.issuer().ttl_seconds(),
+        token_type: "Bearer".into(),
+    }))
+}
+
+/// `POST /api/v1/sessions` (spec §2.2).
+pub async fn create_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<CreateSessionResponse>, ApiError> {
+    let token = auth::bearer_token(header_str(&headers, "authorization"))?;
+    state
+        .check_http_rate(&format!("token:{token}"))
+        .map_err(ApiError::rate_limited)?;
+    let claims = state.issuer().verify(token, state.clock().unix_seconds())?;
+    let request = parse_session_request(&body, state.config().strict_platform)?;
+    let streaming = request.streaming_enabled.unwrap_or(false);
+    let session_id = state.create_session(&claims, streaming);
+    Ok(Json(CreateSessionResponse { session_id }))
+}
+
+/// An absent or blank body means defaults; anything else must be a JSON object with fields of
+/// the documented types (spec §12 A6).
+fn parse_session_request(
+    body: &[u8],
+    strict_platform: bool,
+) -> Result<CreateSessionRequest, ApiError> {
+    let parse_error = || ApiError::new(StatusCode::BAD_REQUEST, catalog::ERROR_PARSING_REQUEST);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(CreateSessionRequest::default());
+    }
+    // serde would also accept a JSON array for a struct; the body must be an object.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(parse_error());
+    }
+    let request: CreateSessionRequest = serde_json::from_slice(body).map_err(|_| parse_error())?;
+    if strict_platform && request.platform.as_ref().is_some_and(|p| !p.is_known()) {
+        return Err(parse_error());
+    }
+    Ok(request)
+}
+
+/// 404 for everything else, in the same JSON shape.
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "Not found")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_bodies_of_spec_12_a6() {
+        for ok in [
+            "",
+            "  ",
+            "{}",
+            r#"{"streaming_enabled":true}"#,
+            r#"{"platform":"ios-web","x":1}"#,
+            r#"{"platform":"toaster"}"#,
+        ] {
+            assert!(
+                parse_session_request(ok.as_bytes(), false).is_ok(),
+                "{ok:?}"
+            );
+        }
+        for bad in [
+            "{",
+            "[]",
+            "null",
+            r#"{"streaming_enabled":"yes"}"#,
+            r#"{"platform":7}"#,
+        ] {
+            assert_eq!(
+                parse_session_request(bad.as_bytes(), false)
+                    .expect_err(bad)
+                    .message,
+                "Error parsing request"
+            );
+        }
+        assert!(parse_session_request(br#"{"platform":"toaster"}"#, true).is_err());
+        assert!(parse_session_request(br#"{"platform":"android-web"}"#, true).is_ok());
+    }
+}

@@ -1,0 +1,211 @@
+//! The WebSocket endpoint (spec §3): the handshake checks, then one task per connection that
+//! selects over socket reads, its outbound queue, its idle timer and server shutdown. This is
+//! the only code that sees WebSocket frames.
+
+use std::sync::Arc;
+
+use axum::extract::ws::{
+    CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
+};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::engine::ConnId;
+use crate::engine::journal::parse_cursor;
+use crate::protocol::{
+    ClientFrameError, ClientFrameRejection, RawFrame, catalog, decode_client_frame,
+};
+use crate::state::{AppState, Outbound, ReserveError, SessionSlot};
+
+/// tungstenite's own read buffer default is 128 KiB per connection; 4 KiB keeps idle sockets
+/// small and costs nothing for chat-sized frames.
+const READ_BUFFER: usize = 4 * 1024;
+/// Hard ceiling enforced by the WebSocket library. Frames between the advertised limit and
+/// this get `Message too large` and the socket stays open (spec §12 B13).
+const LIBRARY_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// Query of `GET /ws` (spec §3.1).
+#[derive(Debug, Deserialize)]
+pub struct ConnectParams {
+    session_id: Option<String>,
+    access_token: Option<String>,
+    cursor: Option<String>,
+}
+
+/// A handshake failure: plain-text catalog string (spec §3.2, §12 C6).
+fn reject(status: StatusCode, message: &'static str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        message,
+    )
+        .into_response()
+}
+
+/// `GET /ws?session_id=…&access_token=…[&cursor=…]`.
+pub async fn connect(
+    State(state): State<AppState>,
+    params: Result<Query<ConnectParams>, axum::extract::rejection::QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(Query(params)) = params else {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            catalog::INVALID_CONNECTION_PARAMETERS,
+        );
+    };
+    let (Some(session_id), Some(token)) = (
+        params.session_id.filter(|s| !s.is_empty()),
+        params.access_token.filter(|t| !t.is_empty()),
+    ) else {
+        return reject(
+            StatusCode::BAD_REQUEST,
+            catalog::INVALID_CONNECTION_PARAMETERS,
+        );
+    };
+    let Ok(claims) = state.issuer().verify(&token, state.clock().unix_seconds()) else {
+        return reject(StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED);
+    };
+    let Some(slot) = state.session(&session_id) else {
+        return reject(StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND);
+    };
+    if !slot.accepts(&claims, state.config().session_binding) {
+        return reject(StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED);
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let cursor = parse_cursor(params.cursor.as_deref()).unwrap_or_else(|_| {
+        tracing::warn!(cursor = ?params.cursor, session = %slot.id, "invalid cursor; replaying everything");
+        0
+    });
+    match state.reserve_connection(&slot) {
+        Ok(()) => {}
+        Err(ReserveError::Full) => {
+            return reject(
+                StatusCode::TOO_MANY_REQUESTS,
+                catalog::CONNECTION_LIMIT_EXCEEDED,
+            );
+        }
+        Err(ReserveError::Gone) => {
+            return reject(StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND);
+        }
+    }
+    let failed_state = state.clone();
+    let failed_slot = Arc::clone(&slot);
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(LIBRARY_MAX_MESSAGE)
+        .max_frame_size(LIBRARY_MAX_MESSAGE)
+        .on_failed_upgrade(move |error| {
+            tracing::debug!(%error, "websocket upgrade failed");
+            failed_state.release_reservation(&failed_slot);
+        })
+        .on_upgrade(move |socket| {
+            let tasks = state.tasks().clone();
+            tasks.track_future(run_connection(socket, state, slot, cursor))
+        })
+}
+
+/// How a connection loop ended.
+enum End {
+    /// Send this close frame, then stop.
+    Close(u16, &'static str),
+    /// The peer is gone (closed, reset, or errored); nothing more to send.
+    Gone,
+}
+
+async fn run_connection(
+    mut socket: WebSocket,
+    state: AppState,
+    slot: Arc<SessionSlot>,
+    cursor: u64,
+) {
+    let (conn, mut queue, replay) = state.open_connection(&slot, cursor);
+    let end = match write_all(&mut socket, replay).await {
+        Some(end) => end,
+        None => serve(&mut socket, &state, &slot, conn, &mut queue).await,
+    };
+    state.close_connection(&slot, conn);
+    if let End::Close(code, reason) = end {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+    }
+}
+
+async fn serve(
+    socket: &mut WebSocket,
+    state: &AppState,
+    slot: &SessionSlot,
+    conn: ConnId,
+    queue: &mut tokio::sync::mpsc::Receiver<Outbound>,
+) -> End {
+    let idle = state.config().connection_idle_timeout();
+    let mut idle_deadline = Instant::now() + idle;
+    let shutdown = state.shutdown_token().clone();
+    loop {
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => return End::Close(1001, "server shutting down"),
+            queued = queue.recv() => match queued {
+                Some(outbound) => {
+                    if let Some(end) = write_all(socket, [outbound]).await {
+                        return end;
+                    }
+                }
+                // Dropped from the session for falling too far behind.
+                None => return End::Close(1011, "send queue overflow"),
+            },
+            received = socket.recv() => {
+                let Some(Ok(message)) = received else { return End::Gone };
+                let raw = match &message {
+                    Message::Text(text) => RawFrame::Text(text.as_str()),
+                    Message::Binary(bytes) => RawFrame::Binary(bytes),
+                    // Pings are answered by the library; neither resets any timer (spec §12 C7).
+                    Message::Ping(_) | Message::Pong(_) => continue,
+                    Message::Close(_) => return End::Gone,
+                };
+                idle_deadline = Instant::now() + idle;
+                let decoded = decode_client_frame(raw, state.decode_options());
+                if state.config().close_on_oversized_frame && is_too_large(&decoded) {
+                    return End::Close(1009, "message too large");
+                }
+                let own = state.receive(slot, conn, decoded);
+                if let Some(end) = write_all(socket, own).await {
+                    return end;
+                }
+            }
+            () = tokio::time::sleep_until(idle_deadline) => return End::Close(1001, "idle timeout"),
+        }
+    }
+}
+
+fn is_too_large<T>(decoded: &Result<T, ClientFrameRejection>) -> bool {
+    matches!(decoded, Err(r) if matches!(r.error, ClientFrameError::TooLarge { .. }))
+}
+
+/// Writes frames in order; `Some` when the connection must end.
+async fn write_all(
+    socket: &mut WebSocket,
+    frames: impl IntoIterator<Item = Outbound>,
+) -> Option<End> {
+    for outbound in frames {
+        match outbound {
+            Outbound::Frame(frame) => {
+                if socket.send(Message::Text(frame)).await.is_err() {
+                    return Some(End::Gone);
+                }
+            }
+            Outbound::Close { code, reason } => return Some(End::Close(code, reason)),
+        }
+    }
+    None
+}

@@ -1,0 +1,78 @@
+//! The `messaging-mock` binary: one readiness line, a working default, clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Client, bounded};
+
+fn binary() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_messaging-mock"))
+}
+
+#[test]
+fn a_bad_config_is_refused_with_a_message_naming_the_field() {
+    let dir = std::env::temp_dir().join(format!("mm-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("bad.json");
+    std::fs::write(&path, r#"{"session_idle_timeout_seconds": -5}"#).expect("write");
+    let output = binary().arg("--config").arg(&path).output().expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("session_idle_timeout_seconds"), "{stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "no readiness line for a server that did not start"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serves_with_defaults_prints_one_ready_line_and_exits_cleanly_on_sigterm() {
+    bounded(async {
+        let mut child = binary()
+            .args(["--bind", "127.0.0.1:0", "--seed", "7"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawns");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .await
+        .expect("joined")
+        .expect("a line");
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("JSON readiness line");
+        assert_eq!(ready["ready"], true);
+        assert_eq!(ready["connector_token"], "mock-connector-token");
+        assert_eq!(ready["seed"], 7);
+        let ws_url = ready["ws_url"].as_str().expect("ws_url").to_owned();
+        assert!(
+            ws_url.starts_with("ws://127.0.0.1:") && ws_url.ends_with("/ws"),
+            "{ws_url}"
+        );
+
+        // A handshake without parameters reaches the real server and is refused properly.
+        let refused = Client::connect(&ws_url).await.err().expect("refused");
+        assert_eq!(
+            (refused.status, refused.body.as_str()),
+            (400, "invalid connection parameters")
+        );
+
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let exit = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .expect("joined")
+            .expect("waits");
+        assert!(exit.success(), "{exit:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    })
+    .await;
+}

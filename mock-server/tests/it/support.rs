@@ -1,0 +1,318 @@
+//! Test glue: HTTP through the router without a socket, WebSocket clients on real loopback
+//! sockets, time bounds, and transcript normalisation for snapshots.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::BodyExt;
+use mock_server::router::router;
+use mock_server::{Config, MockServer};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tower::ServiceExt;
+
+/// Every async test runs inside this bound.
+pub async fn bounded<T>(test: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(20), test)
+        .await
+        .expect("test exceeded its 20 s bound")
+}
+
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// One request through the router, no socket (STYLE habit 4).
+pub async fn http(
+    server: &MockServer,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> HttpResponse {
+    let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Body::from(body.to_owned())).expect("request");
+    let response = router(server.state().clone())
+        .oneshot(request)
+        .await
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    HttpResponse {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub async fn access_token(server: &MockServer) -> String {
+    let (token, host) = server.credentials();
+    let response = http(
+        server,
+        "POST",
+        "/api/v1/access-token",
+        &[
+            ("x-token", &token),
+            ("x-host", &host),
+            ("content-type", "application/json"),
+        ],
+        "{}",
+    )
+    .await;
+    assert_eq!(response.status, StatusCode::OK);
+    response.json()["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_owned()
+}
+
+pub async fn create_session(server: &MockServer, token: &str, streaming: bool) -> String {
+    let response = http(
+        server,
+        "POST",
+        "/api/v1/sessions",
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("content-type", "application/json"),
+        ],
+        &format!(r#"{{"streaming_enabled": {streaming}}}"#),
+    )
+    .await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&response.body)
+    );
+    response.json()["session_id"]
+        .as_str()
+        .expect("session_id")
+        .to_owned()
+}
+
+/// A fresh token and session.
+pub async fn new_session(server: &MockServer, streaming: bool) -> (String, String) {
+    let token = access_token(server).await;
+    let session = create_session(server, &token, streaming).await;
+    (token, session)
+}
+
+pub async fn start(config: Config) -> MockServer {
+    MockServer::start_with(config).await.expect("server starts")
+}
+
+pub fn ws_url(server: &MockServer, session: &str, token: &str, cursor: Option<&str>) -> String {
+    let mut url = format!(
+        "{}?session_id={session}&access_token={token}",
+        server.ws_url()
+    );
+    if let Some(cursor) = cursor {
+        url.push_str(&format!("&cursor={cursor}"));
+    }
+    url
+}
+
+/// What a client saw.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Event(Value),
+    Close(u16),
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Every frame in both directions, for transcripts: `("→" | "←", frame)`.
+    pub log: Vec<(&'static str, Value)>,
+}
+
+/// A handshake the server refused: status and plain-text body.
+#[derive(Debug)]
+pub struct Refused {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Result<Self, Refused> {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok((ws, _)) => Ok(Self {
+                ws,
+                log: Vec::new(),
+            }),
+            Err(tungstenite::Error::Http(response)) => Err(Refused {
+                status: response.status().as_u16(),
+                body: response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default(),
+            }),
+            Err(other) => panic!("connect failed: {other}"),
+        }
+    }
+
+    pub async fn send(&mut self, json: &str) {
+        self.log.push((
+            "→",
+            serde_json::from_str(json).unwrap_or(Value::String(json.into())),
+        ));
+        self.ws.send(Message::text(json)).await.expect("send");
+    }
+
+    pub async fn send_raw(&mut self, message: Message) {
+        self.ws.send(message).await.expect("send");
+    }
+
+    /// The next event or close; panics after 5 s of silence.
+    pub async fn next(&mut self) -> Frame {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+                .await
+                .expect("no frame within 5 s");
+            match message {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("server frames are JSON");
+                    self.log.push(("←", value.clone()));
+                    return Frame::Event(value);
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Frame::Close(frame.map_or(1005, |f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Frame::Close(1006),
+            }
+        }
+    }
+
+    pub async fn next_event(&mut self) -> Value {
+        match self.next().await {
+            Frame::Event(value) => value,
+            Frame::Close(code) => panic!("closed with {code} while waiting for an event"),
+        }
+    }
+
+    /// Events until one of `event_type` arrives (inclusive).
+    pub async fn until(&mut self, event_type: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let event = self.next_event().await;
+            let done = event["type"] == event_type;
+            seen.push(event);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Waits for the close and returns its code.
+    pub async fn closed(&mut self) -> u16 {
+        loop {
+            if let Frame::Close(code) = self.next().await {
+                return code;
+            }
+        }
+    }
+}
+
+pub const JOIN: &str = r#"{"type":"EVENT_TYPE_REQUEST_POLY_AGENT_JOIN","payload":{}}"#;
+
+pub fn user_message(text: &str) -> String {
+    serde_json::json!({"type": "EVENT_TYPE_USER_MESSAGE", "payload": {"text": text}}).to_string()
+}
+
+pub fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            e["type"]
+                .as_str()
+                .unwrap_or_default()
+                .trim_start_matches("EVENT_TYPE_")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The events inside one or more batch frames, flattened.
+pub fn batch_events(batches: &[Value]) -> Vec<Value> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b["payload"]["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Replaces what differs run to run (event ids, timestamps, message ids) with stable
+/// placeholders; message ids are numbered by first appearance so chunks still group.
+pub fn normalise(transcript: &[(&'static str, Value)]) -> Value {
+    let mut message_ids: Vec<String> = Vec::new();
+    let frames = transcript
+        .iter()
+        .map(|(dir, frame)| {
+            let mut frame = frame.clone();
+            redact(&mut frame, &mut message_ids);
+            serde_json::json!({ "dir": dir, "frame": frame })
+        })
+        .collect();
+    Value::Array(frames)
+}
+
+fn redact(value: &mut Value, message_ids: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map.iter_mut() {
+                match (key.as_str(), &*child) {
+                    ("id", Value::String(s)) if uuid::Uuid::parse_str(s).is_ok() => {
+                        *child = Value::String("[event-id]".into());
+                    }
+                    ("timestamp", Value::String(_)) => *child = Value::String("[timestamp]".into()),
+                    ("message_id", Value::String(s)) => {
+                        let n = match message_ids.iter().position(|m| m == s) {
+                            Some(n) => n,
+                            None => {
+                                message_ids.push(s.clone());
+                                message_ids.len() - 1
+                            }
+                        };
+                        *child = Value::String(format!("[message-{}]", n + 1));
+                    }
+                    _ => redact(child, message_ids),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| redact(item, message_ids)),
+        _ => {}
+    }
+}
