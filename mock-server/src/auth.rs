@@ -22,6 +22,9 @@ pub struct Connector {
     /// The registered host identifier (web domain or app namespace). `None` reproduces
     /// `Connector missing host domain`.
     pub host: Option<String>,
+    /// The scenario this connector's sessions run (name or path); the server default if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
 }
 
 impl Connector {
@@ -31,6 +34,7 @@ impl Connector {
             id: "default".into(),
             token: "mock-connector-token".into(),
             host: Some("localhost".into()),
+            scenario: None,
         }
     }
 }
@@ -227,6 +231,10 @@ pub struct AccessClaims {
     pub exp: u64,
     /// Unique per token; sessions are bound to it (spec §12 A8).
     pub jti: String,
+    /// The scenario the token's sessions run, when chosen at the token (connector mapping or a
+    /// `scenario:<name>` connector token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
 }
 
 /// Mints and verifies HS256 access tokens with one key.
@@ -269,6 +277,7 @@ impl TokenIssuer {
         &self,
         connector: &Connector,
         host: &str,
+        scenario: Option<&str>,
         now_unix: u64,
     ) -> Result<(String, AccessClaims), AuthError> {
         let claims = AccessClaims {
@@ -277,6 +286,7 @@ impl TokenIssuer {
             iat: now_unix,
             exp: now_unix.saturating_add(self.ttl_seconds),
             jti: uuid::Uuid::new_v4().to_string(),
+            scenario: scenario.map(str::to_owned),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| AuthError::MintFailed(e.to_string()))?;
@@ -308,16 +318,19 @@ mod tests {
                 id: "acme".into(),
                 token: "t-acme".into(),
                 host: Some("https://www.yourcompany.com".into()),
+                scenario: None,
             },
             Connector {
                 id: "app".into(),
                 token: "t-app".into(),
                 host: Some("com.yourcompany.app".into()),
+                scenario: None,
             },
             Connector {
                 id: "nohost".into(),
                 token: "t-none".into(),
                 host: None,
+                scenario: None,
             },
         ])
         .expect("valid registry")
@@ -408,12 +421,16 @@ mod tests {
     fn minted_tokens_verify_until_they_expire() {
         let issuer = TokenIssuer::new(b"k", 100);
         let connector = Connector::default_connector();
-        let (token, claims) = issuer.issue(&connector, "localhost", 1_000).expect("mint");
+        let (token, claims) = issuer
+            .issue(&connector, "localhost", None, 1_000)
+            .expect("mint");
         assert_eq!(issuer.verify(&token, 1_099), Ok(claims.clone()));
         assert_eq!(claims.sub, "default");
         assert_eq!(claims.exp, 1_100);
         assert!(issuer.verify(&token, 1_100).is_err(), "dead at exp");
-        let (other, other_claims) = issuer.issue(&connector, "localhost", 1_000).expect("mint");
+        let (other, other_claims) = issuer
+            .issue(&connector, "localhost", None, 1_000)
+            .expect("mint");
         assert_ne!(
             (token.as_str(), claims.jti),
             (other.as_str(), other_claims.jti),
@@ -426,9 +443,9 @@ mod tests {
         let issuer = TokenIssuer::new(b"k", 100);
         let connector = Connector::default_connector();
         let (foreign, _) = TokenIssuer::new(b"other", 100)
-            .issue(&connector, "h", 0)
+            .issue(&connector, "h", None, 0)
             .expect("mint");
-        let (token, _) = issuer.issue(&connector, "h", 0).expect("mint");
+        let (token, _) = issuer.issue(&connector, "h", None, 0).expect("mint");
         let parts: Vec<&str> = token.split('.').collect();
         let forged_payload = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -438,6 +455,7 @@ mod tests {
                 iat: 0,
                 exp: u64::MAX,
                 jti: "j".into(),
+                scenario: None,
             },
             &EncodingKey::from_secret(b"k2"),
         )

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Connector;
 use crate::engine::EngineConfig;
-use crate::engine::agent::{DefaultAgent, Persona};
 use crate::protocol::{Capabilities, DecodeOptions};
 
 /// What a session is bound to (spec §12 A8).
@@ -33,34 +32,6 @@ pub struct RateLimits {
     pub http_requests_per_minute: u32,
     /// Client frames per second per session; frames over it are dropped silently.
     pub ws_frames_per_second: u32,
-}
-
-/// The default agent's persona and pacing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AgentConfig {
-    pub name: String,
-    pub avatar_url: String,
-    pub greeting: String,
-    /// Between `POLY_AGENT_THINKING` and the reply.
-    pub think_ms: u64,
-    /// Between streamed chunks.
-    pub chunk_interval_ms: u64,
-    pub words_per_chunk: usize,
-}
-
-impl Default for AgentConfig {
-    fn default() -> Self {
-        let agent = DefaultAgent::default();
-        Self {
-            name: agent.persona.name,
-            avatar_url: agent.persona.avatar_url,
-            greeting: agent.greeting,
-            think_ms: agent.think.as_millis() as u64,
-            chunk_interval_ms: agent.chunk_interval.as_millis() as u64,
-            words_per_chunk: agent.words_per_chunk,
-        }
-    }
 }
 
 /// The whole configuration. Durations are in seconds (fractions allowed).
@@ -105,9 +76,17 @@ pub struct Config {
     /// `Access-Control-Allow-Origin` (spec §12 A10).
     pub cors_allow_origin: String,
     pub rate_limits: Option<RateLimits>,
-    /// Seed for ids; random per process when absent.
+    /// Seed for ids and random scenario choices; the scenario's own seed, or random per
+    /// process, when absent.
     pub seed: Option<u64>,
-    pub agent: AgentConfig,
+    /// The scenario sessions run unless their connector names another: a catalogue name
+    /// (`playground`, `handoff/server-managed`, ...) or a path to a file.
+    pub scenario: String,
+    /// Scenario delays are divided by this: 100 plays a scenario a hundred times faster.
+    pub time_scale: f64,
+    /// Timestamps and ids from a logical clock starting at this Unix time (ms), advancing 1 ms
+    /// per frame, so a seed reproduces byte-identical frames.
+    pub logical_clock_epoch_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -136,7 +115,9 @@ impl Default for Config {
             cors_allow_origin: "*".into(),
             rate_limits: None,
             seed: None,
-            agent: AgentConfig::default(),
+            scenario: crate::scenario::DEFAULT_SCENARIO.into(),
+            time_scale: 1.0,
+            logical_clock_epoch_ms: None,
         }
     }
 }
@@ -219,8 +200,11 @@ impl Config {
         if self.max_message_size_bytes < 1024 {
             return Err(invalid("max_message_size_bytes", "must be at least 1024"));
         }
-        if self.agent.words_per_chunk == 0 {
-            return Err(invalid("agent.words_per_chunk", "must be at least 1"));
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return Err(invalid(
+                "time_scale",
+                format!("must be a positive number, got {}", self.time_scale),
+            ));
         }
         if let Some(limits) = &self.rate_limits
             && (limits.http_requests_per_minute == 0 || limits.ws_frames_per_second == 0)
@@ -258,6 +242,8 @@ impl Config {
             strict_cursor: self.strict_cursor,
             rejoin_after_handoff: self.rejoin_after_handoff,
             transient_types: self.transient_types.clone(),
+            time_scale: self.time_scale,
+            logical_clock_epoch: self.logical_clock_epoch_ms,
         }
     }
 
@@ -267,21 +253,6 @@ impl Config {
                 .unwrap_or(usize::MAX),
             missing_payload_is_empty: self.lenient_missing_payload,
             allow_blank_text: self.allow_blank_text,
-        }
-    }
-
-    /// The default agent with this configuration's persona and pacing.
-    pub fn default_agent(&self) -> DefaultAgent {
-        DefaultAgent {
-            persona: Persona {
-                name: self.agent.name.clone(),
-                avatar_url: self.agent.avatar_url.clone(),
-            },
-            greeting: self.agent.greeting.clone(),
-            think: Duration::from_millis(self.agent.think_ms),
-            chunk_interval: Duration::from_millis(self.agent.chunk_interval_ms),
-            words_per_chunk: self.agent.words_per_chunk,
-            ..DefaultAgent::default()
         }
     }
 }

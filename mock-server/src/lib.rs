@@ -17,6 +17,7 @@ pub mod engine;
 pub mod http;
 pub mod protocol;
 pub mod router;
+pub mod scenario;
 pub mod schemas;
 pub mod server;
 pub mod state;

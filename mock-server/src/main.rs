@@ -30,6 +30,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// List the built-in scenarios (`--scenario NAME`, or connector token `scenario:NAME`).
+    Scenarios,
+    /// Validate scenario files; prints each error with its JSON pointer.
+    CheckScenario {
+        /// Scenario files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Regenerate the JSON Schemas in `schemas/` from the protocol types.
     GenerateSchemas {
         /// Directory to write into.
@@ -73,9 +81,17 @@ struct ServeArgs {
     /// HS256 key for access tokens (default: random per process).
     #[arg(long, env = "MESSAGING_MOCK_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
-    /// Seed for event and message ids (default: random, printed in the readiness line).
-    #[arg(long)]
+    /// Seed for ids and random scenario choices (default: the scenario's, else random;
+    /// printed in the readiness line).
+    #[arg(long, env = "MESSAGING_MOCK_SEED")]
     seed: Option<u64>,
+    /// Scenario for every session: a built-in name (see `scenarios`) or a JSON file.
+    /// Default: `playground`.
+    #[arg(long, env = "MESSAGING_MOCK_SCENARIO")]
+    scenario: Option<String>,
+    /// Divide every scenario delay by this (100 = a hundred times faster).
+    #[arg(long)]
+    time_scale: Option<f64>,
     /// Log filter, e.g. `info`, `debug`, `mock_server=trace`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -120,6 +136,12 @@ impl ServeArgs {
         if self.seed.is_some() {
             config.seed = self.seed;
         }
+        if let Some(scenario) = self.scenario {
+            config.scenario = scenario;
+        }
+        if let Some(scale) = self.time_scale {
+            config.time_scale = scale;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -129,6 +151,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::GenerateSchemas { out, check }) => generate_schemas(&out, check),
+        Some(Command::Scenarios) => list_scenarios(),
+        Some(Command::CheckScenario { files }) => check_scenarios(&files),
         None => serve(cli.serve),
     };
     result.unwrap_or_else(|error| {
@@ -148,8 +172,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .init();
     let bind = args.bind;
     let mut config = args.into_config()?;
-    let seed = config.seed.unwrap_or_else(rand_seed);
+    let scenario_seed = mock_server::scenario::Catalogue::embedded()
+        .ok()
+        .and_then(|c| c.get(&config.scenario))
+        .and_then(|s| s.seed);
+    let seed = config.seed.or(scenario_seed).unwrap_or_else(rand_seed);
     config.seed = Some(seed);
+    let scenario = config.scenario.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,6 +199,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "connector_token": connector.token,
             "host": connector.host,
             "seed": seed,
+            "scenario": scenario,
         });
         println!("{ready}");
         tracing::info!(%addr, "messaging-mock listening");
@@ -211,6 +241,37 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             tracing::info!("shutting down: closing sockets with 1001");
         })
     }
+}
+
+fn list_scenarios() -> anyhow::Result<ExitCode> {
+    let catalogue = mock_server::scenario::Catalogue::embedded()?;
+    for (name, text) in mock_server::scenario::embedded() {
+        let description = catalogue
+            .get(name)
+            .map(|s| s.description.clone())
+            .unwrap_or_default();
+        let _ = text;
+        println!("{name:40} {description}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check_scenarios(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for file in files {
+        match mock_server::scenario::load_file(file) {
+            Ok(script) => println!("ok: {} ({} rules)", file.display(), script.rules.len()),
+            Err(error) => {
+                failed = true;
+                println!("error: {error}");
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn generate_schemas(out: &Path, check: bool) -> anyhow::Result<ExitCode> {

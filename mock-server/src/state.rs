@@ -20,15 +20,22 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AccessClaims, ConnectorRegistry, TokenIssuer};
 use crate::config::{Config, SessionBinding};
-use crate::engine::agent::AgentScript;
-use crate::engine::{Action, ConnId, EngineConfig, Now, Recipient, Session, SessionStatus};
+use crate::engine::{
+    Action, ConnId, EngineConfig, Now, Recipient, Refusal, Session, SessionStatus,
+};
 use crate::protocol::{DecodeOptions, SessionId};
+use crate::scenario::{Catalogue, ScenarioError, Script};
 
 /// Frames a connection's task must write, queued by other tasks.
 #[derive(Debug)]
 pub enum Outbound {
     Frame(Utf8Bytes),
-    Close { code: u16, reason: &'static str },
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
+    /// End the TCP connection without a close frame.
+    Drop,
 }
 
 /// Per-connection queue depth. A client this far behind is closed rather than buffered forever.
@@ -130,6 +137,8 @@ impl SessionSlot {
 pub enum ReserveError {
     Gone,
     Full,
+    /// A scenario fault refuses the handshake.
+    Refused(Refusal),
 }
 
 /// A fixed-window counter keyed by token (spec §12 A11).
@@ -149,7 +158,9 @@ struct Inner {
     config: Config,
     engine_config: Arc<EngineConfig>,
     decode: DecodeOptions,
-    agent: Arc<dyn AgentScript>,
+    /// Every scenario sessions may run, validated at start.
+    catalogue: Catalogue,
+    default_script: Arc<Script>,
     connectors: ConnectorRegistry,
     issuer: TokenIssuer,
     clock: Clock,
@@ -168,6 +179,8 @@ pub enum StateError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Auth(#[from] crate::auth::AuthConfigError),
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
 }
 
 impl AppState {
@@ -178,7 +191,15 @@ impl AppState {
             Some(secret) => TokenIssuer::new(secret.as_bytes(), config.token_ttl_seconds),
             None => TokenIssuer::with_random_key(config.token_ttl_seconds)?,
         };
-        let seed = config.seed.unwrap_or_else(|| {
+        // Every scenario a session may run is validated now: never start half-configured.
+        let mut catalogue = Catalogue::embedded()?;
+        let default_script = catalogue.resolve(&config.scenario)?;
+        for connector in &config.connectors {
+            if let Some(scenario) = &connector.scenario {
+                catalogue.resolve(scenario)?;
+            }
+        }
+        let seed = config.seed.or(default_script.seed).unwrap_or_else(|| {
             let mut bytes = [0u8; 8];
             // Without OS randomness ids are still unique per process (the counter moves on).
             let _ = getrandom::fill(&mut bytes);
@@ -188,7 +209,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 engine_config: Arc::new(config.engine_config()),
                 decode: config.decode_options(),
-                agent: Arc::new(config.default_agent()),
+                catalogue,
+                default_script,
                 connectors,
                 issuer,
                 clock: Clock::start(),
@@ -238,6 +260,15 @@ impl AppState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A scenario of the catalogue, by name.
+    pub fn scenario(&self, name: &str) -> Option<Arc<Script>> {
+        self.inner.catalogue.get(name)
+    }
+
+    pub fn catalogue(&self) -> &Catalogue {
+        &self.inner.catalogue
+    }
+
     pub fn session_count(&self) -> usize {
         self.sessions().len()
     }
@@ -256,9 +287,14 @@ impl AppState {
             .inner
             .next_seed
             .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        let script = claims
+            .scenario
+            .as_deref()
+            .and_then(|name| self.inner.catalogue.get(name))
+            .unwrap_or_else(|| Arc::clone(&self.inner.default_script));
         let engine = Session::new(
             Arc::clone(&self.inner.engine_config),
-            Arc::clone(&self.inner.agent),
+            script,
             streaming,
             seed,
             self.inner.clock.now(),
@@ -294,6 +330,10 @@ impl AppState {
         if locked.engine.status() == SessionStatus::Expired {
             return Err(ReserveError::Gone);
         }
+        locked
+            .engine
+            .admit_handshake()
+            .map_err(ReserveError::Refused)?;
         if locked.conns.len() + locked.slots.reserved
             >= self.inner.config.max_connections_per_session
         {
@@ -356,8 +396,8 @@ impl AppState {
         let deadline = locked.engine.next_deadline();
         let wake = match (deadline, locked.timer_target) {
             (Some(new), Some(target)) => new < target,
-            (Some(_), None) => true,
-            (None, _) => false,
+            // No deadline: expired, so the timer task should remove the session now.
+            _ => true,
         };
         drop(locked);
         if wake {
@@ -434,6 +474,7 @@ fn dispatch(locked: &mut Locked, own: Option<ConnId>, actions: Vec<Action>) -> V
         let (to, outbound) = match action {
             Action::Send { to, frame } => (to, Outbound::Frame(Utf8Bytes::from(frame))),
             Action::Close { to, code, reason } => (to, Outbound::Close { code, reason }),
+            Action::Drop { to } => (to, Outbound::Drop),
         };
         for conn in &locked.conns {
             let addressed = match to {
@@ -449,6 +490,7 @@ fn dispatch(locked: &mut Locked, own: Option<ConnId>, actions: Vec<Action>) -> V
                     code: *code,
                     reason,
                 },
+                Outbound::Drop => Outbound::Drop,
             };
             if Some(conn.id) == own {
                 mine.push(copy);

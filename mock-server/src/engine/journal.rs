@@ -37,6 +37,12 @@ impl Journal {
         self.entries.is_empty()
     }
 
+    /// The encoded event with this sequence.
+    pub fn get(&self, sequence: Sequence) -> Option<&str> {
+        let index = usize::try_from(sequence.0.checked_sub(1)?).ok()?;
+        self.entries.get(index).map(|e| &*e.json)
+    }
+
     pub fn push(&mut self, sequence: Sequence, json: &str) {
         debug_assert_eq!(sequence, self.next_sequence());
         self.entries.push(Entry {

@@ -1,15 +1,14 @@
 //! The session state machine, without I/O: `(state, input, now) -> actions`.
 //!
-//! A [`Session`] owns one conversation: its journal, its phase (who is present), and a timeline
-//! of agent steps still to play. The shell (`ws`, `state`) feeds it decoded client frames,
-//! connects and clock ticks, then carries out the returned [`Action`]s. Time is always passed
-//! in as [`Now`], so tests drive it with a fake clock and no sockets.
+//! A [`Session`] owns one conversation: its journal, its phase (who is present), the validated
+//! [`Script`] it consults, and a timeline of steps still to play. The shell (`ws`, `state`)
+//! feeds it decoded client frames, connects and clock ticks, then carries out the returned
+//! [`Action`]s. Time is always passed in as [`Now`], so tests drive it with a fake clock and no
+//! sockets.
 //!
-//! - [`agent`]: the script vocabulary ([`Step`]) and the default agent.
 //! - [`journal`]: the history, replay batching and cursor parsing.
-//! - [`ids`]: seeded id minting.
+//! - [`ids`]: seeded id minting (and the seeded chance behind probabilistic rules).
 
-pub mod agent;
 pub mod ids;
 pub mod journal;
 
@@ -17,15 +16,18 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::protocol::{
     Capabilities, ClientEvent, ClientFrame, ClientFrameRejection, Empty, LiveAgent,
     LiveAgentJoined, LiveAgentMessage, LiveAgentTyping, Metadata, PolyAgentJoined,
-    PolyAgentMessage, PolyAgentMessageChunk, ServerEnvelope, ServerEvent, SessionEnd,
-    SessionEndReason, SessionStart, SystemMessage, SystemMessageLevel, Timestamp, UserMessageEcho,
-    catalog, encode_server_frame,
+    PolyAgentMessage, PolyAgentMessageChunk, Sequence, ServerEnvelope, ServerEvent, SessionEnd,
+    SessionEndReason, SessionStart, SystemMessage, SystemMessageLevel, Timestamp, UnknownEvent,
+    UserMessageEcho, catalog, encode_server_frame,
 };
+use crate::scenario::script::{Chance, Stream};
+use crate::scenario::{Audience, Fault, Memory, Reply, Script, Step};
 
-use agent::{AgentScript, Audience, Reply, Step};
 use ids::IdGen;
 use journal::{Journal, ReplayRequest};
 
@@ -62,15 +64,22 @@ pub enum Action {
         code: u16,
         reason: &'static str,
     },
+    /// Drop the TCP connection without a close frame (the client sees 1006).
+    Drop {
+        to: Recipient,
+    },
 }
 
 /// Close code after `SESSION_END` (spec §12 D1).
 pub const CLOSE_SESSION_ENDED: u16 = 1000;
+/// Close code when the server forgets a session under an open socket (spec §12 D1).
+pub const CLOSE_SESSION_UNKNOWN: u16 = 4001;
 
 /// Server-wide settings the engine consults (spec §12, the configurable parts).
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Advertised in `SESSION_START`; `streaming` is filled per session.
+    /// Advertised in `SESSION_START`; `streaming` is filled per session, and a scenario may
+    /// override the rest.
     pub capabilities: Capabilities,
     /// `SESSION_START.context_id`, omitted when `None` (spec §12 B12).
     pub context_id: Option<String>,
@@ -86,6 +95,11 @@ pub struct EngineConfig {
     pub rejoin_after_handoff: bool,
     /// Event types sent with `sequence: null` and not journaled (spec §12 B1).
     pub transient_types: Vec<String>,
+    /// Scenario delays are divided by this (100 = a hundred times faster).
+    pub time_scale: f64,
+    /// When set, timestamps and ids come from a logical clock starting here (Unix ms) and
+    /// advancing 1 ms per frame: same seed, same inputs, byte-identical frames.
+    pub logical_clock_epoch: Option<u64>,
 }
 
 impl EngineConfig {
@@ -122,6 +136,8 @@ impl Default for EngineConfig {
             strict_cursor: false,
             rejoin_after_handoff: true,
             transient_types: Self::default_transient_types(),
+            time_scale: 1.0,
+            logical_clock_epoch: None,
         }
     }
 }
@@ -152,60 +168,118 @@ pub enum SessionStatus {
     Expired,
 }
 
-/// An item of the timeline: a script step, or a streamed chunk already cut.
+/// A handshake the session refuses (scenario faults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    pub body: &'static str,
+}
+
+/// An item of the timeline.
 #[derive(Debug, Clone)]
 enum Scheduled {
     Step(Step),
     Chunk(PolyAgentMessageChunk),
+    /// A held `USER_MESSAGE` echo (the delayed-echo fault).
+    Echo(UserMessageEcho, Option<Metadata>),
+}
+
+/// Modifiers of live delivery, armed by faults, consumed by the next event(s).
+#[derive(Debug, Default)]
+struct Delivery {
+    duplicate: bool,
+    omit: bool,
+    unknown_fields: bool,
+    null_sequence: bool,
+    /// Armed swap, and the event held back until the next one is sent.
+    swap: bool,
+    held: Option<String>,
+}
+
+/// Modifiers of the next replay and of handshakes.
+#[derive(Debug, Default)]
+struct Pending {
+    split_replay: Option<usize>,
+    alternate_shape: bool,
+    delay_echo: Option<Duration>,
+    drop_echo: bool,
+    refuse: Option<(u32, u16)>,
+    token_expired: bool,
 }
 
 /// One conversation.
 #[derive(Debug)]
 pub struct Session {
     config: Arc<EngineConfig>,
-    agent: Arc<dyn AgentScript>,
+    script: Arc<Script>,
     streaming: bool,
     ids: IdGen,
+    memory: Memory,
     journal: Journal,
     phase: Phase,
     user_messages: u32,
+    connections_seen: u32,
     timeline: VecDeque<(Duration, Scheduled)>,
     timeline_tail: Duration,
     last_activity: Duration,
     ended_at: Option<Duration>,
     expired: bool,
+    frames_emitted: u64,
+    delivery: Delivery,
+    pending: Pending,
+}
+
+impl Chance for IdGen {
+    fn next_unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 impl Session {
     /// A new session; journals `SESSION_START` as sequence 1.
     pub fn new(
         config: Arc<EngineConfig>,
-        agent: Arc<dyn AgentScript>,
+        script: Arc<Script>,
         streaming: bool,
         seed: u64,
         now: Now,
     ) -> Self {
+        let overrides = &script.capabilities;
+        let capabilities = Capabilities {
+            streaming: Some(streaming),
+            max_message_size_bytes: overrides
+                .max_message_size_bytes
+                .or(config.capabilities.max_message_size_bytes),
+            max_reconnect_attempts: overrides
+                .max_reconnect_attempts
+                .or(config.capabilities.max_reconnect_attempts),
+            heartbeat_interval_seconds: overrides
+                .heartbeat_interval_seconds
+                .or(config.capabilities.heartbeat_interval_seconds),
+        };
+        let start = ServerEvent::SessionStart(SessionStart {
+            capabilities,
+            context_id: config.context_id.clone(),
+        });
         let mut session = Self {
             config,
-            agent,
+            script,
             streaming,
             ids: IdGen::from_seed(seed),
+            memory: Memory::default(),
             journal: Journal::default(),
             phase: Phase::AwaitingJoin,
             user_messages: 0,
+            connections_seen: 0,
             timeline: VecDeque::new(),
             timeline_tail: now.elapsed,
             last_activity: now.elapsed,
             ended_at: None,
             expired: false,
+            frames_emitted: 0,
+            delivery: Delivery::default(),
+            pending: Pending::default(),
         };
-        let start = ServerEvent::SessionStart(SessionStart {
-            capabilities: Capabilities {
-                streaming: Some(streaming),
-                ..session.config.capabilities.clone()
-            },
-            context_id: session.config.context_id.clone(),
-        });
         let mut discard = Vec::new();
         session.emit(&mut discard, Recipient::All, start, None, true, now);
         session
@@ -221,6 +295,10 @@ impl Session {
 
     pub fn journal(&self) -> &Journal {
         &self.journal
+    }
+
+    pub fn script(&self) -> &Script {
+        &self.script
     }
 
     pub fn status(&self) -> SessionStatus {
@@ -246,30 +324,70 @@ impl Session {
         })
     }
 
-    /// A connection opened with `cursor`: its replay, and a close if the session has ended
-    /// (spec §12 C8). The caller registers the connection for later events.
+    /// Whether a handshake may proceed, given the scenario's handshake faults. A refusal
+    /// counts against the armed number.
+    pub fn admit_handshake(&mut self) -> Result<(), Refusal> {
+        if self.pending.token_expired {
+            return Err(Refusal {
+                status: 401,
+                body: catalog::AUTHENTICATION_FAILED,
+            });
+        }
+        if let Some((count, status)) = self.pending.refuse.take() {
+            if count > 1 {
+                self.pending.refuse = Some((count - 1, status));
+            }
+            let body = match status {
+                400 => catalog::INVALID_CONNECTION_PARAMETERS,
+                401 => catalog::AUTHENTICATION_FAILED,
+                404 => catalog::SESSION_NOT_FOUND,
+                429 => catalog::CONNECTION_LIMIT_EXCEEDED,
+                _ => "service unavailable",
+            };
+            return Err(Refusal { status, body });
+        }
+        Ok(())
+    }
+
+    /// A connection opened with `cursor`: its replay, a close if the session has ended
+    /// (spec §12 C8), and whatever the script does on a reconnect. The caller registers the
+    /// connection before carrying these out.
     pub fn connect(&mut self, conn: ConnId, cursor: u64, now: Now) -> Vec<Action> {
         let request = ReplayRequest {
             cursor,
             strict_cursor: self.config.strict_cursor,
-            batch_size: self.config.replay_batch_size,
+            batch_size: self
+                .pending
+                .split_replay
+                .take()
+                .unwrap_or(self.config.replay_batch_size),
             max_frame_bytes: self.max_frame_bytes(),
         };
-        let mut out: Vec<Action> = self
-            .journal
-            .replay_batches(&request, &mut self.ids, now.unix_millis)
+        let stamp = self.stamp(now);
+        let mut batches = self.journal.replay_batches(&request, &mut self.ids, stamp);
+        if std::mem::take(&mut self.pending.alternate_shape) {
+            batches = batches.iter().map(|b| alternate_shape(b)).collect();
+        }
+        let mut out: Vec<Action> = batches
             .into_iter()
             .map(|frame| Action::Send {
                 to: Recipient::Conn(conn),
                 frame,
             })
             .collect();
+        self.connections_seen += 1;
         if matches!(self.phase, Phase::Ended(_)) {
             out.push(Action::Close {
                 to: Recipient::Conn(conn),
                 code: CLOSE_SESSION_ENDED,
                 reason: "session ended",
             });
+            return out;
+        }
+        if self.connections_seen > 1 {
+            let steps = self.script.on_reconnect(&mut self.memory, &mut self.ids);
+            self.schedule(steps, now);
+            self.run_due(&mut out, now);
         }
         out
     }
@@ -290,7 +408,7 @@ impl Session {
         now: Now,
     ) -> Vec<Action> {
         let mut out = Vec::new();
-        if matches!(self.phase, Phase::Ended(_)) {
+        if matches!(self.phase, Phase::Ended(_)) || self.expired {
             // The socket is closing; frames racing the close are discarded (spec §12 D2).
             return out;
         }
@@ -311,6 +429,9 @@ impl Session {
     pub fn tick(&mut self, now: Now) -> Vec<Action> {
         let mut out = Vec::new();
         self.run_due(&mut out, now);
+        if self.expired {
+            return out;
+        }
         match self.ended_at {
             Some(ended_at) => {
                 if now.elapsed >= ended_at + self.config.retention {
@@ -362,24 +483,37 @@ impl Session {
                         let text = catalog::ERROR_CONVERSATION_NOT_FOUND.into();
                         return self.reply_error(out, conn, text, metadata, now);
                     }
-                    Phase::Joining | Phase::PolyAgent => Some(Audience::PolyAgent),
-                    Phase::Queue => Some(Audience::Queue),
-                    Phase::LiveAgent(_) => Some(Audience::LiveAgent),
-                    Phase::NoAgent | Phase::Ended(_) => None,
+                    Phase::Joining | Phase::PolyAgent => Audience::PolyAgent,
+                    Phase::Queue => Audience::Queue,
+                    Phase::LiveAgent(_) => Audience::LiveAgent,
+                    Phase::NoAgent | Phase::Ended(_) => Audience::Nobody,
                 };
+                if std::mem::take(&mut self.pending.drop_echo) {
+                    // Lost on the way: never processed, so the client's resend is the first.
+                    return;
+                }
                 let echo = UserMessageEcho {
                     text: message.text,
                     message_id: self.ids.message_id(),
                 };
                 let text = echo.text.clone();
-                self.emit_event(out, ServerEvent::UserMessage(echo), metadata, now);
-                self.user_messages += 1;
-                if let Some(audience) = audience {
-                    let steps = self
-                        .agent
-                        .on_user_message(audience, &text, self.user_messages);
-                    self.schedule(steps, now);
+                match self.pending.delay_echo.take() {
+                    Some(delay) => {
+                        let at = now.elapsed + self.scaled(delay);
+                        self.timeline_tail = self.timeline_tail.max(at);
+                        self.insert_at(at, Scheduled::Echo(echo, metadata));
+                    }
+                    None => self.emit_event(out, ServerEvent::UserMessage(echo), metadata, now),
                 }
+                self.user_messages += 1;
+                let steps = self.script.on_user_message(
+                    audience,
+                    &text,
+                    self.user_messages,
+                    &mut self.memory,
+                    &mut self.ids,
+                );
+                self.schedule(steps, now);
             }
             ClientEvent::UserEndSession => {
                 self.emit_event(out, ServerEvent::UserEndSession(Empty {}), metadata, now);
@@ -399,8 +533,17 @@ impl Session {
             now,
         );
         self.phase = Phase::Joining;
-        let steps = self.agent.on_join();
+        let steps = self.script.on_join(&mut self.memory, &mut self.ids);
         self.schedule(steps, now);
+        for (delay, steps) in self.script.timed() {
+            let mut at = now.elapsed + self.scaled(delay);
+            for step in steps {
+                match step {
+                    Step::Pause(pause) => at += self.scaled(pause),
+                    other => self.insert_at(at, Scheduled::Step(other)),
+                }
+            }
+        }
     }
 
     /// An error caused by one connection's frame: transient, to that connection only, with the
@@ -432,6 +575,15 @@ impl Session {
         self.emit(out, Recipient::All, event, metadata, journaled, now);
     }
 
+    /// The Unix milliseconds for the next frame: the wall clock, or the logical one.
+    fn stamp(&mut self, now: Now) -> u64 {
+        self.frames_emitted += 1;
+        match self.config.logical_clock_epoch {
+            Some(epoch) => epoch + self.frames_emitted,
+            None => now.unix_millis,
+        }
+    }
+
     fn emit(
         &mut self,
         out: &mut Vec<Action>,
@@ -441,22 +593,61 @@ impl Session {
         journaled: bool,
         now: Now,
     ) {
+        let live = to == Recipient::All;
+        let null_sequence = live && std::mem::take(&mut self.delivery.null_sequence);
+        let journaled = journaled && !null_sequence;
         let sequence = journaled.then(|| self.journal.next_sequence());
+        let stamp = self.stamp(now);
         let envelope = ServerEnvelope {
-            id: self.ids.event_id(now.unix_millis),
+            id: self.ids.event_id(stamp),
             sequence,
-            timestamp: Timestamp::from_unix_millis(now.unix_millis),
+            timestamp: Timestamp::from_unix_millis(stamp),
             event,
             metadata,
         };
-        let frame = encode_server_frame(&envelope);
+        let mut frame = encode_server_frame(&envelope);
         if let Some(sequence) = sequence {
             self.journal.push(sequence, &frame);
         }
+        if !live {
+            out.push(Action::Send { to, frame });
+            return;
+        }
+        if std::mem::take(&mut self.delivery.unknown_fields) {
+            frame = with_unknown_fields(&frame);
+        }
+        self.deliver(out, frame);
+    }
+
+    /// Live delivery of one frame through the armed delivery faults.
+    fn deliver(&mut self, out: &mut Vec<Action>, frame: String) {
+        let to = Recipient::All;
+        if std::mem::take(&mut self.delivery.omit) {
+            return;
+        }
+        if std::mem::take(&mut self.delivery.swap) {
+            self.delivery.held = Some(frame);
+            return;
+        }
+        if std::mem::take(&mut self.delivery.duplicate) {
+            out.push(Action::Send {
+                to,
+                frame: frame.clone(),
+            });
+        }
         out.push(Action::Send { to, frame });
+        if let Some(held) = self.delivery.held.take() {
+            out.push(Action::Send { to, frame: held });
+        }
     }
 
     fn end(&mut self, out: &mut Vec<Action>, reason: SessionEndReason, now: Now) {
+        if let Some(held) = self.delivery.held.take() {
+            out.push(Action::Send {
+                to: Recipient::All,
+                frame: held,
+            });
+        }
         self.emit_event(
             out,
             ServerEvent::SessionEnd(SessionEnd {
@@ -475,83 +666,94 @@ impl Session {
         self.timeline.clear();
     }
 
+    fn scaled(&self, delay: Duration) -> Duration {
+        if self.config.time_scale > 0.0 && self.config.time_scale.is_finite() {
+            delay.div_f64(self.config.time_scale)
+        } else {
+            delay
+        }
+    }
+
+    /// Inserts an item at an absolute time, after items due at the same time.
+    fn insert_at(&mut self, at: Duration, item: Scheduled) {
+        let index = self.timeline.partition_point(|(due, _)| *due <= at);
+        self.timeline.insert(index, (at, item));
+    }
+
     /// Appends `steps` to the timeline, after whatever is still playing. Steps due now play at
     /// the end of the current input, in the same batch of actions.
     fn schedule(&mut self, steps: Vec<Step>, now: Now) {
         let mut at = self.timeline_tail.max(now.elapsed);
         for step in steps {
             match step {
-                Step::Pause(pause) => at += pause,
+                Step::Pause(pause) => at += self.scaled(pause),
                 Step::Say(reply) if self.streaming => {
-                    for chunk in self.cut_chunks(reply, usize::MAX) {
-                        let last = chunk.is_complete;
-                        self.timeline.push_back((at, Scheduled::Chunk(chunk)));
-                        if !last {
-                            at += self.agent.chunk_interval();
-                        }
-                    }
-                }
-                Step::InterruptedStream {
-                    reply,
-                    chunks_before,
-                } => {
-                    if self.streaming {
-                        for chunk in self.cut_chunks(reply, chunks_before) {
-                            self.timeline.push_back((at, Scheduled::Chunk(chunk)));
-                            at += self.agent.chunk_interval();
-                        }
-                    }
-                    let notice = Step::Notice {
-                        level: SystemMessageLevel::Error,
-                        message: catalog::STREAMING_ERROR.into(),
+                    let chunks = self
+                        .script
+                        .chunk_texts(&reply.text)
+                        .into_iter()
+                        .map(Reply::text)
+                        .collect::<Vec<_>>();
+                    let stream = Stream {
+                        chunks: with_final_extras(chunks, reply.attachments, reply.suggestions),
+                        interval: None,
+                        interrupt_after: None,
                     };
-                    self.timeline.push_back((at, Scheduled::Step(notice)));
+                    at = self.schedule_stream(stream, at);
                 }
-                other => self.timeline.push_back((at, Scheduled::Step(other))),
+                Step::Stream(stream) if self.streaming => at = self.schedule_stream(stream, at),
+                Step::Stream(stream) => {
+                    let step = match stream.interrupt_after {
+                        Some(_) => Step::Notice {
+                            level: SystemMessageLevel::Error,
+                            message: catalog::STREAMING_ERROR.into(),
+                        },
+                        None => Step::Say(whole_message(&stream.chunks)),
+                    };
+                    self.insert_at(at, Scheduled::Step(step));
+                }
+                other => self.insert_at(at, Scheduled::Step(other)),
             }
         }
         self.timeline_tail = at;
     }
 
-    /// The chunks of `reply` (spec §7, §12 E8): one `message_id`, indexes from 1, attachments
-    /// and suggestions on the final chunk, `is_complete` only there. With `limit` below the
-    /// chunk count, the first `limit` chunks, none complete (an interrupted stream).
-    fn cut_chunks(&mut self, reply: Reply, limit: usize) -> Vec<PolyAgentMessageChunk> {
+    /// The chunks of one message (spec §7, §12 E8): one `message_id`, indexes from 1,
+    /// `is_complete` only on the last; an interrupted stream ends with the streaming error.
+    fn schedule_stream(&mut self, stream: Stream, mut at: Duration) -> Duration {
         let message_id = self.ids.message_id();
-        let texts = self.agent.chunk_texts(&reply.text);
-        let count = texts.len();
-        let suggestions = reply.suggestions();
-        let mut attachments = Some(reply.attachments);
-        let mut suggestions = Some(suggestions);
-        texts
-            .into_iter()
-            .take(limit)
-            .enumerate()
-            .map(|(i, text)| {
-                let last = i + 1 == count && limit >= count;
-                PolyAgentMessageChunk {
-                    message_id: message_id.clone(),
-                    text,
-                    attachments: if last {
-                        attachments.take().unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    },
-                    response_suggestions: if last {
-                        suggestions.take().unwrap_or_default()
-                    } else {
-                        Vec::new()
-                    },
-                    chunk_index: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                    is_complete: last,
-                }
-            })
-            .collect()
+        let interval = self.scaled(stream.interval.unwrap_or(self.script.pacing.chunk_interval));
+        let count = stream.chunks.len();
+        let limit = stream.interrupt_after.unwrap_or(count);
+        for (i, chunk) in stream.chunks.into_iter().take(limit).enumerate() {
+            if i > 0 {
+                at += interval;
+            }
+            let last = i + 1 == count;
+            let chunk = PolyAgentMessageChunk {
+                message_id: message_id.clone(),
+                response_suggestions: chunk.suggestions(),
+                text: chunk.text,
+                attachments: chunk.attachments,
+                chunk_index: u32::try_from(i + 1).unwrap_or(u32::MAX),
+                is_complete: last,
+            };
+            self.insert_at(at, Scheduled::Chunk(chunk));
+        }
+        if limit < count {
+            at += interval;
+            let notice = Step::Notice {
+                level: SystemMessageLevel::Error,
+                message: catalog::STREAMING_ERROR.into(),
+            };
+            self.insert_at(at, Scheduled::Step(notice));
+        }
+        at
     }
 
     fn run_due(&mut self, out: &mut Vec<Action>, now: Now) {
         while let Some((due, _)) = self.timeline.front() {
-            if *due > now.elapsed || matches!(self.phase, Phase::Ended(_)) {
+            if *due > now.elapsed || matches!(self.phase, Phase::Ended(_)) || self.expired {
                 break;
             }
             let Some((_, item)) = self.timeline.pop_front() else {
@@ -561,6 +763,9 @@ impl Session {
                 Scheduled::Chunk(chunk) => {
                     self.emit_event(out, ServerEvent::PolyAgentMessageChunk(chunk), None, now);
                 }
+                Scheduled::Echo(echo, metadata) => {
+                    self.emit_event(out, ServerEvent::UserMessage(echo), metadata, now);
+                }
                 Scheduled::Step(step) => self.play(out, step, now),
             }
         }
@@ -568,10 +773,10 @@ impl Session {
 
     fn play(&mut self, out: &mut Vec<Action>, step: Step, now: Now) {
         let event = match step {
-            Step::Pause(_) | Step::InterruptedStream { .. } => return,
+            Step::Pause(_) | Step::Stream(_) => return,
             Step::Join => {
                 self.phase = Phase::PolyAgent;
-                let persona = self.agent.persona();
+                let persona = &self.script.persona;
                 ServerEvent::PolyAgentJoined(PolyAgentJoined {
                     agent_name: persona.name.clone(),
                     agent_avatar_url: persona.avatar_url.clone(),
@@ -636,8 +841,73 @@ impl Session {
                 return self.emit(out, Recipient::All, event, None, true, now);
             }
             Step::End(reason) => return self.end(out, reason, now),
+            Step::Fault(fault) => return self.fault(out, fault, now),
         };
         self.emit_event(out, event, None, now);
+    }
+
+    fn fault(&mut self, out: &mut Vec<Action>, fault: Fault, now: Now) {
+        match fault {
+            Fault::Drop => out.push(Action::Drop { to: Recipient::All }),
+            Fault::Close(code) => out.push(Action::Close {
+                to: Recipient::All,
+                code,
+                reason: "scenario fault",
+            }),
+            Fault::DuplicateNext => self.delivery.duplicate = true,
+            Fault::SwapNext => self.delivery.swap = true,
+            Fault::OmitNext => self.delivery.omit = true,
+            Fault::UnknownFieldsNext => self.delivery.unknown_fields = true,
+            Fault::NullSequenceNext => self.delivery.null_sequence = true,
+            Fault::Resend(sequence) => {
+                if let Some(frame) = self.journal.get(Sequence(sequence)) {
+                    let frame = frame.to_owned();
+                    out.push(Action::Send {
+                        to: Recipient::All,
+                        frame,
+                    });
+                }
+            }
+            Fault::ResendHistory => {
+                let request = ReplayRequest {
+                    cursor: 0,
+                    strict_cursor: true,
+                    batch_size: self.config.replay_batch_size,
+                    max_frame_bytes: self.max_frame_bytes(),
+                };
+                let stamp = self.stamp(now);
+                for frame in self.journal.replay_batches(&request, &mut self.ids, stamp) {
+                    out.push(Action::Send {
+                        to: Recipient::All,
+                        frame,
+                    });
+                }
+            }
+            Fault::SplitNextReplay(n) => self.pending.split_replay = Some(n),
+            Fault::AlternateShapeNextReplay => self.pending.alternate_shape = true,
+            Fault::DelayNextEcho(delay) => self.pending.delay_echo = Some(delay),
+            Fault::DropNextEcho => self.pending.drop_echo = true,
+            Fault::RefuseHandshakes { count, status } => {
+                self.pending.refuse = Some((count, status));
+            }
+            Fault::ExpireToken => self.pending.token_expired = true,
+            Fault::ExpireSession => {
+                out.push(Action::Close {
+                    to: Recipient::All,
+                    code: CLOSE_SESSION_UNKNOWN,
+                    reason: "session not found",
+                });
+                self.expired = true;
+                self.timeline.clear();
+            }
+            Fault::UnknownEvent => {
+                let event = ServerEvent::Unknown(UnknownEvent {
+                    event_type: "EVENT_TYPE_MOCK_UNDOCUMENTED".into(),
+                    payload: serde_json::json!({ "note": "an event type the docs do not list" }),
+                });
+                self.emit(out, Recipient::All, event, None, true, now);
+            }
+        }
     }
 
     fn live_agent_id(&self) -> Option<String> {
@@ -646,6 +916,64 @@ impl Session {
             _ => None,
         }
     }
+}
+
+/// All chunks as one message, for sessions that do not stream.
+fn whole_message(chunks: &[Reply]) -> Reply {
+    Reply {
+        text: chunks.iter().map(|c| c.text.as_str()).collect(),
+        attachments: chunks.iter().flat_map(|c| c.attachments.clone()).collect(),
+        suggestions: chunks.iter().flat_map(|c| c.suggestions.clone()).collect(),
+    }
+}
+
+/// Puts a reply's attachments and suggestions on its last chunk (spec §12 E8).
+fn with_final_extras(
+    mut chunks: Vec<Reply>,
+    attachments: Vec<crate::protocol::Attachment>,
+    suggestions: Vec<String>,
+) -> Vec<Reply> {
+    if let Some(last) = chunks.last_mut() {
+        last.attachments = attachments;
+        last.suggestions = suggestions;
+    }
+    chunks
+}
+
+/// Adds fields the docs do not define, to the envelope and the payload (spec §11 ERR-2).
+fn with_unknown_fields(frame: &str) -> String {
+    let Ok(Value::Object(mut envelope)) = serde_json::from_str::<Value>(frame) else {
+        return frame.to_owned();
+    };
+    envelope.insert("mock_unknown_envelope_field".into(), Value::Bool(true));
+    if let Some(Value::Object(payload)) = envelope.get_mut("payload") {
+        payload.insert(
+            "mock_unknown_field".into(),
+            serde_json::json!({ "nested": [1, 2, 3] }),
+        );
+    }
+    Value::Object(envelope).to_string()
+}
+
+/// Rewrites a batch so each element carries its payload under the alternate key of spec
+/// Appendix A (`"poly_agent_message": {...}` instead of `"payload"`).
+fn alternate_shape(batch: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(batch) else {
+        return batch.to_owned();
+    };
+    if let Some(Value::Array(events)) = value.pointer_mut("/payload/events") {
+        for event in events {
+            let Value::Object(map) = event else { continue };
+            let key = map
+                .get("type")
+                .and_then(Value::as_str)
+                .map(crate::protocol::server::alternate_payload_key);
+            if let (Some(key), Some(payload)) = (key, map.remove("payload")) {
+                map.insert(key, payload);
+            }
+        }
+    }
+    value.to_string()
 }
 
 #[cfg(test)]

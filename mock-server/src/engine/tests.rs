@@ -1,6 +1,5 @@
 //! The engine, driven by a fake clock: no sockets, no sleeping.
 
-use super::agent::DefaultAgent;
 use super::*;
 use crate::protocol::{
     DecodeOptions, RawFrame, Sequence, ServerEnvelope, decode_client_frame, decode_server_frame,
@@ -23,9 +22,12 @@ impl Harness {
             elapsed: Duration::ZERO,
             unix_millis: 1_707_739_200_000,
         };
-        let agent = Arc::new(DefaultAgent::default());
+        let script = crate::scenario::Catalogue::embedded()
+            .expect("fixtures validate")
+            .get("playground")
+            .expect("the playground is embedded");
         Self {
-            session: Session::new(Arc::new(config), agent, streaming, 42, now),
+            session: Session::new(Arc::new(config), script, streaming, 42, now),
             now,
         }
     }
@@ -62,7 +64,7 @@ fn sent(actions: &[Action]) -> Vec<(Recipient, ServerEnvelope)> {
                 *to,
                 decode_server_frame(frame).expect("engine frames decode"),
             )),
-            Action::Close { .. } => None,
+            Action::Close { .. } | Action::Drop { .. } => None,
         })
         .collect()
 }
@@ -84,7 +86,7 @@ fn closes(actions: &[Action]) -> Vec<(Recipient, u16)> {
         .iter()
         .filter_map(|a| match a {
             Action::Close { to, code, .. } => Some((*to, *code)),
-            Action::Send { .. } => None,
+            Action::Send { .. } | Action::Drop { .. } => None,
         })
         .collect()
 }

@@ -76,12 +76,32 @@ pub async fn create_access_token(
             .check_http_rate(&format!("connector:{token}"))
             .map_err(ApiError::rate_limited)?;
     }
-    let connector = auth::authorize_connector(state.connectors(), x_token, x_host)?;
+    // `scenario:<name>` selects a catalogued scenario through the ordinary connector-token
+    // setting; it authenticates as the first configured connector.
+    let (connector, scenario) = match x_token.and_then(|t| t.trim().strip_prefix("scenario:")) {
+        Some(name) => {
+            if state.scenario(name).is_none() {
+                return Err(AuthError::UnknownConnector.into());
+            }
+            let first = state
+                .connectors()
+                .connectors()
+                .next()
+                .ok_or(AuthError::UnknownConnector)?;
+            let connector =
+                auth::authorize_connector(state.connectors(), Some(&first.token), x_host)?;
+            (connector, Some(name))
+        }
+        None => {
+            let connector = auth::authorize_connector(state.connectors(), x_token, x_host)?;
+            (connector, connector.scenario.as_deref())
+        }
+    };
     let host = auth::normalize_host(x_host.unwrap_or_default());
     let (access_token, _claims) =
         state
             .issuer()
-            .issue(connector, &host, state.clock().unix_seconds())?;
+            .issue(connector, &host, scenario, state.clock().unix_seconds())?;
     Ok(Json(AccessTokenResponse {
         access_token,
         expires_in: state.issuer().ttl_seconds(),

@@ -94,6 +94,11 @@ pub async fn connect(
         Err(ReserveError::Gone) => {
             return reject(StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND);
         }
+        Err(ReserveError::Refused(refusal)) => {
+            let status =
+                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            return reject(status, refusal.body);
+        }
     }
     let failed_state = state.clone();
     let failed_slot = Arc::clone(&slot);
@@ -118,6 +123,8 @@ enum End {
     Close(u16, &'static str),
     /// The peer is gone (closed, reset, or errored); nothing more to send.
     Gone,
+    /// Drop the connection without a close frame (a scenario fault).
+    Drop,
 }
 
 async fn run_connection(
@@ -132,6 +139,11 @@ async fn run_connection(
         None => serve(&mut socket, &state, &slot, conn, &mut queue).await,
     };
     state.close_connection(&slot, conn);
+    if let End::Drop = end {
+        // Dropping the socket without a close frame: the client sees 1006.
+        drop(socket);
+        return;
+    }
     if let End::Close(code, reason) = end {
         let frame = CloseFrame {
             code,
@@ -205,6 +217,7 @@ async fn write_all(
                 }
             }
             Outbound::Close { code, reason } => return Some(End::Close(code, reason)),
+            Outbound::Drop => return Some(End::Drop),
         }
     }
     None

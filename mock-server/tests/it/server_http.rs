@@ -13,11 +13,13 @@ fn connectors() -> Vec<Connector> {
             id: "acme".into(),
             token: "tok-acme".into(),
             host: Some("https://www.acme.example".into()),
+            scenario: None,
         },
         Connector {
             id: "nohost".into(),
             token: "tok-nohost".into(),
             host: None,
+            scenario: None,
         },
     ]
 }
@@ -139,7 +141,7 @@ fn valid_token() -> String {
         .expect("clock")
         .as_secs();
     TokenIssuer::new(b"test-secret", 3600)
-        .issue(acme, "www.acme.example", now)
+        .issue(acme, "www.acme.example", None, now)
         .expect("mint")
         .0
 }
@@ -151,14 +153,14 @@ async fn each_session_error_row_has_its_status_and_string() {
         let expired = format!(
             "Bearer {}",
             TokenIssuer::new(b"test-secret", 60)
-                .issue(&connectors()[0], "www.acme.example", 1_000)
+                .issue(&connectors()[0], "www.acme.example", None, 1_000)
                 .expect("mint")
                 .0
         );
         let foreign = format!(
             "Bearer {}",
             TokenIssuer::new(b"other-secret", 3600)
-                .issue(&connectors()[0], "www.acme.example", 1_000)
+                .issue(&connectors()[0], "www.acme.example", None, 1_000)
                 .expect("mint")
                 .0
         );

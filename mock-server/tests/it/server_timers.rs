@@ -14,6 +14,7 @@ fn claims() -> AccessClaims {
         iat: 0,
         exp: u64::MAX,
         jti: "jti-1".into(),
+        scenario: None,
     }
 }
 
