@@ -110,6 +110,22 @@ fn http_body<T: JsonSchema>(name: &str, description: &str) -> (String, Value) {
     (format!("{name}.schema.json"), value)
 }
 
+/// The scenario file format (`fixtures/scenarios/**.json`).
+fn scenario_schema() -> Value {
+    let mut generator = generator();
+    let mut value = generator
+        .root_schema_for::<crate::scenario::raw::ScenarioFile>()
+        .to_value();
+    if let Value::Object(map) = &mut value {
+        map.insert("title".into(), "Scenario".into());
+        map.insert(
+            "description".into(),
+            "A messaging-mock scenario: persona, capabilities, pacing, greeting, rules (trigger -> steps), fallback, and an optional scripted client. See fixtures/README.md.".into(),
+        );
+    }
+    value
+}
+
 fn render(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
@@ -198,6 +214,12 @@ pub fn generate() -> Vec<SchemaFile> {
     ] {
         files.push((name, doc, "HTTP body"));
     }
+
+    files.push((
+        "scenario.schema.json".into(),
+        scenario_schema(),
+        "scenario file",
+    ));
 
     let mut readme = String::from(
         "# JSON Schemas\n\n\

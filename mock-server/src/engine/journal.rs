@@ -78,7 +78,14 @@ impl Journal {
         let mut batches = Vec::new();
         let mut current: Vec<&str> = Vec::new();
         let mut current_bytes = 0usize;
-        for json in self.replay_after(request.cursor, request.strict_cursor) {
+        let mut events: Vec<&str> = self
+            .replay_after(request.cursor, request.strict_cursor)
+            .collect();
+        if request.reversed {
+            let keep = usize::from(!request.strict_cursor && !events.is_empty());
+            events[keep..].reverse();
+        }
+        for json in events {
             let would_overflow = !current.is_empty()
                 && current_bytes + json.len() + BATCH_OVERHEAD > request.max_frame_bytes;
             if current.len() == batch_size || would_overflow {
@@ -103,6 +110,8 @@ pub struct ReplayRequest {
     pub strict_cursor: bool,
     pub batch_size: usize,
     pub max_frame_bytes: usize,
+    /// Events after `SESSION_START` in reverse order (a fault).
+    pub reversed: bool,
 }
 
 /// Bytes of a batch frame around its events: id, timestamp, type, keys and brackets.
@@ -187,6 +196,7 @@ mod tests {
             strict_cursor: false,
             batch_size,
             max_frame_bytes: 131_072,
+            reversed: false,
         }
     }
 

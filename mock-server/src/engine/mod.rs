@@ -200,6 +200,8 @@ struct Delivery {
 #[derive(Debug, Default)]
 struct Pending {
     split_replay: Option<usize>,
+    drop_replay_after: Option<usize>,
+    reverse_replay: bool,
     alternate_shape: bool,
     delay_echo: Option<Duration>,
     drop_echo: bool,
@@ -362,11 +364,16 @@ impl Session {
                 .take()
                 .unwrap_or(self.config.replay_batch_size),
             max_frame_bytes: self.max_frame_bytes(),
+            reversed: std::mem::take(&mut self.pending.reverse_replay),
         };
         let stamp = self.stamp(now);
         let mut batches = self.journal.replay_batches(&request, &mut self.ids, stamp);
         if std::mem::take(&mut self.pending.alternate_shape) {
             batches = batches.iter().map(|b| alternate_shape(b)).collect();
+        }
+        let drop_after = self.pending.drop_replay_after.take();
+        if let Some(keep) = drop_after {
+            batches.truncate(keep);
         }
         let mut out: Vec<Action> = batches
             .into_iter()
@@ -375,6 +382,13 @@ impl Session {
                 frame,
             })
             .collect();
+        if drop_after.is_some() {
+            self.connections_seen += 1;
+            out.push(Action::Drop {
+                to: Recipient::Conn(conn),
+            });
+            return out;
+        }
         self.connections_seen += 1;
         if matches!(self.phase, Phase::Ended(_)) {
             out.push(Action::Close {
@@ -698,6 +712,7 @@ impl Session {
                         chunks: with_final_extras(chunks, reply.attachments, reply.suggestions),
                         interval: None,
                         interrupt_after: None,
+                        drop_after: None,
                     };
                     at = self.schedule_stream(stream, at);
                 }
@@ -739,6 +754,10 @@ impl Session {
                 is_complete: last,
             };
             self.insert_at(at, Scheduled::Chunk(chunk));
+            if stream.drop_after == Some(i + 1) {
+                let drop = Step::Fault(Fault::Drop);
+                self.insert_at(at, Scheduled::Step(drop));
+            }
         }
         if limit < count {
             at += interval;
@@ -874,6 +893,7 @@ impl Session {
                     strict_cursor: true,
                     batch_size: self.config.replay_batch_size,
                     max_frame_bytes: self.max_frame_bytes(),
+                    reversed: false,
                 };
                 let stamp = self.stamp(now);
                 for frame in self.journal.replay_batches(&request, &mut self.ids, stamp) {
@@ -884,6 +904,8 @@ impl Session {
                 }
             }
             Fault::SplitNextReplay(n) => self.pending.split_replay = Some(n),
+            Fault::DropNextReplayAfter(n) => self.pending.drop_replay_after = Some(n),
+            Fault::ReverseNextReplay => self.pending.reverse_replay = true,
             Fault::AlternateShapeNextReplay => self.pending.alternate_shape = true,
             Fault::DelayNextEcho(delay) => self.pending.delay_echo = Some(delay),
             Fault::DropNextEcho => self.pending.drop_echo = true,

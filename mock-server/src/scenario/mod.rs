@@ -62,11 +62,11 @@ pub fn parse_raw(file: &str, text: &str) -> Result<raw::ScenarioFile, ScenarioEr
 
 /// `rules[2].steps[0].reply` → `/rules/2/steps/0/reply`.
 fn json_pointer(path: &str) -> String {
-    if path == "." {
+    if path == "." || path == "?" {
         return String::new();
     }
     let mut out = String::new();
-    for segment in path.split('.') {
+    for segment in path.split('.').filter(|s| *s != "?") {
         let mut rest = segment;
         if let Some(open) = rest.find('[') {
             out.push('/');

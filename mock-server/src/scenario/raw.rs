@@ -190,6 +190,10 @@ pub struct RawStream {
     /// Break after this many chunks: the streaming error follows, no complete chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupt_after: Option<usize>,
+    /// Drop every socket right after this many chunks; the stream goes on into the history,
+    /// so a reconnect replays the chunks sent meanwhile (spec §12 E8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drop_after: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -268,6 +272,10 @@ pub enum RawFault {
     OmitNext,
     /// Split the next replay into batches of this many events.
     SplitNextReplay(usize),
+    /// Drop the socket of the next replay after this many batches (a drop during replay).
+    DropNextReplayAfter(usize),
+    /// Send the next replay's events (after `SESSION_START`) in reverse order.
+    ReverseNextReplay,
     /// Send the whole history again as a live batch.
     ResendHistory,
     /// Hold the next user-message echo this many milliseconds.
@@ -325,7 +333,7 @@ pub enum RawStep {
     /// Any `SYSTEM_MESSAGE`.
     SystemMessage(RawSystemMessage),
     /// `SESSION_END` with this reason (any string: unknown ones test tolerance).
-    End(SessionEndReason),
+    End(#[schemars(with = "String")] SessionEndReason),
     Fault(RawFault),
 }
 
@@ -364,6 +372,9 @@ pub enum ExerciseStep {
     SendRaw(String),
     /// Read until an event of this type arrives.
     Expect(String),
+    /// Read until the agent's reply is complete: a `POLY_AGENT_MESSAGE`, a final chunk (also
+    /// inside a replay batch), or a `SYSTEM_MESSAGE`.
+    ExpectReply,
     /// Read until the socket closes with this code (1006: dropped).
     ExpectClose(u16),
     /// Wait this many milliseconds.

@@ -102,6 +102,8 @@ pub struct Stream {
     /// Stop after this many chunks and send the streaming error instead of the rest
     /// (spec §12 E8).
     pub interrupt_after: Option<usize>,
+    /// Drop every socket right after this many chunks; the rest still goes to the history.
+    pub drop_after: Option<usize>,
 }
 
 /// Faults (spec §12 D1 and the fault list). Delivery faults act on the next event(s)
@@ -122,6 +124,10 @@ pub enum Fault {
     OmitNext,
     /// Split the next replay into batches of this many events.
     SplitNextReplay(usize),
+    /// Drop the socket of the next replay after this many batches.
+    DropNextReplayAfter(usize),
+    /// Send the next replay's events (after `SESSION_START`) in reverse order.
+    ReverseNextReplay,
     /// Send the whole history again as a live batch.
     ResendHistory,
     /// Hold the next `USER_MESSAGE` echo this long.

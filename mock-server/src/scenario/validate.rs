@@ -330,10 +330,22 @@ fn stream_of(check: &Checker<'_>, at: &str, raw: &RawStream) -> Result<Stream, S
             ),
         ));
     }
+    if let Some(n) = raw.drop_after
+        && (n == 0 || n >= chunks.len())
+    {
+        return Err(check.error(
+            format!("{at}/drop_after"),
+            format!(
+                "must be between 1 and {} (the chunk count minus one)",
+                chunks.len().saturating_sub(1)
+            ),
+        ));
+    }
     Ok(Stream {
         chunks,
         interval: raw.chunk_interval_ms.map(ms),
         interrupt_after: raw.interrupt_after,
+        drop_after: raw.drop_after,
     })
 }
 
@@ -360,6 +372,14 @@ fn fault_of(check: &Checker<'_>, at: &str, raw: &RawFault) -> Result<Fault, Scen
             return Err(check.error(format!("{at}/split_next_replay"), "must be at least 1"));
         }
         RawFault::SplitNextReplay(n) => Fault::SplitNextReplay(*n),
+        RawFault::DropNextReplayAfter(0) => {
+            return Err(check.error(
+                format!("{at}/drop_next_replay_after"),
+                "must be at least 1 batch",
+            ));
+        }
+        RawFault::DropNextReplayAfter(n) => Fault::DropNextReplayAfter(*n),
+        RawFault::ReverseNextReplay => Fault::ReverseNextReplay,
         RawFault::ResendHistory => Fault::ResendHistory,
         RawFault::DelayNextEchoMs(n) => Fault::DelayNextEcho(ms(*n)),
         RawFault::DropNextEcho => Fault::DropNextEcho,

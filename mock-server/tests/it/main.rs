@@ -7,6 +7,7 @@ mod node_example;
 mod protocol_bad_frames;
 mod protocol_examples;
 mod protocol_properties;
+mod scenarios;
 mod schemas_fresh;
 mod server_http;
 mod server_lifecycle;
