@@ -176,6 +176,9 @@ pub struct RawStream {
     /// With `text`: words per chunk (the pacing's when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub words_per_chunk: Option<usize>,
+    /// With `text`: split into this many chunks of about equal length instead of by words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pieces: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_interval_ms: Option<u64>,
     /// End with an extra empty-text chunk (spec §7: the final chunk may be empty).

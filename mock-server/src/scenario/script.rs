@@ -432,9 +432,35 @@ pub fn split_words(text: &str, words: usize) -> Vec<String> {
     pieces
 }
 
+/// Splits `text` into `pieces` parts of about equal length (by characters), keeping every
+/// character; never more parts than characters, always at least one.
+pub fn split_pieces(text: &str, pieces: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let pieces = pieces.clamp(1, chars.len().max(1));
+    (0..pieces)
+        .map(|i| {
+            let start = i * chars.len() / pieces;
+            let end = (i + 1) * chars.len() / pieces;
+            chars[start..end].iter().collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_pieces_makes_n_parts_that_concatenate_back() {
+        let text = "héllo wörld";
+        for n in 1..=11 {
+            let parts = split_pieces(text, n);
+            assert_eq!(parts.len(), n);
+            assert_eq!(parts.concat(), text);
+        }
+        assert_eq!(split_pieces("ab", 5), ["a", "b"]);
+        assert_eq!(split_pieces("", 3), [""]);
+    }
 
     #[test]
     fn split_words_keeps_every_character() {

@@ -298,6 +298,19 @@ fn step_of(check: &Checker<'_>, at: &str, raw: &RawStep) -> Result<Vec<Step>, Sc
 
 fn stream_of(check: &Checker<'_>, at: &str, raw: &RawStream) -> Result<Stream, ScenarioError> {
     let mut chunks: Vec<Reply> = match (&raw.text, &raw.chunks) {
+        (Some(text), None) if raw.pieces.is_some() => {
+            let pieces = raw.pieces.unwrap_or(1);
+            if pieces == 0 || raw.words_per_chunk.is_some() {
+                return Err(check.error(
+                    format!("{at}/pieces"),
+                    "must be at least 1, without `words_per_chunk`",
+                ));
+            }
+            split_pieces(text, pieces)
+                .into_iter()
+                .map(Reply::text)
+                .collect()
+        }
         (Some(text), None) => {
             let words = raw.words_per_chunk.unwrap_or(3);
             if words == 0 {
