@@ -84,6 +84,11 @@ pub struct Config {
     pub scenario: String,
     /// Scenario delays are divided by this: 100 plays a scenario a hundred times faster.
     pub time_scale: f64,
+    /// Append each session's journal to `<record_dir>/<session_id>.jsonl`.
+    pub record_dir: Option<std::path::PathBuf>,
+    /// Bearer token the control API (`/_mock/`) requires. Without it, only loopback peers may
+    /// use the control API.
+    pub control_token: Option<String>,
     /// Timestamps and ids from a logical clock starting at this Unix time (ms), advancing 1 ms
     /// per frame, so a seed reproduces byte-identical frames.
     pub logical_clock_epoch_ms: Option<u64>,
@@ -117,6 +122,8 @@ impl Default for Config {
             seed: None,
             scenario: crate::scenario::DEFAULT_SCENARIO.into(),
             time_scale: 1.0,
+            record_dir: None,
+            control_token: None,
             logical_clock_epoch_ms: None,
         }
     }

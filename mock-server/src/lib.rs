@@ -8,13 +8,17 @@
 //! - [`config`]: every configurable decision of spec §12, with defaults.
 //! - [`state`]: the session registry and the glue that carries engine actions to connections.
 //! - [`http`]: the REST handshake handlers. [`ws`]: the WebSocket endpoint and connection tasks.
+//! - [`journal`]: the typed journal of each session, and recordings.
+//! - [`control`]: the control API under `/_mock/` (and its OpenAPI description).
 //! - [`router`]: routes, CORS, correlation ids. [`server`]: `serve` and the [`MockServer`] handle.
 //! - [`schemas`]: the JSON Schemas published in `schemas/`, generated from [`protocol`].
 
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod http;
+pub mod journal;
 pub mod protocol;
 pub mod router;
 pub mod scenario;

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+mod ctl;
+
 use mock_server::Config;
 use mock_server::auth::Connector;
 use mock_server::state::AppState;
@@ -37,6 +39,14 @@ enum Command {
         /// Scenario files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Steer a running mock through its control API (`/_mock/`).
+    Ctl(ctl::CtlArgs),
+    /// Print the scenario a recording (`--record` output) describes; serve it directly with
+    /// `--scenario FILE.jsonl`.
+    Replay {
+        /// A `<session_id>.jsonl` recording.
+        file: PathBuf,
     },
     /// Regenerate the JSON Schemas in `schemas/` from the protocol types.
     GenerateSchemas {
@@ -92,6 +102,17 @@ struct ServeArgs {
     /// Divide every scenario delay by this (100 = a hundred times faster).
     #[arg(long)]
     time_scale: Option<f64>,
+    /// Append each session's journal to DIR/<session_id>.jsonl (flushed per entry).
+    #[arg(long, env = "MESSAGING_MOCK_RECORD")]
+    record: Option<PathBuf>,
+    /// Serve the control API (`/_mock/`) on this address instead of the main port. A
+    /// non-loopback address needs `--control-token`.
+    #[arg(long, env = "MESSAGING_MOCK_CONTROL_BIND")]
+    control_bind: Option<SocketAddr>,
+    /// Require this bearer token on the control API (`/_mock/`); without it only loopback
+    /// peers may use it.
+    #[arg(long, env = "MESSAGING_MOCK_CONTROL_TOKEN", hide_env_values = true)]
+    control_token: Option<String>,
     /// Log filter, e.g. `info`, `debug`, `mock_server=trace`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -142,6 +163,15 @@ impl ServeArgs {
         if let Some(scale) = self.time_scale {
             config.time_scale = scale;
         }
+        if let Some(dir) = self.record {
+            std::fs::create_dir_all(&dir).with_context(|| {
+                format!("cannot create the recording directory {}", dir.display())
+            })?;
+            config.record_dir = Some(dir);
+        }
+        if self.control_token.is_some() {
+            config.control_token = self.control_token;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -152,6 +182,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::GenerateSchemas { out, check }) => generate_schemas(&out, check),
         Some(Command::Scenarios) => list_scenarios(),
+        Some(Command::Ctl(args)) => ctl::run(args),
+        Some(Command::Replay { file }) => replay(&file),
         Some(Command::CheckScenario { files }) => check_scenarios(&files),
         None => serve(cli.serve),
     };
@@ -171,7 +203,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let bind = args.bind;
+    let control_bind = args.control_bind;
     let mut config = args.into_config()?;
+    if let Some(addr) = control_bind
+        && !addr.ip().is_loopback()
+        && config.control_token.is_none()
+    {
+        anyhow::bail!("--control-bind {addr} is not a loopback address: set --control-token too");
+    }
     let scenario_seed = mock_server::scenario::Catalogue::embedded()
         .ok()
         .and_then(|c| c.get(&config.scenario))
@@ -188,6 +227,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {bind}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        let control = match control_bind {
+            Some(control_addr) => Some(
+                TcpListener::bind(control_addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {control_addr}"))?,
+            ),
+            None => None,
+        };
+        let control_url = match &control {
+            Some(listener) => format!(
+                "http://{}/_mock",
+                listener
+                    .local_addr()
+                    .context("reading the control address")?
+            ),
+            None => format!("http://{addr}/_mock"),
+        };
         let default = Connector::default_connector();
         let connector = config.connectors.first().cloned().unwrap_or(default);
         let state = AppState::new(config)?;
@@ -200,12 +256,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "host": connector.host,
             "seed": seed,
             "scenario": scenario,
+            "control_url": control_url,
         });
         println!("{ready}");
         tracing::info!(%addr, "messaging-mock listening");
-        mock_server::serve(listener, state, shutdown)
-            .await
-            .context("serving")?;
+        match control {
+            Some(control) => {
+                mock_server::server::serve_with_control_listener(listener, control, state, shutdown)
+                    .await
+            }
+            None => mock_server::serve(listener, state, shutdown).await,
+        }
+        .context("serving")?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
@@ -241,6 +303,16 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             tracing::info!("shutting down: closing sockets with 1001");
         })
     }
+}
+
+fn replay(file: &Path) -> anyhow::Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let shown = file.display().to_string();
+    let raw = mock_server::scenario::recording_scenario(&shown, &text)?;
+    mock_server::scenario::validate::validate("replay", &shown, &raw)?;
+    println!("{}", serde_json::to_string_pretty(&raw)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list_scenarios() -> anyhow::Result<ExitCode> {

@@ -16,6 +16,19 @@ const CORRELATION_ID: HeaderName = HeaderName::from_static("x-polyai-correlation
 
 /// The whole application, ready to serve or to test with `tower::ServiceExt::oneshot`.
 pub fn router(state: AppState) -> Router {
+    app(state, true)
+}
+
+/// The control API alone, for a separate `--control-bind` listener.
+pub fn control_router(state: AppState) -> Router {
+    Router::new()
+        .nest("/_mock", crate::control::router(state.clone()))
+        .layer(middleware::from_fn(correlation_id))
+        .with_state(state)
+}
+
+/// The protocol endpoints, and the control API unless it has a listener of its own.
+pub fn app(state: AppState, with_control: bool) -> Router {
     let origin = match state.config().cors_allow_origin.as_str() {
         "*" => AllowOrigin::any(),
         exact => {
@@ -33,10 +46,14 @@ pub fn router(state: AppState) -> Router {
             CORRELATION_ID,
         ])
         .expose_headers([CORRELATION_ID, header::RETRY_AFTER]);
-    Router::new()
+    let mut routes = Router::new()
         .route("/api/v1/access-token", post(http::create_access_token))
         .route("/api/v1/sessions", post(http::create_session))
-        .route("/ws", get(ws::connect))
+        .route("/ws", get(ws::connect));
+    if with_control {
+        routes = routes.nest("/_mock", crate::control::router(state.clone()));
+    }
+    routes
         .fallback(http::not_found)
         .layer(middleware::from_fn(correlation_id))
         .layer(cors)

@@ -220,6 +220,14 @@ pub fn generate() -> Vec<SchemaFile> {
         scenario_schema(),
         "scenario file",
     ));
+    let mut openapi = crate::control::openapi::document();
+    if let Value::Object(map) = &mut openapi {
+        map.insert(
+            "title".into(),
+            "messaging-mock control API (OpenAPI 3)".into(),
+        );
+    }
+    files.push(("control-openapi.json".into(), openapi, "control API"));
 
     let mut readme = String::from(
         "# JSON Schemas\n\n\

@@ -10,8 +10,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::journal::JournalEntry;
 use crate::router::router;
-use crate::state::{AppState, StateError};
+use crate::scenario::raw::{RawFault, RawStep};
+use crate::scenario::validate::validate_steps;
+use crate::state::{AppState, ControlError, SessionSummary, StateError};
 
 /// How long open sockets get to close after a shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -35,8 +38,39 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state.clone());
+    serve_app(listener, state.clone(), router(state), shutdown).await
+}
+
+/// Serves the protocol on `listener` and the control API on `control` (its own port),
+/// until `shutdown` resolves.
+pub async fn serve_with_control_listener(
+    listener: TcpListener,
+    control: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let control_app = crate::router::control_router(state.clone())
+        .into_make_service_with_connect_info::<SocketAddr>();
     let stopping = state.shutdown_token().clone();
+    let control_task = tokio::spawn(async move {
+        axum::serve(control, control_app)
+            .with_graceful_shutdown(async move { stopping.cancelled().await })
+            .await
+    });
+    let app = crate::router::app(state.clone(), false);
+    let served = serve_app(listener, state, app, shutdown).await;
+    let _ = control_task.await;
+    served
+}
+
+async fn serve_app(
+    listener: TcpListener,
+    state: AppState,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let stopping = state.shutdown_token().clone();
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
@@ -126,6 +160,68 @@ impl MockServer {
         connector.map_or_else(Default::default, |c| {
             (c.token.clone(), c.host.clone().unwrap_or_default())
         })
+    }
+
+    // --- The control API, typed (the same operations as `/_mock/`) ----------------------
+
+    /// Every session (active or still replayable).
+    pub fn sessions(&self) -> Vec<SessionSummary> {
+        self.state.sessions()
+    }
+
+    /// A session's journal, oldest first.
+    pub fn journal(&self, session_id: &str) -> Result<Vec<JournalEntry>, ControlError> {
+        let slot = self
+            .state
+            .session(session_id)
+            .ok_or_else(|| ControlError::UnknownSession(session_id.to_owned()))?;
+        Ok(slot.journal_since(0).0)
+    }
+
+    /// Plays scenario steps in a session now (e.g. a live-agent message).
+    pub fn push_steps(&self, session_id: &str, steps: Vec<RawStep>) -> Result<(), ControlError> {
+        let validated = validate_steps("push_steps", &steps)
+            .map_err(|e| ControlError::Invalid(e.to_string()))?;
+        let action = format!(
+            "steps: {}",
+            serde_json::to_string(&steps).unwrap_or_default()
+        );
+        self.state.push_steps(session_id, validated, &action)
+    }
+
+    /// Applies faults to a session now.
+    pub fn inject_faults(
+        &self,
+        session_id: &str,
+        faults: Vec<RawFault>,
+    ) -> Result<(), ControlError> {
+        self.push_steps(session_id, faults.into_iter().map(RawStep::Fault).collect())
+    }
+
+    /// The scenario of the next session created (a catalogue name or a file), once.
+    pub fn set_next_scenario(&self, scenario: &str) -> Result<(), ControlError> {
+        self.state.set_next_scenario(scenario)
+    }
+
+    /// The scenario of later tokens minted for this connector token.
+    pub fn set_connector_scenario(&self, token: &str, scenario: &str) -> Result<(), ControlError> {
+        self.state.set_connector_scenario(token, scenario)
+    }
+
+    /// Moves the mock clock forward: timers due by then (idle timeouts, retention, scenario
+    /// pauses) fire now.
+    pub fn advance_clock(&self, by: Duration) {
+        self.state.advance_clock(by);
+    }
+
+    /// Runs the mock clock `scale` times as fast as real time.
+    pub fn set_clock_scale(&self, scale: f64) -> Result<(), ControlError> {
+        self.state.set_clock_scale(scale)
+    }
+
+    /// Drops every session (sockets closed with 1001) and every control choice.
+    pub fn reset(&self) {
+        self.state.reset();
     }
 
     /// Stops accepting, closes sockets with 1001, and waits for the server to finish.

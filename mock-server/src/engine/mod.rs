@@ -1,16 +1,16 @@
 //! The session state machine, without I/O: `(state, input, now) -> actions`.
 //!
-//! A [`Session`] owns one conversation: its journal, its phase (who is present), the validated
+//! A [`Session`] owns one conversation: its history, its phase (who is present), the validated
 //! [`Script`] it consults, and a timeline of steps still to play. The shell (`ws`, `state`)
 //! feeds it decoded client frames, connects and clock ticks, then carries out the returned
 //! [`Action`]s. Time is always passed in as [`Now`], so tests drive it with a fake clock and no
 //! sockets.
 //!
-//! - [`journal`]: the history, replay batching and cursor parsing.
+//! - [`history`]: the replayable history, replay batching and cursor parsing.
 //! - [`ids`]: seeded id minting (and the seeded chance behind probabilistic rules).
 
+pub mod history;
 pub mod ids;
-pub mod journal;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -28,8 +28,8 @@ use crate::protocol::{
 use crate::scenario::script::{Chance, Stream};
 use crate::scenario::{Audience, Fault, Memory, Reply, Script, Step};
 
+use history::{History, ReplayRequest};
 use ids::IdGen;
-use journal::{Journal, ReplayRequest};
 
 /// The current time, as the engine sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,17 @@ pub enum Action {
     Drop {
         to: Recipient,
     },
+    /// Nothing to send: something worth a journal entry happened.
+    Note(Note),
+}
+
+/// Engine happenings the shell journals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A fault took effect (its debug form names it).
+    Fault(String),
+    /// A timer fired.
+    Timer(&'static str),
 }
 
 /// Close code after `SESSION_END` (spec §12 D1).
@@ -217,7 +228,7 @@ pub struct Session {
     streaming: bool,
     ids: IdGen,
     memory: Memory,
-    journal: Journal,
+    history: History,
     phase: Phase,
     user_messages: u32,
     connections_seen: u32,
@@ -269,7 +280,7 @@ impl Session {
             streaming,
             ids: IdGen::from_seed(seed),
             memory: Memory::default(),
-            journal: Journal::default(),
+            history: History::default(),
             phase: Phase::AwaitingJoin,
             user_messages: 0,
             connections_seen: 0,
@@ -295,8 +306,8 @@ impl Session {
         &self.phase
     }
 
-    pub fn journal(&self) -> &Journal {
-        &self.journal
+    pub fn history(&self) -> &History {
+        &self.history
     }
 
     pub fn script(&self) -> &Script {
@@ -367,7 +378,7 @@ impl Session {
             reversed: std::mem::take(&mut self.pending.reverse_replay),
         };
         let stamp = self.stamp(now);
-        let mut batches = self.journal.replay_batches(&request, &mut self.ids, stamp);
+        let mut batches = self.history.replay_batches(&request, &mut self.ids, stamp);
         if std::mem::take(&mut self.pending.alternate_shape) {
             batches = batches.iter().map(|b| alternate_shape(b)).collect();
         }
@@ -404,6 +415,107 @@ impl Session {
             self.run_due(&mut out, now);
         }
         out
+    }
+
+    /// Steps pushed from outside (the control API), played as if the script had said them.
+    /// Refused, with nothing changed, when they do not fit the conversation: e.g. a live-agent
+    /// message with no live agent present.
+    pub fn push_steps(&mut self, steps: Vec<Step>, now: Now) -> Result<Vec<Action>, String> {
+        self.check_fits(&steps)?;
+        let mut out = Vec::new();
+        self.run_due(&mut out, now);
+        self.schedule(steps, now);
+        self.run_due(&mut out, now);
+        Ok(out)
+    }
+
+    /// Walks `steps` through the phases they would cause, refusing the first that does not fit.
+    fn check_fits(&self, steps: &[Step]) -> Result<(), String> {
+        #[derive(PartialEq)]
+        enum P {
+            None,
+            Agent,
+            Queue,
+            Live,
+            Ended,
+        }
+        let mut phase = match &self.phase {
+            _ if self.expired => return Err("the session has expired".into()),
+            Phase::Ended(_) => return Err("the session has ended".into()),
+            Phase::AwaitingJoin | Phase::NoAgent => P::None,
+            Phase::Joining | Phase::PolyAgent => P::Agent,
+            Phase::Queue => P::Queue,
+            Phase::LiveAgent(_) => P::Live,
+        };
+        for (i, step) in steps.iter().enumerate() {
+            let need = |ok: bool, why: &str| {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!("step {i}: {why}"))
+                }
+            };
+            if phase == P::Ended {
+                return Err(format!("step {i}: the session ends before it"));
+            }
+            match step {
+                Step::Join => {
+                    need(
+                        phase == P::None,
+                        "the PolyAI agent is already in the conversation",
+                    )?;
+                    phase = P::Agent;
+                }
+                Step::Think | Step::Say(_) | Step::Stream(_) | Step::TriggerHandoff => {
+                    need(
+                        phase == P::Agent,
+                        "the PolyAI agent is not in the conversation",
+                    )?;
+                }
+                Step::AgentLeft => {
+                    need(
+                        phase == P::Agent,
+                        "the PolyAI agent is not in the conversation",
+                    )?;
+                    phase = P::None;
+                }
+                Step::HandoffAccepted => {
+                    need(phase != P::Live, "a live agent is already present")?;
+                    phase = P::Queue;
+                }
+                Step::QueueStatus(_) => need(phase == P::Queue, "no handoff is queued")?,
+                Step::LiveAgentJoined(_) => {
+                    need(phase != P::Live, "a live agent is already present")?;
+                    phase = P::Live;
+                }
+                Step::LiveAgentTyping(_) | Step::LiveAgentSays(_) => {
+                    need(phase == P::Live, "no live agent is present")?;
+                }
+                Step::LiveAgentLeft => {
+                    need(phase == P::Live, "no live agent is present")?;
+                    phase = P::None;
+                }
+                Step::HandoffFailed | Step::HandoffTimeout => phase = P::None,
+                Step::End(_) => phase = P::Ended,
+                Step::Pause(_)
+                | Step::ClientHandoffRequired { .. }
+                | Step::LanguageChanged(_)
+                | Step::Notice { .. }
+                | Step::Fault(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The server drops the session (control-API reset): sockets closed with 1001.
+    pub fn forget(&mut self) -> Vec<Action> {
+        self.expired = true;
+        self.timeline.clear();
+        vec![Action::Close {
+            to: Recipient::All,
+            code: 1001,
+            reason: "mock reset",
+        }]
     }
 
     fn max_frame_bytes(&self) -> usize {
@@ -449,11 +561,17 @@ impl Session {
         match self.ended_at {
             Some(ended_at) => {
                 if now.elapsed >= ended_at + self.config.retention {
+                    out.push(Action::Note(Note::Timer(
+                        "retention elapsed: session forgotten",
+                    )));
                     self.expired = true;
                 }
             }
             None => {
                 if now.elapsed >= self.last_activity + self.config.idle_timeout {
+                    out.push(Action::Note(Note::Timer(
+                        "inactivity timeout: session abandoned",
+                    )));
                     self.end(&mut out, SessionEndReason::UserAbandoned, now);
                     self.expired = true;
                 }
@@ -610,7 +728,7 @@ impl Session {
         let live = to == Recipient::All;
         let null_sequence = live && std::mem::take(&mut self.delivery.null_sequence);
         let journaled = journaled && !null_sequence;
-        let sequence = journaled.then(|| self.journal.next_sequence());
+        let sequence = journaled.then(|| self.history.next_sequence());
         let stamp = self.stamp(now);
         let envelope = ServerEnvelope {
             id: self.ids.event_id(stamp),
@@ -621,7 +739,7 @@ impl Session {
         };
         let mut frame = encode_server_frame(&envelope);
         if let Some(sequence) = sequence {
-            self.journal.push(sequence, &frame);
+            self.history.push(sequence, &frame);
         }
         if !live {
             out.push(Action::Send { to, frame });
@@ -866,6 +984,7 @@ impl Session {
     }
 
     fn fault(&mut self, out: &mut Vec<Action>, fault: Fault, now: Now) {
+        out.push(Action::Note(Note::Fault(format!("{fault:?}"))));
         match fault {
             Fault::Drop => out.push(Action::Drop { to: Recipient::All }),
             Fault::Close(code) => out.push(Action::Close {
@@ -879,7 +998,7 @@ impl Session {
             Fault::UnknownFieldsNext => self.delivery.unknown_fields = true,
             Fault::NullSequenceNext => self.delivery.null_sequence = true,
             Fault::Resend(sequence) => {
-                if let Some(frame) = self.journal.get(Sequence(sequence)) {
+                if let Some(frame) = self.history.get(Sequence(sequence)) {
                     let frame = frame.to_owned();
                     out.push(Action::Send {
                         to: Recipient::All,
@@ -896,7 +1015,7 @@ impl Session {
                     reversed: false,
                 };
                 let stamp = self.stamp(now);
-                for frame in self.journal.replay_batches(&request, &mut self.ids, stamp) {
+                for frame in self.history.replay_batches(&request, &mut self.ids, stamp) {
                     out.push(Action::Send {
                         to: Recipient::All,
                         frame,

@@ -64,7 +64,7 @@ fn sent(actions: &[Action]) -> Vec<(Recipient, ServerEnvelope)> {
                 *to,
                 decode_server_frame(frame).expect("engine frames decode"),
             )),
-            Action::Close { .. } | Action::Drop { .. } => None,
+            Action::Close { .. } | Action::Drop { .. } | Action::Note(_) => None,
         })
         .collect()
 }
@@ -86,7 +86,7 @@ fn closes(actions: &[Action]) -> Vec<(Recipient, u16)> {
         .iter()
         .filter_map(|a| match a {
             Action::Close { to, code, .. } => Some((*to, *code)),
-            Action::Send { .. } | Action::Drop { .. } => None,
+            Action::Send { .. } | Action::Drop { .. } | Action::Note(_) => None,
         })
         .collect()
 }
@@ -247,17 +247,17 @@ fn heartbeats_are_echoed_transient_with_metadata() {
     assert_eq!(out[0].1.sequence, None);
     assert_eq!(out[0].0, Recipient::All);
     assert!(out[0].1.metadata.is_some());
-    assert_eq!(h.session.journal().len(), 1, "heartbeats are not history");
+    assert_eq!(h.session.history().len(), 1, "heartbeats are not history");
 }
 
 #[test]
 fn typing_is_neither_echoed_nor_journaled() {
     let mut h = joined(false);
-    let before = h.session.journal().len();
+    let before = h.session.history().len();
     let out =
         h.send(r#"{"type":"EVENT_TYPE_USER_TYPING","payload":{"state":"TYPING_STATE_STARTED"}}"#);
     assert!(out.is_empty());
-    assert_eq!(h.session.journal().len(), before);
+    assert_eq!(h.session.history().len(), before);
 }
 
 #[test]
@@ -336,7 +336,7 @@ fn reconnecting_with_a_cursor_replays_only_later_events_after_session_start() {
     let mut h = joined(false);
     h.send(&message("a"));
     h.settle();
-    let last = h.session.journal().last_sequence().expect("history").0;
+    let last = h.session.history().last_sequence().expect("history").0;
     let replay = sent(&h.session.connect(2, 3, h.now));
     let ServerEvent::EventBatch(batch) = &replay[0].1.event else {
         panic!("no batch")

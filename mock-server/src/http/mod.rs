@@ -90,18 +90,22 @@ pub async fn create_access_token(
                 .ok_or(AuthError::UnknownConnector)?;
             let connector =
                 auth::authorize_connector(state.connectors(), Some(&first.token), x_host)?;
-            (connector, Some(name))
+            (connector, Some(name.to_owned()))
         }
         None => {
             let connector = auth::authorize_connector(state.connectors(), x_token, x_host)?;
-            (connector, connector.scenario.as_deref())
+            let chosen = state.connector_scenario(&connector.token);
+            (connector, chosen.or_else(|| connector.scenario.clone()))
         }
     };
     let host = auth::normalize_host(x_host.unwrap_or_default());
-    let (access_token, _claims) =
-        state
-            .issuer()
-            .issue(connector, &host, scenario, state.clock().unix_seconds())?;
+    let (access_token, claims) = state.issuer().issue(
+        connector,
+        &host,
+        scenario.as_deref(),
+        state.clock().unix_seconds(),
+    )?;
+    state.note_token_call(&claims.jti, "/api/v1/access-token", 200);
     Ok(Json(AccessTokenResponse {
         access_token,
         expires_in: state.issuer().ttl_seconds(),

@@ -9,6 +9,7 @@
 //! - [`Catalogue`]: every scenario a server can select, by name.
 
 pub mod raw;
+pub mod recording;
 pub mod script;
 pub mod validate;
 
@@ -85,7 +86,8 @@ fn json_pointer(path: &str) -> String {
     out
 }
 
-/// Reads and validates a scenario file; its name is the file stem.
+/// Reads and validates a scenario file; its name is the file stem. A `.jsonl` file is a
+/// recording (`--record`), replayed as a scenario.
 pub fn load_file(path: &Path) -> Result<Script, ScenarioError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
@@ -96,7 +98,21 @@ pub fn load_file(path: &Path) -> Result<Script, ScenarioError> {
     let name = path
         .file_stem()
         .map_or_else(|| shown.clone(), |s| s.to_string_lossy().into_owned());
+    if path.extension().is_some_and(|e| e == "jsonl") {
+        let raw = recording_scenario(&shown, &text)?;
+        return validate::validate(&name, &shown, &raw);
+    }
     parse(&name, &shown, &text)
+}
+
+/// The scenario a recording's text describes.
+pub fn recording_scenario(file: &str, text: &str) -> Result<raw::ScenarioFile, ScenarioError> {
+    let entries = crate::journal::read_recording(text).map_err(|problem| ScenarioError {
+        file: file.to_owned(),
+        pointer: String::new(),
+        problem,
+    })?;
+    Ok(recording::from_recording(&entries, file))
 }
 
 /// The scenarios a server can select, validated up front: the embedded fixtures and any
@@ -151,7 +167,7 @@ impl Catalogue {
             return Ok(script);
         }
         let path = Path::new(name_or_path);
-        if name_or_path.ends_with(".json") || path.exists() {
+        if name_or_path.ends_with(".json") || name_or_path.ends_with(".jsonl") || path.exists() {
             let script = load_file(path)?;
             return Ok(self.insert(name_or_path, script));
         }

@@ -130,6 +130,16 @@ pub fn validate(name: &str, file: &str, raw: &ScenarioFile) -> Result<Script, Sc
     })
 }
 
+/// Validates steps pushed from outside a scenario file (the control API); `source` names
+/// them in errors.
+pub fn validate_steps(source: &str, raw: &[RawStep]) -> Result<Vec<Step>, ScenarioError> {
+    let check = Checker { file: source };
+    Ok(steps_of(&check, "", raw)?
+        .into_iter()
+        .map(|TemplateStep(step)| step)
+        .collect())
+}
+
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
 }

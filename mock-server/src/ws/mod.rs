@@ -2,6 +2,7 @@
 //! selects over socket reads, its outbound queue, its idle timer and server shutdown. This is
 //! the only code that sees WebSocket frames.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::ws::{
@@ -14,7 +15,8 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::engine::ConnId;
-use crate::engine::journal::parse_cursor;
+use crate::engine::history::parse_cursor;
+use crate::journal::Closer;
 use crate::protocol::{
     ClientFrameError, ClientFrameRejection, RawFrame, catalog, decode_client_frame,
 };
@@ -33,6 +35,23 @@ pub struct ConnectParams {
     session_id: Option<String>,
     access_token: Option<String>,
     cursor: Option<String>,
+}
+
+impl ConnectParams {
+    /// The query for the journal, with the access token redacted.
+    fn redacted(&self) -> BTreeMap<String, String> {
+        let mut query = BTreeMap::new();
+        if let Some(id) = &self.session_id {
+            query.insert("session_id".into(), id.clone());
+        }
+        if self.access_token.is_some() {
+            query.insert("access_token".into(), "[redacted]".into());
+        }
+        if let Some(cursor) = &self.cursor {
+            query.insert("cursor".into(), cursor.clone());
+        }
+        query
+    }
 }
 
 /// A handshake failure: plain-text catalog string (spec §3.2, §12 C6).
@@ -57,23 +76,34 @@ pub async fn connect(
             catalog::INVALID_CONNECTION_PARAMETERS,
         );
     };
+    let query = params.redacted();
     let (Some(session_id), Some(token)) = (
-        params.session_id.filter(|s| !s.is_empty()),
-        params.access_token.filter(|t| !t.is_empty()),
+        params.session_id.clone().filter(|s| !s.is_empty()),
+        params.access_token.clone().filter(|t| !t.is_empty()),
     ) else {
         return reject(
             StatusCode::BAD_REQUEST,
             catalog::INVALID_CONNECTION_PARAMETERS,
         );
     };
-    let Ok(claims) = state.issuer().verify(&token, state.clock().unix_seconds()) else {
-        return reject(StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED);
-    };
+    let verified = state.issuer().verify(&token, state.clock().unix_seconds());
     let Some(slot) = state.session(&session_id) else {
-        return reject(StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND);
+        let (status, message) = match verified {
+            Ok(_) => (StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND),
+            Err(_) => (StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED),
+        };
+        return reject(status, message);
+    };
+    // From here on the session is known: refusals go into its journal.
+    let refuse = |status: StatusCode, message: &'static str| {
+        state.refused_handshake(&slot, query.clone(), status.as_u16(), message);
+        reject(status, message)
+    };
+    let Ok(claims) = verified else {
+        return refuse(StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED);
     };
     if !slot.accepts(&claims, state.config().session_binding) {
-        return reject(StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED);
+        return refuse(StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED);
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -86,18 +116,18 @@ pub async fn connect(
     match state.reserve_connection(&slot) {
         Ok(()) => {}
         Err(ReserveError::Full) => {
-            return reject(
+            return refuse(
                 StatusCode::TOO_MANY_REQUESTS,
                 catalog::CONNECTION_LIMIT_EXCEEDED,
             );
         }
         Err(ReserveError::Gone) => {
-            return reject(StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND);
+            return refuse(StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND);
         }
         Err(ReserveError::Refused(refusal)) => {
             let status =
                 StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return reject(status, refusal.body);
+            return refuse(status, refusal.body);
         }
     }
     let failed_state = state.clone();
@@ -113,7 +143,7 @@ pub async fn connect(
         })
         .on_upgrade(move |socket| {
             let tasks = state.tasks().clone();
-            tasks.track_future(run_connection(socket, state, slot, cursor))
+            tasks.track_future(run_connection(socket, state, slot, cursor, query))
         })
 }
 
@@ -121,8 +151,8 @@ pub async fn connect(
 enum End {
     /// Send this close frame, then stop.
     Close(u16, &'static str),
-    /// The peer is gone (closed, reset, or errored); nothing more to send.
-    Gone,
+    /// The peer closed with this code (`None`: reset or error, no close frame).
+    Gone(Option<u16>),
     /// Drop the connection without a close frame (a scenario fault).
     Drop,
 }
@@ -132,24 +162,28 @@ async fn run_connection(
     state: AppState,
     slot: Arc<SessionSlot>,
     cursor: u64,
+    query: BTreeMap<String, String>,
 ) {
-    let (conn, mut queue, replay) = state.open_connection(&slot, cursor);
+    let (conn, mut queue, replay) = state.open_connection(&slot, cursor, query);
     let end = match write_all(&mut socket, replay).await {
         Some(end) => end,
         None => serve(&mut socket, &state, &slot, conn, &mut queue).await,
     };
-    state.close_connection(&slot, conn);
-    if let End::Drop = end {
+    match end {
+        End::Gone(code) => state.close_connection(&slot, conn, code, Closer::Client),
         // Dropping the socket without a close frame: the client sees 1006.
-        drop(socket);
-        return;
-    }
-    if let End::Close(code, reason) = end {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = socket.send(Message::Close(Some(frame))).await;
+        End::Drop => {
+            state.close_connection(&slot, conn, None, Closer::Server);
+            drop(socket);
+        }
+        End::Close(code, reason) => {
+            state.close_connection(&slot, conn, Some(code), Closer::Server);
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = socket.send(Message::Close(Some(frame))).await;
+        }
     }
 }
 
@@ -177,20 +211,24 @@ async fn serve(
                 None => return End::Close(1011, "send queue overflow"),
             },
             received = socket.recv() => {
-                let Some(Ok(message)) = received else { return End::Gone };
+                let Some(Ok(message)) = received else { return End::Gone(None) };
                 let raw = match &message {
                     Message::Text(text) => RawFrame::Text(text.as_str()),
                     Message::Binary(bytes) => RawFrame::Binary(bytes),
                     // Pings are answered by the library; neither resets any timer (spec §12 C7).
                     Message::Ping(_) | Message::Pong(_) => continue,
-                    Message::Close(_) => return End::Gone,
+                    Message::Close(frame) => return End::Gone(Some(frame.as_ref().map_or(1005, |f| f.code))),
                 };
                 idle_deadline = Instant::now() + idle;
                 let decoded = decode_client_frame(raw, state.decode_options());
                 if state.config().close_on_oversized_frame && is_too_large(&decoded) {
                     return End::Close(1009, "message too large");
                 }
-                let own = state.receive(slot, conn, decoded);
+                let text = match &message {
+                    Message::Text(text) => Some(text.as_str()),
+                    _ => None,
+                };
+                let own = state.receive(slot, conn, text, decoded);
                 if let Some(end) = write_all(socket, own).await {
                     return end;
                 }
@@ -213,7 +251,7 @@ async fn write_all(
         match outbound {
             Outbound::Frame(frame) => {
                 if socket.send(Message::Text(frame)).await.is_err() {
-                    return Some(End::Gone);
+                    return Some(End::Gone(None));
                 }
             }
             Outbound::Close { code, reason } => return Some(End::Close(code, reason)),

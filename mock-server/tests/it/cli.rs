@@ -76,3 +76,42 @@ async fn serves_with_defaults_prints_one_ready_line_and_exits_cleanly_on_sigterm
     })
     .await;
 }
+
+#[tokio::test]
+async fn ctl_talks_to_the_control_api() {
+    bounded(async {
+        let server = crate::support::start(mock_server::Config::default()).await;
+        let base = server.base_url();
+        let run = move |args: Vec<String>| {
+            tokio::task::spawn_blocking(move || binary().arg("ctl").args(args).output())
+        };
+        let health = run(vec!["--url".into(), base.clone(), "health".into()])
+            .await
+            .expect("joined")
+            .expect("runs");
+        assert!(
+            health.status.success(),
+            "{}",
+            String::from_utf8_lossy(&health.stderr)
+        );
+        let body: serde_json::Value = serde_json::from_slice(&health.stdout).expect("JSON");
+        assert_eq!(body["ok"], true);
+        let missing = run(vec![
+            "--url".into(),
+            base.clone(),
+            "session".into(),
+            "nope".into(),
+        ])
+        .await
+        .expect("joined")
+        .expect("runs");
+        assert!(!missing.status.success());
+        assert!(
+            String::from_utf8_lossy(&missing.stderr).contains("404"),
+            "{}",
+            String::from_utf8_lossy(&missing.stderr)
+        );
+        server.shutdown().await;
+    })
+    .await;
+}

@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod control;
 mod node_example;
 mod protocol_bad_frames;
 mod protocol_examples;

@@ -81,6 +81,17 @@ fn every_fixture_validates_against_the_schema_and_loads() {
 
 /// Runs a fixture's exercise against a fresh server: returns the transcript.
 async fn run_exercise(name: &str, seed: u64) -> Vec<(&'static str, Value)> {
+    run_exercise_with(name, name, seed, None).await
+}
+
+/// Runs fixture `name`'s exercise against a server playing `scenario` (recording into
+/// `record_dir` when given).
+pub async fn run_exercise_with(
+    name: &str,
+    scenario: &str,
+    seed: u64,
+    record_dir: Option<PathBuf>,
+) -> Vec<(&'static str, Value)> {
     let text = scenario::embedded()
         .iter()
         .find(|(n, _)| *n == name)
@@ -89,7 +100,8 @@ async fn run_exercise(name: &str, seed: u64) -> Vec<(&'static str, Value)> {
     let raw: ScenarioFile = serde_json::from_str(text).expect("fixture parses");
     let exercise = raw.exercise.expect("fixture has an exercise");
     let server = start(Config {
-        scenario: name.to_owned(),
+        scenario: scenario.to_owned(),
+        record_dir,
         seed: Some(seed),
         logical_clock_epoch_ms: Some(1_767_225_600_000),
         ..Config::default()

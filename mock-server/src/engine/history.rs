@@ -15,11 +15,11 @@ struct Entry {
 
 /// Journaled events in sequence order; sequences are contiguous from 1.
 #[derive(Debug, Default)]
-pub struct Journal {
+pub struct History {
     entries: Vec<Entry>,
 }
 
-impl Journal {
+impl History {
     /// The sequence the next journaled event gets.
     pub fn next_sequence(&self) -> Sequence {
         Sequence(self.entries.len() as u64 + 1)
@@ -103,7 +103,7 @@ impl Journal {
     }
 }
 
-/// What a connect asks of the journal.
+/// What a connect asks of the history.
 #[derive(Debug, Clone)]
 pub struct ReplayRequest {
     pub cursor: u64,
@@ -159,20 +159,20 @@ mod tests {
     use super::*;
     use crate::protocol::{ServerEvent, decode_server_frame};
 
-    fn journal_of(n: u64) -> Journal {
-        let mut journal = Journal::default();
+    fn history_of(n: u64) -> History {
+        let mut history = History::default();
         for seq in 1..=n {
             let json = format!(
                 r#"{{"id":"e{seq}","sequence":{seq},"timestamp":"t","type":"EVENT_TYPE_LANGUAGE_CHANGED","payload":{{"language_code":"x{seq}"}}}}"#
             );
-            journal.push(Sequence(seq), &json);
+            history.push(Sequence(seq), &json);
         }
-        journal
+        history
     }
 
-    fn replayed(journal: &Journal, request: &ReplayRequest) -> Vec<Vec<u64>> {
+    fn replayed(history: &History, request: &ReplayRequest) -> Vec<Vec<u64>> {
         let mut ids = IdGen::from_seed(1);
-        journal
+        history
             .replay_batches(request, &mut ids, 0)
             .iter()
             .map(|frame| {
@@ -202,48 +202,48 @@ mod tests {
 
     #[test]
     fn replay_starts_with_session_start_then_everything_after_the_cursor() {
-        let journal = journal_of(6);
+        let history = history_of(6);
         assert_eq!(
-            replayed(&journal, &request(0, 50)),
+            replayed(&history, &request(0, 50)),
             vec![vec![1, 2, 3, 4, 5, 6]]
         );
-        assert_eq!(replayed(&journal, &request(4, 50)), vec![vec![1, 5, 6]]);
+        assert_eq!(replayed(&history, &request(4, 50)), vec![vec![1, 5, 6]]);
         assert_eq!(
-            replayed(&journal, &request(1, 50)),
+            replayed(&history, &request(1, 50)),
             vec![vec![1, 2, 3, 4, 5, 6]]
         );
-        assert_eq!(replayed(&journal, &request(99, 50)), vec![vec![1]]);
+        assert_eq!(replayed(&history, &request(99, 50)), vec![vec![1]]);
         let strict = ReplayRequest {
             strict_cursor: true,
             ..request(4, 50)
         };
-        assert_eq!(replayed(&journal, &strict), vec![vec![5, 6]]);
+        assert_eq!(replayed(&history, &strict), vec![vec![5, 6]]);
     }
 
     #[test]
     fn replay_is_split_by_count_and_by_frame_size() {
-        let journal = journal_of(5);
+        let history = history_of(5);
         assert_eq!(
-            replayed(&journal, &request(0, 2)),
+            replayed(&history, &request(0, 2)),
             vec![vec![1, 2], vec![3, 4], vec![5]]
         );
         let small = ReplayRequest {
             max_frame_bytes: 400,
             ..request(0, 50)
         };
-        let batches = replayed(&journal, &small);
+        let batches = replayed(&history, &small);
         assert!(batches.len() > 1, "no split by size: {batches:?}");
         assert_eq!(batches.concat(), vec![1, 2, 3, 4, 5]);
         let mut ids = IdGen::from_seed(1);
-        for frame in journal.replay_batches(&small, &mut ids, 0) {
+        for frame in history.replay_batches(&small, &mut ids, 0) {
             assert!(frame.len() <= 400, "frame of {} bytes", frame.len());
         }
     }
 
     #[test]
-    fn an_empty_journal_still_replays_one_batch() {
+    fn an_empty_history_still_replays_one_batch() {
         assert_eq!(
-            replayed(&Journal::default(), &request(0, 50)),
+            replayed(&History::default(), &request(0, 50)),
             vec![Vec::<u64>::new()]
         );
     }

@@ -1,0 +1,375 @@
+//! The control API under `/_mock/`: see and steer a running mock (sessions, journals, pushed
+//! steps and faults, scenario choice, the clock, reset). Handlers only parse, call the
+//! [`AppState`] operation, and map the result; the same operations back the typed methods of
+//! [`crate::MockServer`].
+//!
+//! Loopback peers only, unless `control_token` is configured: then every request must carry
+//! `Authorization: Bearer <control_token>`.
+
+pub mod openapi;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::scenario::raw::{RawFault, RawStep};
+use crate::scenario::validate::validate_steps;
+use crate::state::{AppState, ControlError, SessionSummary};
+
+/// Every control-API failure: a status, the message, and for bad bodies the JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ControlErrorBody {
+    pub error: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+}
+
+struct Failure(StatusCode, ControlErrorBody);
+
+impl Failure {
+    fn new(status: StatusCode, message: impl Into<String>, pointer: Option<String>) -> Self {
+        let message = message.into();
+        Self(
+            status,
+            ControlErrorBody {
+                error: message.clone(),
+                message,
+                pointer,
+            },
+        )
+    }
+}
+
+impl From<ControlError> for Failure {
+    fn from(error: ControlError) -> Self {
+        let status = match error {
+            ControlError::UnknownSession(_) => StatusCode::NOT_FOUND,
+            ControlError::Invalid(_) => StatusCode::BAD_REQUEST,
+            ControlError::Conflict(_) => StatusCode::CONFLICT,
+        };
+        Self::new(status, error.to_string(), None)
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+type Reply<T> = Result<Json<T>, Failure>;
+
+/// Routes, to be nested at `/_mock`.
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/sessions", get(sessions))
+        .route("/sessions/{id}", get(session))
+        .route("/sessions/{id}/journal", get(journal))
+        .route("/sessions/{id}/steps", post(push_steps))
+        .route("/sessions/{id}/faults", post(push_faults))
+        .route("/sessions/{id}/end", post(end_session))
+        .route("/next-scenario", put(next_scenario))
+        .route("/connectors/{token}/scenario", put(connector_scenario))
+        .route("/scenarios", get(scenarios))
+        .route("/clock", post(clock))
+        .route("/reset", post(reset))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .fallback(|| async {
+            Failure::new(StatusCode::NOT_FOUND, "no such control endpoint", None)
+        })
+        .layer(middleware::from_fn_with_state(state, guard))
+}
+
+/// Loopback-only, or the configured bearer token.
+async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    match &state.config().control_token {
+        Some(token) => {
+            let presented = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if presented != Some(token.as_str()) {
+                return Failure::new(
+                    StatusCode::UNAUTHORIZED,
+                    "the control API needs `Authorization: Bearer <control_token>`",
+                    None,
+                )
+                .into_response();
+            }
+        }
+        None => {
+            let peer = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0);
+            if let Some(peer) = peer
+                && !peer.ip().is_loopback()
+            {
+                return Failure::new(StatusCode::FORBIDDEN, "the control API answers loopback peers only (configure `control_token` to allow others)", None).into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// `GET /_mock/health`
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Health {
+    pub ok: bool,
+    pub sessions: usize,
+    /// Mock-clock milliseconds since start.
+    pub clock_ms: u64,
+    pub clock_scale: f64,
+}
+
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(Health {
+        ok: true,
+        sessions: state.sessions().len(),
+        clock_ms: state.clock().now().elapsed.as_millis() as u64,
+        clock_scale: state.clock().scale(),
+    })
+}
+
+async fn sessions(State(state): State<AppState>) -> Json<Vec<SessionSummary>> {
+    Json(state.sessions())
+}
+
+async fn session(State(state): State<AppState>, Path(id): Path<String>) -> Reply<SessionSummary> {
+    let slot = state.session(&id).ok_or(ControlError::UnknownSession(id))?;
+    Ok(Json(slot.summary()))
+}
+
+#[derive(Debug, Deserialize)]
+struct JournalQuery {
+    #[serde(default)]
+    follow: bool,
+}
+
+/// The journal as a JSON array, or with `?follow=true` as JSON Lines that go on with new
+/// entries until the session is gone.
+async fn journal(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<JournalQuery>,
+) -> Result<Response, Failure> {
+    let slot = state.session(&id).ok_or(ControlError::UnknownSession(id))?;
+    if !query.follow {
+        let (entries, _) = slot.journal_since(0);
+        return Ok(Json(entries).into_response());
+    }
+    let shutdown = state.shutdown_token().clone();
+    let stream = futures_util::stream::unfold((slot, 0u64, false), move |(slot, from, done)| {
+        let shutdown = shutdown.clone();
+        async move {
+            if done {
+                return None;
+            }
+            loop {
+                let (entries, next) = slot.journal_since(from);
+                let gone = slot.status() == crate::engine::SessionStatus::Expired
+                    || shutdown.is_cancelled();
+                if !entries.is_empty() || gone {
+                    let mut lines = String::new();
+                    for entry in &entries {
+                        lines.push_str(&serde_json::to_string(entry).unwrap_or_default());
+                        lines.push('\n');
+                    }
+                    return Some((Ok::<_, Infallible>(Bytes::from(lines)), (slot, next, gone)));
+                }
+                slot.journal_changed().await;
+            }
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// One item or an array of them. A single item is treated as a one-element list, so error
+/// pointers always start with the item's index (`/0/...`).
+fn one_or_many<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Vec<T>, Failure> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        Failure::new(
+            StatusCode::BAD_REQUEST,
+            format!("body is not JSON: {e}"),
+            Some(String::new()),
+        )
+    })?;
+    let items = match value {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            serde_path_to_error::deserialize(item).map_err(|e| {
+                let mut pointer = format!("/{i}");
+                let path = e.path().to_string();
+                if path != "." && path != "?" {
+                    for part in path.split('.') {
+                        pointer.push('/');
+                        pointer.push_str(part.trim_end_matches(']').replace('[', "/").as_str());
+                    }
+                }
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    e.inner().to_string(),
+                    Some(pointer),
+                )
+            })
+        })
+        .collect()
+}
+
+/// What a push accepted.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+pub struct Accepted {
+    pub accepted: usize,
+}
+
+fn play(state: &AppState, id: &str, raw: Vec<RawStep>, what: &str) -> Reply<Accepted> {
+    let steps = validate_steps("request body", &raw)
+        .map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e.problem, Some(e.pointer)))?;
+    let count = raw.len();
+    let action = format!(
+        "{what}: {}",
+        serde_json::to_string(&raw).unwrap_or_default()
+    );
+    state.push_steps(id, steps, &action)?;
+    Ok(Json(Accepted { accepted: count }))
+}
+
+/// `POST /_mock/sessions/{id}/steps`: scenario steps (one or an array), played now.
+async fn push_steps(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply<Accepted> {
+    let raw: Vec<RawStep> = one_or_many(&body)?;
+    play(&state, &id, raw, "steps")
+}
+
+/// `POST /_mock/sessions/{id}/faults`: fault steps (one or an array), applied now.
+async fn push_faults(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply<Accepted> {
+    let faults: Vec<RawFault> = one_or_many(&body)?;
+    play(
+        &state,
+        &id,
+        faults.into_iter().map(RawStep::Fault).collect(),
+        "faults",
+    )
+}
+
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndRequest {
+    /// Default `REASON_NATURAL_END`.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /_mock/sessions/{id}/end`
+async fn end_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Reply<Accepted> {
+    let request: EndRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        EndRequest::default()
+    } else {
+        one_or_many::<EndRequest>(&body)?.pop().unwrap_or_default()
+    };
+    let reason = request
+        .reason
+        .unwrap_or_else(|| "REASON_NATURAL_END".into());
+    let step = RawStep::End(crate::protocol::SessionEndReason::from_wire(&reason));
+    play(&state, &id, vec![step], "end")
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioChoice {
+    /// A catalogue name or a file path.
+    pub scenario: String,
+}
+
+async fn next_scenario(State(state): State<AppState>, body: Bytes) -> Reply<ScenarioChoice> {
+    let choice: ScenarioChoice = one_or_many::<ScenarioChoice>(&body)?
+        .pop()
+        .ok_or_else(|| Failure::new(StatusCode::BAD_REQUEST, "empty body", None))?;
+    state.set_next_scenario(&choice.scenario)?;
+    Ok(Json(choice))
+}
+
+async fn connector_scenario(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Reply<ScenarioChoice> {
+    let choice: ScenarioChoice = one_or_many::<ScenarioChoice>(&body)?
+        .pop()
+        .ok_or_else(|| Failure::new(StatusCode::BAD_REQUEST, "empty body", None))?;
+    state.set_connector_scenario(&token, &choice.scenario)?;
+    Ok(Json(choice))
+}
+
+async fn scenarios(State(state): State<AppState>) -> Json<Vec<String>> {
+    Json(state.scenario_names())
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClockChange {
+    /// Move the mock clock forward by this much: timers due by then fire now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advance_ms: Option<u64>,
+    /// Mock seconds per real second from now on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+}
+
+async fn clock(State(state): State<AppState>, body: Bytes) -> Reply<Health> {
+    let change: ClockChange = one_or_many::<ClockChange>(&body)?.pop().unwrap_or_default();
+    if change.advance_ms.is_none() && change.scale.is_none() {
+        return Err(Failure::new(
+            StatusCode::BAD_REQUEST,
+            "give `advance_ms` or `scale`",
+            Some(String::new()),
+        ));
+    }
+    if let Some(scale) = change.scale {
+        state.set_clock_scale(scale)?;
+    }
+    if let Some(ms) = change.advance_ms {
+        state.advance_clock(Duration::from_millis(ms));
+    }
+    Ok(health(State(state)).await)
+}
+
+async fn reset(State(state): State<AppState>) -> Json<Health> {
+    state.reset();
+    health(State(state)).await
+}

@@ -1,0 +1,100 @@
+//! The OpenAPI description of the control API, built from the same types the handlers use.
+
+use schemars::generate::SchemaSettings;
+use serde_json::{Map, Value, json};
+
+use super::{Accepted, ClockChange, ControlErrorBody, EndRequest, Health, ScenarioChoice};
+use crate::journal::JournalEntry;
+use crate::scenario::raw::{RawFault, RawStep};
+use crate::state::SessionSummary;
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
+}
+
+fn error(description: &str) -> Value {
+    ok(
+        description,
+        json!({ "$ref": "#/components/schemas/ControlErrorBody" }),
+    )
+}
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn one_or_many(name: &str) -> Value {
+    json!({ "oneOf": [r(name), { "type": "array", "items": r(name) }] })
+}
+
+fn body(schema: Value) -> Value {
+    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
+}
+
+/// The document served at `/_mock/openapi.json` and committed as `schemas/control-openapi.json`.
+pub fn document() -> Value {
+    let mut generator = SchemaSettings::openapi3().into_generator();
+    let mut components = Map::new();
+    macro_rules! component {
+        ($($t:ty => $name:literal),* $(,)?) => {$(
+            let schema = generator.subschema_for::<$t>();
+            if !schema.as_value().get("$ref").is_some() {
+                components.insert($name.into(), schema.to_value());
+            }
+        )*};
+    }
+    component!(
+        SessionSummary => "SessionSummary",
+        JournalEntry => "JournalEntry",
+        RawStep => "RawStep",
+        RawFault => "RawFault",
+        ControlErrorBody => "ControlErrorBody",
+        Accepted => "Accepted",
+        Health => "Health",
+        ScenarioChoice => "ScenarioChoice",
+        ClockChange => "ClockChange",
+        EndRequest => "EndRequest",
+    );
+    for (name, schema) in generator.take_definitions(true) {
+        components.insert(name, schema);
+    }
+    let id =
+        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } });
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "messaging-mock control API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "See and steer a running mock. Loopback peers only unless `control_token` is configured (then `Authorization: Bearer <token>`). Errors: 404 unknown session, 400 malformed body (with the JSON pointer), 409 a step that does not fit the session's state (nothing changed)."
+        },
+        "paths": {
+            "/_mock/health": { "get": { "summary": "Liveness, session count, mock clock", "responses": { "200": ok("Health", r("Health")) } } },
+            "/_mock/sessions": { "get": { "summary": "Every session", "responses": { "200": ok("Sessions", json!({ "type": "array", "items": r("SessionSummary") })) } } },
+            "/_mock/sessions/{id}": { "get": { "summary": "One session", "parameters": [id], "responses": { "200": ok("Session", r("SessionSummary")), "404": error("Unknown session") } } },
+            "/_mock/sessions/{id}/journal": { "get": {
+                "summary": "The session's journal; `?follow=true` streams JSON Lines as it grows",
+                "parameters": [id, { "name": "follow", "in": "query", "schema": { "type": "boolean" } }],
+                "responses": { "200": ok("Journal entries", json!({ "type": "array", "items": r("JournalEntry") })), "404": error("Unknown session") } } },
+            "/_mock/sessions/{id}/steps": { "post": {
+                "summary": "Play scenario steps now (one or an array)", "parameters": [id], "requestBody": body(one_or_many("RawStep")),
+                "responses": { "200": ok("Accepted", r("Accepted")), "400": error("Malformed step"), "404": error("Unknown session"), "409": error("Does not fit the session's state") } } },
+            "/_mock/sessions/{id}/faults": { "post": {
+                "summary": "Apply faults now (one or an array)", "parameters": [id], "requestBody": body(one_or_many("RawFault")),
+                "responses": { "200": ok("Accepted", r("Accepted")), "400": error("Malformed fault"), "404": error("Unknown session"), "409": error("The session has ended") } } },
+            "/_mock/sessions/{id}/end": { "post": {
+                "summary": "End the session (SESSION_END, close 1000)", "parameters": [id], "requestBody": body(r("EndRequest")),
+                "responses": { "200": ok("Accepted", r("Accepted")), "404": error("Unknown session"), "409": error("Already ended") } } },
+            "/_mock/next-scenario": { "put": { "summary": "Scenario of the next session created", "requestBody": body(r("ScenarioChoice")),
+                "responses": { "200": ok("Chosen", r("ScenarioChoice")), "400": error("Unknown or invalid scenario") } } },
+            "/_mock/connectors/{token}/scenario": { "put": { "summary": "Scenario of later tokens of this connector",
+                "parameters": [{ "name": "token", "in": "path", "required": true, "schema": { "type": "string" } }], "requestBody": body(r("ScenarioChoice")),
+                "responses": { "200": ok("Chosen", r("ScenarioChoice")), "400": error("Unknown connector or scenario") } } },
+            "/_mock/scenarios": { "get": { "summary": "Scenario names", "responses": { "200": ok("Names", json!({ "type": "array", "items": { "type": "string" } })) } } },
+            "/_mock/clock": { "post": { "summary": "Advance or scale the mock clock", "requestBody": body(r("ClockChange")),
+                "responses": { "200": ok("Health", r("Health")), "400": error("Neither or an invalid value") } } },
+            "/_mock/reset": { "post": { "summary": "Drop every session (sockets closed with 1001) and every control choice", "responses": { "200": ok("Health", r("Health")) } } },
+            "/_mock/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3" } } } }
+        },
+        "components": { "schemas": components }
+    })
+}
