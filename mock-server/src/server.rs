@@ -14,7 +14,7 @@ use crate::journal::JournalEntry;
 use crate::router::router;
 use crate::scenario::raw::{RawFault, RawStep};
 use crate::scenario::validate::validate_steps;
-use crate::state::{AppState, ControlError, SessionSummary, StateError};
+use crate::state::{AppState, ControlError, HttpFailures, SessionSummary, StateError};
 
 /// How long open sockets get to close after a shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -217,6 +217,11 @@ impl MockServer {
     /// Runs the mock clock `scale` times as fast as real time.
     pub fn set_clock_scale(&self, scale: f64) -> Result<(), ControlError> {
         self.state.set_clock_scale(scale)
+    }
+
+    /// The next REST calls answer their documented 500 (counts add up).
+    pub fn arm_http_failures(&self, failures: HttpFailures) -> HttpFailures {
+        self.state.arm_http_failures(failures)
     }
 
     /// Drops every session (sockets closed with 1001) and every control choice.

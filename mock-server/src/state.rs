@@ -304,6 +304,8 @@ struct Inner {
     next_scenario: Mutex<Option<String>>,
     /// Scenario per connector token, set through the control API.
     connector_scenarios: Mutex<HashMap<String, String>>,
+    /// Armed REST failures (control API): the next calls of an endpoint answer 500.
+    http_failures: Mutex<HttpFailures>,
     default_script: Arc<Script>,
     connectors: ConnectorRegistry,
     issuer: TokenIssuer,
@@ -367,6 +369,7 @@ impl AppState {
                 catalogue: Mutex::new(catalogue),
                 next_scenario: Mutex::new(None),
                 connector_scenarios: Mutex::new(HashMap::new()),
+                http_failures: Mutex::new(HttpFailures::default()),
                 default_script,
                 connectors,
                 issuer,
@@ -777,6 +780,33 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How many of the next REST calls fail with the documented 500 (spec §10.2, §10.3).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpFailures {
+    /// `POST /api/v1/access-token` answers 500 `Failed to create access token`.
+    pub access_token: u32,
+    /// `POST /api/v1/sessions` answers 500 `Failed to create session`.
+    pub sessions: u32,
+}
+
+/// A REST endpoint whose failures can be armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestEndpoint {
+    AccessToken,
+    Sessions,
+}
+
 /// Why a control operation was refused. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ControlError {
@@ -888,6 +918,26 @@ impl AppState {
         Ok(())
     }
 
+    /// Arms failures of the next REST calls (added to any already armed).
+    pub fn arm_http_failures(&self, failures: HttpFailures) -> HttpFailures {
+        let mut armed = lock(&self.inner.http_failures);
+        armed.access_token = armed.access_token.saturating_add(failures.access_token);
+        armed.sessions = armed.sessions.saturating_add(failures.sessions);
+        *armed
+    }
+
+    /// Whether this call of `endpoint` must fail (consuming one armed failure).
+    pub fn take_http_failure(&self, endpoint: RestEndpoint) -> bool {
+        let mut armed = lock(&self.inner.http_failures);
+        let counter = match endpoint {
+            RestEndpoint::AccessToken => &mut armed.access_token,
+            RestEndpoint::Sessions => &mut armed.sessions,
+        };
+        let fail = *counter > 0;
+        *counter = counter.saturating_sub(1);
+        fail
+    }
+
     /// Drops every session (sockets closed with 1001) and every control-API choice.
     pub fn reset(&self) {
         let now = self.inner.clock.now();
@@ -903,6 +953,7 @@ impl AppState {
         *lock(&self.inner.next_scenario) = None;
         lock(&self.inner.connector_scenarios).clear();
         lock(&self.inner.pending_http).clear();
+        *lock(&self.inner.http_failures) = HttpFailures::default();
     }
 }
 

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::scenario::raw::{RawFault, RawStep};
 use crate::scenario::validate::validate_steps;
-use crate::state::{AppState, ControlError, SessionSummary};
+use crate::state::{AppState, ControlError, HttpFailures, SessionSummary};
 
 /// Every control-API failure: a status, the message, and for bad bodies the JSON pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/connectors/{token}/scenario", put(connector_scenario))
         .route("/scenarios", get(scenarios))
         .route("/clock", post(clock))
+        .route("/http-failures", post(http_failures))
         .route("/reset", post(reset))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .fallback(|| async {
@@ -367,6 +368,14 @@ async fn clock(State(state): State<AppState>, body: Bytes) -> Reply<Health> {
         state.advance_clock(Duration::from_millis(ms));
     }
     Ok(health(State(state)).await)
+}
+
+/// `POST /_mock/http-failures`: the next REST calls answer their documented 500.
+async fn http_failures(State(state): State<AppState>, body: Bytes) -> Reply<HttpFailures> {
+    let failures: HttpFailures = one_or_many::<HttpFailures>(&body)?
+        .pop()
+        .unwrap_or_default();
+    Ok(Json(state.arm_http_failures(failures)))
 }
 
 async fn reset(State(state): State<AppState>) -> Json<Health> {

@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::{Accepted, ClockChange, ControlErrorBody, EndRequest, Health, ScenarioChoice};
 use crate::journal::JournalEntry;
 use crate::scenario::raw::{RawFault, RawStep};
-use crate::state::SessionSummary;
+use crate::state::{HttpFailures, SessionSummary};
 
 fn ok(description: &str, schema: Value) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": schema } } })
@@ -54,6 +54,7 @@ pub fn document() -> Value {
         ScenarioChoice => "ScenarioChoice",
         ClockChange => "ClockChange",
         EndRequest => "EndRequest",
+        HttpFailures => "HttpFailures",
     );
     for (name, schema) in generator.take_definitions(true) {
         components.insert(name, schema);
@@ -92,6 +93,8 @@ pub fn document() -> Value {
             "/_mock/scenarios": { "get": { "summary": "Scenario names", "responses": { "200": ok("Names", json!({ "type": "array", "items": { "type": "string" } })) } } },
             "/_mock/clock": { "post": { "summary": "Advance or scale the mock clock", "requestBody": body(r("ClockChange")),
                 "responses": { "200": ok("Health", r("Health")), "400": error("Neither or an invalid value") } } },
+            "/_mock/http-failures": { "post": { "summary": "The next REST calls answer their documented 500 (counts add up)", "requestBody": body(r("HttpFailures")),
+                "responses": { "200": ok("Now armed", r("HttpFailures")), "400": error("Malformed body") } } },
             "/_mock/reset": { "post": { "summary": "Drop every session (sockets closed with 1001) and every control choice", "responses": { "200": ok("Health", r("Health")) } } },
             "/_mock/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3" } } } }
         },

@@ -11,7 +11,7 @@ use crate::auth::{self, AuthError};
 use crate::protocol::{
     AccessTokenResponse, CreateSessionRequest, CreateSessionResponse, ErrorBody, catalog,
 };
-use crate::state::AppState;
+use crate::state::{AppState, RestEndpoint};
 
 /// A REST failure: status, catalog string, and for 429 the `Retry-After` seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +98,9 @@ pub async fn create_access_token(
             (connector, chosen.or_else(|| connector.scenario.clone()))
         }
     };
+    if state.take_http_failure(RestEndpoint::AccessToken) {
+        return Err(AuthError::MintFailed("failure armed through the control API".into()).into());
+    }
     let host = auth::normalize_host(x_host.unwrap_or_default());
     let (access_token, claims) = state.issuer().issue(
         connector,
@@ -125,6 +128,12 @@ pub async fn create_session(
         .map_err(ApiError::rate_limited)?;
     let claims = state.issuer().verify(token, state.clock().unix_seconds())?;
     let request = parse_session_request(&body, state.config().strict_platform)?;
+    if state.take_http_failure(RestEndpoint::Sessions) {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            catalog::FAILED_TO_CREATE_SESSION,
+        ));
+    }
     let streaming = request.streaming_enabled.unwrap_or(false);
     let session_id = state.create_session(&claims, streaming);
     Ok(Json(CreateSessionResponse { session_id }))

@@ -372,3 +372,60 @@ async fn unknown_routes_are_json_404s() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_500_rows_answer_when_failures_are_armed() {
+    bounded(async {
+        let server = start(config()).await;
+        let armed = http(
+            &server,
+            "POST",
+            "/_mock/http-failures",
+            &[],
+            r#"{"access_token": 1, "sessions": 1}"#,
+        )
+        .await;
+        assert_eq!(armed.status, StatusCode::OK);
+        let headers = [("x-token", "tok-acme"), ("x-host", "www.acme.example")];
+        let failed = http(&server, "POST", "/api/v1/access-token", &headers, "{}").await;
+        assert_eq!(
+            (failed.status, failed.json()["message"].as_str()),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some("Failed to create access token")
+            )
+        );
+        let token = http(&server, "POST", "/api/v1/access-token", &headers, "{}").await;
+        assert_eq!(token.status, StatusCode::OK, "one failure was armed");
+        let bearer = format!(
+            "Bearer {}",
+            token.json()["access_token"].as_str().expect("token")
+        );
+        let failed = http(
+            &server,
+            "POST",
+            "/api/v1/sessions",
+            &[("authorization", &bearer)],
+            "{}",
+        )
+        .await;
+        assert_eq!(
+            (failed.status, failed.json()["message"].as_str()),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some("Failed to create session")
+            )
+        );
+        let created = http(
+            &server,
+            "POST",
+            "/api/v1/sessions",
+            &[("authorization", &bearer)],
+            "{}",
+        )
+        .await;
+        assert_eq!(created.status, StatusCode::OK);
+        server.shutdown().await;
+    })
+    .await;
+}
