@@ -1,7 +1,6 @@
 //! The `messaging-mock` binary: one readiness line, a working default, clean exit on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::{Client, bounded};
@@ -30,21 +29,8 @@ fn a_bad_config_is_refused_with_a_message_naming_the_field() {
 #[tokio::test]
 async fn serves_with_defaults_prints_one_ready_line_and_exits_cleanly_on_sigterm() {
     bounded(async {
-        let mut child = binary()
-            .args(["--bind", "127.0.0.1:0", "--seed", "7"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawns");
-        let stdout = child.stdout.take().expect("stdout");
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        })
-        .await
-        .expect("joined")
-        .expect("a line");
-        let ready: serde_json::Value = serde_json::from_str(&line).expect("JSON readiness line");
+        let args = ["--bind", "127.0.0.1:0", "--seed", "7"].map(std::ffi::OsStr::new);
+        let (mut child, ready) = crate::support::spawn_binary(&args).await;
         assert_eq!(ready["ready"], true);
         assert_eq!(ready["connector_token"], "mock-connector-token");
         assert_eq!(ready["seed"], 7);

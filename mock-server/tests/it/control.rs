@@ -447,30 +447,18 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 #[cfg(unix)]
 #[tokio::test]
 async fn a_recording_survives_sigkill_with_every_event_the_client_received() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     bounded(async {
         let dir = temp_dir("record");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_messaging-mock"))
-            .args(["--bind", "127.0.0.1:0", "--record"])
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawns");
-        let stdout = child.stdout.take().expect("stdout");
-        let line = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).map(|_| line)
-        })
-        .await
-        .expect("joined")
-        .expect("ready line");
-        let ready: Value = serde_json::from_str(&line).expect("JSON");
+        let args = [
+            std::ffi::OsStr::new("--bind"),
+            std::ffi::OsStr::new("127.0.0.1:0"),
+            std::ffi::OsStr::new("--record"),
+            dir.as_os_str(),
+        ];
+        let (mut child, ready) = crate::support::spawn_binary(&args).await;
         let base = ready["base_url"].as_str().expect("base").to_owned();
 
-        // Handshake over real HTTP through the ctl-style client is overkill: use the ws client
-        // with a token from the HTTP endpoints via raw hyper.
+        // A separate process: the handshake goes over real HTTP.
         let token = raw_post(
             &base,
             "/api/v1/access-token",

@@ -316,3 +316,25 @@ fn redact(value: &mut Value, message_ids: &mut Vec<String>) {
         _ => {}
     }
 }
+
+/// Spawns the `messaging-mock` binary with `args` and waits for its readiness line.
+pub async fn spawn_binary(args: &[&std::ffi::OsStr]) -> (std::process::Child, Value) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_messaging-mock"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).map(|_| line)
+    })
+    .await
+    .expect("joined")
+    .expect("a readiness line");
+    let ready = serde_json::from_str(&line).expect("the readiness line is JSON");
+    (child, ready)
+}
