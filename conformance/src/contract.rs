@@ -1,0 +1,228 @@
+//! The driver contract (`shared/spec/driver-contract.md`), as types: the commands the runner
+//! sends, the replies a driver gives, and the view it reports. Field names are the contract's.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A command line on the driver's stdin (§3).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandLine {
+    pub id: u64,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Command {
+    Start { streaming: bool },
+    Send { text: String },
+    Typing { state: TypingChange },
+    TapSuggestion { message_id: String, index: usize },
+    End,
+    View,
+    Restart,
+    Exit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TypingChange {
+    Started,
+    Stopped,
+}
+
+/// A driver's answer to one command (§2): success (with a view for `view`), a failure the app
+/// would show, or "not supported".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyLine {
+    pub re: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsupported: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<View>,
+}
+
+/// What a reply means, once read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Ok(Option<Box<View>>),
+    Failed(String),
+    Unsupported,
+}
+
+impl ReplyLine {
+    pub fn of(re: u64, reply: Reply) -> Self {
+        let mut line = Self {
+            re,
+            ok: None,
+            error: None,
+            unsupported: None,
+            view: None,
+        };
+        match reply {
+            Reply::Ok(view) => {
+                line.ok = Some(true);
+                line.view = view.map(|v| *v);
+            }
+            Reply::Failed(error) => {
+                line.ok = Some(false);
+                line.error = Some(error);
+            }
+            Reply::Unsupported => line.unsupported = Some(true),
+        }
+        line
+    }
+
+    pub fn reply(self) -> Reply {
+        if self.unsupported == Some(true) {
+            return Reply::Unsupported;
+        }
+        match self.ok {
+            Some(true) => Reply::Ok(self.view.map(Box::new)),
+            _ => Reply::Failed(
+                self.error
+                    .unwrap_or_else(|| "failed without a reason".into()),
+            ),
+        }
+    }
+}
+
+/// The first line a driver prints (§2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReadyLine {
+    pub ready: bool,
+    pub name: String,
+    pub version: String,
+}
+
+/// What the app shows (§4). Fields a driver cannot observe are `None` (omitted).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    /// `connecting`, `open`, `reconnecting` or `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Option<ViewAgent>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_agent: Option<Option<ViewLiveAgent>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typing: Option<ViewTyping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ViewMessage>>,
+    /// `none`, `triggered`, `accepted`, `live`, `client_required`, `failed`, `timeout`, `ended`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<Option<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_handoff: Option<Option<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_messages: Option<Vec<ViewSystemMessage>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<Option<ViewEnded>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewAgent {
+    pub name: String,
+    pub avatar_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewLiveAgent {
+    pub id: String,
+    pub name: String,
+    pub avatar_url: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewTyping {
+    pub agent: bool,
+    pub live_agent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewMessage {
+    /// `null` while unsent.
+    pub message_id: Option<String>,
+    /// `user`, `agent` or `live_agent`.
+    pub from: String,
+    pub text: String,
+    #[serde(default)]
+    pub attachments: Vec<Value>,
+    #[serde(default)]
+    pub suggestions: Vec<String>,
+    pub complete: bool,
+    /// `sending`, `sent`, `failed`, or `null` for messages not sent by the user.
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewSystemMessage {
+    pub level: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewEnded {
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_and_reply_lines_match_the_contract_examples() {
+        let line: CommandLine =
+            serde_json::from_str(r#"{"id": 7, "cmd": "send", "text": "hi"}"#).expect("parses");
+        assert_eq!(line.command, Command::Send { text: "hi".into() });
+        let start: CommandLine =
+            serde_json::from_str(r#"{"id": 1, "cmd": "start", "streaming": true}"#)
+                .expect("parses");
+        assert_eq!(start.command, Command::Start { streaming: true });
+        assert_eq!(
+            serde_json::to_string(&ReplyLine::of(7, Reply::Ok(None))).expect("encodes"),
+            r#"{"re":7,"ok":true}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ReplyLine::of(7, Reply::Failed("no network".into())))
+                .expect("encodes"),
+            r#"{"re":7,"ok":false,"error":"no network"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ReplyLine::of(7, Reply::Unsupported)).expect("encodes"),
+            r#"{"re":7,"unsupported":true}"#
+        );
+        let unsupported: ReplyLine =
+            serde_json::from_str(r#"{"re": 3, "unsupported": true}"#).expect("parses");
+        assert_eq!(unsupported.reply(), Reply::Unsupported);
+    }
+
+    #[test]
+    fn a_view_with_nulls_and_omissions_round_trips() {
+        let json = r#"{"connection":"open","session_id":null,"agent":{"name":"Ada","avatar_url":"a"},"messages":[],"ended":null}"#;
+        let view: View = serde_json::from_str(json).expect("parses");
+        assert_eq!(
+            view.session_id, None,
+            "null and absent read alike for optional fields"
+        );
+        assert_eq!(
+            view.agent,
+            Some(Some(ViewAgent {
+                name: "Ada".into(),
+                avatar_url: "a".into()
+            }))
+        );
+        assert_eq!(view.typing, None, "omitted: not observable");
+    }
+}

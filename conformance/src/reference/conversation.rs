@@ -1,0 +1,295 @@
+//! What the reference client knows: every server event it has seen (deduplicated by `id`,
+//! ordered by `sequence`), the user's unechoed messages, and the view folded from them.
+
+use std::collections::{HashMap, HashSet};
+
+use mock_server::protocol::{
+    Metadata, PolyAgentMessageChunk, ServerEnvelope, ServerEvent, TypingState,
+};
+use serde_json::Value;
+
+use crate::contract::{
+    View, ViewAgent, ViewEnded, ViewLiveAgent, ViewMessage, ViewSystemMessage, ViewTyping,
+};
+
+/// The metadata key carrying the client's id for a sent message (spec §4.4).
+pub const CLIENT_EVENT_ID: &str = "client_event_id";
+
+/// Where an event sorts: journaled events by sequence; transient ones (`sequence: null`) after
+/// the last journaled event seen when they arrived, in arrival order.
+type OrderKey = (u64, u64);
+
+/// A user message sent but not yet echoed.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub client_event_id: String,
+    pub text: String,
+    pub frame: String,
+    /// Resends so far.
+    pub resends: u32,
+    pub failed: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Conversation {
+    seen: HashSet<String>,
+    log: Vec<(OrderKey, ServerEnvelope)>,
+    last_sequence: u64,
+    arrivals: u64,
+    pub pending: Vec<Pending>,
+}
+
+fn client_event_id(metadata: Option<&Metadata>) -> Option<String> {
+    metadata
+        .and_then(|m| m.custom_str(CLIENT_EVENT_ID))
+        .map(str::to_owned)
+}
+
+impl Conversation {
+    /// The highest sequence seen: the reconnect cursor (spec §3.6).
+    pub fn last_sequence(&self) -> u64 {
+        self.last_sequence
+    }
+
+    /// Takes in one frame; batches are flattened (spec §11 MSG-1). Returns whether anything new
+    /// arrived.
+    pub fn ingest(&mut self, envelope: ServerEnvelope) -> bool {
+        if let ServerEvent::EventBatch(batch) = envelope.event {
+            let mut any = false;
+            for event in batch.events {
+                any |= self.ingest_one(event);
+            }
+            return any;
+        }
+        self.ingest_one(envelope)
+    }
+
+    fn ingest_one(&mut self, envelope: ServerEnvelope) -> bool {
+        // Deduplicate by id (spec §11 MSG-2).
+        if !self.seen.insert(envelope.id.0.clone()) {
+            return false;
+        }
+        if let ServerEvent::UserMessage(_) = &envelope.event
+            && let Some(id) = client_event_id(envelope.metadata.as_ref())
+        {
+            self.pending.retain(|p| p.client_event_id != id);
+        }
+        self.arrivals += 1;
+        let key = match envelope.sequence {
+            Some(sequence) => {
+                self.last_sequence = self.last_sequence.max(sequence.0);
+                (sequence.0, 0)
+            }
+            None => (self.last_sequence, self.arrivals),
+        };
+        // Order by sequence (spec §11 MSG-3): insert in place.
+        let at = self.log.partition_point(|(k, _)| *k <= key);
+        self.log.insert(at, (key, envelope));
+        true
+    }
+
+    pub fn has(&self, wanted: impl Fn(&ServerEvent) -> bool) -> bool {
+        self.log.iter().any(|(_, e)| wanted(&e.event))
+    }
+
+    pub fn session_start(&self) -> Option<&mock_server::protocol::Capabilities> {
+        self.log.iter().find_map(|(_, e)| match &e.event {
+            ServerEvent::SessionStart(start) => Some(&start.capabilities),
+            _ => None,
+        })
+    }
+
+    /// What the app shows, folded from the ordered events.
+    pub fn view(&self) -> View {
+        let mut messages: Vec<ViewMessage> = Vec::new();
+        let mut chunks: HashMap<String, Vec<PolyAgentMessageChunk>> = HashMap::new();
+        let mut echoed: HashSet<String> = HashSet::new();
+        let mut typing = ViewTyping::default();
+        let mut view = View {
+            agent: Some(None),
+            live_agent: Some(None),
+            handoff: Some("none".into()),
+            queue: Some(None),
+            client_handoff: Some(None),
+            language: Some(None),
+            ended: Some(None),
+            ..View::default()
+        };
+        let mut system = Vec::new();
+        let reply = |id: &str,
+                     from: &str,
+                     text: &str,
+                     attachments: Vec<Value>,
+                     suggestions: Vec<String>| ViewMessage {
+            message_id: Some(id.to_owned()),
+            from: from.to_owned(),
+            text: text.to_owned(),
+            attachments,
+            suggestions,
+            complete: true,
+            status: None,
+        };
+        for (_, envelope) in &self.log {
+            match &envelope.event {
+                ServerEvent::UserMessage(echo) => {
+                    // A resent message echoed twice shows once.
+                    if let Some(id) = client_event_id(envelope.metadata.as_ref())
+                        && !echoed.insert(id)
+                    {
+                        continue;
+                    }
+                    let mut message = reply(
+                        echo.message_id.as_str(),
+                        "user",
+                        &echo.text,
+                        Vec::new(),
+                        Vec::new(),
+                    );
+                    message.status = Some("sent".into());
+                    messages.push(message);
+                }
+                ServerEvent::PolyAgentMessage(m) => {
+                    typing.agent = false;
+                    let attachments = m.attachments.iter().map(to_json).collect();
+                    let suggestions = m
+                        .response_suggestions
+                        .iter()
+                        .map(|s| s.message_text.clone())
+                        .collect();
+                    messages.push(reply(
+                        m.message_id.as_str(),
+                        "agent",
+                        &m.text,
+                        attachments,
+                        suggestions,
+                    ));
+                }
+                ServerEvent::PolyAgentMessageChunk(chunk) => {
+                    typing.agent = false;
+                    let id = chunk.message_id.as_str();
+                    if !chunks.contains_key(id) {
+                        messages.push(reply(id, "agent", "", Vec::new(), Vec::new()));
+                    }
+                    chunks.entry(id.to_owned()).or_default().push(chunk.clone());
+                }
+                ServerEvent::LiveAgentMessage(m) => {
+                    typing.live_agent = false;
+                    let attachments = m.attachments.iter().map(to_json).collect();
+                    let suggestions = m
+                        .response_suggestions
+                        .iter()
+                        .map(|s| s.message_text.clone())
+                        .collect();
+                    messages.push(reply(
+                        m.message_id.as_str(),
+                        "live_agent",
+                        &m.text,
+                        attachments,
+                        suggestions,
+                    ));
+                }
+                ServerEvent::PolyAgentThinking(_) => typing.agent = true,
+                ServerEvent::LiveAgentTyping(t) => {
+                    typing.live_agent = t.state == TypingState::Started
+                }
+                ServerEvent::PolyAgentJoined(j) => {
+                    view.agent = Some(Some(ViewAgent {
+                        name: j.agent_name.clone(),
+                        avatar_url: j.agent_avatar_url.clone(),
+                    }));
+                }
+                ServerEvent::LiveAgentJoined(j) => {
+                    view.live_agent = Some(Some(ViewLiveAgent {
+                        id: j.agent.id.clone(),
+                        name: j.agent.name.clone(),
+                        avatar_url: j.agent.avatar_url.clone(),
+                    }));
+                    view.handoff = Some("live".into());
+                }
+                ServerEvent::LiveAgentLeft(_) => {
+                    view.live_agent = Some(None);
+                    typing.live_agent = false;
+                    view.handoff = Some("ended".into());
+                }
+                ServerEvent::PolyAgentTriggeredHandoff(_) => {
+                    view.handoff = Some("triggered".into())
+                }
+                ServerEvent::HandoffAccepted(_) => view.handoff = Some("accepted".into()),
+                ServerEvent::HandoffQueueStatus(q) => view.queue = Some(Some(to_json(q))),
+                ServerEvent::ClientHandoffRequired(c) => {
+                    view.handoff = Some("client_required".into());
+                    view.client_handoff = Some(Some(to_json(c)));
+                }
+                ServerEvent::HandoffFailed(_) => view.handoff = Some("failed".into()),
+                ServerEvent::HandoffTimeout(_) => view.handoff = Some("timeout".into()),
+                ServerEvent::LanguageChanged(l) => {
+                    view.language = Some(Some(l.language_code.clone()))
+                }
+                ServerEvent::SystemMessage(m) => system.push(ViewSystemMessage {
+                    level: m.level.as_str().to_owned(),
+                    message: m.message.clone(),
+                }),
+                ServerEvent::SessionEnd(end) => {
+                    view.ended = Some(Some(ViewEnded {
+                        reason: end.reason.as_str().to_owned(),
+                    }));
+                    typing = ViewTyping::default();
+                }
+                // Echoes of our own control frames, history markers, and types this client does
+                // not know (spec §11 ERR-2) change nothing on screen.
+                _ => {}
+            }
+        }
+        // Streamed messages: chunks in `chunk_index` order, complete once every chunk up to
+        // the one marked complete is here (spec §7).
+        for message in &mut messages {
+            let Some(parts) = message.message_id.as_ref().and_then(|id| chunks.get(id)) else {
+                continue;
+            };
+            let mut parts: Vec<&PolyAgentMessageChunk> = parts.iter().collect();
+            parts.sort_by_key(|c| c.chunk_index);
+            parts.dedup_by_key(|c| c.chunk_index);
+            let contiguous = parts
+                .iter()
+                .enumerate()
+                .take_while(|(i, c)| c.chunk_index as usize == i + 1)
+                .count();
+            message.text = parts[..contiguous]
+                .iter()
+                .map(|c| c.text.as_str())
+                .collect();
+            message.attachments = parts[..contiguous]
+                .iter()
+                .flat_map(|c| c.attachments.iter().map(to_json))
+                .collect();
+            message.suggestions = parts[..contiguous]
+                .iter()
+                .flat_map(|c| {
+                    c.response_suggestions
+                        .iter()
+                        .map(|s| s.message_text.clone())
+                })
+                .collect();
+            message.complete = parts[..contiguous].iter().any(|c| c.is_complete);
+        }
+        for pending in &self.pending {
+            messages.push(ViewMessage {
+                message_id: None,
+                from: "user".into(),
+                text: pending.text.clone(),
+                attachments: Vec::new(),
+                suggestions: Vec::new(),
+                complete: true,
+                status: Some(if pending.failed { "failed" } else { "sending" }.into()),
+            });
+        }
+        view.messages = Some(messages);
+        view.typing = Some(typing);
+        view.system_messages = Some(system);
+        view
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or_default()
+}

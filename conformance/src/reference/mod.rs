@@ -1,0 +1,459 @@
+//! The reference client: a Rust client of the Messaging API that keeps every client obligation
+//! of spec §11. The kit's own tests run it to prove the checks pass an honest client, and Rust
+//! apps can use it as an SDK.
+//!
+//! What it does, obligation by obligation: token then session with the documented headers
+//! (AUTH-1/2); a fresh token per session (AUTH-3); both query parameters (WS-1); the join only
+//! after the history, only on a new session, only once (WS-2/3/4); only well-formed client
+//! frames (WS-5/6); heartbeats at the advertised interval (HB-1/2); on an unexpected close,
+//! the same session and token with `cursor` = highest sequence, backing off 1 s, 2 s, … up to
+//! 30 s for at most `max_reconnect_attempts` tries (RC-1/2/3/4); a new session after a 404 or
+//! 401 handshake (RC-5); batches flattened, events deduplicated by `id` and ordered by
+//! `sequence`, chunks assembled in `chunk_index` order (MSG-1/2/3/4); unechoed messages resent
+//! every 5 s, three times, then marked failed (MSG-5); no reconnect after `SESSION_END`
+//! (UX-4); errors and unknown events survive (ERR-1/2).
+
+pub mod conversation;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use mock_server::protocol::{
+    ClientEvent, ClientFrame, Metadata, ServerEvent, TypingState, UserMessage, UserTyping,
+    decode_server_frame, encode_client_frame,
+};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::contract::View;
+use crate::rest::post_json;
+use conversation::{CLIENT_EVENT_ID, Conversation, Pending};
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub connector_token: String,
+    pub host: String,
+    pub streaming: bool,
+}
+
+/// How long to wait for an echo before resending a message (spec §4.4).
+const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Resends before a message is marked failed (spec §4.4).
+const MAX_RESENDS: u32 = 3;
+/// Reconnect backoff: first retry and cap (spec §3.6).
+const BACKOFF_START: Duration = Duration::from_secs(1);
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Http(String),
+    #[error("{endpoint} answered {status}: {body}")]
+    Refused {
+        endpoint: &'static str,
+        status: u16,
+        body: String,
+    },
+    #[error("could not open the WebSocket: {0}")]
+    Connect(String),
+    #[error("the conversation is over")]
+    Closed,
+    #[error("{0}")]
+    Usage(String),
+}
+
+#[derive(Debug)]
+struct Shared {
+    conversation: Mutex<Conversation>,
+    connection: Mutex<&'static str>,
+    session_id: Mutex<Option<String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running client.
+#[derive(Debug)]
+pub struct ReferenceClient {
+    shared: Arc<Shared>,
+    outgoing: mpsc::UnboundedSender<String>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Credentials of one session.
+#[derive(Debug, Clone)]
+struct Session {
+    token: String,
+    id: String,
+}
+
+async fn new_session(config: &ClientConfig) -> Result<Session, ClientError> {
+    let (status, body) = post_json(
+        &config.base_url,
+        "/api/v1/access-token",
+        &[
+            ("x-token", &config.connector_token),
+            ("x-host", &config.host),
+        ],
+        "{}",
+    )
+    .await
+    .map_err(ClientError::Http)?;
+    let token = match (status, body["access_token"].as_str()) {
+        (200, Some(token)) => token.to_owned(),
+        _ => {
+            return Err(ClientError::Refused {
+                endpoint: "/api/v1/access-token",
+                status,
+                body: body.to_string(),
+            });
+        }
+    };
+    let bearer = format!("Bearer {token}");
+    let request =
+        serde_json::json!({ "streaming_enabled": config.streaming, "platform": "custom" });
+    let (status, body) = post_json(
+        &config.base_url,
+        "/api/v1/sessions",
+        &[("authorization", &bearer)],
+        &request.to_string(),
+    )
+    .await
+    .map_err(ClientError::Http)?;
+    match (status, body["session_id"].as_str()) {
+        (200, Some(id)) => Ok(Session {
+            token,
+            id: id.to_owned(),
+        }),
+        _ => Err(ClientError::Refused {
+            endpoint: "/api/v1/sessions",
+            status,
+            body: body.to_string(),
+        }),
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn ws_url(config: &ClientConfig, session: &Session, cursor: u64) -> String {
+    let base = config
+        .base_url
+        .replacen("https://", "wss://", 1)
+        .replacen("http://", "ws://", 1);
+    let mut url = format!(
+        "{}/ws?session_id={}&access_token={}",
+        base.trim_end_matches('/'),
+        session.id,
+        session.token
+    );
+    if cursor > 0 {
+        url.push_str(&format!("&cursor={cursor}"));
+    }
+    url
+}
+
+/// The status of a refused handshake, if that is what happened.
+fn refused_status(error: &tungstenite::Error) -> Option<u16> {
+    match error {
+        tungstenite::Error::Http(response) => Some(response.status().as_u16()),
+        _ => None,
+    }
+}
+
+impl ReferenceClient {
+    /// Starts a conversation: token, session, socket. Returns once the socket is open; the
+    /// join follows the history.
+    pub async fn start(config: ClientConfig) -> Result<Self, ClientError> {
+        let session = new_session(&config).await?;
+        let (socket, _) = tokio_tungstenite::connect_async(ws_url(&config, &session, 0))
+            .await
+            .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            conversation: Mutex::new(Conversation::default()),
+            connection: Mutex::new("open"),
+            session_id: Mutex::new(Some(session.id.clone())),
+        });
+        let (outgoing, queue) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(config, session, socket, Arc::clone(&shared), queue));
+        Ok(Self {
+            shared,
+            outgoing,
+            task,
+        })
+    }
+
+    fn push(&self, frame: ClientFrame) -> Result<(), ClientError> {
+        self.outgoing
+            .send(encode_client_frame(&frame))
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// The user sends a message; it shows as "sending" until its echo arrives.
+    pub fn send(&self, text: &str) -> Result<(), ClientError> {
+        if text.is_empty() {
+            return Err(ClientError::Usage("a message needs text".into()));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut custom = serde_json::Map::new();
+        custom.insert(CLIENT_EVENT_ID.into(), id.clone().into());
+        let frame = ClientFrame::new(ClientEvent::UserMessage(UserMessage {
+            text: text.to_owned(),
+        }))
+        .with_metadata(Metadata { custom });
+        let encoded = encode_client_frame(&frame);
+        lock(&self.shared.conversation).pending.push(Pending {
+            client_event_id: id,
+            text: text.to_owned(),
+            frame: encoded.clone(),
+            resends: 0,
+            failed: false,
+        });
+        self.outgoing.send(encoded).map_err(|_| ClientError::Closed)
+    }
+
+    pub fn typing(&self, started: bool) -> Result<(), ClientError> {
+        let state = if started {
+            TypingState::Started
+        } else {
+            TypingState::Stopped
+        };
+        self.push(ClientFrame::new(ClientEvent::UserTyping(UserTyping {
+            state,
+        })))
+    }
+
+    /// The user taps suggestion `index` under message `message_id`: its text is sent.
+    pub fn tap_suggestion(&self, message_id: &str, index: usize) -> Result<(), ClientError> {
+        let view = self.view();
+        let text = view
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .find(|m| m.message_id.as_deref() == Some(message_id))
+            .and_then(|m| m.suggestions.get(index).cloned())
+            .ok_or_else(|| {
+                ClientError::Usage(format!("no suggestion {index} under {message_id}"))
+            })?;
+        self.send(&text)
+    }
+
+    /// The user leaves: `USER_END_SESSION`; the socket closes after `SESSION_END`.
+    pub fn end(&self) -> Result<(), ClientError> {
+        self.push(ClientFrame::new(ClientEvent::UserEndSession))
+    }
+
+    pub fn view(&self) -> View {
+        let mut view = lock(&self.shared.conversation).view();
+        view.connection = Some((*lock(&self.shared.connection)).to_owned());
+        view.session_id = Some(lock(&self.shared.session_id).clone());
+        view
+    }
+
+    /// Stops everything.
+    pub async fn close(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+enum Ended {
+    /// `SESSION_END` arrived: done for good.
+    Session,
+    /// The socket went away unexpectedly: reconnect.
+    Dropped,
+    /// The app is closing.
+    Stopped,
+}
+
+async fn run(
+    config: ClientConfig,
+    mut session: Session,
+    socket: Socket,
+    shared: Arc<Shared>,
+    mut queue: mpsc::UnboundedReceiver<String>,
+) {
+    let mut socket = Some(socket);
+    let mut join_sent = false;
+    let mut attempt: u32 = 0;
+    loop {
+        let current = match socket.take() {
+            Some(open) => open,
+            None => {
+                let cursor = lock(&shared.conversation).last_sequence();
+                match tokio_tungstenite::connect_async(ws_url(&config, &session, cursor)).await {
+                    Ok((open, _)) => open,
+                    Err(error) => {
+                        if matches!(refused_status(&error), Some(404 | 401)) {
+                            // The session is gone or the token is dead: start over (RC-5).
+                            if let Ok(fresh) = new_session(&config).await {
+                                session = fresh;
+                                *lock(&shared.session_id) = Some(session.id.clone());
+                                *lock(&shared.conversation) = Conversation::default();
+                                join_sent = false;
+                                continue;
+                            }
+                        }
+                        let max = lock(&shared.conversation)
+                            .session_start()
+                            .and_then(|c| c.max_reconnect_attempts)
+                            .unwrap_or(5);
+                        attempt += 1;
+                        if attempt >= max {
+                            *lock(&shared.connection) = "closed";
+                            return;
+                        }
+                        let delay = BACKOFF_START
+                            .saturating_mul(1 << (attempt - 1).min(5))
+                            .min(BACKOFF_CAP);
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        *lock(&shared.connection) = "open";
+        match converse(current, &shared, &mut queue, &mut join_sent).await {
+            Ended::Session | Ended::Stopped => {
+                *lock(&shared.connection) = "closed";
+                return;
+            }
+            Ended::Dropped => {
+                *lock(&shared.connection) = "reconnecting";
+                attempt = 1;
+                tokio::time::sleep(BACKOFF_START).await;
+            }
+        }
+    }
+}
+
+/// One connection's life.
+async fn converse(
+    mut socket: Socket,
+    shared: &Shared,
+    queue: &mut mpsc::UnboundedReceiver<String>,
+    join_sent: &mut bool,
+) -> Ended {
+    let mut history_seen = false;
+    let mut heartbeat = None::<tokio::time::Interval>;
+    let mut resend = tokio::time::interval(Duration::from_secs(1));
+    let mut deadlines: Vec<(String, Instant)> = Vec::new();
+    loop {
+        let beat = async {
+            match heartbeat.as_mut() {
+                Some(interval) => {
+                    interval.tick().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            frame = socket.next() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ended::Dropped,
+                    Some(Ok(_)) => continue,
+                };
+                // Undecodable frames are ignored, never fatal (spec §11 ERR-2).
+                let Ok(envelope) = decode_server_frame(&text) else { continue };
+                let is_batch = matches!(envelope.event, ServerEvent::EventBatch(_));
+                let ended = matches!(envelope.event, ServerEvent::SessionEnd(_));
+                // A replay that ends with SESSION_END: the session is over (spec §12 C8).
+                let ended_in_batch = matches!(&envelope.event, ServerEvent::EventBatch(b)
+                    if b.events.iter().any(|e| matches!(e.event, ServerEvent::SessionEnd(_))));
+                let (joined, interval) = {
+                    let mut conversation = lock(&shared.conversation);
+                    conversation.ingest(envelope);
+                    let joined = conversation.has(|e| matches!(e, ServerEvent::PolyAgentJoined(_)));
+                    let interval = conversation.session_start().and_then(|c| c.heartbeat_interval_seconds).unwrap_or(30);
+                    (joined, interval)
+                };
+                if ended_in_batch {
+                    let _ = socket.close(None).await;
+                    return Ended::Session;
+                }
+                if is_batch && !history_seen {
+                    history_seen = true;
+                    if interval > 0 && heartbeat.is_none() {
+                        let period = Duration::from_secs(u64::from(interval));
+                        heartbeat = Some(tokio::time::interval_at(Instant::now() + period, period));
+                    }
+                    // Join only after the history, only if the agent never joined (WS-2/3/4).
+                    if !joined && !*join_sent {
+                        *join_sent = true;
+                        let join = encode_client_frame(&ClientFrame::new(ClientEvent::RequestPolyAgentJoin));
+                        if socket.send(Message::text(join)).await.is_err() {
+                            return Ended::Dropped;
+                        }
+                    }
+                    // Messages still unechoed from before a drop are sent again now.
+                    let unechoed: Vec<String> = lock(&shared.conversation).pending.iter().filter(|p| !p.failed).map(|p| p.frame.clone()).collect();
+                    for frame in unechoed {
+                        if socket.send(Message::text(frame)).await.is_err() {
+                            return Ended::Dropped;
+                        }
+                    }
+                }
+                if ended {
+                    let _ = socket.close(None).await;
+                    return Ended::Session;
+                }
+            }
+            outgoing = queue.recv(), if history_seen => {
+                let Some(frame) = outgoing else { return Ended::Stopped };
+                if let Some(id) = frame_client_id(&frame) {
+                    deadlines.push((id, Instant::now() + ECHO_TIMEOUT));
+                }
+                if socket.send(Message::text(frame)).await.is_err() {
+                    return Ended::Dropped;
+                }
+            }
+            () = beat => {
+                let frame = encode_client_frame(&ClientFrame::new(ClientEvent::Heartbeat));
+                if socket.send(Message::text(frame)).await.is_err() {
+                    return Ended::Dropped;
+                }
+            }
+            _ = resend.tick() => {
+                let now = Instant::now();
+                let mut again = Vec::new();
+                {
+                    let mut conversation = lock(&shared.conversation);
+                    deadlines.retain(|(id, _)| conversation.pending.iter().any(|p| &p.client_event_id == id && !p.failed));
+                    for (id, deadline) in &mut deadlines {
+                        if *deadline > now {
+                            continue;
+                        }
+                        let Some(pending) = conversation.pending.iter_mut().find(|p| &p.client_event_id == id) else { continue };
+                        if pending.resends >= MAX_RESENDS {
+                            pending.failed = true;
+                            continue;
+                        }
+                        pending.resends += 1;
+                        *deadline = now + ECHO_TIMEOUT * (pending.resends + 1);
+                        again.push(pending.frame.clone());
+                    }
+                }
+                for frame in again {
+                    if socket.send(Message::text(frame)).await.is_err() {
+                        return Ended::Dropped;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn frame_client_id(frame: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(frame).ok()?;
+    value["metadata"]["custom"][CLIENT_EVENT_ID]
+        .as_str()
+        .map(str::to_owned)
+}

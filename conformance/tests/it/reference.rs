@@ -1,0 +1,219 @@
+//! The reference client against the mock: it keeps its obligations on good days and bad.
+
+use conformance::contract::Command;
+use conformance::driver::InProcess;
+use mock_server::Config;
+use mock_server::journal::JournalEvent;
+
+use crate::{bounded, env_for, messages, mock, ok, wait_for};
+
+fn greeted(view: &conformance::contract::View) -> bool {
+    messages(view)
+        .iter()
+        .any(|(from, text, complete)| from == "agent" && text.starts_with("Hello!") && *complete)
+}
+
+#[tokio::test]
+async fn a_plain_conversation_from_start_to_end() {
+    bounded(async {
+        let server = mock(Config::default()).await;
+        let mut client = InProcess::new(env_for(&server, None));
+        ok(&mut client, Command::Start { streaming: false }).await;
+        let view = wait_for(&mut client, "the greeting", greeted).await;
+        assert_eq!(view.agent.clone().flatten().map(|a| a.name), Some("Ada".into()));
+        ok(&mut client, Command::Send { text: "hello".into() }).await;
+        let view = wait_for(&mut client, "the reply", |v| messages(v).iter().any(|(_, t, _)| t == "You said: hello")).await;
+        let all = messages(&view);
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!((all[1].0.as_str(), all[1].1.as_str()), ("user", "hello"));
+        assert_eq!(view.messages.as_ref().expect("messages")[1].status.as_deref(), Some("sent"));
+        ok(&mut client, Command::End).await;
+        let view = wait_for(&mut client, "the end", |v| v.connection.as_deref() == Some("closed")).await;
+        assert_eq!(view.ended.flatten().map(|e| e.reason), Some("REASON_USER_END".into()));
+
+        let session = view.session_id.flatten().expect("session id");
+        let journal = server.journal(&session).expect("journal");
+        let joins = journal.iter().filter(|e| matches!(&e.event, JournalEvent::ClientFrame { frame: Some(f), .. } if f.get().contains("EVENT_TYPE_REQUEST_POLY_AGENT_JOIN"))).count();
+        assert_eq!(joins, 1, "joins exactly once (WS-3)");
+        let first_frame = journal.iter().position(|e| matches!(e.event, JournalEvent::ClientFrame { .. })).expect("a frame");
+        let first_batch = journal.iter().position(|e| matches!(&e.event, JournalEvent::ServerFrame { frame, .. } if frame.get().contains("EVENT_TYPE_EVENT_BATCH"))).expect("a batch");
+        assert!(first_batch < first_frame, "waits for the history before joining (WS-2)");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn streamed_replies_assemble_in_chunk_order_with_late_suggestions() {
+    bounded(async {
+        let server = mock(Config::default()).await;
+        let mut client = InProcess::new(env_for(&server, None));
+        ok(&mut client, Command::Start { streaming: true }).await;
+        wait_for(&mut client, "the streamed greeting", greeted).await;
+        ok(
+            &mut client,
+            Command::Send {
+                text: "/stream".into(),
+            },
+        )
+        .await;
+        let view = wait_for(&mut client, "the streamed reply", |v| {
+            messages(v)
+                .iter()
+                .any(|(_, t, c)| t.starts_with("Streaming works") && *c)
+        })
+        .await;
+        let reply = view
+            .messages
+            .expect("messages")
+            .into_iter()
+            .find(|m| m.text.starts_with("Streaming works"))
+            .expect("reply");
+        assert_eq!(
+            reply.text,
+            "Streaming works like this: each chunk appends text, and the last one may be empty."
+        );
+        assert_eq!(
+            reply.suggestions,
+            ["Stream again /stream"],
+            "from the empty final chunk"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn duplicated_swapped_and_resent_events_show_once_in_sequence_order() {
+    bounded(async {
+        let server = mock(Config::default()).await;
+        let mut client = InProcess::new(env_for(&server, Some("faults/live-delivery")));
+        ok(&mut client, Command::Start { streaming: false }).await;
+        wait_for(&mut client, "the greeting", |v| messages(v).len() == 1).await;
+        for text in ["one", "two", "three", "four"] {
+            ok(&mut client, Command::Send { text: text.into() }).await;
+            wait_for(&mut client, "the echo", |v| messages(v).iter().any(|(from, t, _)| from == "user" && t == text)).await;
+        }
+        // After "four" the mock re-sends a past event and the whole history.
+        let view = wait_for(&mut client, "the replies", |v| messages(v).iter().any(|(_, t, _)| t == "This one arrives live.")).await;
+        let texts: Vec<String> = messages(&view).into_iter().map(|(_, t, _)| t).collect();
+        assert_eq!(
+            texts,
+            [
+                "Hi! I'm Ada. How can I help?",
+                "one",
+                "This reply arrives twice.",
+                "two",
+                "First, but delivered second.",
+                "Second, but delivered first.",
+                "three",
+                "You only see this in a replay.",
+                "This one arrives live.",
+                "four",
+            ]
+            .map(String::from),
+            "deduplicated by id (MSG-2), ordered by sequence (MSG-3), omitted one recovered from the re-sent history"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_drop_mid_stream_is_resumed_from_the_cursor_without_a_new_session() {
+    bounded(async {
+        let server = mock(Config::default()).await;
+        let mut client = InProcess::new(env_for(&server, Some("faults/drop-mid-stream")));
+        ok(&mut client, Command::Start { streaming: true }).await;
+        wait_for(&mut client, "the greeting", |v| {
+            messages(v).iter().any(|(_, _, c)| *c)
+        })
+        .await;
+        ok(
+            &mut client,
+            Command::Send {
+                text: "tell me a story".into(),
+            },
+        )
+        .await;
+        let view = wait_for(&mut client, "the whole story", |v| {
+            messages(v).iter().any(|(_, t, c)| {
+                t == "Once upon a time there was a mock server that never lost a chunk." && *c
+            })
+        })
+        .await;
+        assert_eq!(view.connection.as_deref(), Some("open"));
+        let session = view.session_id.flatten().expect("session");
+        assert_eq!(server.sessions().len(), 1, "no new session (RC-1)");
+        let handshakes: Vec<_> = server
+            .journal(&session)
+            .expect("journal")
+            .into_iter()
+            .filter_map(|e| match e.event {
+                JournalEvent::Handshake {
+                    query, status: 101, ..
+                } => Some(query),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(handshakes.len(), 2);
+        assert_eq!(
+            handshakes[1].get("cursor").map(String::as_str),
+            Some("9"),
+            "cursor = highest sequence seen (RC-2)"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn heartbeats_follow_the_advertised_interval() {
+    bounded(async {
+        let server = mock(Config {
+            heartbeat_interval_seconds: 1,
+            ..Config::default()
+        })
+        .await;
+        let mut client = InProcess::new(env_for(&server, None));
+        ok(&mut client, Command::Start { streaming: false }).await;
+        let view = wait_for(&mut client, "the greeting", greeted).await;
+        tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+        let session = view.session_id.flatten().expect("session");
+        let beats = server
+            .journal(&session)
+            .expect("journal")
+            .iter()
+            .filter(|e| matches!(&e.event, JournalEvent::ClientFrame { frame: Some(f), .. } if f.get().contains("EVENT_TYPE_HEARTBEAT")))
+            .count();
+        assert!((2..=3).contains(&beats), "{beats} heartbeats in ~2.5 s at a 1 s interval (HB-2)");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_session_leads_to_a_new_one() {
+    bounded(async {
+        let server = mock(Config::default()).await;
+        let mut client =
+            InProcess::new(env_for(&server, Some("faults/session-expired-during-drop")));
+        ok(&mut client, Command::Start { streaming: false }).await;
+        let first = wait_for(&mut client, "the greeting", |v| messages(v).len() == 1).await;
+        ok(&mut client, Command::Send { text: "hi".into() }).await;
+        let view = wait_for(&mut client, "a new session, greeted", |v| {
+            v.session_id != first.session_id
+                && messages(v)
+                    .iter()
+                    .any(|(from, _, complete)| from == "agent" && *complete)
+        })
+        .await;
+        assert_eq!(
+            view.connection.as_deref(),
+            Some("open"),
+            "RC-5: 404 means a new session"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
