@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::contract::{Command, CommandLine, ReadyLine, Reply, ReplyLine, TypingChange};
-use crate::reference::{ClientConfig, ReferenceClient};
+use crate::reference::{ClientConfig, Defects, ReferenceClient};
 
 /// Exit status a driver uses for "this SDK cannot run this case" (contract §5).
 pub const EXIT_NOT_IMPLEMENTED: i32 = 89;
@@ -210,22 +210,32 @@ impl ClientUnderTest for ProcessDriver {
     }
 }
 
-/// The reference client behind the same interface.
+/// The reference client behind the same interface (with deliberate defects for the kit's
+/// self-tests).
 #[derive(Debug)]
 pub struct InProcess {
     env: DriverEnv,
+    defects: Defects,
     client: Option<ReferenceClient>,
 }
 
 impl InProcess {
     pub fn new(env: DriverEnv) -> Self {
-        Self { env, client: None }
+        Self::with_defects(env, Defects::default())
+    }
+
+    pub fn with_defects(env: DriverEnv, defects: Defects) -> Self {
+        Self {
+            env,
+            defects,
+            client: None,
+        }
     }
 }
 
 impl ClientUnderTest for InProcess {
     async fn call(&mut self, command: Command) -> Result<Reply, DriverError> {
-        Ok(run_reference(&self.env, &mut self.client, command).await)
+        Ok(run_reference(&self.env, self.defects, &mut self.client, command).await)
     }
 }
 
@@ -233,6 +243,7 @@ impl ClientUnderTest for InProcess {
 /// `messaging-conformance driver` program).
 pub async fn run_reference(
     env: &DriverEnv,
+    defects: Defects,
     client: &mut Option<ReferenceClient>,
     command: Command,
 ) -> Reply {
@@ -248,6 +259,7 @@ pub async fn run_reference(
                 connector_token: env.connector_token.clone(),
                 host: env.host.clone(),
                 streaming,
+                defects,
             };
             match ReferenceClient::start(config).await {
                 Ok(started) => {

@@ -9,12 +9,19 @@
 //!   [`driver::InProcess`] for the reference client.
 //! - [`reference`]: the reference client, which keeps every obligation; also usable as an SDK.
 //! - [`rest`]: the small HTTP client the reference client uses for the REST handshake.
+//! - [`obligations`]: the §11 obligation table. [`catalogue`]: the cases.
+//!   [`checks`]: one function per obligation, reading the evidence (journal + view).
+//!   [`runner`]: runs a case against a fresh mock and grades it.
 //!
-//! Not built yet: the case catalogue, checks and grading, mutants, property and snapshot
-//! suites, reports and the Node driver. `conformance` depends on `mock-server`, never the
+//! Not built yet: cases for AUTH-1/2/5, WS-2/7, RC-3/4, MSG-5, UX-1; the property and snapshot
+//! suites; JUnit/JSON/HTML reports; the Node driver. `conformance` depends on `mock-server`, never the
 //! reverse.
 
+pub mod catalogue;
+pub mod checks;
 pub mod contract;
 pub mod driver;
+pub mod obligations;
 pub mod reference;
 pub mod rest;
+pub mod runner;

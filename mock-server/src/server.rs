@@ -169,6 +169,12 @@ impl MockServer {
         self.state.sessions()
     }
 
+    /// Every session of this server's life (the last 256 gone ones included), oldest first,
+    /// with its journal.
+    pub fn sessions_with_journals(&self) -> Vec<(SessionSummary, Vec<JournalEntry>)> {
+        self.state.sessions_with_journals()
+    }
+
     /// A session's journal, oldest first.
     pub fn journal(&self, session_id: &str) -> Result<Vec<JournalEntry>, ControlError> {
         let slot = self

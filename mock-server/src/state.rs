@@ -39,6 +39,9 @@ pub enum Outbound {
     Drop,
 }
 
+/// Gone sessions whose journals are kept for reading.
+const ARCHIVE: usize = 256;
+
 /// Per-connection queue depth. A client this far behind is closed rather than buffered forever.
 const OUTBOUND_QUEUE: usize = 1024;
 
@@ -314,6 +317,9 @@ struct Inner {
     next_conn: AtomicU64,
     next_seed: AtomicU64,
     limiter: HttpLimiter,
+    /// Sessions that are gone (expired or reset), with their journals, newest last; the last
+    /// [`ARCHIVE`] are kept so tests and the conformance kit can still read them.
+    archive: Mutex<Vec<(SessionSummary, Vec<JournalEntry>)>>,
     /// Journal entries of REST calls by token `jti`, until a session claims them.
     pending_http: Mutex<HashMap<String, Vec<JournalEntry>>>,
     shutdown: CancellationToken,
@@ -379,6 +385,7 @@ impl AppState {
                 next_seed: AtomicU64::new(seed),
                 limiter: HttpLimiter::default(),
                 pending_http: Mutex::new(HashMap::new()),
+                archive: Mutex::new(Vec::new()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 config,
@@ -762,6 +769,29 @@ impl AppState {
             }
         }
         self.registry().remove(&slot.id);
+        self.archive(&slot);
+    }
+
+    fn archive(&self, slot: &SessionSlot) {
+        let entry = (slot.summary(), slot.journal_since(0).0);
+        let mut archive = lock(&self.inner.archive);
+        if archive.len() >= ARCHIVE {
+            archive.remove(0);
+        }
+        archive.push(entry);
+    }
+
+    /// Every session still known plus the archived ones, oldest first, with journals.
+    pub fn sessions_with_journals(&self) -> Vec<(SessionSummary, Vec<JournalEntry>)> {
+        let mut all = lock(&self.inner.archive).clone();
+        let live: Vec<Arc<SessionSlot>> = self.registry().values().cloned().collect();
+        for slot in live {
+            if all.iter().all(|(s, _)| s.session_id != slot.id.as_str()) {
+                all.push((slot.summary(), slot.journal_since(0).0));
+            }
+        }
+        all.sort_by_key(|(s, _)| s.created_at_ms);
+        all
     }
 
     /// Ends every connection with 1001 and waits up to `grace` for their tasks.
@@ -942,6 +972,7 @@ impl AppState {
     pub fn reset(&self) {
         let now = self.inner.clock.now();
         let slots: Vec<Arc<SessionSlot>> = self.registry().drain().map(|(_, s)| s).collect();
+        lock(&self.inner.archive).clear();
         for slot in slots {
             let mut locked = slot.lock();
             let actions = locked.engine.forget();

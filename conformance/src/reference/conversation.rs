@@ -32,6 +32,7 @@ pub struct Pending {
 
 #[derive(Debug, Default)]
 pub struct Conversation {
+    defects: super::Defects,
     seen: HashSet<String>,
     log: Vec<(OrderKey, ServerEnvelope)>,
     last_sequence: u64,
@@ -46,6 +47,13 @@ fn client_event_id(metadata: Option<&Metadata>) -> Option<String> {
 }
 
 impl Conversation {
+    pub fn with_defects(defects: super::Defects) -> Self {
+        Self {
+            defects,
+            ..Self::default()
+        }
+    }
+
     /// The highest sequence seen: the reconnect cursor (spec §3.6).
     pub fn last_sequence(&self) -> u64 {
         self.last_sequence
@@ -55,6 +63,14 @@ impl Conversation {
     /// arrived.
     pub fn ingest(&mut self, envelope: ServerEnvelope) -> bool {
         if let ServerEvent::EventBatch(batch) = envelope.event {
+            if self.defects.no_batch_flattening {
+                // Only what a flattening client needs to get going: the capabilities.
+                let start = batch
+                    .events
+                    .into_iter()
+                    .find(|e| matches!(e.event, ServerEvent::SessionStart(_)));
+                return start.is_some_and(|e| self.ingest_one(e));
+            }
             let mut any = false;
             for event in batch.events {
                 any |= self.ingest_one(event);
@@ -66,7 +82,7 @@ impl Conversation {
 
     fn ingest_one(&mut self, envelope: ServerEnvelope) -> bool {
         // Deduplicate by id (spec §11 MSG-2).
-        if !self.seen.insert(envelope.id.0.clone()) {
+        if !self.seen.insert(envelope.id.0.clone()) && !self.defects.no_dedup {
             return false;
         }
         if let ServerEvent::UserMessage(_) = &envelope.event
@@ -83,7 +99,11 @@ impl Conversation {
             None => (self.last_sequence, self.arrivals),
         };
         // Order by sequence (spec §11 MSG-3): insert in place.
-        let at = self.log.partition_point(|(k, _)| *k <= key);
+        let at = if self.defects.arrival_order {
+            self.log.len()
+        } else {
+            self.log.partition_point(|(k, _)| *k <= key)
+        };
         self.log.insert(at, (key, envelope));
         true
     }

@@ -38,6 +38,72 @@ pub struct ClientConfig {
     pub connector_token: String,
     pub host: String,
     pub streaming: bool,
+    /// Deliberate defects, for the kit's self-tests (all off: the honest client).
+    pub defects: Defects,
+}
+
+/// One switch per obligation a broken client might break. The kit's own tests turn each on
+/// alone and check that the check for that obligation catches it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Defects {
+    /// Shows an event again when it arrives twice (breaks MSG-2).
+    pub no_dedup: bool,
+    /// Shows events in arrival order instead of sequence order (breaks MSG-3).
+    pub arrival_order: bool,
+    /// Ignores the events inside batches (breaks MSG-1).
+    pub no_batch_flattening: bool,
+    /// Sends the join on every connection (breaks WS-4).
+    pub join_on_reconnect: bool,
+    /// Sends the join as soon as the socket opens, before the history (breaks WS-2).
+    pub join_before_history: bool,
+    /// Creates a new session instead of reconnecting (breaks RC-1).
+    pub new_session_on_reconnect: bool,
+    /// Reconnects without a cursor (breaks RC-2).
+    pub no_cursor: bool,
+    /// Never sends heartbeats (breaks HB-1).
+    pub no_heartbeat: bool,
+    /// Heartbeats every 30 s whatever the server advertises (breaks HB-2).
+    pub fixed_heartbeat: bool,
+    /// Reconnects after `SESSION_END` (breaks UX-4).
+    pub reconnect_after_end: bool,
+    /// Closes the socket on an event type it does not know (breaks ERR-2).
+    pub close_on_unknown_event: bool,
+    /// Closes the socket on an error `SYSTEM_MESSAGE` (breaks ERR-1).
+    pub close_on_error_message: bool,
+}
+
+impl Defects {
+    /// Every single-defect client, with its name.
+    pub fn each() -> Vec<(&'static str, Defects)> {
+        let one = |set: fn(&mut Defects)| {
+            let mut defects = Defects::default();
+            set(&mut defects);
+            defects
+        };
+        vec![
+            ("no-dedup", one(|d| d.no_dedup = true)),
+            ("arrival-order", one(|d| d.arrival_order = true)),
+            ("no-batch-flattening", one(|d| d.no_batch_flattening = true)),
+            ("join-on-reconnect", one(|d| d.join_on_reconnect = true)),
+            ("join-before-history", one(|d| d.join_before_history = true)),
+            (
+                "new-session-on-reconnect",
+                one(|d| d.new_session_on_reconnect = true),
+            ),
+            ("no-cursor", one(|d| d.no_cursor = true)),
+            ("no-heartbeat", one(|d| d.no_heartbeat = true)),
+            ("fixed-heartbeat", one(|d| d.fixed_heartbeat = true)),
+            ("reconnect-after-end", one(|d| d.reconnect_after_end = true)),
+            (
+                "close-on-unknown-event",
+                one(|d| d.close_on_unknown_event = true),
+            ),
+            (
+                "close-on-error-message",
+                one(|d| d.close_on_error_message = true),
+            ),
+        ]
+    }
 }
 
 /// How long to wait for an echo before resending a message (spec §4.4).
@@ -177,7 +243,7 @@ impl ReferenceClient {
             .await
             .map_err(|e| ClientError::Connect(e.to_string()))?;
         let shared = Arc::new(Shared {
-            conversation: Mutex::new(Conversation::default()),
+            conversation: Mutex::new(Conversation::with_defects(config.defects)),
             connection: Mutex::new("open"),
             session_id: Mutex::new(Some(session.id.clone())),
         });
@@ -287,7 +353,11 @@ async fn run(
         let current = match socket.take() {
             Some(open) => open,
             None => {
-                let cursor = lock(&shared.conversation).last_sequence();
+                let cursor = if config.defects.no_cursor {
+                    0
+                } else {
+                    lock(&shared.conversation).last_sequence()
+                };
                 match tokio_tungstenite::connect_async(ws_url(&config, &session, cursor)).await {
                     Ok((open, _)) => open,
                     Err(error) => {
@@ -296,7 +366,8 @@ async fn run(
                             if let Ok(fresh) = new_session(&config).await {
                                 session = fresh;
                                 *lock(&shared.session_id) = Some(session.id.clone());
-                                *lock(&shared.conversation) = Conversation::default();
+                                *lock(&shared.conversation) =
+                                    Conversation::with_defects(config.defects);
                                 join_sent = false;
                                 continue;
                             }
@@ -320,7 +391,12 @@ async fn run(
             }
         };
         *lock(&shared.connection) = "open";
-        match converse(current, &shared, &mut queue, &mut join_sent).await {
+        match converse(current, &shared, &mut queue, &mut join_sent, config.defects).await {
+            Ended::Session if config.defects.reconnect_after_end => {
+                *lock(&shared.connection) = "reconnecting";
+                attempt = 1;
+                tokio::time::sleep(BACKOFF_START).await;
+            }
             Ended::Session | Ended::Stopped => {
                 *lock(&shared.connection) = "closed";
                 return;
@@ -329,6 +405,13 @@ async fn run(
                 *lock(&shared.connection) = "reconnecting";
                 attempt = 1;
                 tokio::time::sleep(BACKOFF_START).await;
+                if config.defects.new_session_on_reconnect
+                    && let Ok(fresh) = new_session(&config).await
+                {
+                    session = fresh;
+                    *lock(&shared.session_id) = Some(session.id.clone());
+                    join_sent = false;
+                }
             }
         }
     }
@@ -340,8 +423,16 @@ async fn converse(
     shared: &Shared,
     queue: &mut mpsc::UnboundedReceiver<String>,
     join_sent: &mut bool,
+    defects: Defects,
 ) -> Ended {
     let mut history_seen = false;
+    let join_frame = || encode_client_frame(&ClientFrame::new(ClientEvent::RequestPolyAgentJoin));
+    if defects.join_before_history && !*join_sent {
+        *join_sent = true;
+        if socket.send(Message::text(join_frame())).await.is_err() {
+            return Ended::Dropped;
+        }
+    }
     let mut heartbeat = None::<tokio::time::Interval>;
     let mut resend = tokio::time::interval(Duration::from_secs(1));
     let mut deadlines: Vec<(String, Instant)> = Vec::new();
@@ -363,6 +454,13 @@ async fn converse(
                 };
                 // Undecodable frames are ignored, never fatal (spec §11 ERR-2).
                 let Ok(envelope) = decode_server_frame(&text) else { continue };
+                let unknown = matches!(envelope.event, ServerEvent::Unknown(_));
+                let error = matches!(&envelope.event, ServerEvent::SystemMessage(m)
+                    if m.level == mock_server::protocol::SystemMessageLevel::Error);
+                if (defects.close_on_unknown_event && unknown) || (defects.close_on_error_message && error) {
+                    let _ = socket.close(None).await;
+                    return Ended::Stopped;
+                }
                 let is_batch = matches!(envelope.event, ServerEvent::EventBatch(_));
                 let ended = matches!(envelope.event, ServerEvent::SessionEnd(_));
                 // A replay that ends with SESSION_END: the session is over (spec §12 C8).
@@ -381,15 +479,16 @@ async fn converse(
                 }
                 if is_batch && !history_seen {
                     history_seen = true;
-                    if interval > 0 && heartbeat.is_none() {
+                    let interval = if defects.fixed_heartbeat { 30 } else { interval };
+                    if interval > 0 && heartbeat.is_none() && !defects.no_heartbeat {
                         let period = Duration::from_secs(u64::from(interval));
                         heartbeat = Some(tokio::time::interval_at(Instant::now() + period, period));
                     }
                     // Join only after the history, only if the agent never joined (WS-2/3/4).
-                    if !joined && !*join_sent {
+                    let rejoin = defects.join_on_reconnect && *join_sent;
+                    if (!joined && !*join_sent) || rejoin {
                         *join_sent = true;
-                        let join = encode_client_frame(&ClientFrame::new(ClientEvent::RequestPolyAgentJoin));
-                        if socket.send(Message::text(join)).await.is_err() {
+                        if socket.send(Message::text(join_frame())).await.is_err() {
                             return Ended::Dropped;
                         }
                     }

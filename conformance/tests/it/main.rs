@@ -1,5 +1,6 @@
 //! The one integration-test binary of `conformance`.
 
+mod catalogue;
 mod process_driver;
 mod reference;
 

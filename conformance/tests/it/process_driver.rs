@@ -91,3 +91,41 @@ async fn broken_drivers_are_reported_as_such() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_cli_runs_cases_against_a_driver_and_writes_json() {
+    bounded(async {
+        let json = std::env::temp_dir().join(format!("conformance-{}.json", std::process::id()));
+        let binary = env!("CARGO_BIN_EXE_messaging-conformance");
+        let args: Vec<String> = vec![
+            "run".into(),
+            "--driver".into(),
+            driver_command(),
+            "--only".into(),
+            "language".into(),
+            "--json".into(),
+            json.display().to_string(),
+        ];
+        let output = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(binary).args(args).output()
+        })
+        .await
+        .expect("joined")
+        .expect("runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let results: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("written")).expect("JSON");
+        assert_eq!(results[0]["case"], "language");
+        assert_eq!(
+            results[0]["findings"][0],
+            serde_json::json!({"obligation": "UX-6", "verdict": "pass"})
+        );
+        let progress = String::from_utf8_lossy(&output.stderr);
+        assert!(progress.contains("[1/1] language"), "{progress}");
+    })
+    .await;
+}

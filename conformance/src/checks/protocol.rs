@@ -1,0 +1,262 @@
+//! Checks of what the client did on the wire (the mock's journal).
+
+use mock_server::journal::{Closer, JournalEvent};
+use mock_server::protocol::ClientEvent;
+
+use super::{Evidence, Outcome};
+
+fn journal_or_nothing(e: &Evidence) -> Result<&[mock_server::journal::JournalEntry], Outcome> {
+    e.first()
+        .ok_or_else(|| Outcome::Broken("the client created no session".into()))
+}
+
+macro_rules! need {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(outcome) => return outcome,
+        }
+    };
+}
+
+/// WS-1: a session journal with an accepted handshake proves both parameters were right.
+pub fn opens_the_socket_with_both_parameters(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    if Evidence::connects(journal).is_empty() {
+        return Outcome::Broken("no accepted WebSocket handshake for the session".into());
+    }
+    Outcome::Kept
+}
+
+/// WS-2: the first join comes after the first history batch of its connection.
+pub fn joins_after_the_history(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    let Some(join) = Evidence::sent_of(journal, ClientEvent::REQUEST_POLY_AGENT_JOIN)
+        .into_iter()
+        .next()
+    else {
+        return Outcome::Broken("never sent REQUEST_POLY_AGENT_JOIN".into());
+    };
+    let join_index = journal
+        .iter()
+        .position(
+            |x| matches!(&x.event, JournalEvent::ClientFrame { conn, .. } if *conn == join.conn),
+        )
+        .unwrap_or(0);
+    let batch_before = journal[..join_index].iter().any(|x| {
+        matches!(&x.event, JournalEvent::ServerFrame { conn: Some(c), frame } if *c == join.conn && frame.get().contains("\"EVENT_TYPE_EVENT_BATCH\""))
+    });
+    if batch_before {
+        Outcome::Kept
+    } else {
+        Outcome::Broken("sent the join before the history batch arrived".into())
+    }
+}
+
+/// WS-3: exactly one join in the first session.
+pub fn joins_a_new_session_once(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    match Evidence::sent_of(journal, ClientEvent::REQUEST_POLY_AGENT_JOIN).len() {
+        1 => Outcome::Kept,
+        0 => Outcome::Broken("never joined".into()),
+        n => Outcome::Broken(format!("joined {n} times")),
+    }
+}
+
+/// WS-4: no join on a connection after the first.
+pub fn does_not_rejoin_on_reconnect(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    let connects = Evidence::connects(journal);
+    if connects.len() < 2 {
+        return Outcome::NotObservable("the client never reconnected".into());
+    }
+    let first_conn = connects[0].1;
+    let rejoins = Evidence::sent_of(journal, ClientEvent::REQUEST_POLY_AGENT_JOIN)
+        .into_iter()
+        .filter(|s| s.conn != first_conn)
+        .count();
+    if rejoins == 0 {
+        Outcome::Kept
+    } else {
+        Outcome::Broken(format!(
+            "sent the join again after reconnecting ({rejoins}×)"
+        ))
+    }
+}
+
+/// WS-5 and WS-6: every frame decoded, none carried server-assigned fields.
+pub fn sends_only_valid_client_frames(e: &Evidence) -> Outcome {
+    for (_, journal) in &e.sessions {
+        for sent in Evidence::sent(journal) {
+            if let Some(error) = sent.error {
+                return Outcome::Broken(format!("sent a frame the server rejected: {error}"));
+            }
+            if let Some(frame) = &sent.frame
+                && let Some(field) = ["id", "sequence", "timestamp"]
+                    .into_iter()
+                    .find(|f| frame.get(f).is_some())
+            {
+                return Outcome::Broken(format!("sent `{field}`, which the server assigns"));
+            }
+        }
+    }
+    Outcome::Kept
+}
+
+/// HB-1: heartbeats were sent.
+pub fn sends_heartbeats(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    if Evidence::sent_of(journal, ClientEvent::HEARTBEAT).is_empty() {
+        Outcome::Broken("sent no heartbeat".into())
+    } else {
+        Outcome::Kept
+    }
+}
+
+/// HB-2: gaps between heartbeats match the advertised interval (the case advertises 1 s).
+pub fn heartbeats_at_the_advertised_interval(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    let beats: Vec<u64> = Evidence::sent_of(journal, ClientEvent::HEARTBEAT)
+        .into_iter()
+        .map(|s| s.at_ms)
+        .collect();
+    if beats.len() < 2 {
+        return Outcome::Broken(format!(
+            "{} heartbeat(s) in a case advertising a 1 s interval",
+            beats.len()
+        ));
+    }
+    let mut gaps: Vec<u64> = beats.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    let median = gaps[gaps.len() / 2];
+    if (500..=1_500).contains(&median) {
+        Outcome::Kept
+    } else {
+        Outcome::Broken(format!(
+            "median heartbeat gap {median} ms for an advertised 1000 ms"
+        ))
+    }
+}
+
+/// RC-1: one session, reconnected.
+pub fn reconnects_to_the_same_session(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    if e.sessions.len() > 1 {
+        return Outcome::Broken(format!(
+            "created {} sessions instead of reconnecting",
+            e.sessions.len()
+        ));
+    }
+    if Evidence::connects(journal).len() < 2 {
+        return Outcome::Broken("did not reconnect after the drop".into());
+    }
+    Outcome::Kept
+}
+
+/// RC-2: the reconnect's cursor is the highest sequence the client had received.
+pub fn reconnects_with_the_last_cursor(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    let connects = Evidence::connects(journal);
+    let Some((_, second_conn, cursor)) = connects.get(1).cloned() else {
+        return Outcome::NotObservable("the client never reconnected".into());
+    };
+    // Everything before the reconnect's handshake.
+    let before = journal
+        .iter()
+        .position(|x| matches!(&x.event, JournalEvent::Handshake { conn: Some(c), .. } if *c == second_conn))
+        .unwrap_or(journal.len());
+    let highest = Evidence::delivered(&journal[..before])
+        .into_iter()
+        .flat_map(|(_, frame)| {
+            let mut all = vec![frame["sequence"].as_u64()];
+            if let Some(events) = frame["payload"]["events"].as_array() {
+                all.extend(events.iter().map(|x| x["sequence"].as_u64()));
+            }
+            all
+        })
+        .flatten()
+        .max()
+        .unwrap_or(0);
+    let given = cursor
+        .as_deref()
+        .map(|c| c.trim_start_matches("seq:").parse::<u64>().ok());
+    match given {
+        Some(Some(n)) if n == highest => Outcome::Kept,
+        Some(Some(n)) => Outcome::Broken(format!(
+            "cursor={n}, but the highest sequence delivered was {highest}"
+        )),
+        _ => Outcome::Broken(format!(
+            "no usable cursor (highest sequence delivered: {highest})"
+        )),
+    }
+}
+
+/// RC-5: after a 404, a new session was created (with a token of its own: AUTH-3).
+pub fn starts_over_after_session_not_found(e: &Evidence) -> Outcome {
+    if e.sessions.len() < 2 {
+        return Outcome::Broken("did not create a new session after `session not found`".into());
+    }
+    Outcome::Kept
+}
+
+/// AUTH-3: every session's journal holds the access-token call of its own token.
+pub fn fresh_token_per_session(e: &Evidence) -> Outcome {
+    for (summary, journal) in &e.sessions {
+        let own_token = journal.iter().any(|x| matches!(&x.event, JournalEvent::Http { endpoint, .. } if endpoint == "/api/v1/access-token"));
+        if !own_token {
+            return Outcome::Broken(format!(
+                "session {} was created with a token used before",
+                summary.session_id
+            ));
+        }
+    }
+    Outcome::Kept
+}
+
+/// UX-4: after SESSION_END, the client closed and did not connect again.
+pub fn stops_after_session_end(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    let Some(end_at) = Evidence::received(journal)
+        .into_iter()
+        .find(|(_, _, f)| f["type"] == "EVENT_TYPE_SESSION_END")
+        .map(|(at, _, _)| at)
+    else {
+        return Outcome::NotObservable("the session never ended".into());
+    };
+    let reconnects = Evidence::connects(journal)
+        .into_iter()
+        .filter(|(at, _, _)| *at > end_at)
+        .count();
+    if reconnects > 0 {
+        return Outcome::Broken(format!("reconnected {reconnects}× after SESSION_END"));
+    }
+    if let Some(view) = &e.view
+        && view.ended.clone().flatten().is_none()
+        && view.ended.is_some()
+    {
+        return Outcome::Broken("the view does not show the end".into());
+    }
+    Outcome::Kept
+}
+
+/// ERR-1 / ERR-2: the client did not close the socket itself before the session ended.
+pub fn keeps_the_socket_open(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    let client_close = journal.iter().find_map(|x| match &x.event {
+        JournalEvent::Close {
+            by: Closer::Client,
+            code,
+            ..
+        } => Some(*code),
+        _ => None,
+    });
+    let ended = Evidence::received(journal)
+        .iter()
+        .any(|(_, _, f)| f["type"] == "EVENT_TYPE_SESSION_END");
+    match client_close {
+        Some(code) if !ended => Outcome::Broken(format!(
+            "closed the socket itself (code {code:?}) mid-conversation"
+        )),
+        _ => Outcome::Kept,
+    }
+}

@@ -1,0 +1,135 @@
+//! The kit tests itself: the reference client passes every case, and each deliberately broken
+//! client is failed by the check for its own defect.
+
+use conformance::catalogue::{Case, catalogue};
+use conformance::driver::InProcess;
+use conformance::obligations::OBLIGATIONS;
+use conformance::reference::Defects;
+use conformance::runner::{CaseResult, Verdict, run_case};
+
+async fn run(case: &Case, defects: Defects) -> CaseResult {
+    run_case(case, |env| async move {
+        Ok(InProcess::with_defects(env, defects))
+    })
+    .await
+}
+
+fn case(id: &str) -> Case {
+    catalogue()
+        .into_iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no case {id}"))
+}
+
+#[tokio::test]
+async fn the_reference_client_passes_every_case() {
+    crate::bounded(async {
+        for case in catalogue() {
+            let result = run(&case, Defects::default()).await;
+            assert!(
+                result.driver_error.is_none(),
+                "{}: {:?}",
+                case.id,
+                result.driver_error
+            );
+            for finding in &result.findings {
+                assert_eq!(
+                    finding.verdict,
+                    Verdict::Pass,
+                    "{}: {} ({:?})",
+                    case.id,
+                    finding.obligation,
+                    result.notes
+                );
+            }
+            assert!(!result.findings.is_empty(), "{} checks nothing", case.id);
+        }
+    })
+    .await;
+}
+
+#[test]
+fn every_case_checks_known_obligations() {
+    for case in catalogue() {
+        for (id, _) in &case.checks {
+            assert!(
+                OBLIGATIONS.iter().any(|o| o.id == *id),
+                "{}: unknown obligation {id}",
+                case.id
+            );
+        }
+    }
+}
+
+/// Runs `case` with one defect and asserts `obligation` is failed or warned in it.
+async fn caught(defect: &str, case_id: &str, obligation: &str) {
+    let defects = Defects::each()
+        .into_iter()
+        .find(|(name, _)| *name == defect)
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| panic!("no defect {defect}"));
+    let result = crate::bounded(run(&case(case_id), defects)).await;
+    let verdicts = result.verdict_of(obligation);
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| matches!(v, Verdict::Fail(_) | Verdict::Warn(_))),
+        "{defect} escaped {obligation} in {case_id}: {verdicts:?} (driver error: {:?})",
+        result.driver_error
+    );
+}
+
+#[tokio::test]
+async fn no_dedup_is_caught_by_msg_2() {
+    caught("no-dedup", "live-delivery", "MSG-2").await;
+}
+
+#[tokio::test]
+async fn arrival_order_is_caught_by_msg_3() {
+    caught("arrival-order", "live-delivery", "MSG-3").await;
+}
+
+#[tokio::test]
+async fn not_flattening_batches_is_caught_by_msg_1() {
+    caught("no-batch-flattening", "live-delivery", "MSG-1").await;
+}
+
+#[tokio::test]
+async fn joining_on_reconnect_is_caught_by_ws_4() {
+    caught("join-on-reconnect", "reconnect-mid-stream", "WS-4").await;
+}
+
+#[tokio::test]
+async fn a_new_session_on_reconnect_is_caught_by_rc_1() {
+    caught("new-session-on-reconnect", "reconnect-mid-stream", "RC-1").await;
+}
+
+#[tokio::test]
+async fn reconnecting_without_a_cursor_is_caught_by_rc_2() {
+    caught("no-cursor", "reconnect-mid-stream", "RC-2").await;
+}
+
+#[tokio::test]
+async fn no_heartbeat_is_caught_by_hb_1() {
+    caught("no-heartbeat", "heartbeat", "HB-1").await;
+}
+
+#[tokio::test]
+async fn ignoring_the_advertised_interval_is_caught_by_hb_2() {
+    caught("fixed-heartbeat", "heartbeat", "HB-2").await;
+}
+
+#[tokio::test]
+async fn reconnecting_after_the_end_is_caught_by_ux_4() {
+    caught("reconnect-after-end", "new-session", "UX-4").await;
+}
+
+#[tokio::test]
+async fn closing_on_an_unknown_event_is_caught_by_err_2() {
+    caught("close-on-unknown-event", "tolerance", "ERR-2").await;
+}
+
+#[tokio::test]
+async fn closing_on_an_error_message_is_caught_by_err_1() {
+    caught("close-on-error-message", "error-messages", "ERR-1").await;
+}
