@@ -82,6 +82,18 @@ pub fn catalogue() -> Vec<Case> {
             ],
         },
         Case {
+            id: "join-timing",
+            description: "The history is held back 300 ms: the join must wait for it.",
+            scenario: "playground",
+            streaming: false,
+            mock: |c| c.replay_delay_ms = 300,
+            steps: vec![Start, WaitFor("the greeting", has_agent_message)],
+            checks: vec![
+                ("WS-2", checks::joins_after_the_history as Check),
+                ("WS-3", checks::joins_a_new_session_once),
+            ],
+        },
+        Case {
             id: "reconnect-mid-stream",
             description: "The socket drops mid-stream; the client resumes the same session from its cursor.",
             scenario: "faults/drop-mid-stream",

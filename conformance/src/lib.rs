@@ -13,7 +13,7 @@
 //!   [`checks`]: one function per obligation, reading the evidence (journal + view).
 //!   [`runner`]: runs a case against a fresh mock and grades it.
 //!
-//! Not built yet: cases for AUTH-1/2/5, WS-2/7, RC-3/4, MSG-5, UX-1; the property and snapshot
+//! Not built yet: cases for AUTH-1/2/4/5, WS-7, RC-3/4, MSG-5, UX-1; the property and snapshot
 //! suites; JUnit/JSON/HTML reports; the Node driver. `conformance` depends on `mock-server`, never the
 //! reverse.
 

@@ -84,6 +84,9 @@ pub struct Config {
     pub scenario: String,
     /// Scenario delays are divided by this: 100 plays a scenario a hundred times faster.
     pub time_scale: f64,
+    /// Hold each connection's history this long; frames the client sends meanwhile are
+    /// journaled as sent before the history (spec §11 WS-2 becomes observable).
+    pub replay_delay_ms: u64,
     /// Append each session's journal to `<record_dir>/<session_id>.jsonl`.
     pub record_dir: Option<std::path::PathBuf>,
     /// Bearer token the control API (`/_mock/`) requires. Without it, only loopback peers may
@@ -122,6 +125,7 @@ impl Default for Config {
             seed: None,
             scenario: crate::scenario::DEFAULT_SCENARIO.into(),
             time_scale: 1.0,
+            replay_delay_ms: 0,
             record_dir: None,
             control_token: None,
             logical_clock_epoch_ms: None,

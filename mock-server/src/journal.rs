@@ -54,6 +54,9 @@ pub enum JournalEvent {
     /// decode error when it was rejected.
     ClientFrame {
         conn: u64,
+        /// Sent before the connection's history was (see `replay_delay_ms`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        before_history: bool,
         #[serde(
             default,
             skip_serializing_if = "Option::is_none",

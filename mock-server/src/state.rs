@@ -632,12 +632,14 @@ impl AppState {
         conn: ConnId,
         text: Option<&str>,
         decoded: Result<crate::protocol::ClientFrame, crate::protocol::ClientFrameRejection>,
+        before_history: bool,
     ) -> Vec<Outbound> {
         let now = self.inner.clock.now();
         let mut locked = slot.lock();
         let frame = text.and_then(|t| serde_json::value::RawValue::from_string(t.to_owned()).ok());
         let entry = JournalEvent::ClientFrame {
             conn,
+            before_history,
             text: match (&frame, text) {
                 (None, Some(t)) => Some(t.chars().take(4096).collect()),
                 (None, None) => Some("[binary frame]".into()),

@@ -40,6 +40,8 @@ pub type Check = fn(&Evidence) -> Outcome;
 pub struct Sent {
     pub at_ms: u64,
     pub conn: u64,
+    /// Arrived before the connection's history was sent (only seen when the case delays it).
+    pub before_history: bool,
     pub frame: Option<Value>,
     pub error: Option<String>,
 }
@@ -55,10 +57,15 @@ impl Evidence {
             .iter()
             .filter_map(|e| match &e.event {
                 JournalEvent::ClientFrame {
-                    conn, frame, error, ..
+                    conn,
+                    frame,
+                    error,
+                    before_history,
+                    ..
                 } => Some(Sent {
                     at_ms: e.at_ms,
                     conn: *conn,
+                    before_history: *before_history,
                     frame: frame
                         .as_ref()
                         .and_then(|f| serde_json::from_str(f.get()).ok()),

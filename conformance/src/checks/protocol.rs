@@ -28,28 +28,18 @@ pub fn opens_the_socket_with_both_parameters(e: &Evidence) -> Outcome {
     Outcome::Kept
 }
 
-/// WS-2: the first join comes after the first history batch of its connection.
+/// WS-2: no join sent before the history arrived. The case holds the history back for a
+/// moment (`replay_delay_ms`), so an early join is caught in the act.
 pub fn joins_after_the_history(e: &Evidence) -> Outcome {
     let journal = need!(journal_or_nothing(e));
-    let Some(join) = Evidence::sent_of(journal, ClientEvent::REQUEST_POLY_AGENT_JOIN)
-        .into_iter()
-        .next()
-    else {
+    let joins = Evidence::sent_of(journal, ClientEvent::REQUEST_POLY_AGENT_JOIN);
+    if joins.is_empty() {
         return Outcome::Broken("never sent REQUEST_POLY_AGENT_JOIN".into());
-    };
-    let join_index = journal
-        .iter()
-        .position(
-            |x| matches!(&x.event, JournalEvent::ClientFrame { conn, .. } if *conn == join.conn),
-        )
-        .unwrap_or(0);
-    let batch_before = journal[..join_index].iter().any(|x| {
-        matches!(&x.event, JournalEvent::ServerFrame { conn: Some(c), frame } if *c == join.conn && frame.get().contains("\"EVENT_TYPE_EVENT_BATCH\""))
-    });
-    if batch_before {
-        Outcome::Kept
+    }
+    if joins.iter().any(|j| j.before_history) {
+        Outcome::Broken("sent the join before the history arrived".into())
     } else {
-        Outcome::Broken("sent the join before the history batch arrived".into())
+        Outcome::Kept
     }
 }
 

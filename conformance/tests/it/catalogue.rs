@@ -133,3 +133,19 @@ async fn closing_on_an_unknown_event_is_caught_by_err_2() {
 async fn closing_on_an_error_message_is_caught_by_err_1() {
     caught("close-on-error-message", "error-messages", "ERR-1").await;
 }
+
+#[tokio::test]
+async fn joining_before_the_history_is_caught_by_ws_2() {
+    caught("join-before-history", "join-timing", "WS-2").await;
+}
+
+#[test]
+fn every_defect_has_a_test_that_catches_it() {
+    let source = include_str!("catalogue.rs");
+    for (name, _) in Defects::each() {
+        assert!(
+            source.contains(&format!("caught(\"{name}\"")),
+            "no test catches {name}"
+        );
+    }
+}

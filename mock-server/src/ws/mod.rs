@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{
     CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection,
@@ -164,8 +165,38 @@ async fn run_connection(
     cursor: u64,
     query: BTreeMap<String, String>,
 ) {
+    // With `replay_delay_ms`, frames the client sends before the history are collected
+    // first, so the journal can show a client that did not wait for it (spec §11 WS-2).
+    let mut early = Vec::new();
+    let delay = Duration::from_millis(state.config().replay_delay_ms);
+    if !delay.is_zero() {
+        let until = Instant::now() + delay;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(until) => break,
+                received = socket.recv() => match received {
+                    Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => early.push(message),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    _ => {
+                        state.release_reservation(&slot);
+                        return;
+                    }
+                },
+            }
+        }
+    }
     let (conn, mut queue, replay) = state.open_connection(&slot, cursor, query);
-    let end = match write_all(&mut socket, replay).await {
+    let mut end = write_all(&mut socket, replay).await;
+    for message in &early {
+        if end.is_some() {
+            break;
+        }
+        end = match handle(&state, &slot, conn, message, true) {
+            Ok(own) => write_all(&mut socket, own).await,
+            Err(stop) => Some(stop),
+        };
+    }
+    let end = match end {
         Some(end) => end,
         None => serve(&mut socket, &state, &slot, conn, &mut queue).await,
     };
@@ -212,23 +243,17 @@ async fn serve(
             },
             received = socket.recv() => {
                 let Some(Ok(message)) = received else { return End::Gone(None) };
-                let raw = match &message {
-                    Message::Text(text) => RawFrame::Text(text.as_str()),
-                    Message::Binary(bytes) => RawFrame::Binary(bytes),
+                match &message {
                     // Pings are answered by the library; neither resets any timer (spec §12 C7).
                     Message::Ping(_) | Message::Pong(_) => continue,
                     Message::Close(frame) => return End::Gone(Some(frame.as_ref().map_or(1005, |f| f.code))),
-                };
-                idle_deadline = Instant::now() + idle;
-                let decoded = decode_client_frame(raw, state.decode_options());
-                if state.config().close_on_oversized_frame && is_too_large(&decoded) {
-                    return End::Close(1009, "message too large");
+                    Message::Text(_) | Message::Binary(_) => {}
                 }
-                let text = match &message {
-                    Message::Text(text) => Some(text.as_str()),
-                    _ => None,
+                idle_deadline = Instant::now() + idle;
+                let own = match handle(state, slot, conn, &message, false) {
+                    Ok(own) => own,
+                    Err(end) => return end,
                 };
-                let own = state.receive(slot, conn, text, decoded);
                 if let Some(end) = write_all(socket, own).await {
                     return end;
                 }
@@ -236,6 +261,26 @@ async fn serve(
             () = tokio::time::sleep_until(idle_deadline) => return End::Close(1001, "idle timeout"),
         }
     }
+}
+
+/// Decodes one data frame and feeds it to the session; the frames for this socket come back.
+fn handle(
+    state: &AppState,
+    slot: &SessionSlot,
+    conn: ConnId,
+    message: &Message,
+    before_history: bool,
+) -> Result<Vec<Outbound>, End> {
+    let (raw, text) = match message {
+        Message::Text(text) => (RawFrame::Text(text.as_str()), Some(text.as_str())),
+        Message::Binary(bytes) => (RawFrame::Binary(bytes), None),
+        _ => return Ok(Vec::new()),
+    };
+    let decoded = decode_client_frame(raw, state.decode_options());
+    if state.config().close_on_oversized_frame && is_too_large(&decoded) {
+        return Err(End::Close(1009, "message too large"));
+    }
+    Ok(state.receive(slot, conn, text, decoded, before_history))
 }
 
 fn is_too_large<T>(decoded: &Result<T, ClientFrameRejection>) -> bool {
