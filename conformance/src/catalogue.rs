@@ -34,6 +34,9 @@ pub struct Case {
 
 fn unchanged(_: &mut Config) {}
 
+/// 140 000 characters: over the 128 KiB frame limit once framed.
+const OVERSIZED: &str = include_str!("oversized.txt");
+
 fn has_text(view: &View, text: &str) -> bool {
     view.messages
         .iter()
@@ -200,6 +203,62 @@ pub fn catalogue() -> Vec<Case> {
             checks: vec![
                 ("ERR-1", checks::goes_on_after_errors as Check),
                 ("ERR-1", checks::keeps_the_socket_open),
+            ],
+        },
+        Case {
+            id: "oversized-message",
+            description: "The user sends a message larger than the advertised frame limit.",
+            scenario: "playground",
+            streaming: false,
+            mock: unchanged,
+            steps: vec![
+                Start,
+                WaitFor("the greeting", has_agent_message),
+                Send(OVERSIZED),
+                Send("still here"),
+                WaitFor("the reply", |v| has_text(v, "You said: still here")),
+            ],
+            checks: vec![("WS-7", checks::keeps_frames_within_the_size_limit as Check)],
+        },
+        Case {
+            id: "lost-message",
+            description: "A user message is lost on the way (no echo): it must be sent again.",
+            scenario: "faults/delayed-and-lost-echo",
+            streaming: false,
+            mock: unchanged,
+            steps: vec![
+                Start,
+                WaitFor("the greeting", has_agent_message),
+                Send("one"),
+                WaitFor("the first reply", |v| {
+                    has_text(v, "The next echo will be late.")
+                }),
+                Send("two"),
+                WaitFor("the second reply", |v| {
+                    has_text(v, "And the next message will be lost.")
+                }),
+                Send("three"),
+                WaitFor("the reply to the resent message", |v| {
+                    has_text(v, "You said: three")
+                }),
+            ],
+            checks: vec![("MSG-5", checks::resends_unechoed_messages as Check)],
+        },
+        Case {
+            id: "unreachable",
+            description: "After a drop every handshake is refused: back off, then give up.",
+            scenario: "faults/unreachable-after-drop",
+            streaming: false,
+            mock: unchanged,
+            steps: vec![
+                Start,
+                WaitFor("the greeting", has_agent_message),
+                Send("hi"),
+                Sleep(9_000),
+            ],
+            checks: vec![
+                ("RC-3", checks::backs_off_between_reconnects as Check),
+                ("RC-4", checks::stops_after_max_reconnect_attempts),
             ],
         },
         Case {

@@ -250,3 +250,116 @@ pub fn keeps_the_socket_open(e: &Evidence) -> Outcome {
         _ => Outcome::Kept,
     }
 }
+
+/// WS-7: nothing the client sent was over the size limit.
+pub fn keeps_frames_within_the_size_limit(e: &Evidence) -> Outcome {
+    for (_, journal) in &e.sessions {
+        if let Some(sent) = Evidence::sent(journal).into_iter().find(|s| {
+            s.error
+                .as_deref()
+                .is_some_and(|err| err.starts_with("Message too large"))
+        }) {
+            return Outcome::Broken(format!(
+                "sent a frame over the advertised limit at {} ms",
+                sent.at_ms
+            ));
+        }
+    }
+    Outcome::Kept
+}
+
+/// MSG-5: the lost message (`three`) was sent again with the same `client_event_id`.
+pub fn resends_unechoed_messages(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    let tries: Vec<_> = Evidence::sent_of(journal, ClientEvent::USER_MESSAGE)
+        .into_iter()
+        .filter(|s| {
+            s.frame
+                .as_ref()
+                .is_some_and(|f| f["payload"]["text"] == "three")
+        })
+        .collect();
+    match tries.as_slice() {
+        [] => Outcome::NotObservable("the message was never sent".into()),
+        [_] => Outcome::Broken("a message with no echo was never sent again".into()),
+        [first, second, ..] => {
+            let id = |s: &super::Sent| {
+                s.frame
+                    .as_ref()
+                    .map(|f| f["metadata"]["custom"]["client_event_id"].clone())
+            };
+            if id(first) != id(second) || id(first).is_none_or(|v| v.is_null()) {
+                Outcome::Broken(
+                    "the resend does not carry the same metadata.custom.client_event_id".into(),
+                )
+            } else {
+                Outcome::Kept
+            }
+        }
+    }
+}
+
+/// Handshake attempts after the first connection dropped: accepted and refused, with times.
+fn attempts_after_drop(journal: &[mock_server::journal::JournalEntry]) -> Option<(u64, Vec<u64>)> {
+    let dropped = journal.iter().find_map(|x| match &x.event {
+        JournalEvent::Close {
+            code: None,
+            by: Closer::Server,
+            ..
+        } => Some(x.at_ms),
+        _ => None,
+    })?;
+    let attempts = journal
+        .iter()
+        .filter(|x| x.at_ms >= dropped && matches!(x.event, JournalEvent::Handshake { .. }))
+        .map(|x| x.at_ms)
+        .collect();
+    Some((dropped, attempts))
+}
+
+/// RC-3: the first retry about 1 s after the drop, later ones further apart.
+pub fn backs_off_between_reconnects(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    let Some((dropped, attempts)) = attempts_after_drop(journal) else {
+        return Outcome::NotObservable("no drop happened".into());
+    };
+    if attempts.len() < 2 {
+        return Outcome::NotObservable(format!(
+            "{} reconnect attempt(s): too few to judge",
+            attempts.len()
+        ));
+    }
+    let mut gaps = vec![attempts[0] - dropped];
+    gaps.extend(attempts.windows(2).map(|w| w[1] - w[0]));
+    if gaps[0] < 500 {
+        return Outcome::Broken(format!(
+            "first retry {} ms after the drop (about 1 s expected)",
+            gaps[0]
+        ));
+    }
+    if let Some(w) = gaps.windows(2).find(|w| w[1] + 250 < w[0]) {
+        return Outcome::Broken(format!("delays shrink ({} ms, then {} ms)", w[0], w[1]));
+    }
+    if gaps.iter().any(|g| *g > 31_000) {
+        return Outcome::Broken("a delay above the 30 s cap".into());
+    }
+    Outcome::Kept
+}
+
+/// RC-4: gives up after about `max_reconnect_attempts` (the case advertises 3).
+pub fn stops_after_max_reconnect_attempts(e: &Evidence) -> Outcome {
+    let journal = need!(journal_or_nothing(e));
+    let Some((_, attempts)) = attempts_after_drop(journal) else {
+        return Outcome::NotObservable("no drop happened".into());
+    };
+    if attempts.len() > 4 {
+        Outcome::Broken(format!(
+            "{} reconnect attempts with max_reconnect_attempts = 3",
+            attempts.len()
+        ))
+    } else if attempts.is_empty() {
+        Outcome::Broken("never tried to reconnect".into())
+    } else {
+        Outcome::Kept
+    }
+}

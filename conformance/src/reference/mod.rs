@@ -70,6 +70,12 @@ pub struct Defects {
     pub close_on_unknown_event: bool,
     /// Closes the socket on an error `SYSTEM_MESSAGE` (breaks ERR-1).
     pub close_on_error_message: bool,
+    /// Sends messages over the advertised size limit (breaks WS-7).
+    pub oversized_frames: bool,
+    /// Never resends an unechoed message (breaks MSG-5).
+    pub no_resend: bool,
+    /// Reconnects at once, again and again, with no backoff and no limit (breaks RC-3/RC-4).
+    pub no_backoff: bool,
 }
 
 impl Defects {
@@ -102,6 +108,9 @@ impl Defects {
                 "close-on-error-message",
                 one(|d| d.close_on_error_message = true),
             ),
+            ("oversized-frames", one(|d| d.oversized_frames = true)),
+            ("no-resend", one(|d| d.no_resend = true)),
+            ("no-backoff", one(|d| d.no_backoff = true)),
         ]
     }
 }
@@ -149,6 +158,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug)]
 pub struct ReferenceClient {
     shared: Arc<Shared>,
+    defects: Defects,
     outgoing: mpsc::UnboundedSender<String>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -248,9 +258,11 @@ impl ReferenceClient {
             session_id: Mutex::new(Some(session.id.clone())),
         });
         let (outgoing, queue) = mpsc::unbounded_channel();
+        let defects = config.defects;
         let task = tokio::spawn(run(config, session, socket, Arc::clone(&shared), queue));
         Ok(Self {
             shared,
+            defects,
             outgoing,
             task,
         })
@@ -275,6 +287,17 @@ impl ReferenceClient {
         }))
         .with_metadata(Metadata { custom });
         let encoded = encode_client_frame(&frame);
+        // Never send a frame over the advertised limit (spec §11 WS-7).
+        let limit = lock(&self.shared.conversation)
+            .session_start()
+            .and_then(|c| c.max_message_size_bytes)
+            .unwrap_or(131_072);
+        if encoded.len() as u64 > limit && !self.defects.oversized_frames {
+            return Err(ClientError::Usage(format!(
+                "message too large: {} bytes over the {limit}-byte limit",
+                encoded.len()
+            )));
+        }
         lock(&self.shared.conversation).pending.push(Pending {
             client_event_id: id,
             text: text.to_owned(),
@@ -377,6 +400,14 @@ async fn run(
                             .and_then(|c| c.max_reconnect_attempts)
                             .unwrap_or(5);
                         attempt += 1;
+                        if config.defects.no_backoff {
+                            // Hammers the server: no delay, no limit (beyond a safety cap).
+                            if attempt > 200 {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
                         if attempt >= max {
                             *lock(&shared.connection) = "closed";
                             return;
@@ -403,8 +434,10 @@ async fn run(
             }
             Ended::Dropped => {
                 *lock(&shared.connection) = "reconnecting";
-                attempt = 1;
-                tokio::time::sleep(BACKOFF_START).await;
+                attempt = 0;
+                if !config.defects.no_backoff {
+                    tokio::time::sleep(BACKOFF_START).await;
+                }
                 if config.defects.new_session_on_reconnect
                     && let Ok(fresh) = new_session(&config).await
                 {
@@ -531,6 +564,9 @@ async fn converse(
                             continue;
                         }
                         let Some(pending) = conversation.pending.iter_mut().find(|p| &p.client_event_id == id) else { continue };
+                        if defects.no_resend {
+                            continue;
+                        }
                         if pending.resends >= MAX_RESENDS {
                             pending.failed = true;
                             continue;

@@ -149,3 +149,19 @@ fn every_defect_has_a_test_that_catches_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn sending_oversized_frames_is_caught_by_ws_7() {
+    caught("oversized-frames", "oversized-message", "WS-7").await;
+}
+
+#[tokio::test]
+async fn never_resending_is_caught_by_msg_5() {
+    caught("no-resend", "lost-message", "MSG-5").await;
+}
+
+#[tokio::test]
+async fn reconnecting_without_backoff_is_caught_by_rc_3_and_rc_4() {
+    caught("no-backoff", "unreachable", "RC-3").await;
+    caught("no-backoff", "unreachable", "RC-4").await;
+}
