@@ -74,10 +74,9 @@ pub fn catalogue() -> Vec<Case> {
                 Sleep(1_500),
             ],
             checks: vec![
-                (
-                    "WS-1",
-                    checks::opens_the_socket_with_both_parameters as Check,
-                ),
+                ("AUTH-1", checks::calls_access_token_as_documented as Check),
+                ("AUTH-2", checks::creates_sessions_as_documented),
+                ("WS-1", checks::opens_the_socket_with_both_parameters),
                 ("WS-3", checks::joins_a_new_session_once),
                 ("WS-5", checks::sends_only_valid_client_frames),
                 ("WS-6", checks::sends_only_valid_client_frames),

@@ -5,7 +5,7 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-/// `POST base+path` with `headers` and a JSON `body`: the status and the JSON answer
+/// `POST base+path` with `headers` (the caller sets `Content-Type`) and `body`: the status and the JSON answer
 /// (`Value::Null` when the body is not JSON).
 pub async fn post_json(
     base_url: &str,
@@ -26,7 +26,6 @@ pub async fn post_json(
     tokio::spawn(connection);
     let mut request = hyper::Request::post(path)
         .header("host", authority)
-        .header("content-type", "application/json")
         .header("accept", "application/json");
     for (name, value) in headers {
         request = request.header(*name, *value);

@@ -40,6 +40,12 @@ pub enum JournalEvent {
         status: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// The request's `Content-Type`, as sent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content_type: Option<String>,
+        /// The request body (first 1 KiB). These bodies carry no secrets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
     },
     /// A WebSocket handshake; `query` has the access token redacted.
     Handshake {
@@ -91,6 +97,23 @@ pub enum JournalEvent {
     Fault { fault: String },
     /// A control-API action on this session.
     Control { action: String },
+}
+
+/// What the journal keeps of a REST request: its content type and (start of) body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestNote {
+    pub content_type: Option<String>,
+    pub body: Option<String>,
+}
+
+impl RequestNote {
+    pub fn new(content_type: Option<&str>, body: &[u8]) -> Self {
+        let body = String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned();
+        Self {
+            content_type: content_type.map(str::to_owned),
+            body: Some(body),
+        }
+    }
 }
 
 /// A session's journal: in memory (capped) and, with `--record`, appended to a JSON Lines file

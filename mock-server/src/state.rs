@@ -23,7 +23,7 @@ use crate::config::{Config, SessionBinding};
 use crate::engine::{
     Action, ConnId, EngineConfig, Note, Now, Phase, Recipient, Refusal, Session, SessionStatus,
 };
-use crate::journal::{Closer, JournalEntry, JournalEvent, SessionJournal, raw_json};
+use crate::journal::{Closer, JournalEntry, JournalEvent, RequestNote, SessionJournal, raw_json};
 use crate::protocol::{DecodeOptions, SessionId};
 use crate::scenario::{Catalogue, ScenarioError, Script};
 
@@ -453,7 +453,12 @@ impl AppState {
     }
 
     /// Creates a session bound per configuration and starts its timer.
-    pub fn create_session(&self, claims: &AccessClaims, streaming: bool) -> SessionId {
+    pub fn create_session(
+        &self,
+        claims: &AccessClaims,
+        streaming: bool,
+        request: RequestNote,
+    ) -> SessionId {
         let id = SessionId::new_random();
         // Distinct, reproducible seeds per session: the configured seed advanced per session.
         let seed = self
@@ -505,6 +510,8 @@ impl AppState {
                 endpoint: "/api/v1/sessions".into(),
                 status: 200,
                 error: None,
+                content_type: request.content_type,
+                body: request.body,
             },
         );
         let slot = Arc::new(SessionSlot {
@@ -681,7 +688,7 @@ impl AppState {
     }
 
     /// Remembers a REST call made with token `jti` for the session it will create.
-    pub fn note_token_call(&self, jti: &str, endpoint: &str, status: u16) {
+    pub fn note_token_call(&self, jti: &str, endpoint: &str, status: u16, request: RequestNote) {
         let now = self.inner.clock.now();
         let mut pending = self
             .inner
@@ -702,6 +709,8 @@ impl AppState {
                     endpoint: endpoint.into(),
                     status,
                     error: None,
+                    content_type: request.content_type,
+                    body: request.body,
                 },
             });
     }

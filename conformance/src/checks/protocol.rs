@@ -363,3 +363,72 @@ pub fn stops_after_max_reconnect_attempts(e: &Evidence) -> Outcome {
         Outcome::Kept
     }
 }
+
+/// The journaled REST calls of `endpoint` across the case's sessions.
+fn calls<'a>(
+    e: &'a Evidence,
+    endpoint: &'a str,
+) -> impl Iterator<Item = (&'a Option<String>, &'a Option<String>)> {
+    e.sessions.iter().flat_map(move |(_, journal)| {
+        journal.iter().filter_map(move |x| match &x.event {
+            JournalEvent::Http {
+                endpoint: ep,
+                content_type,
+                body,
+                ..
+            } if ep == endpoint => Some((content_type, body)),
+            _ => None,
+        })
+    })
+}
+
+fn is_json(content_type: &Option<String>) -> bool {
+    content_type.as_deref().is_some_and(|c| {
+        c.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
+/// AUTH-1: the access-token call was JSON with the body `{}` (a 200 proves X-Token and
+/// X-Host were right).
+pub fn calls_access_token_as_documented(e: &Evidence) -> Outcome {
+    let mut seen = false;
+    for (content_type, body) in calls(e, "/api/v1/access-token") {
+        seen = true;
+        if !is_json(content_type) {
+            return Outcome::Broken(format!(
+                "Content-Type {content_type:?}, not application/json"
+            ));
+        }
+        let parsed = body
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
+        if parsed != Some(serde_json::json!({})) {
+            return Outcome::Broken(format!("body {body:?}, not {{}}"));
+        }
+    }
+    if seen {
+        Outcome::Kept
+    } else {
+        Outcome::NotObservable("no access-token call reached a session".into())
+    }
+}
+
+/// AUTH-2: the sessions call was JSON (a 200 proves the Bearer token and the body).
+pub fn creates_sessions_as_documented(e: &Evidence) -> Outcome {
+    let mut seen = false;
+    for (content_type, _) in calls(e, "/api/v1/sessions") {
+        seen = true;
+        if !is_json(content_type) {
+            return Outcome::Broken(format!(
+                "Content-Type {content_type:?}, not application/json"
+            ));
+        }
+    }
+    if seen {
+        Outcome::Kept
+    } else {
+        Outcome::Broken("no session was created".into())
+    }
+}

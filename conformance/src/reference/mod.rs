@@ -76,6 +76,8 @@ pub struct Defects {
     pub no_resend: bool,
     /// Reconnects at once, again and again, with no backoff and no limit (breaks RC-3/RC-4).
     pub no_backoff: bool,
+    /// Sends the REST calls as `text/plain` (breaks AUTH-1/AUTH-2).
+    pub no_content_type: bool,
 }
 
 impl Defects {
@@ -111,6 +113,7 @@ impl Defects {
             ("oversized-frames", one(|d| d.oversized_frames = true)),
             ("no-resend", one(|d| d.no_resend = true)),
             ("no-backoff", one(|d| d.no_backoff = true)),
+            ("no-content-type", one(|d| d.no_content_type = true)),
         ]
     }
 }
@@ -171,12 +174,18 @@ struct Session {
 }
 
 async fn new_session(config: &ClientConfig) -> Result<Session, ClientError> {
+    let json = if config.defects.no_content_type {
+        "text/plain"
+    } else {
+        "application/json"
+    };
     let (status, body) = post_json(
         &config.base_url,
         "/api/v1/access-token",
         &[
             ("x-token", &config.connector_token),
             ("x-host", &config.host),
+            ("content-type", json),
         ],
         "{}",
     )
@@ -198,7 +207,7 @@ async fn new_session(config: &ClientConfig) -> Result<Session, ClientError> {
     let (status, body) = post_json(
         &config.base_url,
         "/api/v1/sessions",
-        &[("authorization", &bearer)],
+        &[("authorization", &bearer), ("content-type", json)],
         &request.to_string(),
     )
     .await

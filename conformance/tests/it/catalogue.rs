@@ -165,3 +165,9 @@ async fn reconnecting_without_backoff_is_caught_by_rc_3_and_rc_4() {
     caught("no-backoff", "unreachable", "RC-3").await;
     caught("no-backoff", "unreachable", "RC-4").await;
 }
+
+#[tokio::test]
+async fn rest_calls_without_json_content_type_are_caught_by_auth_1_and_auth_2() {
+    caught("no-content-type", "new-session", "AUTH-1").await;
+    caught("no-content-type", "new-session", "AUTH-2").await;
+}

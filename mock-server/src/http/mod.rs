@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{self, AuthError};
+use crate::journal::RequestNote;
 use crate::protocol::{
     AccessTokenResponse, CreateSessionRequest, CreateSessionResponse, ErrorBody, catalog,
 };
@@ -68,6 +69,7 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 pub async fn create_access_token(
     State(state): State<AppState>,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Json<AccessTokenResponse>, ApiError> {
     let x_token = header_str(&headers, "x-token");
     let x_host = header_str(&headers, "x-host");
@@ -108,7 +110,8 @@ pub async fn create_access_token(
         scenario.as_deref(),
         state.clock().unix_seconds(),
     )?;
-    state.note_token_call(&claims.jti, "/api/v1/access-token", 200);
+    let request = RequestNote::new(header_str(&headers, "content-type"), &body);
+    state.note_token_call(&claims.jti, "/api/v1/access-token", 200, request);
     Ok(Json(AccessTokenResponse {
         access_token,
         expires_in: state.issuer().ttl_seconds(),
@@ -135,7 +138,8 @@ pub async fn create_session(
         ));
     }
     let streaming = request.streaming_enabled.unwrap_or(false);
-    let session_id = state.create_session(&claims, streaming);
+    let request = RequestNote::new(header_str(&headers, "content-type"), &body);
+    let session_id = state.create_session(&claims, streaming, request);
     Ok(Json(CreateSessionResponse { session_id }))
 }
 
