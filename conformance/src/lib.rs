@@ -13,8 +13,8 @@
 //!   [`checks`]: one function per obligation, reading the evidence (journal + view).
 //!   [`runner`]: runs a case against a fresh mock and grades it.
 //!
-//! Not built yet: cases for AUTH-1/2/4/5, WS-7, RC-3/4, MSG-5, UX-1; the property and snapshot
-//! suites; JUnit/JSON/HTML reports; the Node driver. `conformance` depends on `mock-server`, never the
+//! Not built yet: cases for AUTH-5 and UX-1 (AUTH-4 and SEC-1 cannot be observed by a mock);
+//! the property and snapshot suites; JUnit and HTML reports; the Node driver. `conformance` depends on `mock-server`, never the
 //! reverse.
 
 pub mod catalogue;
