@@ -13,9 +13,12 @@
 //!   [`checks`]: one function per obligation, reading the evidence (journal + view).
 //!   [`runner`]: runs a case against a fresh mock and grades it.
 //!
+//! - [`report`]: JSON, JUnit XML and a self-contained HTML page of a run.
+//!
 //! Not built yet: cases for AUTH-5 and UX-1 (AUTH-4 and SEC-1 cannot be observed by a mock);
-//! the property and snapshot suites; JUnit and HTML reports; the Node driver. `conformance` depends on `mock-server`, never the
-//! reverse.
+//! the property and snapshot suites; the Node driver.
+//!
+//! `conformance` depends on `mock-server`, never the reverse.
 
 pub mod catalogue;
 pub mod checks;
@@ -23,5 +26,6 @@ pub mod contract;
 pub mod driver;
 pub mod obligations;
 pub mod reference;
+pub mod report;
 pub mod rest;
 pub mod runner;

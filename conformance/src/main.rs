@@ -50,6 +50,9 @@ struct RunArgs {
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Write results.json, junit.xml and report.html into this directory.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -170,6 +173,14 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
         println!("results written to {}", path.display());
+    }
+    if let Some(dir) = &args.report {
+        let driver = args
+            .driver
+            .clone()
+            .unwrap_or_else(|| "(reference client)".into());
+        conformance::report::write(dir, &results, &driver)?;
+        println!("report written to {}", dir.join("report.html").display());
     }
     Ok(if failed > 0 || (args.strict && warned > 0) {
         ExitCode::FAILURE

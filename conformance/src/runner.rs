@@ -40,6 +40,10 @@ pub struct CaseResult {
     pub driver_error: Option<String>,
     pub notes: Vec<String>,
     pub duration_ms: u64,
+    /// Both directions of every session, as the mock journaled them: `[dir, frame]` pairs.
+    pub transcript: Vec<serde_json::Value>,
+    /// The client's final view.
+    pub view: Option<View>,
 }
 
 impl CaseResult {
@@ -166,6 +170,38 @@ async fn play<C: ClientUnderTest>(case: &Case, client: &mut C, notes: &mut Vec<S
     Played::Done
 }
 
+fn transcript(evidence: &Evidence) -> Vec<serde_json::Value> {
+    use mock_server::journal::JournalEvent;
+    let mut out = Vec::new();
+    for (summary, journal) in &evidence.sessions {
+        out.push(serde_json::json!(["session", summary.session_id]));
+        for entry in journal {
+            let line = match &entry.event {
+                JournalEvent::ClientFrame {
+                    frame: Some(frame), ..
+                } => {
+                    serde_json::json!([
+                        "→",
+                        serde_json::from_str::<serde_json::Value>(frame.get()).unwrap_or_default()
+                    ])
+                }
+                JournalEvent::ClientFrame { text, error, .. } => {
+                    serde_json::json!(["→", text, error])
+                }
+                JournalEvent::ServerFrame { frame, .. } => {
+                    serde_json::json!([
+                        "←",
+                        serde_json::from_str::<serde_json::Value>(frame.get()).unwrap_or_default()
+                    ])
+                }
+                other => serde_json::json!(["·", serde_json::to_value(other).unwrap_or_default()]),
+            };
+            out.push(line);
+        }
+    }
+    out
+}
+
 /// Runs `case` against a fresh mock and the client `launch` makes for it.
 pub async fn run_case<C, F, Fut>(case: &Case, launch: F) -> CaseResult
 where
@@ -181,6 +217,8 @@ where
         driver_error: None,
         notes: Vec::new(),
         duration_ms: 0,
+        transcript: Vec::new(),
+        view: None,
     };
     let mut config = Config::default();
     (case.mock)(&mut config);
@@ -208,8 +246,10 @@ where
             Played::Unsupported(reason) => result.findings = skipped_all(case, &reason),
             Played::Done => {
                 let final_view = view(&mut client).await.unwrap_or(None);
-                let _ = client.call(Command::Exit).await;
+                // The evidence is taken before `exit`: tearing the client down is not part of
+                // the conversation being graded.
                 let sessions = server.sessions_with_journals();
+                let _ = client.call(Command::Exit).await;
                 let evidence = Evidence {
                     sessions,
                     view: final_view,
@@ -219,6 +259,8 @@ where
                     .iter()
                     .map(|(id, check)| grade(id, check(&evidence)))
                     .collect();
+                result.transcript = transcript(&evidence);
+                result.view = evidence.view;
             }
         },
     }

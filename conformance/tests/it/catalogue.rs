@@ -171,3 +171,37 @@ async fn rest_calls_without_json_content_type_are_caught_by_auth_1_and_auth_2() 
     caught("no-content-type", "new-session", "AUTH-1").await;
     caught("no-content-type", "new-session", "AUTH-2").await;
 }
+
+/// `CONFORMANCE_DRIVER="<command>" cargo test -p conformance` grades an external driver.
+#[tokio::test]
+async fn an_external_driver_given_in_conformance_driver_passes_every_must() {
+    let Ok(command) = std::env::var("CONFORMANCE_DRIVER") else {
+        eprintln!(
+            "SKIPPED an_external_driver_given_in_conformance_driver_passes_every_must: CONFORMANCE_DRIVER is not set"
+        );
+        return;
+    };
+    let workdir = std::env::temp_dir();
+    let mut failures = Vec::new();
+    for case in catalogue() {
+        let command = command.clone();
+        let workdir = workdir.clone();
+        let result = run_case(&case, |env| async move {
+            conformance::driver::ProcessDriver::launch(
+                &command,
+                &env,
+                &workdir,
+                std::time::Duration::from_secs(10),
+            )
+            .await
+        })
+        .await;
+        if result.failed() {
+            failures.push(format!(
+                "{}: {:?} {:?}",
+                case.id, result.driver_error, result.findings
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -96,6 +96,8 @@ async fn broken_drivers_are_reported_as_such() {
 async fn the_cli_runs_cases_against_a_driver_and_writes_json() {
     bounded(async {
         let json = std::env::temp_dir().join(format!("conformance-{}.json", std::process::id()));
+        let report_dir =
+            std::env::temp_dir().join(format!("conformance-report-{}", std::process::id()));
         let binary = env!("CARGO_BIN_EXE_messaging-conformance");
         let args: Vec<String> = vec![
             "run".into(),
@@ -105,6 +107,8 @@ async fn the_cli_runs_cases_against_a_driver_and_writes_json() {
             "language".into(),
             "--json".into(),
             json.display().to_string(),
+            "--report".into(),
+            report_dir.display().to_string(),
         ];
         let output = tokio::task::spawn_blocking(move || {
             std::process::Command::new(binary).args(args).output()
@@ -123,6 +127,17 @@ async fn the_cli_runs_cases_against_a_driver_and_writes_json() {
         assert_eq!(
             results[0]["findings"][0],
             serde_json::json!({"obligation": "UX-6", "verdict": "pass"})
+        );
+        let junit = std::fs::read_to_string(report_dir.join("junit.xml")).expect("junit.xml");
+        assert!(
+            junit.contains(r#"<testcase classname="language" name="UX-6""#),
+            "{junit}"
+        );
+        assert!(junit.contains(r#"failures="0""#), "{junit}");
+        let html = std::fs::read_to_string(report_dir.join("report.html")).expect("report.html");
+        assert!(
+            html.contains("id=\"language\"") && html.contains("EVENT_TYPE_LANGUAGE_CHANGED"),
+            "the page has the case and its transcript"
         );
         let progress = String::from_utf8_lossy(&output.stderr);
         assert!(progress.contains("[1/1] language"), "{progress}");
