@@ -205,3 +205,40 @@ async fn an_external_driver_given_in_conformance_driver_passes_every_must() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// The independent Node 20 driver in `examples/drivers/node/` passes the whole catalogue,
+/// warnings included. Skipped, with the reason printed, where `node` is missing.
+#[tokio::test]
+async fn the_node_driver_passes_every_case() {
+    let node = std::process::Command::new("node").arg("--version").output();
+    if !node.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED the_node_driver_passes_every_case: `node` is not on PATH");
+        return;
+    }
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/drivers/node/driver.mjs");
+    let command = format!("node --experimental-websocket {}", script.display());
+    let workdir = std::env::temp_dir();
+    let mut problems = Vec::new();
+    for case in catalogue() {
+        let command = command.clone();
+        let workdir = workdir.clone();
+        let result = crate::bounded(run_case(&case, |env| async move {
+            conformance::driver::ProcessDriver::launch(
+                &command,
+                &env,
+                &workdir,
+                std::time::Duration::from_secs(10),
+            )
+            .await
+        }))
+        .await;
+        if result.failed() || result.warned() {
+            problems.push(format!(
+                "{}: {:?} {:?} {:?}",
+                case.id, result.driver_error, result.findings, result.notes
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -1,0 +1,398 @@
+// A conformance driver for the Messaging API, in plain Node 20 (built-in fetch and WebSocket, no
+// npm packages). It is a small but complete client: it keeps the obligations of spec §11 the
+// conformance kit checks, and speaks the driver contract (shared/spec/driver-contract.md) on
+// stdin/stdout.
+//
+//   node --experimental-websocket examples/drivers/node/driver.mjs
+//
+// Environment: MESSAGING_BASE_URL, MESSAGING_CONNECTOR_TOKEN, MESSAGING_HOST.
+
+import { createInterface } from "node:readline";
+import { randomUUID } from "node:crypto";
+
+const env = {
+  baseUrl: process.env.MESSAGING_BASE_URL,
+  connectorToken: process.env.MESSAGING_CONNECTOR_TOKEN,
+  host: process.env.MESSAGING_HOST,
+};
+const out = (value) => process.stdout.write(JSON.stringify(value) + "\n");
+const log = (text) => process.stderr.write(text + "\n");
+
+// --- the client ----------------------------------------------------------------------------
+
+class Client {
+  constructor(streaming) {
+    this.streaming = streaming;
+    this.seen = new Set(); // event ids: dedupe (MSG-2)
+    this.log = []; // [key, event] sorted by key (MSG-3)
+    this.lastSequence = 0;
+    this.arrivals = 0;
+    this.pending = []; // unechoed user messages {id, text, frame, resends, failed, due}
+    this.connection = "connecting";
+    this.joinSent = false;
+    this.ended = false;
+    this.stopped = false;
+    this.failures = 0;
+  }
+
+  async newSession() {
+    const json = { "Content-Type": "application/json" };
+    const token = await fetch(`${env.baseUrl}/api/v1/access-token`, {
+      method: "POST",
+      headers: { ...json, "X-Token": env.connectorToken, "X-Host": env.host },
+      body: "{}",
+    });
+    if (!token.ok) throw new Error(`access-token: ${token.status}`);
+    this.token = (await token.json()).access_token;
+    const session = await fetch(`${env.baseUrl}/api/v1/sessions`, {
+      method: "POST",
+      headers: { ...json, Authorization: `Bearer ${this.token}` },
+      body: JSON.stringify({ streaming_enabled: this.streaming, platform: "custom" }),
+    });
+    if (!session.ok) throw new Error(`sessions: ${session.status}`);
+    this.sessionId = (await session.json()).session_id;
+  }
+
+  url(cursor) {
+    const base = env.baseUrl.replace(/^http/, "ws");
+    const cursorPart = cursor > 0 ? `&cursor=${cursor}` : "";
+    return `${base}/ws?session_id=${this.sessionId}&access_token=${this.token}${cursorPart}`;
+  }
+
+  capabilities() {
+    const start = this.log.find(([, e]) => e.type === "EVENT_TYPE_SESSION_START");
+    return start ? start[1].payload.capabilities ?? {} : {};
+  }
+
+  async start() {
+    await this.newSession();
+    await new Promise((resolve, reject) => this.connect(0, resolve, reject));
+  }
+
+  connect(cursor, resolve, reject) {
+    const socket = new WebSocket(this.url(cursor));
+    this.socket = socket;
+    let opened = false;
+    let history = false;
+    socket.onopen = () => {
+      opened = true;
+      this.failures = 0;
+      this.connection = "open";
+      resolve?.();
+    };
+    socket.onmessage = (message) => {
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch {
+        return; // undecodable frames are ignored (ERR-2)
+      }
+      const batchEnds = event.type === "EVENT_TYPE_EVENT_BATCH" &&
+        (event.payload?.events ?? []).some((e) => e.type === "EVENT_TYPE_SESSION_END");
+      this.ingest(event);
+      if (event.type === "EVENT_TYPE_EVENT_BATCH" && !history) {
+        history = true;
+        this.onHistory(socket);
+      }
+      if (event.type === "EVENT_TYPE_SESSION_END" || batchEnds) {
+        this.ended = true;
+        socket.close(1000);
+      }
+    };
+    let closed = false;
+    // Node's WebSocket may report a refused handshake with `error` alone: handle either once.
+    socket.onclose = socket.onerror = () => {
+      if (closed || (opened && socket.readyState !== WebSocket.CLOSED)) return;
+      closed = true;
+      clearInterval(this.heartbeat);
+      if (this.socket !== socket) return;
+      if (this.ended || this.stopped) {
+        this.connection = "closed";
+        return;
+      }
+      if (!opened && resolve) {
+        reject?.(new Error("the WebSocket did not open"));
+        return;
+      }
+      this.connection = "reconnecting";
+      this.reconnect(opened);
+    };
+  }
+
+  async reconnect(afterDrop) {
+    if (!afterDrop) {
+      this.failures += 1;
+      // A browser-style WebSocket cannot read a refusal's status: ask with a plain GET, and on
+      // 404 or 401 start over with a new token and session (RC-5).
+      const probe = await fetch(this.url(0).replace(/^ws/, "http")).catch(() => null);
+      if (probe && (probe.status === 404 || probe.status === 401)) {
+        try {
+          await this.newSession();
+          this.reset();
+          this.connect(0);
+          return;
+        } catch (error) {
+          log(`new session failed: ${error}`);
+        }
+      }
+    }
+    const max = this.capabilities().max_reconnect_attempts ?? 5;
+    if (this.failures >= max) {
+      this.connection = "closed";
+      return;
+    }
+    // 1 s, 2 s, 4 s, … capped at 30 s (RC-3).
+    await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** this.failures, 30000)));
+    if (this.stopped) return;
+    this.connect(this.lastSequence);
+  }
+
+  reset() {
+    this.seen = new Set();
+    this.log = [];
+    this.lastSequence = 0;
+    this.joinSent = false;
+  }
+
+  onHistory(socket) {
+    const interval = this.capabilities().heartbeat_interval_seconds ?? 30;
+    clearInterval(this.heartbeat);
+    if (interval > 0) {
+      this.heartbeat = setInterval(() => this.sendFrame({ type: "EVENT_TYPE_HEARTBEAT", payload: {} }), interval * 1000);
+    }
+    const joined = this.log.some(([, e]) => e.type === "EVENT_TYPE_POLY_AGENT_JOINED");
+    if (!joined && !this.joinSent) {
+      this.joinSent = true; // after the history, once (WS-2/3/4)
+      socket.send(JSON.stringify({ type: "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN", payload: {} }));
+    }
+    for (const p of this.pending.filter((p) => !p.failed)) socket.send(p.frame);
+    for (const frame of this.queued ?? []) socket.send(frame);
+    this.queued = [];
+    this.ready = true;
+  }
+
+  ingest(event) {
+    if (event.type === "EVENT_TYPE_EVENT_BATCH") {
+      for (const inner of event.payload?.events ?? []) {
+        // Appendix A: a payload may sit under a key named after the type.
+        if (inner.payload === undefined) {
+          const key = inner.type.replace(/^EVENT_TYPE_/, "").toLowerCase();
+          inner.payload = inner[key] ?? {};
+        }
+        this.ingestOne(inner); // flatten (MSG-1)
+      }
+      return;
+    }
+    this.ingestOne(event);
+  }
+
+  ingestOne(event) {
+    if (!event.id || this.seen.has(event.id)) return;
+    this.seen.add(event.id);
+    const clientId = event.metadata?.custom?.client_event_id;
+    if (event.type === "EVENT_TYPE_USER_MESSAGE" && clientId) {
+      this.pending = this.pending.filter((p) => p.id !== clientId);
+    }
+    this.arrivals += 1;
+    let key;
+    if (Number.isInteger(event.sequence)) {
+      this.lastSequence = Math.max(this.lastSequence, event.sequence);
+      key = [event.sequence, 0];
+    } else {
+      key = [this.lastSequence, this.arrivals];
+    }
+    const after = (k) => k[0] > key[0] || (k[0] === key[0] && k[1] > key[1]);
+    const at = this.log.findIndex(([k]) => after(k));
+    this.log.splice(at === -1 ? this.log.length : at, 0, [key, event]);
+  }
+
+  sendFrame(value) {
+    const frame = typeof value === "string" ? value : JSON.stringify(value);
+    if (this.ready && this.socket?.readyState === WebSocket.OPEN) this.socket.send(frame);
+    else (this.queued ??= []).push(frame);
+  }
+
+  send(text) {
+    const id = randomUUID();
+    const frame = JSON.stringify({
+      type: "EVENT_TYPE_USER_MESSAGE",
+      payload: { text },
+      metadata: { custom: { client_event_id: id } },
+    });
+    const limit = this.capabilities().max_message_size_bytes ?? 131072;
+    if (Buffer.byteLength(frame) > limit) throw new Error("message too large"); // WS-7
+    this.pending.push({ id, text, frame, resends: 0, failed: false, due: Date.now() + 5000 });
+    this.sendFrame(frame);
+  }
+
+  tick() {
+    // Resend unechoed messages every 5 s, three times, then mark them failed (MSG-5).
+    const now = Date.now();
+    for (const p of this.pending) {
+      if (p.failed || now < p.due) continue;
+      if (p.resends >= 3) {
+        p.failed = true;
+        continue;
+      }
+      p.resends += 1;
+      p.due = now + 5000 * (p.resends + 1);
+      this.sendFrame(p.frame);
+    }
+  }
+
+  view() {
+    const messages = [];
+    const chunks = new Map();
+    const echoed = new Set();
+    const typing = { agent: false, live_agent: false };
+    const view = {
+      connection: this.connection,
+      session_id: this.sessionId ?? null,
+      agent: null,
+      live_agent: null,
+      handoff: "none",
+      queue: null,
+      client_handoff: null,
+      language: null,
+      ended: null,
+    };
+    const systemMessages = [];
+    const reply = (m, from) => ({
+      message_id: m.message_id,
+      from,
+      text: m.text ?? "",
+      attachments: m.attachments ?? [],
+      suggestions: (m.response_suggestions ?? []).map((s) => s.message_text),
+      complete: true,
+      status: null,
+    });
+    for (const [, e] of this.log) {
+      const p = e.payload ?? {};
+      switch (e.type) {
+        case "EVENT_TYPE_USER_MESSAGE": {
+          const id = e.metadata?.custom?.client_event_id;
+          if (id && echoed.has(id)) break;
+          if (id) echoed.add(id);
+          messages.push({ ...reply(p, "user"), status: "sent" });
+          break;
+        }
+        case "EVENT_TYPE_POLY_AGENT_MESSAGE": typing.agent = false; messages.push(reply(p, "agent")); break;
+        case "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK":
+          typing.agent = false;
+          if (!chunks.has(p.message_id)) {
+            chunks.set(p.message_id, []);
+            messages.push(reply({ message_id: p.message_id }, "agent"));
+          }
+          chunks.get(p.message_id).push(p);
+          break;
+        case "EVENT_TYPE_LIVE_AGENT_MESSAGE": typing.live_agent = false; messages.push(reply(p, "live_agent")); break;
+        case "EVENT_TYPE_POLY_AGENT_THINKING": typing.agent = true; break;
+        case "EVENT_TYPE_LIVE_AGENT_TYPING": typing.live_agent = p.state !== "TYPING_STATE_STOPPED"; break;
+        case "EVENT_TYPE_POLY_AGENT_JOINED": view.agent = { name: p.agent_name, avatar_url: p.agent_avatar_url }; break;
+        case "EVENT_TYPE_LIVE_AGENT_JOINED": view.live_agent = p.agent; view.handoff = "live"; break;
+        case "EVENT_TYPE_LIVE_AGENT_LEFT": view.live_agent = null; view.handoff = "ended"; break;
+        case "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF": view.handoff = "triggered"; break;
+        case "EVENT_TYPE_HANDOFF_ACCEPTED": view.handoff = "accepted"; break;
+        case "EVENT_TYPE_HANDOFF_QUEUE_STATUS": view.queue = p; break;
+        case "EVENT_TYPE_CLIENT_HANDOFF_REQUIRED": view.handoff = "client_required"; view.client_handoff = p; break;
+        case "EVENT_TYPE_HANDOFF_FAILED": view.handoff = "failed"; break;
+        case "EVENT_TYPE_HANDOFF_TIMEOUT": view.handoff = "timeout"; break;
+        case "EVENT_TYPE_LANGUAGE_CHANGED": view.language = p.language_code; break;
+        case "EVENT_TYPE_SYSTEM_MESSAGE": systemMessages.push({ level: p.level, message: p.message }); break;
+        case "EVENT_TYPE_SESSION_END": view.ended = { reason: p.reason }; break;
+        default: break; // unknown types are ignored (ERR-2)
+      }
+    }
+    // Chunks in chunk_index order; complete once every chunk up to the final one is here (MSG-4).
+    for (const m of messages) {
+      const parts = chunks.get(m.message_id);
+      if (!parts) continue;
+      const byIndex = new Map(parts.map((c) => [c.chunk_index, c]));
+      const ordered = [];
+      for (let i = 1; byIndex.has(i); i += 1) ordered.push(byIndex.get(i));
+      m.text = ordered.map((c) => c.text ?? "").join("");
+      m.attachments = ordered.flatMap((c) => c.attachments ?? []);
+      m.suggestions = ordered.flatMap((c) => (c.response_suggestions ?? []).map((s) => s.message_text));
+      m.complete = ordered.some((c) => c.is_complete === true);
+    }
+    for (const p of this.pending) {
+      messages.push({ message_id: null, from: "user", text: p.text, attachments: [], suggestions: [], complete: true, status: p.failed ? "failed" : "sending" });
+    }
+    return { ...view, typing, messages, system_messages: systemMessages };
+  }
+
+  stop() {
+    this.stopped = true;
+    clearInterval(this.heartbeat);
+    this.socket?.close(1000);
+  }
+}
+
+// --- the driver contract -------------------------------------------------------------------
+
+let client = null;
+const ticker = setInterval(() => client?.tick(), 1000);
+
+async function run(command) {
+  switch (command.cmd) {
+    case "start":
+      client?.stop();
+      client = new Client(Boolean(command.streaming));
+      await client.start();
+      return { ok: true };
+    case "send":
+      client.send(command.text);
+      return { ok: true };
+    case "typing":
+      client.sendFrame({
+        type: "EVENT_TYPE_USER_TYPING",
+        payload: { state: command.state === "started" ? "TYPING_STATE_STARTED" : "TYPING_STATE_STOPPED" },
+      });
+      return { ok: true };
+    case "tap_suggestion": {
+      const message = client.view().messages.find((m) => m.message_id === command.message_id);
+      const text = message?.suggestions?.[command.index];
+      if (text === undefined) return { ok: false, error: "no such suggestion" };
+      client.send(text);
+      return { ok: true };
+    }
+    case "end":
+      client.sendFrame({ type: "EVENT_TYPE_USER_END_SESSION", payload: {} });
+      return { ok: true };
+    case "view":
+      return { ok: true, view: client ? client.view() : { connection: "closed" } };
+    case "exit":
+      client?.stop();
+      return { ok: true };
+    default:
+      return { unsupported: true };
+  }
+}
+
+out({ ready: true, name: "node-reference-driver", version: "0.1.0" });
+const lines = createInterface({ input: process.stdin });
+let chain = Promise.resolve();
+lines.on("line", (line) => {
+  if (!line.trim()) return;
+  chain = chain.then(async () => {
+    let command;
+    try {
+      command = JSON.parse(line);
+    } catch {
+      log(`not a command: ${line}`);
+      return;
+    }
+    let reply;
+    try {
+      reply = await run(command);
+    } catch (error) {
+      reply = { ok: false, error: String(error?.message ?? error) };
+    }
+    out({ re: command.id, ...reply });
+    if (command.cmd === "exit") {
+      clearInterval(ticker);
+      setTimeout(() => process.exit(0), 50);
+    }
+  });
+});
+lines.on("close", () => chain.then(() => process.exit(0)));
