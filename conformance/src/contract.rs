@@ -100,17 +100,39 @@ pub struct ReadyLine {
     pub version: String,
 }
 
+/// A field that is present, `null` or not: `Some(None)` for `null`, so a view read from a
+/// driver keeps the difference between "not set" (`null`) and "not observable" (absent).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 /// What the app shows (§4). Fields a driver cannot observe are `None` (omitted).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct View {
     /// `connecting`, `open`, `reconnecting` or `closed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub session_id: Option<Option<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub agent: Option<Option<ViewAgent>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub live_agent: Option<Option<ViewLiveAgent>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub typing: Option<ViewTyping>,
@@ -119,15 +141,31 @@ pub struct View {
     /// `none`, `triggered`, `accepted`, `live`, `client_required`, `failed`, `timeout`, `ended`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub queue: Option<Option<Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub client_handoff: Option<Option<Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub language: Option<Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system_messages: Option<Vec<ViewSystemMessage>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub ended: Option<Option<ViewEnded>>,
 }
 
@@ -213,9 +251,12 @@ mod tests {
         let json = r#"{"connection":"open","session_id":null,"agent":{"name":"Ada","avatar_url":"a"},"messages":[],"ended":null}"#;
         let view: View = serde_json::from_str(json).expect("parses");
         assert_eq!(
-            view.session_id, None,
-            "null and absent read alike for optional fields"
+            view.session_id,
+            Some(None),
+            "null is kept apart from absent"
         );
+        assert_eq!(view.ended, Some(None));
+        assert_eq!(view.language, None, "absent: not observable");
         assert_eq!(
             view.agent,
             Some(Some(ViewAgent {

@@ -268,3 +268,33 @@ where
     result.duration_ms = started.elapsed().as_millis() as u64;
     result
 }
+
+/// What the app showed, without what differs run to run or client to client: ids become
+/// placeholders (message ids numbered by first appearance), and the typing indicators (a
+/// moment's state) are left out. Every conformant client shows the same normalised view.
+pub fn normalised_view(view: &View) -> serde_json::Value {
+    let mut value = serde_json::to_value(view).unwrap_or_default();
+    if let serde_json::Value::Object(map) = &mut value {
+        map.shift_remove("typing");
+        if map.get("session_id").is_some_and(|s| !s.is_null()) {
+            map.insert("session_id".into(), "[session]".into());
+        }
+        let mut ids: Vec<String> = Vec::new();
+        if let Some(serde_json::Value::Array(messages)) = map.get_mut("messages") {
+            for message in messages {
+                if let Some(id) = message
+                    .get("message_id")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+                {
+                    let n = ids.iter().position(|x| *x == id).unwrap_or_else(|| {
+                        ids.push(id);
+                        ids.len() - 1
+                    });
+                    message["message_id"] = format!("[message-{}]", n + 1).into();
+                }
+            }
+        }
+    }
+    value
+}

@@ -239,6 +239,90 @@ async fn the_node_driver_passes_every_case() {
                 case.id, result.driver_error, result.findings, result.notes
             ));
         }
+        // Every conformant client shows what the reference shows.
+        if let Some(view) = &result.view {
+            let expected = snapshot_of(case.id);
+            let actual = conformance::runner::normalised_view(view);
+            if expected != actual {
+                problems.push(format!(
+                    "{}: the view differs from the snapshot:\n{}",
+                    case.id,
+                    diff(&expected, &actual)
+                ));
+            }
+        } else {
+            problems.push(format!("{}: no view", case.id));
+        }
     }
-    assert!(problems.is_empty(), "{problems:#?}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The reference client's final view of every case, normalised, is a committed snapshot named
+/// after the case; other clients are compared with it (see `the_node_driver_passes_every_case`).
+#[tokio::test]
+async fn the_reference_views_match_their_snapshots() {
+    crate::bounded(async {
+        for case in catalogue() {
+            let result = run(&case, Defects::default()).await;
+            let view = result
+                .view
+                .as_ref()
+                .unwrap_or_else(|| panic!("{}: no view", case.id));
+            insta::assert_json_snapshot!(
+                format!("view-{}", case.id),
+                conformance::runner::normalised_view(view)
+            );
+        }
+    })
+    .await;
+}
+
+/// The committed view snapshot of `case`.
+pub fn snapshot_of(case: &str) -> serde_json::Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "tests/it/snapshots/it__catalogue__view-{case}.snap"
+    ));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let body = text.splitn(3, "---").nth(2).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Lines of `expected` and `actual` (pretty JSON) that differ, `-`/`+` marked.
+pub fn diff(expected: &serde_json::Value, actual: &serde_json::Value) -> String {
+    // Keys sorted, so the lines line up whatever order each client wrote them in.
+    fn sorted(value: &serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                serde_json::Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&map[k])))
+                        .collect(),
+                )
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(sorted).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    let expected = serde_json::to_string_pretty(&sorted(expected)).unwrap_or_default();
+    let actual = serde_json::to_string_pretty(&sorted(actual)).unwrap_or_default();
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let mut out = String::new();
+    for i in 0..e.len().max(a.len()) {
+        match (e.get(i), a.get(i)) {
+            (Some(x), Some(y)) if x == y => {}
+            (x, y) => {
+                if let Some(x) = x {
+                    out.push_str(&format!("- {x}\n"));
+                }
+                if let Some(y) = y {
+                    out.push_str(&format!("+ {y}\n"));
+                }
+            }
+        }
+    }
+    out
 }
