@@ -27,6 +27,8 @@ pub struct Pending {
     pub frame: String,
     /// Resends so far.
     pub resends: u32,
+    /// Went out on some connection (a message still queued has not).
+    pub sent: bool,
     pub failed: bool,
 }
 

@@ -312,6 +312,7 @@ impl ReferenceClient {
             text: text.to_owned(),
             frame: encoded.clone(),
             resends: 0,
+            sent: false,
             failed: false,
         });
         self.outgoing.send(encoded).map_err(|_| ClientError::Closed)
@@ -534,8 +535,14 @@ async fn converse(
                             return Ended::Dropped;
                         }
                     }
-                    // Messages still unechoed from before a drop are sent again now.
-                    let unechoed: Vec<String> = lock(&shared.conversation).pending.iter().filter(|p| !p.failed).map(|p| p.frame.clone()).collect();
+                    // Messages that went out before a drop and whose echo is not in the history
+                    // are sent again now; messages never sent are still in the queue.
+                    let unechoed: Vec<String> = lock(&shared.conversation)
+                        .pending
+                        .iter()
+                        .filter(|p| p.sent && !p.failed)
+                        .map(|p| p.frame.clone())
+                        .collect();
                     for frame in unechoed {
                         if socket.send(Message::text(frame)).await.is_err() {
                             return Ended::Dropped;
@@ -550,6 +557,9 @@ async fn converse(
             outgoing = queue.recv(), if history_seen => {
                 let Some(frame) = outgoing else { return Ended::Stopped };
                 if let Some(id) = frame_client_id(&frame) {
+                    if let Some(p) = lock(&shared.conversation).pending.iter_mut().find(|p| p.client_event_id == id) {
+                        p.sent = true;
+                    }
                     deadlines.push((id, Instant::now() + ECHO_TIMEOUT));
                 }
                 if socket.send(Message::text(frame)).await.is_err() {

@@ -2,6 +2,7 @@
 
 mod catalogue;
 mod process_driver;
+mod properties;
 mod reference;
 
 use std::time::Duration;

@@ -104,6 +104,7 @@ class Client {
     socket.onclose = socket.onerror = () => {
       if (closed || (opened && socket.readyState !== WebSocket.CLOSED)) return;
       closed = true;
+      this.ready = false;
       clearInterval(this.heartbeat);
       if (this.socket !== socket) return;
       if (this.ended || this.stopped) {
@@ -165,8 +166,10 @@ class Client {
       this.joinSent = true; // after the history, once (WS-2/3/4)
       socket.send(JSON.stringify({ type: "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN", payload: {} }));
     }
-    for (const p of this.pending.filter((p) => !p.failed)) socket.send(p.frame);
-    for (const frame of this.queued ?? []) socket.send(frame);
+    // Messages that went out before a drop and are not echoed in the history go again; those
+    // never sent are still queued and go once.
+    for (const p of this.pending.filter((p) => p.sent && !p.failed)) socket.send(p.frame);
+    for (const frame of this.queued ?? []) this.transmit(socket, frame);
     this.queued = [];
     this.ready = true;
   }
@@ -208,8 +211,14 @@ class Client {
 
   sendFrame(value) {
     const frame = typeof value === "string" ? value : JSON.stringify(value);
-    if (this.ready && this.socket?.readyState === WebSocket.OPEN) this.socket.send(frame);
+    if (this.ready && this.socket?.readyState === WebSocket.OPEN) this.transmit(this.socket, frame);
     else (this.queued ??= []).push(frame);
+  }
+
+  transmit(socket, frame) {
+    socket.send(frame);
+    const pending = this.pending.find((p) => p.frame === frame);
+    if (pending) pending.sent = true;
   }
 
   send(text) {
@@ -221,7 +230,7 @@ class Client {
     });
     const limit = this.capabilities().max_message_size_bytes ?? 131072;
     if (Buffer.byteLength(frame) > limit) throw new Error("message too large"); // WS-7
-    this.pending.push({ id, text, frame, resends: 0, failed: false, due: Date.now() + 5000 });
+    this.pending.push({ id, text, frame, resends: 0, failed: false, sent: false, due: Date.now() + 5000 });
     this.sendFrame(frame);
   }
 
