@@ -32,6 +32,17 @@ pub struct Case {
     pub checks: Vec<(&'static str, Check)>,
 }
 
+impl Case {
+    /// Cases that wait on purpose (heartbeat cadence, backoff, a 5 s resend, an expired
+    /// session) are left out of the quick profile.
+    pub fn is_slow(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, Step::Sleep(ms) if *ms >= 2_000))
+            || self.id == "lost-message"
+    }
+}
+
 fn unchanged(_: &mut Config) {}
 
 /// 140 000 characters: over the 128 KiB frame limit once framed.

@@ -41,6 +41,12 @@ struct RunArgs {
     /// Only cases whose id contains this text (repeatable).
     #[arg(long)]
     only: Vec<String>,
+    /// `quick` leaves out the cases that wait on purpose (about 5 s instead of 30 s).
+    #[arg(long, value_parser = ["quick", "full"], default_value = "full")]
+    profile: String,
+    /// Seed for the mock's ids and random choices (default: random per case).
+    #[arg(long)]
+    seed: Option<u64>,
     /// Seconds to wait for each driver reply.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
@@ -109,10 +115,11 @@ fn list() {
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     use conformance::driver::{InProcess, ProcessDriver};
-    use conformance::runner::{Verdict, run_case};
+    use conformance::runner::{Verdict, run_case_seeded};
     let cases: Vec<_> = conformance::catalogue::catalogue()
         .into_iter()
         .filter(|c| args.only.is_empty() || args.only.iter().any(|o| c.id.contains(o.as_str())))
+        .filter(|c| args.profile == "full" || !c.is_slow())
         .collect();
     anyhow::ensure!(!cases.is_empty(), "no case matches --only {:?}", args.only);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -132,12 +139,19 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     ));
                     let _ = std::fs::create_dir_all(&workdir);
                     let command = command.clone();
-                    run_case(case, |env| async move {
+                    run_case_seeded(case, args.seed, |env| async move {
                         ProcessDriver::launch(&command, &env, &workdir, timeout).await
                     })
                     .await
                 }
-                None => run_case(case, |env| async move { Ok(InProcess::new(env)) }).await,
+                None => {
+                    run_case_seeded(
+                        case,
+                        args.seed,
+                        |env| async move { Ok(InProcess::new(env)) },
+                    )
+                    .await
+                }
             };
             let summary = if let Some(error) = &result.driver_error {
                 format!("DRIVER ERROR: {error}")

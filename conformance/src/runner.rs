@@ -209,6 +209,16 @@ where
     F: FnOnce(DriverEnv) -> Fut,
     Fut: Future<Output = Result<C, DriverError>>,
 {
+    run_case_seeded(case, None, launch).await
+}
+
+/// [`run_case`] with the mock's ids and random choices drawn from `seed`.
+pub async fn run_case_seeded<C, F, Fut>(case: &Case, seed: Option<u64>, launch: F) -> CaseResult
+where
+    C: ClientUnderTest,
+    F: FnOnce(DriverEnv) -> Fut,
+    Fut: Future<Output = Result<C, DriverError>>,
+{
     let started = Instant::now();
     let mut result = CaseResult {
         case: case.id,
@@ -220,7 +230,10 @@ where
         transcript: Vec::new(),
         view: None,
     };
-    let mut config = Config::default();
+    let mut config = Config {
+        seed,
+        ..Config::default()
+    };
     (case.mock)(&mut config);
     let server = match MockServer::start_with(config).await {
         Ok(server) => server,
