@@ -172,12 +172,8 @@ impl Conversation {
                 }
                 ServerEvent::PolyAgentMessage(m) => {
                     typing.agent = false;
-                    let attachments = m.attachments.iter().map(to_json).collect();
-                    let suggestions = m
-                        .response_suggestions
-                        .iter()
-                        .map(|s| s.message_text.clone())
-                        .collect();
+                    let (attachments, suggestions) =
+                        extras(&m.attachments, &m.response_suggestions);
                     messages.push(reply(
                         m.message_id.as_str(),
                         "agent",
@@ -196,12 +192,8 @@ impl Conversation {
                 }
                 ServerEvent::LiveAgentMessage(m) => {
                     typing.live_agent = false;
-                    let attachments = m.attachments.iter().map(to_json).collect();
-                    let suggestions = m
-                        .response_suggestions
-                        .iter()
-                        .map(|s| s.message_text.clone())
-                        .collect();
+                    let (attachments, suggestions) =
+                        extras(&m.attachments, &m.response_suggestions);
                     messages.push(reply(
                         m.message_id.as_str(),
                         "live_agent",
@@ -310,6 +302,17 @@ impl Conversation {
         view.system_messages = Some(system);
         view
     }
+}
+
+/// A message's attachments (as JSON) and suggestion texts, as the view shows them.
+fn extras(
+    attachments: &[mock_server::protocol::Attachment],
+    suggestions: &[mock_server::protocol::ResponseSuggestion],
+) -> (Vec<Value>, Vec<String>) {
+    (
+        attachments.iter().map(to_json).collect(),
+        suggestions.iter().map(|s| s.message_text.clone()).collect(),
+    )
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Value {
