@@ -15,6 +15,8 @@ pub enum Step {
     TapFirstSuggestion,
     /// Waits (up to 10 s) until the view shows `what`.
     WaitFor(&'static str, fn(&View) -> bool),
+    /// Watches the view for up to `ms`: the evidence records whether `what` was ever shown.
+    Observe(&'static str, u64, fn(&View) -> bool),
     Sleep(u64),
     End,
 }
@@ -287,6 +289,26 @@ pub fn catalogue() -> Vec<Case> {
                 ("RC-5", checks::starts_over_after_session_not_found as Check),
                 ("AUTH-3", checks::fresh_token_per_session),
             ],
+        },
+        Case {
+            id: "typing-indicator",
+            description: "The agent thinks for 1.5 s before replying: the app shows it typing.",
+            scenario: "timing/slow-thinker",
+            streaming: false,
+            mock: unchanged,
+            steps: vec![
+                Start,
+                WaitFor("the greeting", has_agent_message),
+                Send("hmm"),
+                Observe(checks::TYPING_SHOWN, 1_400, |v| {
+                    v.typing.is_some_and(|t| t.agent)
+                }),
+                WaitFor("the reply", |v| has_text(v, "After some thought: hmm")),
+            ],
+            checks: vec![(
+                "UX-1",
+                checks::shows_and_clears_the_typing_indicator as Check,
+            )],
         },
         Case {
             id: "suggestions",

@@ -110,7 +110,12 @@ async fn view<C: ClientUnderTest>(client: &mut C) -> Result<Option<View>, Driver
     })
 }
 
-async fn play<C: ClientUnderTest>(case: &Case, client: &mut C, notes: &mut Vec<String>) -> Played {
+async fn play<C: ClientUnderTest>(
+    case: &Case,
+    client: &mut C,
+    notes: &mut Vec<String>,
+    observed: &mut Vec<(&'static str, bool)>,
+) -> Played {
     for step in &case.steps {
         let command = match step {
             Step::Start => Command::Start {
@@ -141,6 +146,20 @@ async fn play<C: ClientUnderTest>(case: &Case, client: &mut C, notes: &mut Vec<S
                     message_id,
                     index: 0,
                 }
+            }
+            Step::Observe(what, ms, shown) => {
+                let deadline = Instant::now() + Duration::from_millis(*ms);
+                let mut seen = false;
+                while !seen && Instant::now() < deadline {
+                    match view(client).await {
+                        Ok(Some(v)) => seen = shown(&v),
+                        Ok(None) => {}
+                        Err(error) => return Played::Broke(error),
+                    }
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                observed.push((what, seen));
+                continue;
             }
             Step::WaitFor(what, done) => {
                 let deadline = Instant::now() + Duration::from_secs(10);
@@ -249,12 +268,13 @@ where
         host,
         case_id: case.id.to_owned(),
     };
+    let mut observed = Vec::new();
     match launch(env).await {
         Err(DriverError::NotImplemented) => {
             result.findings = skipped_all(case, "the driver cannot run this case (exit 89)")
         }
         Err(error) => result.driver_error = Some(error.to_string()),
-        Ok(mut client) => match play(case, &mut client, &mut result.notes).await {
+        Ok(mut client) => match play(case, &mut client, &mut result.notes, &mut observed).await {
             Played::Broke(error) => result.driver_error = Some(error.to_string()),
             Played::Unsupported(reason) => result.findings = skipped_all(case, &reason),
             Played::Done => {
@@ -266,6 +286,7 @@ where
                 let evidence = Evidence {
                     sessions,
                     view: final_view,
+                    observed: std::mem::take(&mut observed),
                 };
                 result.findings = case
                     .checks

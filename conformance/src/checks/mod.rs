@@ -21,6 +21,8 @@ pub struct Evidence {
     pub sessions: Vec<(SessionSummary, Vec<JournalEntry>)>,
     /// The client's final view (`None`: the driver could not give one).
     pub view: Option<View>,
+    /// What `Observe` steps saw: `(what, seen)`.
+    pub observed: Vec<(&'static str, bool)>,
 }
 
 /// What a check concluded.

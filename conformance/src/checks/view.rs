@@ -180,3 +180,25 @@ pub fn applies_the_language(e: &Evidence) -> Outcome {
         Some(other) => Outcome::Broken(format!("language is {other:?}, expected fr-FR")),
     }
 }
+
+/// The observation the typing-indicator case makes while the agent thinks.
+pub const TYPING_SHOWN: &str = "the agent typing";
+
+/// UX-1: the app showed the agent typing while it thought, and not once the reply was there.
+pub fn shows_and_clears_the_typing_indicator(e: &Evidence) -> Outcome {
+    let view = need!(view_of(e));
+    let Some(typing) = view.typing else {
+        return Outcome::NotObservable("the view has no typing indicators".into());
+    };
+    let shown = e
+        .observed
+        .iter()
+        .any(|(what, seen)| *what == TYPING_SHOWN && *seen);
+    if !shown {
+        return Outcome::Broken("no typing indicator while the agent was thinking".into());
+    }
+    if typing.agent {
+        return Outcome::Broken("the typing indicator stays on after the reply".into());
+    }
+    Outcome::Kept
+}

@@ -202,7 +202,9 @@ impl Conversation {
                         suggestions,
                     ));
                 }
-                ServerEvent::PolyAgentThinking(_) => typing.agent = true,
+                ServerEvent::PolyAgentThinking(_) => {
+                    typing.agent = !self.defects.no_typing_indicator
+                }
                 ServerEvent::LiveAgentTyping(t) => {
                     typing.live_agent = t.state == TypingState::Started
                 }

@@ -78,6 +78,8 @@ pub struct Defects {
     pub no_backoff: bool,
     /// Sends the REST calls as `text/plain` (breaks AUTH-1/AUTH-2).
     pub no_content_type: bool,
+    /// Never shows the agent typing (breaks UX-1).
+    pub no_typing_indicator: bool,
 }
 
 impl Defects {
@@ -114,6 +116,7 @@ impl Defects {
             ("no-resend", one(|d| d.no_resend = true)),
             ("no-backoff", one(|d| d.no_backoff = true)),
             ("no-content-type", one(|d| d.no_content_type = true)),
+            ("no-typing-indicator", one(|d| d.no_typing_indicator = true)),
         ]
     }
 }

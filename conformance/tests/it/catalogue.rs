@@ -23,9 +23,9 @@ fn case(id: &str) -> Case {
 
 #[tokio::test]
 async fn the_reference_client_passes_every_case() {
-    crate::bounded(async {
+    {
         for case in catalogue() {
-            let result = run(&case, Defects::default()).await;
+            let result = crate::bounded(run(&case, Defects::default())).await;
             assert!(
                 result.driver_error.is_none(),
                 "{}: {:?}",
@@ -44,8 +44,7 @@ async fn the_reference_client_passes_every_case() {
             }
             assert!(!result.findings.is_empty(), "{} checks nothing", case.id);
         }
-    })
-    .await;
+    }
 }
 
 #[test]
@@ -261,9 +260,9 @@ async fn the_node_driver_passes_every_case() {
 /// after the case; other clients are compared with it (see `the_node_driver_passes_every_case`).
 #[tokio::test]
 async fn the_reference_views_match_their_snapshots() {
-    crate::bounded(async {
+    {
         for case in catalogue() {
-            let result = run(&case, Defects::default()).await;
+            let result = crate::bounded(run(&case, Defects::default())).await;
             let view = result
                 .view
                 .as_ref()
@@ -273,8 +272,7 @@ async fn the_reference_views_match_their_snapshots() {
                 conformance::runner::normalised_view(view)
             );
         }
-    })
-    .await;
+    }
 }
 
 /// The committed view snapshot of `case`.
@@ -325,4 +323,9 @@ pub fn diff(expected: &serde_json::Value, actual: &serde_json::Value) -> String 
         }
     }
     out
+}
+
+#[tokio::test]
+async fn never_showing_the_typing_indicator_is_caught_by_ux_1() {
+    caught("no-typing-indicator", "typing-indicator", "UX-1").await;
 }

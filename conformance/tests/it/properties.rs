@@ -107,6 +107,7 @@ async fn converse(schedule: Vec<(String, Injected)>) -> Result<(), String> {
     let evidence = Evidence {
         sessions: server.sessions_with_journals(),
         view: Some(view),
+        observed: Vec::new(),
     };
     for (id, check) in [
         ("WS-3", checks::joins_a_new_session_once as checks::Check),
