@@ -94,7 +94,45 @@ pub fn catalogue() -> Vec<Case> {
                 ("WS-5", checks::sends_only_valid_client_frames),
                 ("WS-6", checks::sends_only_valid_client_frames),
                 ("UX-4", checks::stops_after_session_end),
+                ("AUTH-4", checks::not_observable_by_a_mock),
+                ("SEC-1", checks::not_observable_by_a_mock),
             ],
+        },
+        Case {
+            id: "swapped-chunks",
+            description: "The first two chunks of a streamed reply arrive swapped.",
+            scenario: "faults/swapped-chunks",
+            streaming: true,
+            mock: unchanged,
+            steps: vec![
+                Start,
+                WaitFor("the greeting", has_agent_message),
+                Send("a poem please"),
+                WaitFor("the poem", |v| {
+                    v.messages
+                        .iter()
+                        .flatten()
+                        .any(|m| m.text.contains("sorted by you") && m.complete)
+                }),
+            ],
+            checks: vec![(
+                "MSG-4",
+                checks::assembles_swapped_chunks_in_index_order as Check,
+            )],
+        },
+        Case {
+            id: "late-attachments",
+            description: "A streamed reply whose empty final chunk carries an image and a suggestion.",
+            scenario: "lifecycle/streaming-conversation",
+            streaming: true,
+            mock: unchanged,
+            steps: vec![
+                Start,
+                WaitFor("the greeting", has_agent_message),
+                Send("What's on the menu?"),
+                WaitFor("the menu", |v| has_text(v, "Here is today's menu.")),
+            ],
+            checks: vec![("MSG-4", checks::keeps_the_final_chunks_extras as Check)],
         },
         Case {
             id: "join-timing",

@@ -15,7 +15,7 @@
 //!
 //! - [`report`]: JSON, JUnit XML and a self-contained HTML page of a run.
 //!
-//! Not built yet: a case for AUTH-5 (AUTH-4 and SEC-1 cannot be observed by a mock);
+//! Not built yet: a case for AUTH-5 (REST retry and Retry-After);
 //! the property and snapshot suites; the Node driver.
 //!
 //! `conformance` depends on `mock-server`, never the reverse.

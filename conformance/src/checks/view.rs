@@ -202,3 +202,51 @@ pub fn shows_and_clears_the_typing_indicator(e: &Evidence) -> Outcome {
     }
     Outcome::Kept
 }
+
+/// MSG-4: chunks that arrived swapped are applied in `chunk_index` order.
+pub fn assembles_swapped_chunks_in_index_order(e: &Evidence) -> Outcome {
+    let view = need!(view_of(e));
+    let poem = "Roses are red, violets are blue, chunks come in order when sorted by you.";
+    if view
+        .messages
+        .iter()
+        .flatten()
+        .any(|m| m.text == poem && m.complete)
+    {
+        Outcome::Kept
+    } else {
+        let shown: Vec<String> = need!(texts(view));
+        Outcome::Broken(format!(
+            "the streamed poem is not shown in chunk_index order: {shown:?}"
+        ))
+    }
+}
+
+/// MSG-4: the empty final chunk's attachment and suggestion are kept.
+pub fn keeps_the_final_chunks_extras(e: &Evidence) -> Outcome {
+    let view = need!(view_of(e));
+    let Some(menu) = view
+        .messages
+        .iter()
+        .flatten()
+        .find(|m| m.text == "Here is today's menu.")
+    else {
+        return Outcome::Broken("the streamed menu reply is not shown".into());
+    };
+    if menu.attachments.len() == 1 && menu.suggestions == ["Order now"] {
+        Outcome::Kept
+    } else {
+        Outcome::Broken(format!(
+            "the final chunk's extras are lost: {} attachment(s), suggestions {:?}",
+            menu.attachments.len(),
+            menu.suggestions
+        ))
+    }
+}
+
+/// AUTH-4 and SEC-1 are about the app's code and storage, which a mock cannot see.
+pub fn not_observable_by_a_mock(_: &Evidence) -> Outcome {
+    Outcome::NotObservable(
+        "a matter for review of the app's code and storage; a mock server cannot see it".into(),
+    )
+}

@@ -37,6 +37,8 @@ pub struct Conversation {
     defects: super::Defects,
     seen: HashSet<String>,
     log: Vec<(OrderKey, ServerEnvelope)>,
+    /// Arrival number of each event id (the order the wire gave).
+    arrival_of: HashMap<String, u64>,
     last_sequence: u64,
     arrivals: u64,
     pub pending: Vec<Pending>,
@@ -93,6 +95,7 @@ impl Conversation {
             self.pending.retain(|p| p.client_event_id != id);
         }
         self.arrivals += 1;
+        self.arrival_of.insert(envelope.id.0.clone(), self.arrivals);
         let key = match envelope.sequence {
             Some(sequence) => {
                 self.last_sequence = self.last_sequence.max(sequence.0);
@@ -124,7 +127,7 @@ impl Conversation {
     /// What the app shows, folded from the ordered events.
     pub fn view(&self) -> View {
         let mut messages: Vec<ViewMessage> = Vec::new();
-        let mut chunks: HashMap<String, Vec<PolyAgentMessageChunk>> = HashMap::new();
+        let mut chunks: HashMap<String, Vec<(u64, PolyAgentMessageChunk)>> = HashMap::new();
         let mut echoed: HashSet<String> = HashSet::new();
         let mut typing = ViewTyping::default();
         let mut view = View {
@@ -188,7 +191,15 @@ impl Conversation {
                     if !chunks.contains_key(id) {
                         messages.push(reply(id, "agent", "", Vec::new(), Vec::new()));
                     }
-                    chunks.entry(id.to_owned()).or_default().push(chunk.clone());
+                    let arrival = self
+                        .arrival_of
+                        .get(envelope.id.as_str())
+                        .copied()
+                        .unwrap_or(0);
+                    chunks
+                        .entry(id.to_owned())
+                        .or_default()
+                        .push((arrival, chunk.clone()));
                 }
                 ServerEvent::LiveAgentMessage(m) => {
                     typing.live_agent = false;
@@ -262,31 +273,40 @@ impl Conversation {
             let Some(parts) = message.message_id.as_ref().and_then(|id| chunks.get(id)) else {
                 continue;
             };
-            let mut parts: Vec<&PolyAgentMessageChunk> = parts.iter().collect();
-            parts.sort_by_key(|c| c.chunk_index);
-            parts.dedup_by_key(|c| c.chunk_index);
+            let mut parts: Vec<&(u64, PolyAgentMessageChunk)> = parts.iter().collect();
+            parts.sort_by_key(|(_, c)| c.chunk_index);
+            parts.dedup_by_key(|(_, c)| c.chunk_index);
             let contiguous = parts
                 .iter()
                 .enumerate()
-                .take_while(|(i, c)| c.chunk_index as usize == i + 1)
+                .take_while(|(i, (_, c))| c.chunk_index as usize == i + 1)
                 .count();
-            message.text = parts[..contiguous]
+            let mut applied: Vec<&PolyAgentMessageChunk> =
+                parts[..contiguous].iter().map(|(_, c)| c).collect();
+            if self.defects.chunks_in_arrival_order {
+                let mut by_arrival: Vec<&(u64, PolyAgentMessageChunk)> =
+                    parts[..contiguous].to_vec();
+                by_arrival.sort_by_key(|(arrival, _)| *arrival);
+                applied = by_arrival.into_iter().map(|(_, c)| c).collect();
+            }
+            let drop_final = self.defects.drop_final_chunk_extras;
+            let extras_of = move |c: &&&PolyAgentMessageChunk| !(drop_final && c.is_complete);
+            message.text = applied.iter().map(|c| c.text.as_str()).collect();
+            message.attachments = applied
                 .iter()
-                .map(|c| c.text.as_str())
-                .collect();
-            message.attachments = parts[..contiguous]
-                .iter()
+                .filter(extras_of)
                 .flat_map(|c| c.attachments.iter().map(to_json))
                 .collect();
-            message.suggestions = parts[..contiguous]
+            message.suggestions = applied
                 .iter()
+                .filter(extras_of)
                 .flat_map(|c| {
                     c.response_suggestions
                         .iter()
                         .map(|s| s.message_text.clone())
                 })
                 .collect();
-            message.complete = parts[..contiguous].iter().any(|c| c.is_complete);
+            message.complete = applied.iter().any(|c| c.is_complete);
         }
         for pending in &self.pending {
             messages.push(ViewMessage {

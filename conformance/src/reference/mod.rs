@@ -80,6 +80,14 @@ pub struct Defects {
     pub no_content_type: bool,
     /// Never shows the agent typing (breaks UX-1).
     pub no_typing_indicator: bool,
+    /// Reconnects with a cursor two behind the highest sequence seen (breaks RC-2).
+    pub stale_cursor: bool,
+    /// Puts an `id` on every frame it sends (breaks WS-5).
+    pub server_fields: bool,
+    /// Joins chunks in arrival order instead of `chunk_index` order (breaks MSG-4).
+    pub chunks_in_arrival_order: bool,
+    /// Drops the attachments and suggestions of a stream's final chunk (breaks MSG-4).
+    pub drop_final_chunk_extras: bool,
 }
 
 impl Defects {
@@ -117,6 +125,16 @@ impl Defects {
             ("no-backoff", one(|d| d.no_backoff = true)),
             ("no-content-type", one(|d| d.no_content_type = true)),
             ("no-typing-indicator", one(|d| d.no_typing_indicator = true)),
+            ("stale-cursor", one(|d| d.stale_cursor = true)),
+            ("server-fields", one(|d| d.server_fields = true)),
+            (
+                "chunks-in-arrival-order",
+                one(|d| d.chunks_in_arrival_order = true),
+            ),
+            (
+                "drop-final-chunk-extras",
+                one(|d| d.drop_final_chunk_extras = true),
+            ),
         ]
     }
 }
@@ -282,7 +300,7 @@ impl ReferenceClient {
 
     fn push(&self, frame: ClientFrame) -> Result<(), ClientError> {
         self.outgoing
-            .send(encode_client_frame(&frame))
+            .send(encode(&frame, self.defects))
             .map_err(|_| ClientError::Closed)
     }
 
@@ -298,7 +316,7 @@ impl ReferenceClient {
             text: text.to_owned(),
         }))
         .with_metadata(Metadata { custom });
-        let encoded = encode_client_frame(&frame);
+        let encoded = encode(&frame, self.defects);
         // Never send a frame over the advertised limit (spec §11 WS-7).
         let limit = lock(&self.shared.conversation)
             .session_start()
@@ -389,10 +407,13 @@ async fn run(
         let current = match socket.take() {
             Some(open) => open,
             None => {
+                let last = lock(&shared.conversation).last_sequence();
                 let cursor = if config.defects.no_cursor {
                     0
+                } else if config.defects.stale_cursor {
+                    last.saturating_sub(2)
                 } else {
-                    lock(&shared.conversation).last_sequence()
+                    last
                 };
                 match tokio_tungstenite::connect_async(ws_url(&config, &session, cursor)).await {
                     Ok((open, _)) => open,
@@ -472,7 +493,12 @@ async fn converse(
     defects: Defects,
 ) -> Ended {
     let mut history_seen = false;
-    let join_frame = || encode_client_frame(&ClientFrame::new(ClientEvent::RequestPolyAgentJoin));
+    let join_frame = || {
+        encode(
+            &ClientFrame::new(ClientEvent::RequestPolyAgentJoin),
+            defects,
+        )
+    };
     if defects.join_before_history && !*join_sent {
         *join_sent = true;
         if socket.send(Message::text(join_frame())).await.is_err() {
@@ -570,7 +596,7 @@ async fn converse(
                 }
             }
             () = beat => {
-                let frame = encode_client_frame(&ClientFrame::new(ClientEvent::Heartbeat));
+                let frame = encode(&ClientFrame::new(ClientEvent::Heartbeat), defects);
                 if socket.send(Message::text(frame)).await.is_err() {
                     return Ended::Dropped;
                 }
@@ -606,6 +632,15 @@ async fn converse(
             }
         }
     }
+}
+
+/// Encodes a frame as this client sends it (with the `server_fields` defect, an `id` too).
+fn encode(frame: &ClientFrame, defects: Defects) -> String {
+    let text = encode_client_frame(frame);
+    if defects.server_fields {
+        return format!("{{\"id\":\"{}\",{}", uuid::Uuid::new_v4(), &text[1..]);
+    }
+    text
 }
 
 fn frame_client_id(frame: &str) -> Option<String> {
