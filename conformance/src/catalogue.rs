@@ -99,6 +99,23 @@ pub fn catalogue() -> Vec<Case> {
             ],
         },
         Case {
+            id: "rest-failures",
+            description: "The first access-token and session calls answer 500.",
+            scenario: "playground",
+            streaming: false,
+            mock: |c| {
+                c.http_failures = mock_server::state::HttpFailures {
+                    access_token: 1,
+                    sessions: 1,
+                }
+            },
+            steps: vec![Start, WaitFor("the greeting", has_agent_message)],
+            checks: vec![(
+                "AUTH-5",
+                checks::backs_off_and_retries_rest_failures as Check,
+            )],
+        },
+        Case {
             id: "swapped-chunks",
             description: "The first two chunks of a streamed reply arrive swapped.",
             scenario: "faults/swapped-chunks",

@@ -15,8 +15,10 @@
 //!
 //! - [`report`]: JSON, JUnit XML and a self-contained HTML page of a run.
 //!
-//! Not built yet: a case for AUTH-5 (REST retry and Retry-After);
-//! the property and snapshot suites; the Node driver.
+//! The tests add view snapshots, a property suite of generated fault schedules, and the
+//! independent Node 20 driver in `examples/drivers/node/`.
+//!
+//! Not built yet: mid-stream and mid-replay drops in the property suite; `restart`.
 //!
 //! `conformance` depends on `mock-server`, never the reverse.
 

@@ -287,6 +287,7 @@ where
                     sessions,
                     view: final_view,
                     observed: std::mem::take(&mut observed),
+                    rest_calls: server.rest_calls(),
                 };
                 result.findings = case
                     .checks

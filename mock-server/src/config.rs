@@ -84,6 +84,8 @@ pub struct Config {
     pub scenario: String,
     /// Scenario delays are divided by this: 100 plays a scenario a hundred times faster.
     pub time_scale: f64,
+    /// REST failures armed at start (as `POST /_mock/http-failures` would).
+    pub http_failures: crate::state::HttpFailures,
     /// Hold each connection's history this long; frames the client sends meanwhile are
     /// journaled as sent before the history (spec §11 WS-2 becomes observable).
     pub replay_delay_ms: u64,
@@ -126,6 +128,7 @@ impl Default for Config {
             scenario: crate::scenario::DEFAULT_SCENARIO.into(),
             time_scale: 1.0,
             replay_delay_ms: 0,
+            http_failures: crate::state::HttpFailures::default(),
             record_dir: None,
             control_token: None,
             logical_clock_epoch_ms: None,

@@ -225,6 +225,11 @@ impl MockServer {
         self.state.set_clock_scale(scale)
     }
 
+    /// Every REST call answered so far, with its status (failed ones too).
+    pub fn rest_calls(&self) -> Vec<crate::state::RestCall> {
+        self.state.rest_calls()
+    }
+
     /// The next REST calls answer their documented 500 (counts add up).
     pub fn arm_http_failures(&self, failures: HttpFailures) -> HttpFailures {
         self.state.arm_http_failures(failures)

@@ -309,6 +309,8 @@ struct Inner {
     connector_scenarios: Mutex<HashMap<String, String>>,
     /// Armed REST failures (control API): the next calls of an endpoint answer 500.
     http_failures: Mutex<HttpFailures>,
+    /// Every REST call answered, session or not (the last 10 000).
+    rest_calls: Mutex<Vec<RestCall>>,
     default_script: Arc<Script>,
     connectors: ConnectorRegistry,
     issuer: TokenIssuer,
@@ -375,7 +377,8 @@ impl AppState {
                 catalogue: Mutex::new(catalogue),
                 next_scenario: Mutex::new(None),
                 connector_scenarios: Mutex::new(HashMap::new()),
-                http_failures: Mutex::new(HttpFailures::default()),
+                http_failures: Mutex::new(config.http_failures),
+                rest_calls: Mutex::new(Vec::new()),
                 default_script,
                 connectors,
                 issuer,
@@ -724,6 +727,25 @@ impl AppState {
             .unwrap_or_default()
     }
 
+    /// Notes an answered REST call.
+    pub fn note_rest_call(&self, endpoint: &str, status: u16) {
+        let at_ms = self.inner.clock.now().elapsed.as_millis() as u64;
+        let mut calls = lock(&self.inner.rest_calls);
+        if calls.len() >= 10_000 {
+            calls.remove(0);
+        }
+        calls.push(RestCall {
+            at_ms,
+            endpoint: endpoint.to_owned(),
+            status,
+        });
+    }
+
+    /// Every REST call answered, oldest first.
+    pub fn rest_calls(&self) -> Vec<RestCall> {
+        lock(&self.inner.rest_calls).clone()
+    }
+
     /// Checks an HTTP rate limit for `key`; `Err(retry_after_seconds)` when over it.
     pub fn check_http_rate(&self, key: &str) -> Result<(), u64> {
         let Some(limits) = &self.inner.config.rate_limits else {
@@ -839,6 +861,16 @@ pub struct HttpFailures {
     pub access_token: u32,
     /// `POST /api/v1/sessions` answers 500 `Failed to create session`.
     pub sessions: u32,
+}
+
+/// One answered REST call, kept whether or not it led to a session (for retry timing).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct RestCall {
+    pub at_ms: u64,
+    pub endpoint: String,
+    pub status: u16,
 }
 
 /// A REST endpoint whose failures can be armed.

@@ -23,6 +23,8 @@ pub struct Evidence {
     pub view: Option<View>,
     /// What `Observe` steps saw: `(what, seen)`.
     pub observed: Vec<(&'static str, bool)>,
+    /// Every REST call the mock answered, failed ones included.
+    pub rest_calls: Vec<mock_server::state::RestCall>,
 }
 
 /// What a check concluded.

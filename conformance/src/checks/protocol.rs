@@ -432,3 +432,28 @@ pub fn creates_sessions_as_documented(e: &Evidence) -> Outcome {
         Outcome::Broken("no session was created".into())
     }
 }
+
+/// AUTH-5: after a 5xx, the client tried again, not at once, and got its session.
+pub fn backs_off_and_retries_rest_failures(e: &Evidence) -> Outcome {
+    let calls = &e.rest_calls;
+    let Some(failed) = calls.iter().position(|c| c.status >= 500) else {
+        return Outcome::NotObservable("no REST call failed".into());
+    };
+    let endpoint = &calls[failed].endpoint;
+    let Some(retry) = calls[failed + 1..].iter().find(|c| &c.endpoint == endpoint) else {
+        return Outcome::Broken(format!(
+            "gave up after a {} on {endpoint}",
+            calls[failed].status
+        ));
+    };
+    let waited = retry.at_ms.saturating_sub(calls[failed].at_ms);
+    if waited < 500 {
+        return Outcome::Broken(format!(
+            "retried {endpoint} after {waited} ms, without backing off"
+        ));
+    }
+    if e.sessions.is_empty() {
+        return Outcome::Broken("never got a session".into());
+    }
+    Outcome::Kept
+}

@@ -88,6 +88,8 @@ pub struct Defects {
     pub chunks_in_arrival_order: bool,
     /// Drops the attachments and suggestions of a stream's final chunk (breaks MSG-4).
     pub drop_final_chunk_extras: bool,
+    /// Gives up on the first failed REST call (breaks AUTH-5).
+    pub no_rest_retry: bool,
 }
 
 impl Defects {
@@ -135,6 +137,7 @@ impl Defects {
                 "drop-final-chunk-extras",
                 one(|d| d.drop_final_chunk_extras = true),
             ),
+            ("no-rest-retry", one(|d| d.no_rest_retry = true)),
         ]
     }
 }
@@ -194,14 +197,37 @@ struct Session {
     id: String,
 }
 
+/// `post_json`, retried on 5xx with backoff (1 s, 2 s, 4 s) and on 429 after `Retry-After`
+/// (spec §11 AUTH-5; the response carries no headers here, so 429 waits the 1 s minimum).
+async fn post_retrying(
+    config: &ClientConfig,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, serde_json::Value), ClientError> {
+    let mut delay = BACKOFF_START;
+    for attempt in 0..=3 {
+        let (status, answer) = post_json(&config.base_url, path, headers, body)
+            .await
+            .map_err(ClientError::Http)?;
+        let retry = status == 429 || status >= 500;
+        if !retry || attempt == 3 || config.defects.no_rest_retry {
+            return Ok((status, answer));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(BACKOFF_CAP);
+    }
+    unreachable!("the loop returns on its last attempt")
+}
+
 async fn new_session(config: &ClientConfig) -> Result<Session, ClientError> {
     let json = if config.defects.no_content_type {
         "text/plain"
     } else {
         "application/json"
     };
-    let (status, body) = post_json(
-        &config.base_url,
+    let (status, body) = post_retrying(
+        config,
         "/api/v1/access-token",
         &[
             ("x-token", &config.connector_token),
@@ -210,8 +236,7 @@ async fn new_session(config: &ClientConfig) -> Result<Session, ClientError> {
         ],
         "{}",
     )
-    .await
-    .map_err(ClientError::Http)?;
+    .await?;
     let token = match (status, body["access_token"].as_str()) {
         (200, Some(token)) => token.to_owned(),
         _ => {
@@ -225,14 +250,13 @@ async fn new_session(config: &ClientConfig) -> Result<Session, ClientError> {
     let bearer = format!("Bearer {token}");
     let request =
         serde_json::json!({ "streaming_enabled": config.streaming, "platform": "custom" });
-    let (status, body) = post_json(
-        &config.base_url,
+    let (status, body) = post_retrying(
+        config,
         "/api/v1/sessions",
         &[("authorization", &bearer), ("content-type", json)],
         &request.to_string(),
     )
-    .await
-    .map_err(ClientError::Http)?;
+    .await?;
     match (status, body["session_id"].as_str()) {
         (200, Some(id)) => Ok(Session {
             token,

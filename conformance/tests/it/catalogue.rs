@@ -352,3 +352,8 @@ async fn chunks_in_arrival_order_are_caught_by_msg_4() {
 async fn dropping_the_final_chunks_extras_is_caught_by_msg_4() {
     caught("drop-final-chunk-extras", "late-attachments", "MSG-4").await;
 }
+
+#[tokio::test]
+async fn giving_up_on_a_failed_rest_call_is_caught_by_auth_5() {
+    caught("no-rest-retry", "rest-failures", "AUTH-5").await;
+}

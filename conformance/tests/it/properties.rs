@@ -108,6 +108,7 @@ async fn converse(schedule: Vec<(String, Injected)>) -> Result<(), String> {
         sessions: server.sessions_with_journals(),
         view: Some(view),
         observed: Vec::new(),
+        rest_calls: server.rest_calls(),
     };
     for (id, check) in [
         ("WS-3", checks::joins_a_new_session_once as checks::Check),

@@ -35,17 +35,28 @@ class Client {
     this.failures = 0;
   }
 
+  // POST with retries: 5xx backs off 1 s, 2 s, 4 s; 429 waits Retry-After (AUTH-5).
+  async post(path, init) {
+    let delay = 1000;
+    for (let attempt = 0; ; attempt += 1) {
+      const response = await fetch(`${env.baseUrl}${path}`, { method: "POST", ...init });
+      const retry = response.status === 429 || response.status >= 500;
+      if (!retry || attempt === 3) return response;
+      const after = Number(response.headers.get("retry-after"));
+      await new Promise((r) => setTimeout(r, response.status === 429 && after > 0 ? after * 1000 : delay));
+      delay = Math.min(delay * 2, 30000);
+    }
+  }
+
   async newSession() {
     const json = { "Content-Type": "application/json" };
-    const token = await fetch(`${env.baseUrl}/api/v1/access-token`, {
-      method: "POST",
+    const token = await this.post("/api/v1/access-token", {
       headers: { ...json, "X-Token": env.connectorToken, "X-Host": env.host },
       body: "{}",
     });
     if (!token.ok) throw new Error(`access-token: ${token.status}`);
     this.token = (await token.json()).access_token;
-    const session = await fetch(`${env.baseUrl}/api/v1/sessions`, {
-      method: "POST",
+    const session = await this.post("/api/v1/sessions", {
       headers: { ...json, Authorization: `Bearer ${this.token}` },
       body: JSON.stringify({ streaming_enabled: this.streaming, platform: "custom" }),
     });

@@ -71,8 +71,22 @@ pub async fn create_access_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<AccessTokenResponse>, ApiError> {
-    let x_token = header_str(&headers, "x-token");
-    let x_host = header_str(&headers, "x-host");
+    let answer = access_token(&state, &headers, &body);
+    state.note_rest_call("/api/v1/access-token", status_of(&answer));
+    answer
+}
+
+fn status_of<T>(answer: &Result<T, ApiError>) -> u16 {
+    answer.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200)
+}
+
+fn access_token(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Json<AccessTokenResponse>, ApiError> {
+    let x_token = header_str(headers, "x-token");
+    let x_host = header_str(headers, "x-host");
     if let Some(token) = x_token {
         state
             .check_http_rate(&format!("connector:{token}"))
@@ -110,7 +124,7 @@ pub async fn create_access_token(
         scenario.as_deref(),
         state.clock().unix_seconds(),
     )?;
-    let request = RequestNote::new(header_str(&headers, "content-type"), &body);
+    let request = RequestNote::new(header_str(headers, "content-type"), body);
     state.note_token_call(&claims.jti, "/api/v1/access-token", 200, request);
     Ok(Json(AccessTokenResponse {
         access_token,
@@ -125,12 +139,22 @@ pub async fn create_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<CreateSessionResponse>, ApiError> {
-    let token = auth::bearer_token(header_str(&headers, "authorization"))?;
+    let answer = session(&state, &headers, &body);
+    state.note_rest_call("/api/v1/sessions", status_of(&answer));
+    answer
+}
+
+fn session(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Json<CreateSessionResponse>, ApiError> {
+    let token = auth::bearer_token(header_str(headers, "authorization"))?;
     state
         .check_http_rate(&format!("token:{token}"))
         .map_err(ApiError::rate_limited)?;
     let claims = state.issuer().verify(token, state.clock().unix_seconds())?;
-    let request = parse_session_request(&body, state.config().strict_platform)?;
+    let request = parse_session_request(body, state.config().strict_platform)?;
     if state.take_http_failure(RestEndpoint::Sessions) {
         return Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -138,7 +162,7 @@ pub async fn create_session(
         ));
     }
     let streaming = request.streaming_enabled.unwrap_or(false);
-    let request = RequestNote::new(header_str(&headers, "content-type"), &body);
+    let request = RequestNote::new(header_str(headers, "content-type"), body);
     let session_id = state.create_session(&claims, streaming, request);
     Ok(Json(CreateSessionResponse { session_id }))
 }
