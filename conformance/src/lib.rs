@@ -18,7 +18,7 @@
 //! The tests add view snapshots, a property suite of generated fault schedules, and the
 //! independent Node 20 driver in `examples/drivers/node/`.
 //!
-//! Not built yet: mid-stream and mid-replay drops in the property suite; `restart`.
+//! Not built yet: `restart` (optional in the driver contract).
 //!
 //! `conformance` depends on `mock-server`, never the reverse.
 

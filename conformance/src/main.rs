@@ -176,6 +176,30 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         results
     });
+    // Summary by obligation: how each fared across the cases that check it.
+    println!(
+        "{:7} {:8} {:>5} {:>5} {:>5} {:>8}",
+        "", "level", "pass", "fail", "warn", "skipped"
+    );
+    for obligation in conformance::obligations::OBLIGATIONS {
+        let verdicts: Vec<&Verdict> = results
+            .iter()
+            .flat_map(|r| r.verdict_of(obligation.id))
+            .collect();
+        if verdicts.is_empty() {
+            continue;
+        }
+        let count = |f: fn(&Verdict) -> bool| verdicts.iter().filter(|v| f(v)).count();
+        println!(
+            "{:7} {:8} {:>5} {:>5} {:>5} {:>8}",
+            obligation.id,
+            format!("{:?}", obligation.level).to_uppercase(),
+            count(|v| matches!(v, Verdict::Pass)),
+            count(|v| matches!(v, Verdict::Fail(_))),
+            count(|v| matches!(v, Verdict::Warn(_))),
+            count(|v| matches!(v, Verdict::Skipped(_))),
+        );
+    }
     let failed = results.iter().filter(|r| r.failed()).count();
     let warned = results.iter().filter(|r| r.warned()).count();
     println!(

@@ -7,7 +7,7 @@
 use conformance::checks::{self, Evidence, Outcome};
 use conformance::contract::Command;
 use conformance::driver::{ClientUnderTest, InProcess};
-use mock_server::scenario::raw::RawFault;
+use mock_server::scenario::raw::{RawFault, RawStep};
 use proptest::prelude::*;
 
 use crate::{env_for, messages, mock, ok, wait_for};
@@ -24,6 +24,15 @@ enum Injected {
     Swap,
     NullSequence,
     UnknownFields,
+    /// A drop, then the next replay in one-event batches dropped after `n` of them.
+    DropMidReplay(usize),
+    /// The whole history again, as a live batch (repeated batches).
+    ResendHistory,
+    /// An agent message streamed in `pieces` chunks, the sockets dropped after `drop_after`.
+    StreamDroppedMidway {
+        pieces: usize,
+        drop_after: usize,
+    },
 }
 
 impl Injected {
@@ -44,7 +53,31 @@ impl Injected {
             Self::Swap => vec![RawFault::SwapNext],
             Self::NullSequence => vec![RawFault::NullSequenceNext],
             Self::UnknownFields => vec![RawFault::UnknownFieldsNext, RawFault::UnknownEvent],
+            Self::DropMidReplay(n) => vec![
+                RawFault::SplitNextReplay(1),
+                RawFault::DropNextReplayAfter(*n),
+                RawFault::Drop,
+            ],
+            Self::ResendHistory => vec![RawFault::ResendHistory],
+            Self::StreamDroppedMidway { .. } => vec![],
         }
+    }
+
+    /// Steps pushed before the user's message: a streamed agent message that breaks the socket
+    /// half-way (its text, for the canonical conversation).
+    fn pushed(&self) -> Option<(Vec<RawStep>, String)> {
+        let Self::StreamDroppedMidway { pieces, drop_after } = self else {
+            return None;
+        };
+        let text = "A story told in pieces, whatever happens to the socket.".to_owned();
+        let step = RawStep::Stream(mock_server::scenario::raw::RawStream {
+            text: Some(text.clone()),
+            pieces: Some(*pieces),
+            chunk_interval_ms: Some(150),
+            drop_after: Some(*drop_after),
+            ..Default::default()
+        });
+        Some((vec![step], text))
     }
 }
 
@@ -59,17 +92,24 @@ fn injected() -> impl Strategy<Value = Injected> {
         2 => Just(Injected::Swap),
         1 => Just(Injected::NullSequence),
         1 => Just(Injected::UnknownFields),
+        1 => (1usize..3).prop_map(Injected::DropMidReplay),
+        1 => Just(Injected::ResendHistory),
+        2 => (2usize..5).prop_flat_map(|pieces| (Just(pieces), 1..pieces))
+            .prop_map(|(pieces, drop_after)| Injected::StreamDroppedMidway { pieces, drop_after }),
     ]
 }
 
-fn schedule() -> impl Strategy<Value = Vec<(String, Injected)>> {
-    proptest::collection::vec(("[a-z]{1,6}", injected()), 1..=3)
+fn schedule() -> impl Strategy<Value = (bool, Vec<(String, Injected)>)> {
+    (
+        any::<bool>(),
+        proptest::collection::vec(("[a-z]{1,6}", injected()), 1..=3),
+    )
 }
 
-async fn converse(schedule: Vec<(String, Injected)>) -> Result<(), String> {
+async fn converse(streaming: bool, schedule: Vec<(String, Injected)>) -> Result<(), String> {
     let server = mock(mock_server::Config::default()).await;
     let mut client = InProcess::new(env_for(&server, None));
-    ok(&mut client, Command::Start { streaming: false }).await;
+    ok(&mut client, Command::Start { streaming }).await;
     let view = wait_for(&mut client, "the greeting", |v| messages(v).len() == 1).await;
     let session = view.session_id.flatten().ok_or("no session id")?;
     let mut canonical = vec![(
@@ -77,6 +117,17 @@ async fn converse(schedule: Vec<(String, Injected)>) -> Result<(), String> {
         "Hello! How can I help you today?".to_owned(),
     )];
     for (text, fault) in &schedule {
+        if let Some((steps, streamed)) = fault.pushed() {
+            server
+                .push_steps(&session, steps)
+                .map_err(|e| e.to_string())?;
+            wait_for(&mut client, "the streamed message", |v| {
+                v.connection.as_deref() == Some("open")
+                    && messages(v).iter().any(|(_, t, c)| *t == streamed && *c)
+            })
+            .await;
+            canonical.push(("agent".into(), streamed));
+        }
         let faults = fault.faults();
         if !faults.is_empty() {
             server
@@ -120,9 +171,11 @@ async fn converse(schedule: Vec<(String, Injected)>) -> Result<(), String> {
     ] {
         if let Outcome::Broken(why) = check(&evidence) {
             // RC-1 demands a reconnect, which only a schedule with a drop causes.
-            let no_drop = !schedule
-                .iter()
-                .any(|(_, f)| f.faults().iter().any(|x| matches!(x, RawFault::Drop)));
+            // (A pushed stream only drops the socket when the session streams.)
+            let no_drop = !schedule.iter().any(|(_, f)| {
+                (streaming && f.pushed().is_some())
+                    || f.faults().iter().any(|x| matches!(x, RawFault::Drop))
+            });
             if !(id == "RC-1" && no_drop) {
                 return Err(format!("{id}: {why}"));
             }
@@ -138,9 +191,16 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 6, max_shrink_iters: 16, ..ProptestConfig::default() })]
 
     #[test]
-    fn the_reference_client_shows_the_canonical_conversation_under_any_fault_schedule(schedule in schedule()) {
+    fn the_reference_client_shows_the_canonical_conversation_under_any_fault_schedule((streaming, schedule) in schedule()) {
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
-        let outcome = runtime.block_on(crate::bounded(converse(schedule.clone())));
-        prop_assert!(outcome.is_ok(), "schedule {:?}: {}", schedule, outcome.err().unwrap_or_default());
+        let outcome = runtime.block_on(crate::bounded(converse(streaming, schedule.clone())));
+        prop_assert!(
+            outcome.is_ok(),
+            "streaming {}, schedule {:?}: {}\nreproduce: cargo test -p conformance --test it properties \
+             (the failing seed is saved in conformance/tests/proptest-regressions/properties.txt and runs first)",
+            streaming,
+            schedule,
+            outcome.err().unwrap_or_default()
+        );
     }
 }
