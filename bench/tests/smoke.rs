@@ -63,15 +63,32 @@ fn smoke_runs_every_mode_against_both_servers() {
     let results: Value = serde_json::from_str(&stdout).expect("--json prints one JSON document");
     assert!(results["machine"]["cores"].as_u64().is_some_and(|c| c >= 1));
     let comparisons = results["comparisons"].as_array().expect("comparisons");
-    let names: Vec<&str> = comparisons.iter().filter_map(|c| c["name"].as_str()).collect();
-    for prefix in ["echo C=2", "turn C=2", "http C=2", "startup", "idle 20", "full 20"] {
-        assert!(names.iter().any(|n| n.starts_with(prefix)), "no {prefix} in {names:?}");
+    let names: Vec<&str> = comparisons
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    for prefix in [
+        "echo C=2", "turn C=2", "http C=2", "startup", "idle 20", "full 20",
+    ] {
+        assert!(
+            names.iter().any(|n| n.starts_with(prefix)),
+            "no {prefix} in {names:?}"
+        );
     }
     for comparison in comparisons {
         let samples = comparison["samples"].as_array().expect("samples");
-        let servers: Vec<&str> = samples.iter().filter_map(|s| s["server"].as_str()).collect();
-        let mock_only = comparison["name"].as_str().is_some_and(|n| n.starts_with("turn"));
-        let expected: &[&str] = if mock_only { &["mock"] } else { &["reference", "mock"] };
+        let servers: Vec<&str> = samples
+            .iter()
+            .filter_map(|s| s["server"].as_str())
+            .collect();
+        let mock_only = comparison["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("turn"));
+        let expected: &[&str] = if mock_only {
+            &["mock"]
+        } else {
+            &["reference", "mock"]
+        };
         assert_eq!(servers, expected, "{}", comparison["name"]);
         for sample in samples {
             assert_eq!(sample["errors"], 0, "{sample}");

@@ -1,7 +1,7 @@
 //! The typed journal: everything that happened to a session, in order, for the control API,
 //! recordings (`--record DIR`) and the conformance kit. Access tokens never appear in it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
 use std::path::Path;
 
@@ -120,7 +120,9 @@ impl RequestNote {
 /// with one write per entry, so a crash loses at most the entry in flight.
 #[derive(Debug, Default)]
 pub struct SessionJournal {
-    entries: Vec<JournalEntry>,
+    /// A ring: at the cap the oldest entry goes in O(1) (a `Vec` shifted 10 000 entries per
+    /// frame, which was most of the echo path's CPU).
+    entries: VecDeque<JournalEntry>,
     /// Entries dropped from the front of `entries` by the cap.
     dropped: u64,
     file: Option<std::fs::File>,
@@ -154,10 +156,10 @@ impl SessionJournal {
             }
         }
         if self.entries.len() == MAX_ENTRIES {
-            self.entries.remove(0);
+            self.entries.pop_front();
             self.dropped += 1;
         }
-        self.entries.push(entry);
+        self.entries.push_back(entry);
     }
 
     /// Total entries ever pushed.
@@ -171,11 +173,11 @@ impl SessionJournal {
         let skip = usize::try_from(skip)
             .unwrap_or(usize::MAX)
             .min(self.entries.len());
-        self.entries[skip..].to_vec()
+        self.entries.range(skip..).cloned().collect()
     }
 
-    pub fn entries(&self) -> &[JournalEntry] {
-        &self.entries
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = &JournalEntry> {
+        self.entries.iter()
     }
 
     /// Why recording stopped, if it did.

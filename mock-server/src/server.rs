@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -71,6 +72,13 @@ async fn serve_app(
 ) -> std::io::Result<()> {
     let stopping = state.shutdown_token().clone();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    // Chat frames are small and often come in bursts (echo, thinking, reply): without
+    // TCP_NODELAY the second write of a burst waits for the peer's delayed ACK (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
