@@ -7,7 +7,7 @@
 //! the engine produced them. Frames for the calling connection are returned and written by its
 //! own task directly (no extra hop on the echo path).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -310,7 +310,7 @@ struct Inner {
     /// Armed REST failures (control API): the next calls of an endpoint answer 500.
     http_failures: Mutex<HttpFailures>,
     /// Every REST call answered, session or not (the last 10 000).
-    rest_calls: Mutex<Vec<RestCall>>,
+    rest_calls: Mutex<VecDeque<RestCall>>,
     default_script: Arc<Script>,
     connectors: ConnectorRegistry,
     issuer: TokenIssuer,
@@ -378,7 +378,7 @@ impl AppState {
                 next_scenario: Mutex::new(None),
                 connector_scenarios: Mutex::new(HashMap::new()),
                 http_failures: Mutex::new(config.http_failures),
-                rest_calls: Mutex::new(Vec::new()),
+                rest_calls: Mutex::new(VecDeque::new()),
                 default_script,
                 connectors,
                 issuer,
@@ -732,9 +732,9 @@ impl AppState {
         let at_ms = self.inner.clock.now().elapsed.as_millis() as u64;
         let mut calls = lock(&self.inner.rest_calls);
         if calls.len() >= 10_000 {
-            calls.remove(0);
+            calls.pop_front();
         }
-        calls.push(RestCall {
+        calls.push_back(RestCall {
             at_ms,
             endpoint: endpoint.to_owned(),
             status,
@@ -743,7 +743,7 @@ impl AppState {
 
     /// Every REST call answered, oldest first.
     pub fn rest_calls(&self) -> Vec<RestCall> {
-        lock(&self.inner.rest_calls).clone()
+        lock(&self.inner.rest_calls).iter().cloned().collect()
     }
 
     /// Checks an HTTP rate limit for `key`; `Err(retry_after_seconds)` when over it.
