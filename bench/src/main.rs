@@ -43,6 +43,9 @@ struct Common {
     /// Print the results as one JSON document instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Also write the JSON document to this file (the tables still go to stdout).
+    #[arg(long, global = true, value_name = "FILE")]
+    json_out: Option<PathBuf>,
     /// No progress line on stderr.
     #[arg(long, short, global = true)]
     quiet: bool,

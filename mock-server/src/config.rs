@@ -91,6 +91,10 @@ pub struct Config {
     pub replay_delay_ms: u64,
     /// Append each session's journal to `<record_dir>/<session_id>.jsonl`.
     pub record_dir: Option<std::path::PathBuf>,
+    /// Journal entries kept in memory per session (the newest; a recording keeps them all).
+    /// Every frame is an entry of about 200 bytes, so this bounds a busy session's memory;
+    /// `0` keeps none (pure load tests).
+    pub journal_max_entries: usize,
     /// Bearer token the control API (`/_mock/`) requires. Without it, only loopback peers may
     /// use the control API.
     pub control_token: Option<String>,
@@ -130,6 +134,7 @@ impl Default for Config {
             replay_delay_ms: 0,
             http_failures: crate::state::HttpFailures::default(),
             record_dir: None,
+            journal_max_entries: crate::journal::DEFAULT_MAX_ENTRIES,
             control_token: None,
             logical_clock_epoch_ms: None,
         }

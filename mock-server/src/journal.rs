@@ -9,8 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-/// Entries kept in memory per session; older ones are dropped (a recording keeps them all).
-pub const MAX_ENTRIES: usize = 10_000;
+/// Entries kept in memory per session by default (`Config::journal_max_entries`); older ones
+/// are dropped (a recording keeps them all). About 200 KiB for a session that reaches it.
+pub const DEFAULT_MAX_ENTRIES: usize = 1_000;
 
 /// One thing that happened.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -118,11 +119,12 @@ impl RequestNote {
 
 /// A session's journal: in memory (capped) and, with `--record`, appended to a JSON Lines file
 /// with one write per entry, so a crash loses at most the entry in flight.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SessionJournal {
     /// A ring: at the cap the oldest entry goes in O(1) (a `Vec` shifted 10 000 entries per
     /// frame, which was most of the echo path's CPU).
     entries: VecDeque<JournalEntry>,
+    max_entries: usize,
     /// Entries dropped from the front of `entries` by the cap.
     dropped: u64,
     file: Option<std::fs::File>,
@@ -130,9 +132,16 @@ pub struct SessionJournal {
 }
 
 impl SessionJournal {
-    /// A journal recording to `path` when given (appending).
-    pub fn new(path: Option<&Path>) -> Self {
-        let mut journal = Self::default();
+    /// A journal keeping the newest `max_entries` in memory and recording all of them to
+    /// `path` when given (appending).
+    pub fn new(path: Option<&Path>, max_entries: usize) -> Self {
+        let mut journal = Self {
+            entries: VecDeque::new(),
+            max_entries,
+            dropped: 0,
+            file: None,
+            write_error: None,
+        };
         if let Some(path) = path {
             match std::fs::OpenOptions::new()
                 .create(true)
@@ -155,7 +164,11 @@ impl SessionJournal {
                 self.file = None;
             }
         }
-        if self.entries.len() == MAX_ENTRIES {
+        if self.max_entries == 0 {
+            self.dropped += 1;
+            return;
+        }
+        if self.entries.len() == self.max_entries {
             self.entries.pop_front();
             self.dropped += 1;
         }
@@ -254,22 +267,45 @@ mod tests {
         );
     }
 
+    fn timer(i: u64) -> JournalEntry {
+        JournalEntry {
+            at_ms: i,
+            unix_ms: i,
+            event: JournalEvent::Timer { what: "t".into() },
+        }
+    }
+
     #[test]
     fn the_in_memory_journal_is_capped_and_indexes_stay_absolute() {
-        let mut journal = SessionJournal::default();
-        for i in 0..(MAX_ENTRIES as u64 + 5) {
-            journal.push(JournalEntry {
-                at_ms: i,
-                unix_ms: i,
-                event: JournalEvent::Timer { what: "t".into() },
-            });
+        const CAP: usize = 50;
+        let mut journal = SessionJournal::new(None, CAP);
+        for i in 0..(CAP as u64 + 5) {
+            journal.push(timer(i));
         }
-        assert_eq!(journal.total(), MAX_ENTRIES as u64 + 5);
-        assert_eq!(journal.entries().len(), MAX_ENTRIES);
-        let tail = journal.since(MAX_ENTRIES as u64 + 3);
+        assert_eq!(journal.total(), CAP as u64 + 5);
+        assert_eq!(journal.entries().len(), CAP);
+        assert_eq!(journal.entries().next().map(|e| e.at_ms), Some(5));
+        let tail = journal.since(CAP as u64 + 3);
         assert_eq!(
             tail.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
-            [MAX_ENTRIES as u64 + 3, MAX_ENTRIES as u64 + 4]
+            [CAP as u64 + 3, CAP as u64 + 4]
         );
+    }
+
+    #[test]
+    fn a_zero_cap_keeps_nothing_in_memory_but_still_records() {
+        let dir = std::env::temp_dir().join(format!("journal-zero-cap-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let mut journal = SessionJournal::new(Some(&path), 0);
+        for i in 0..3 {
+            journal.push(timer(i));
+        }
+        assert_eq!(journal.total(), 3);
+        assert_eq!(journal.entries().len(), 0);
+        let text = std::fs::read_to_string(&path).expect("recording written");
+        assert_eq!(read_recording(&text).expect("reads").len(), 3);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

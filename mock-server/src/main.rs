@@ -105,6 +105,10 @@ struct ServeArgs {
     /// Append each session's journal to DIR/<session_id>.jsonl (flushed per entry).
     #[arg(long, env = "MESSAGING_MOCK_RECORD")]
     record: Option<PathBuf>,
+    /// Journal entries kept in memory per session, newest first (default 1000; 0 keeps
+    /// none). Recordings keep every entry.
+    #[arg(long, value_name = "N")]
+    journal_entries: Option<usize>,
     /// Serve the control API (`/_mock/`) on this address instead of the main port. A
     /// non-loopback address needs `--control-token`.
     #[arg(long, env = "MESSAGING_MOCK_CONTROL_BIND")]
@@ -159,6 +163,9 @@ impl ServeArgs {
         }
         if let Some(scenario) = self.scenario {
             config.scenario = scenario;
+        }
+        if let Some(entries) = self.journal_entries {
+            config.journal_max_entries = entries;
         }
         if let Some(scale) = self.time_scale {
             config.time_scale = scale;

@@ -502,7 +502,7 @@ impl AppState {
             slots: Slots { reserved: 0 },
             timer_target: None,
             window: (Duration::ZERO, 0),
-            journal: SessionJournal::new(record.as_deref()),
+            journal: SessionJournal::new(record.as_deref(), self.inner.config.journal_max_entries),
         };
         for entry in self.take_pending_http(&claims.jti) {
             locked.journal.push(entry);
