@@ -218,11 +218,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         machine: Machine::read(fd_limit),
         comparisons,
     };
+    let document = serde_json::to_string_pretty(&results).context("encoding the results")?;
+    if let Some(path) = &cli.common.json_out {
+        std::fs::write(path, format!("{document}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     if cli.common.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&results).context("encoding the results")?
-        );
+        println!("{document}");
     } else {
         let m = &results.machine;
         println!(
