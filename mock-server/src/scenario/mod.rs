@@ -123,8 +123,15 @@ pub struct Catalogue {
 }
 
 impl Catalogue {
-    /// The embedded fixtures.
+    /// The embedded fixtures, parsed and validated once per process (about 4 ms; every
+    /// server start and every `MockServer` in a test process shares the result).
     pub fn embedded() -> Result<Self, ScenarioError> {
+        static PARSED: std::sync::OnceLock<Result<Catalogue, ScenarioError>> =
+            std::sync::OnceLock::new();
+        PARSED.get_or_init(Self::parse_embedded).clone()
+    }
+
+    fn parse_embedded() -> Result<Self, ScenarioError> {
         let mut catalogue = Self::default();
         let mut short: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (name, text) in embedded() {
