@@ -104,9 +104,10 @@ pub fn catalogue() -> Vec<Case> {
             scenario: "playground",
             streaming: false,
             mock: |c| {
-                c.http_failures = mock_server::state::HttpFailures {
+                c.http_failures = mock_server::http_log::HttpFailures {
                     access_token: 1,
                     sessions: 1,
+                    ..Default::default()
                 }
             },
             steps: vec![Start, WaitFor("the greeting", has_agent_message)],

@@ -287,7 +287,7 @@ where
                     sessions,
                     view: final_view,
                     observed: std::mem::take(&mut observed),
-                    rest_calls: server.rest_calls(),
+                    rest_calls: server.http_calls(),
                 };
                 result.findings = case
                     .checks

@@ -51,6 +51,9 @@ pub struct Config {
     pub max_message_size_bytes: u64,
     pub max_reconnect_attempts: u32,
     pub heartbeat_interval_seconds: u32,
+    /// Put `heartbeat_interval_seconds` in `SESSION_START.capabilities`. Off, clients must fall
+    /// back to the documented 30 s (spec §3.5).
+    pub advertise_heartbeat_interval: bool,
     /// `SESSION_START.context_id` (spec §12 B12); omitted when absent.
     pub context_id: Option<String>,
     /// Session inactivity before `REASON_USER_ABANDONED` (spec §12 C7).
@@ -85,10 +88,14 @@ pub struct Config {
     /// Scenario delays are divided by this: 100 plays a scenario a hundred times faster.
     pub time_scale: f64,
     /// REST failures armed at start (as `POST /_mock/http-failures` would).
-    pub http_failures: crate::state::HttpFailures,
+    pub http_failures: crate::http_log::HttpFailures,
     /// Hold each connection's history this long; frames the client sends meanwhile are
     /// journaled as sent before the history (spec §11 WS-2 becomes observable).
     pub replay_delay_ms: u64,
+    /// After `SESSION_END`, wait this long for the client to close the socket itself before the
+    /// server closes it with 1000 (spec §6.4.2: "the client should close the socket"); 0 closes
+    /// at once (spec §12 D1). Makes a client that never closes visible (spec §11 UX-4).
+    pub session_end_close_grace_ms: u64,
     /// Append each session's journal to `<record_dir>/<session_id>.jsonl`.
     pub record_dir: Option<std::path::PathBuf>,
     /// Journal entries kept in memory per session (the newest; a recording keeps them all).
@@ -114,6 +121,7 @@ impl Default for Config {
             max_message_size_bytes: 131_072,
             max_reconnect_attempts: 5,
             heartbeat_interval_seconds: 30,
+            advertise_heartbeat_interval: true,
             context_id: None,
             session_idle_timeout_seconds: 600.0,
             connection_idle_timeout_seconds: 600.0,
@@ -132,7 +140,8 @@ impl Default for Config {
             scenario: crate::scenario::DEFAULT_SCENARIO.into(),
             time_scale: 1.0,
             replay_delay_ms: 0,
-            http_failures: crate::state::HttpFailures::default(),
+            session_end_close_grace_ms: 0,
+            http_failures: crate::http_log::HttpFailures::default(),
             record_dir: None,
             journal_max_entries: crate::journal::DEFAULT_MAX_ENTRIES,
             control_token: None,
@@ -252,7 +261,9 @@ impl Config {
                 streaming: None,
                 max_message_size_bytes: Some(self.max_message_size_bytes),
                 max_reconnect_attempts: Some(self.max_reconnect_attempts),
-                heartbeat_interval_seconds: Some(self.heartbeat_interval_seconds),
+                heartbeat_interval_seconds: self
+                    .advertise_heartbeat_interval
+                    .then_some(self.heartbeat_interval_seconds),
             },
             context_id: self.context_id.clone(),
             idle_timeout: self.session_idle_timeout(),

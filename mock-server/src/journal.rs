@@ -64,6 +64,9 @@ pub enum JournalEvent {
         /// Sent before the connection's history was (see `replay_delay_ms`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         before_history: bool,
+        /// The frame's size on the wire, in bytes.
+        #[serde(default)]
+        bytes: u64,
         #[serde(
             default,
             skip_serializing_if = "Option::is_none",

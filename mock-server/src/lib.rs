@@ -8,7 +8,8 @@
 //! - [`config`]: every configurable decision of spec §12, with defaults.
 //! - [`state`]: the session registry and the glue that carries engine actions to connections.
 //! - [`http`]: the REST handshake handlers. [`ws`]: the WebSocket endpoint and connection tasks.
-//! - [`journal`]: the typed journal of each session, and recordings.
+//! - [`journal`]: the typed journal of each session, and recordings. [`http_log`]: every REST
+//!   call and `/ws` handshake, session or not, and the REST failures armed for the next calls.
 //! - [`control`]: the control API under `/_mock/` (and its OpenAPI description).
 //! - [`router`]: routes, CORS, correlation ids. [`server`]: `serve` and the [`MockServer`] handle.
 //! - [`schemas`]: the JSON Schemas published in `schemas/`, generated from [`protocol`].
@@ -18,6 +19,7 @@ pub mod config;
 pub mod control;
 pub mod engine;
 pub mod http;
+pub mod http_log;
 pub mod journal;
 pub mod protocol;
 pub mod router;

@@ -11,11 +11,12 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http_log::{HttpCall, HttpFailures};
 use crate::journal::JournalEntry;
 use crate::router::router;
 use crate::scenario::raw::{RawFault, RawStep};
 use crate::scenario::validate::validate_steps;
-use crate::state::{AppState, ControlError, HttpFailures, SessionSummary, StateError};
+use crate::state::{AppState, ControlError, SessionSummary, StateError};
 
 /// How long open sockets get to close after a shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -114,7 +115,16 @@ impl MockServer {
 
     /// Starts with `config` on `127.0.0.1:0`. Ready to accept requests when it returns.
     pub async fn start_with(config: Config) -> Result<Self, StartError> {
-        let state = AppState::new(config)?;
+        Self::start_with_scenarios(config, Vec::new()).await
+    }
+
+    /// [`MockServer::start_with`] plus scenarios of the caller's own (validated `Script`s),
+    /// selectable by name like the embedded ones; `config.scenario` may name one of them.
+    pub async fn start_with_scenarios(
+        config: Config,
+        scenarios: Vec<(String, crate::scenario::Script)>,
+    ) -> Result<Self, StartError> {
+        let state = AppState::with_scenarios(config, scenarios)?;
         let listener =
             TcpListener::bind("127.0.0.1:0")
                 .await
@@ -233,12 +243,13 @@ impl MockServer {
         self.state.set_clock_scale(scale)
     }
 
-    /// Every REST call answered so far, with its status (failed ones too).
-    pub fn rest_calls(&self) -> Vec<crate::state::RestCall> {
-        self.state.rest_calls()
+    /// Every REST call and `/ws` handshake answered so far, refused ones too, oldest first.
+    pub fn http_calls(&self) -> Vec<HttpCall> {
+        self.state.http_calls()
     }
 
-    /// The next REST calls answer their documented 500 (counts add up).
+    /// The next REST calls answer 429 (with `Retry-After`) or their documented 500 (counts add
+    /// up).
     pub fn arm_http_failures(&self, failures: HttpFailures) -> HttpFailures {
         self.state.arm_http_failures(failures)
     }

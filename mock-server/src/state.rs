@@ -7,7 +7,7 @@
 //! the engine produced them. Frames for the calling connection are returned and written by its
 //! own task directly (no extra hop on the echo path).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,6 +23,7 @@ use crate::config::{Config, SessionBinding};
 use crate::engine::{
     Action, ConnId, EngineConfig, Note, Now, Phase, Recipient, Refusal, Session, SessionStatus,
 };
+use crate::http_log::{ArmedFailure, Endpoint, HttpCall, HttpFailures, HttpLog};
 use crate::journal::{Closer, JournalEntry, JournalEvent, RequestNote, SessionJournal, raw_json};
 use crate::protocol::{DecodeOptions, SessionId};
 use crate::scenario::{Catalogue, ScenarioError, Script};
@@ -307,10 +308,10 @@ struct Inner {
     next_scenario: Mutex<Option<String>>,
     /// Scenario per connector token, set through the control API.
     connector_scenarios: Mutex<HashMap<String, String>>,
-    /// Armed REST failures (control API): the next calls of an endpoint answer 500.
+    /// Armed REST failures (control API): the next calls of an endpoint answer 429 or 500.
     http_failures: Mutex<HttpFailures>,
-    /// Every REST call answered, session or not (the last 10 000).
-    rest_calls: Mutex<VecDeque<RestCall>>,
+    /// Every REST call and `/ws` handshake answered, session or not (the newest 10 000).
+    http_log: Mutex<HttpLog>,
     default_script: Arc<Script>,
     connectors: ConnectorRegistry,
     issuer: TokenIssuer,
@@ -343,6 +344,15 @@ pub enum StateError {
 
 impl AppState {
     pub fn new(config: Config) -> Result<Self, StateError> {
+        Self::with_scenarios(config, Vec::new())
+    }
+
+    /// [`AppState::new`] with extra scenarios, already validated, selectable by name (also as
+    /// `config.scenario`) next to the embedded ones.
+    pub fn with_scenarios(
+        config: Config,
+        scenarios: Vec<(String, Script)>,
+    ) -> Result<Self, StateError> {
         config.validate()?;
         let connectors = ConnectorRegistry::new(config.connectors.clone())?;
         let issuer = match &config.jwt_secret {
@@ -358,6 +368,9 @@ impl AppState {
         }
         // Every scenario a session may run is validated now: never start half-configured.
         let mut catalogue = Catalogue::embedded()?;
+        for (name, script) in scenarios {
+            catalogue.insert(name, script);
+        }
         let default_script = catalogue.resolve(&config.scenario)?;
         for connector in &config.connectors {
             if let Some(scenario) = &connector.scenario {
@@ -378,7 +391,7 @@ impl AppState {
                 next_scenario: Mutex::new(None),
                 connector_scenarios: Mutex::new(HashMap::new()),
                 http_failures: Mutex::new(config.http_failures),
-                rest_calls: Mutex::new(VecDeque::new()),
+                http_log: Mutex::new(HttpLog::default()),
                 default_script,
                 connectors,
                 issuer,
@@ -641,6 +654,7 @@ impl AppState {
         slot: &SessionSlot,
         conn: ConnId,
         text: Option<&str>,
+        bytes: usize,
         decoded: Result<crate::protocol::ClientFrame, crate::protocol::ClientFrameRejection>,
         before_history: bool,
     ) -> Vec<Outbound> {
@@ -650,6 +664,7 @@ impl AppState {
         let entry = JournalEvent::ClientFrame {
             conn,
             before_history,
+            bytes: bytes as u64,
             text: match (&frame, text) {
                 (None, Some(t)) => Some(t.chars().take(4096).collect()),
                 (None, None) => Some("[binary frame]".into()),
@@ -727,23 +742,15 @@ impl AppState {
             .unwrap_or_default()
     }
 
-    /// Notes an answered REST call.
-    pub fn note_rest_call(&self, endpoint: &str, status: u16) {
-        let at_ms = self.inner.clock.now().elapsed.as_millis() as u64;
-        let mut calls = lock(&self.inner.rest_calls);
-        if calls.len() >= 10_000 {
-            calls.pop_front();
-        }
-        calls.push_back(RestCall {
-            at_ms,
-            endpoint: endpoint.to_owned(),
-            status,
-        });
+    /// Notes an answered HTTP request (REST call or `/ws` handshake).
+    pub fn note_http_call(&self, mut call: HttpCall) {
+        call.at_ms = self.inner.clock.now().elapsed.as_millis() as u64;
+        lock(&self.inner.http_log).push(call);
     }
 
-    /// Every REST call answered, oldest first.
-    pub fn rest_calls(&self) -> Vec<RestCall> {
-        lock(&self.inner.rest_calls).iter().cloned().collect()
+    /// Every REST call and `/ws` handshake answered, oldest first.
+    pub fn http_calls(&self) -> Vec<HttpCall> {
+        lock(&self.inner.http_log).calls()
     }
 
     /// Checks an HTTP rate limit for `key`; `Err(retry_after_seconds)` when over it.
@@ -841,43 +848,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// How many of the next REST calls fail with the documented 500 (spec §10.2, §10.3).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(default, deny_unknown_fields)]
-pub struct HttpFailures {
-    /// `POST /api/v1/access-token` answers 500 `Failed to create access token`.
-    pub access_token: u32,
-    /// `POST /api/v1/sessions` answers 500 `Failed to create session`.
-    pub sessions: u32,
-}
-
-/// One answered REST call, kept whether or not it led to a session (for retry timing).
-#[derive(
-    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-pub struct RestCall {
-    pub at_ms: u64,
-    pub endpoint: String,
-    pub status: u16,
-}
-
-/// A REST endpoint whose failures can be armed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestEndpoint {
-    AccessToken,
-    Sessions,
 }
 
 /// Why a control operation was refused. Nothing changed.
@@ -991,24 +961,17 @@ impl AppState {
         Ok(())
     }
 
-    /// Arms failures of the next REST calls (added to any already armed).
+    /// Arms failures of the next REST calls (added to any already armed); returns what is
+    /// armed now.
     pub fn arm_http_failures(&self, failures: HttpFailures) -> HttpFailures {
         let mut armed = lock(&self.inner.http_failures);
-        armed.access_token = armed.access_token.saturating_add(failures.access_token);
-        armed.sessions = armed.sessions.saturating_add(failures.sessions);
+        armed.add(&failures);
         *armed
     }
 
-    /// Whether this call of `endpoint` must fail (consuming one armed failure).
-    pub fn take_http_failure(&self, endpoint: RestEndpoint) -> bool {
-        let mut armed = lock(&self.inner.http_failures);
-        let counter = match endpoint {
-            RestEndpoint::AccessToken => &mut armed.access_token,
-            RestEndpoint::Sessions => &mut armed.sessions,
-        };
-        let fail = *counter > 0;
-        *counter = counter.saturating_sub(1);
-        fail
+    /// The failure this call of `endpoint` must answer, if one is armed (consuming it).
+    pub fn take_http_failure(&self, endpoint: Endpoint) -> Option<ArmedFailure> {
+        lock(&self.inner.http_failures).take(endpoint)
     }
 
     /// Drops every session (sockets closed with 1001) and every control-API choice.
@@ -1028,6 +991,7 @@ impl AppState {
         lock(&self.inner.connector_scenarios).clear();
         lock(&self.inner.pending_http).clear();
         *lock(&self.inner.http_failures) = HttpFailures::default();
+        lock(&self.inner.http_log).clear();
     }
 }
 

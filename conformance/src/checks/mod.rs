@@ -24,7 +24,7 @@ pub struct Evidence {
     /// What `Observe` steps saw: `(what, seen)`.
     pub observed: Vec<(&'static str, bool)>,
     /// Every REST call the mock answered, failed ones included.
-    pub rest_calls: Vec<mock_server::state::RestCall>,
+    pub rest_calls: Vec<mock_server::http_log::HttpCall>,
 }
 
 /// What a check concluded.

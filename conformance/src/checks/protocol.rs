@@ -435,21 +435,27 @@ pub fn creates_sessions_as_documented(e: &Evidence) -> Outcome {
 
 /// AUTH-5: after a 5xx, the client tried again, not at once, and got its session.
 pub fn backs_off_and_retries_rest_failures(e: &Evidence) -> Outcome {
-    let calls = &e.rest_calls;
+    let calls: Vec<_> = e
+        .rest_calls
+        .iter()
+        .filter(|c| c.endpoint != mock_server::http_log::Endpoint::WebSocket)
+        .collect();
     let Some(failed) = calls.iter().position(|c| c.status >= 500) else {
         return Outcome::NotObservable("no REST call failed".into());
     };
     let endpoint = &calls[failed].endpoint;
     let Some(retry) = calls[failed + 1..].iter().find(|c| &c.endpoint == endpoint) else {
         return Outcome::Broken(format!(
-            "gave up after a {} on {endpoint}",
-            calls[failed].status
+            "gave up after a {} on {}",
+            calls[failed].status,
+            endpoint.path()
         ));
     };
     let waited = retry.at_ms.saturating_sub(calls[failed].at_ms);
     if waited < 500 {
         return Outcome::Broken(format!(
-            "retried {endpoint} after {waited} ms, without backing off"
+            "retried {} after {waited} ms, without backing off",
+            endpoint.path()
         ));
     }
     if e.sessions.is_empty() {

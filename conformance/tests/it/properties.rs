@@ -159,7 +159,7 @@ async fn converse(streaming: bool, schedule: Vec<(String, Injected)>) -> Result<
         sessions: server.sessions_with_journals(),
         view: Some(view),
         observed: Vec::new(),
-        rest_calls: server.rest_calls(),
+        rest_calls: server.http_calls(),
     };
     for (id, check) in [
         ("WS-3", checks::joins_a_new_session_once as checks::Check),

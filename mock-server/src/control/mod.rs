@@ -24,9 +24,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::http_log::HttpFailures;
 use crate::scenario::raw::{RawFault, RawStep};
 use crate::scenario::validate::validate_steps;
-use crate::state::{AppState, ControlError, HttpFailures, SessionSummary};
+use crate::state::{AppState, ControlError, SessionSummary};
 
 /// Every control-API failure: a status, the message, and for bad bodies the JSON pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

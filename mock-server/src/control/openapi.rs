@@ -4,9 +4,10 @@ use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 
 use super::{Accepted, ClockChange, ControlErrorBody, EndRequest, Health, ScenarioChoice};
+use crate::http_log::HttpFailures;
 use crate::journal::JournalEntry;
 use crate::scenario::raw::{RawFault, RawStep};
-use crate::state::{HttpFailures, SessionSummary};
+use crate::state::SessionSummary;
 
 fn ok(description: &str, schema: Value) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": schema } } })
@@ -93,7 +94,7 @@ pub fn document() -> Value {
             "/_mock/scenarios": { "get": { "summary": "Scenario names", "responses": { "200": ok("Names", json!({ "type": "array", "items": { "type": "string" } })) } } },
             "/_mock/clock": { "post": { "summary": "Advance or scale the mock clock", "requestBody": body(r("ClockChange")),
                 "responses": { "200": ok("Health", r("Health")), "400": error("Neither or an invalid value") } } },
-            "/_mock/http-failures": { "post": { "summary": "The next REST calls answer their documented 500 (counts add up)", "requestBody": body(r("HttpFailures")),
+            "/_mock/http-failures": { "post": { "summary": "The next REST calls answer 429 with Retry-After (first) or their documented 500 (counts add up)", "requestBody": body(r("HttpFailures")),
                 "responses": { "200": ok("Now armed", r("HttpFailures")), "400": error("Malformed body") } } },
             "/_mock/reset": { "post": { "summary": "Drop every session (sockets closed with 1001) and every control choice", "responses": { "200": ok("Health", r("Health")) } } },
             "/_mock/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3" } } } }

@@ -8,11 +8,12 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{self, AuthError};
+use crate::http_log::{ArmedFailure, AuthorizationForm, Endpoint, HttpCall, RequestFacts};
 use crate::journal::RequestNote;
 use crate::protocol::{
     AccessTokenResponse, CreateSessionRequest, CreateSessionResponse, ErrorBody, catalog,
 };
-use crate::state::{AppState, RestEndpoint};
+use crate::state::AppState;
 
 /// A REST failure: status, catalog string, and for 429 the `Retry-After` seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +32,7 @@ impl ApiError {
         }
     }
 
-    fn rate_limited(retry_after: u64) -> Self {
+    pub fn rate_limited(retry_after: u64) -> Self {
         Self {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: catalog::TOO_MANY_REQUESTS,
@@ -71,19 +72,75 @@ pub async fn create_access_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<AccessTokenResponse>, ApiError> {
-    let answer = access_token(&state, &headers, &body);
-    state.note_rest_call("/api/v1/access-token", status_of(&answer));
+    let mut minted = None;
+    let answer = access_token(&state, &headers, &body, &mut minted);
+    state.note_http_call(call_of(
+        Endpoint::AccessToken,
+        &headers,
+        &body,
+        &answer,
+        minted,
+        None,
+    ));
     answer
 }
 
-fn status_of<T>(answer: &Result<T, ApiError>) -> u16 {
-    answer.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200)
+/// What the HTTP log keeps of a REST call and its answer.
+fn call_of<T>(
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: &Bytes,
+    answer: &Result<T, ApiError>,
+    token: Option<String>,
+    session_id: Option<String>,
+) -> HttpCall {
+    let authorization = header_str(headers, "authorization").map(|value| {
+        if auth::bearer_token(Some(value)).is_ok() {
+            AuthorizationForm::Bearer
+        } else {
+            AuthorizationForm::Malformed
+        }
+    });
+    let note = RequestNote::new(header_str(headers, "content-type"), body);
+    HttpCall {
+        at_ms: 0,
+        endpoint,
+        status: answer.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200),
+        error: answer.as_ref().err().map(|e| e.message.to_owned()),
+        retry_after: answer.as_ref().err().and_then(|e| e.retry_after),
+        request: RequestFacts {
+            x_token: headers.contains_key("x-token"),
+            x_host: header_str(headers, "x-host").map(str::to_owned),
+            content_type: note.content_type,
+            authorization,
+            body: note.body,
+            query: Default::default(),
+        },
+        token,
+        session_id,
+    }
+}
+
+/// The armed failure of this call, as the error it answers with.
+fn armed_failure(
+    state: &AppState,
+    endpoint: Endpoint,
+    server_error: ApiError,
+) -> Result<(), ApiError> {
+    match state.take_http_failure(endpoint) {
+        None => Ok(()),
+        Some(ArmedFailure::ServerError) => Err(server_error),
+        Some(ArmedFailure::RateLimited {
+            retry_after_seconds,
+        }) => Err(ApiError::rate_limited(u64::from(retry_after_seconds))),
+    }
 }
 
 fn access_token(
     state: &AppState,
     headers: &HeaderMap,
     body: &Bytes,
+    minted: &mut Option<String>,
 ) -> Result<Json<AccessTokenResponse>, ApiError> {
     let x_token = header_str(headers, "x-token");
     let x_host = header_str(headers, "x-host");
@@ -114,9 +171,11 @@ fn access_token(
             (connector, chosen.or_else(|| connector.scenario.clone()))
         }
     };
-    if state.take_http_failure(RestEndpoint::AccessToken) {
-        return Err(AuthError::MintFailed("failure armed through the control API".into()).into());
-    }
+    armed_failure(
+        state,
+        Endpoint::AccessToken,
+        AuthError::MintFailed("failure armed through the control API".into()).into(),
+    )?;
     let host = auth::normalize_host(x_host.unwrap_or_default());
     let (access_token, claims) = state.issuer().issue(
         connector,
@@ -126,6 +185,7 @@ fn access_token(
     )?;
     let request = RequestNote::new(header_str(headers, "content-type"), body);
     state.note_token_call(&claims.jti, "/api/v1/access-token", 200, request);
+    *minted = Some(claims.jti.clone());
     Ok(Json(AccessTokenResponse {
         access_token,
         expires_in: state.issuer().ttl_seconds(),
@@ -139,8 +199,17 @@ pub async fn create_session(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<CreateSessionResponse>, ApiError> {
-    let answer = session(&state, &headers, &body);
-    state.note_rest_call("/api/v1/sessions", status_of(&answer));
+    let mut presented = None;
+    let answer = session(&state, &headers, &body, &mut presented);
+    let created = answer.as_ref().ok().map(|j| j.session_id.to_string());
+    state.note_http_call(call_of(
+        Endpoint::Sessions,
+        &headers,
+        &body,
+        &answer,
+        presented,
+        created,
+    ));
     answer
 }
 
@@ -148,19 +217,23 @@ fn session(
     state: &AppState,
     headers: &HeaderMap,
     body: &Bytes,
+    presented: &mut Option<String>,
 ) -> Result<Json<CreateSessionResponse>, ApiError> {
     let token = auth::bearer_token(header_str(headers, "authorization"))?;
     state
         .check_http_rate(&format!("token:{token}"))
         .map_err(ApiError::rate_limited)?;
     let claims = state.issuer().verify(token, state.clock().unix_seconds())?;
+    *presented = Some(claims.jti.clone());
     let request = parse_session_request(body, state.config().strict_platform)?;
-    if state.take_http_failure(RestEndpoint::Sessions) {
-        return Err(ApiError::new(
+    armed_failure(
+        state,
+        Endpoint::Sessions,
+        ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             catalog::FAILED_TO_CREATE_SESSION,
-        ));
-    }
+        ),
+    )?;
     let streaming = request.streaming_enabled.unwrap_or(false);
     let request = RequestNote::new(header_str(headers, "content-type"), body);
     let session_id = state.create_session(&claims, streaming, request);

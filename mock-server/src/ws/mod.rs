@@ -12,11 +12,13 @@ use axum::extract::ws::{
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt as _;
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use crate::engine::ConnId;
 use crate::engine::history::parse_cursor;
+use crate::engine::{CLOSE_SESSION_ENDED, ConnId};
+use crate::http_log::{Endpoint, HttpCall, RequestFacts};
 use crate::journal::Closer;
 use crate::protocol::{
     ClientFrameError, ClientFrameRejection, RawFrame, catalog, decode_client_frame,
@@ -65,40 +67,81 @@ fn reject(status: StatusCode, message: &'static str) -> Response {
         .into_response()
 }
 
-/// `GET /ws?session_id=…&access_token=…[&cursor=…]`.
+/// `GET /ws?session_id=…&access_token=…[&cursor=…]`. Every attempt, accepted or refused, goes
+/// into the HTTP log.
 pub async fn connect(
     State(state): State<AppState>,
     params: Result<Query<ConnectParams>, axum::extract::rejection::QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let mut call = HttpCall {
+        at_ms: 0,
+        endpoint: Endpoint::WebSocket,
+        status: 0,
+        error: None,
+        retry_after: None,
+        request: RequestFacts::default(),
+        token: None,
+        session_id: None,
+    };
+    let response = handshake(&state, params, upgrade, &mut call);
+    call.status = response.status().as_u16();
+    state.note_http_call(call);
+    response
+}
+
+fn handshake(
+    state: &AppState,
+    params: Result<Query<ConnectParams>, axum::extract::rejection::QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    call: &mut HttpCall,
+) -> Response {
+    let mut refused = |status: StatusCode, message: &'static str| {
+        call.error = Some(message.to_owned());
+        reject(status, message)
+    };
     let Ok(Query(params)) = params else {
-        return reject(
+        return refused(
             StatusCode::BAD_REQUEST,
             catalog::INVALID_CONNECTION_PARAMETERS,
         );
     };
     let query = params.redacted();
-    let (Some(session_id), Some(token)) = (
+    call.request.query = query.clone();
+    call.session_id = params.session_id.clone().filter(|s| !s.is_empty());
+    let verified = params
+        .access_token
+        .as_deref()
+        .map(|token| state.issuer().verify(token, state.clock().unix_seconds()));
+    call.token = verified
+        .as_ref()
+        .and_then(|v| v.as_ref().ok())
+        .map(|claims| claims.jti.clone());
+    let (Some(session_id), Some(verified)) = (
         params.session_id.clone().filter(|s| !s.is_empty()),
-        params.access_token.clone().filter(|t| !t.is_empty()),
+        verified.filter(|_| {
+            params
+                .access_token
+                .as_deref()
+                .is_some_and(|t| !t.is_empty())
+        }),
     ) else {
-        return reject(
+        return refused(
             StatusCode::BAD_REQUEST,
             catalog::INVALID_CONNECTION_PARAMETERS,
         );
     };
-    let verified = state.issuer().verify(&token, state.clock().unix_seconds());
     let Some(slot) = state.session(&session_id) else {
         let (status, message) = match verified {
             Ok(_) => (StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND),
             Err(_) => (StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED),
         };
-        return reject(status, message);
+        return refused(status, message);
     };
-    // From here on the session is known: refusals go into its journal.
-    let refuse = |status: StatusCode, message: &'static str| {
+    // From here on the session is known: refusals go into its journal too.
+    let mut refuse = |status: StatusCode, message: &'static str| {
         state.refused_handshake(&slot, query.clone(), status.as_u16(), message);
-        reject(status, message)
+        refused(status, message)
     };
     let Ok(claims) = verified else {
         return refuse(StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED);
@@ -131,6 +174,7 @@ pub async fn connect(
             return refuse(status, refusal.body);
         }
     }
+    let state = state.clone();
     let failed_state = state.clone();
     let failed_slot = Arc::clone(&slot);
     upgrade
@@ -201,7 +245,26 @@ async fn run_connection(
         None => serve(&mut socket, &state, &slot, conn, &mut queue).await,
     };
     match end {
-        End::Gone(code) => state.close_connection(&slot, conn, code, Closer::Client),
+        End::Gone(code) => {
+            state.close_connection(&slot, conn, code, Closer::Client);
+            // The library queued the answer to a client's Close; send it (RFC 6455 §5.5.1).
+            let _ = socket.flush().await;
+        }
+        End::Close(CLOSE_SESSION_ENDED, _) if !end_grace(&state).is_zero() => {
+            let closed = await_client_close(&mut socket, &state, &slot, conn).await;
+            match closed {
+                Some(code) => state.close_connection(&slot, conn, code, Closer::Client),
+                None => {
+                    state.close_connection(&slot, conn, Some(CLOSE_SESSION_ENDED), Closer::Server);
+                    let frame = CloseFrame {
+                        code: CLOSE_SESSION_ENDED,
+                        reason: "session ended".into(),
+                    };
+                    let _ = socket.send(Message::Close(Some(frame))).await;
+                }
+            }
+            let _ = socket.flush().await;
+        }
         // Dropping the socket without a close frame: the client sees 1006.
         End::Drop => {
             state.close_connection(&slot, conn, None, Closer::Server);
@@ -214,6 +277,39 @@ async fn run_connection(
                 reason: reason.into(),
             };
             let _ = socket.send(Message::Close(Some(frame))).await;
+        }
+    }
+}
+
+fn end_grace(state: &AppState) -> Duration {
+    Duration::from_millis(state.config().session_end_close_grace_ms)
+}
+
+/// After `SESSION_END`, gives the client the configured grace to close the socket itself:
+/// `Some(code)` when it did (`None` inside: the TCP connection went without a close frame),
+/// `None` when the grace ran out. Frames racing the close are journaled and discarded.
+async fn await_client_close(
+    socket: &mut WebSocket,
+    state: &AppState,
+    slot: &SessionSlot,
+    conn: ConnId,
+) -> Option<Option<u16>> {
+    let until = Instant::now() + end_grace(state);
+    let shutdown = state.shutdown_token().clone();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(until) => return None,
+            () = shutdown.cancelled() => return None,
+            received = socket.recv() => match received {
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(Some(frame.as_ref().map_or(1005, |f| f.code)));
+                }
+                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                    let _ = handle(state, slot, conn, &message, false);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return Some(None),
+            },
         }
     }
 }
@@ -280,7 +376,7 @@ fn handle(
     if state.config().close_on_oversized_frame && is_too_large(&decoded) {
         return Err(End::Close(1009, "message too large"));
     }
-    Ok(state.receive(slot, conn, text, decoded, before_history))
+    Ok(state.receive(slot, conn, text, raw.len(), decoded, before_history))
 }
 
 fn is_too_large<T>(decoded: &Result<T, ClientFrameRejection>) -> bool {

@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod control;
+mod evidence;
 mod node_example;
 mod protocol_bad_frames;
 mod protocol_examples;

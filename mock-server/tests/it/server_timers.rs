@@ -61,7 +61,7 @@ async fn an_ended_session_is_kept_for_the_retention_period_then_forgotten() {
         mock_server::protocol::RawFrame::Text(end),
         state.decode_options(),
     );
-    state.receive(&slot, 1, Some(end), decoded, false);
+    state.receive(&slot, 1, Some(end), end.len(), decoded, false);
     assert_eq!(slot.status(), SessionStatus::Ended);
     tokio::time::advance(Duration::from_secs(299)).await;
     settle().await;
