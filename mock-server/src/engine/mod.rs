@@ -215,7 +215,8 @@ struct Pending {
     reverse_replay: bool,
     alternate_shape: bool,
     delay_echo: Option<Duration>,
-    drop_echo: bool,
+    /// User messages still to lose (no echo, no processing).
+    drop_echo: u32,
     refuse: Option<(u32, u16)>,
     token_expired: bool,
 }
@@ -620,7 +621,8 @@ impl Session {
                     Phase::LiveAgent(_) => Audience::LiveAgent,
                     Phase::NoAgent | Phase::Ended(_) => Audience::Nobody,
                 };
-                if std::mem::take(&mut self.pending.drop_echo) {
+                if self.pending.drop_echo > 0 {
+                    self.pending.drop_echo -= 1;
                     // Lost on the way: never processed, so the client's resend is the first.
                     return;
                 }
@@ -1027,7 +1029,20 @@ impl Session {
             Fault::ReverseNextReplay => self.pending.reverse_replay = true,
             Fault::AlternateShapeNextReplay => self.pending.alternate_shape = true,
             Fault::DelayNextEcho(delay) => self.pending.delay_echo = Some(delay),
-            Fault::DropNextEcho => self.pending.drop_echo = true,
+            Fault::DropEchoes(n) => {
+                self.pending.drop_echo = self.pending.drop_echo.saturating_add(n)
+            }
+            Fault::ResendPrevious(back) => {
+                let newest = self.history.last_sequence().map_or(0, |s| s.0);
+                let wanted = newest.checked_sub(back - 1).filter(|s| *s > 0);
+                if let Some(frame) = wanted.and_then(|s| self.history.get(Sequence(s))) {
+                    let frame = frame.to_owned();
+                    out.push(Action::Send {
+                        to: Recipient::All,
+                        frame,
+                    });
+                }
+            }
             Fault::RefuseHandshakes { count, status } => {
                 self.pending.refuse = Some((count, status));
             }

@@ -563,3 +563,37 @@ fn the_same_seed_and_clock_give_byte_identical_frames() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn drop_echoes_loses_that_many_messages_then_processes_the_next() {
+    let mut h = joined(false);
+    let actions = h
+        .session
+        .push_steps(vec![Step::Fault(Fault::DropEchoes(2))], h.now)
+        .expect("fits");
+    assert!(types(&actions).is_empty());
+    assert!(types(&h.send(&message("one"))).is_empty(), "lost");
+    assert!(
+        types(&h.send(&message("one"))).is_empty(),
+        "the resend is lost too"
+    );
+    assert_eq!(types(&h.send(&message("one")))[0], "USER_MESSAGE");
+}
+
+#[test]
+fn resend_previous_sends_an_older_journaled_event_again() {
+    let mut h = joined(false);
+    let newest = h.session.history().last_sequence().expect("history").0;
+    let actions = h
+        .session
+        .push_steps(vec![Step::Fault(Fault::ResendPrevious(2))], h.now)
+        .expect("fits");
+    let resent = sent(&actions);
+    assert_eq!(resent.len(), 1);
+    assert_eq!(resent[0].1.sequence, Some(Sequence(newest - 1)));
+    let nothing = h
+        .session
+        .push_steps(vec![Step::Fault(Fault::ResendPrevious(newest + 5))], h.now)
+        .expect("fits");
+    assert!(sent(&nothing).is_empty(), "beyond the history: nothing");
+}

@@ -285,6 +285,10 @@ pub enum RawFault {
     DelayNextEchoMs(u64),
     /// Lose the next user message: no echo, no processing.
     DropNextEcho,
+    /// Lose the next this many user messages (resends included).
+    DropEchoes(u32),
+    /// Send the journaled event this many back again (1 = the newest).
+    ResendPrevious(u64),
     /// Refuse this session's next handshakes.
     RefuseHandshakes(RawRefusal),
     /// Forget the session: sockets closed with 4001, handshakes get 404.

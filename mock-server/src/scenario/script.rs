@@ -132,8 +132,10 @@ pub enum Fault {
     ResendHistory,
     /// Hold the next `USER_MESSAGE` echo this long.
     DelayNextEcho(Duration),
-    /// Never send the next `USER_MESSAGE` echo (nor process that message).
-    DropNextEcho,
+    /// Never send the echo of the next this many `USER_MESSAGE`s (nor process them).
+    DropEchoes(u32),
+    /// Send the journaled event this many back again, live (1 = the newest).
+    ResendPrevious(u64),
     /// Refuse the next handshakes of this session with this status.
     RefuseHandshakes { count: u32, status: u16 },
     /// The server forgets the session: sockets closed with 4001, handshakes get 404.

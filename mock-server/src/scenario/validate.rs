@@ -405,7 +405,18 @@ fn fault_of(check: &Checker<'_>, at: &str, raw: &RawFault) -> Result<Fault, Scen
         RawFault::ReverseNextReplay => Fault::ReverseNextReplay,
         RawFault::ResendHistory => Fault::ResendHistory,
         RawFault::DelayNextEchoMs(n) => Fault::DelayNextEcho(ms(*n)),
-        RawFault::DropNextEcho => Fault::DropNextEcho,
+        RawFault::DropNextEcho => Fault::DropEchoes(1),
+        RawFault::DropEchoes(0) => {
+            return Err(check.error(format!("{at}/drop_echoes"), "must be at least 1"));
+        }
+        RawFault::DropEchoes(n) => Fault::DropEchoes(*n),
+        RawFault::ResendPrevious(0) => {
+            return Err(check.error(
+                format!("{at}/resend_previous"),
+                "1 is the newest journaled event; 0 is none",
+            ));
+        }
+        RawFault::ResendPrevious(n) => Fault::ResendPrevious(*n),
         RawFault::RefuseHandshakes(r) => {
             if !(400..=599).contains(&r.status) {
                 return Err(check.error(
