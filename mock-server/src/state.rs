@@ -21,7 +21,8 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{AccessClaims, ConnectorRegistry, TokenIssuer};
 use crate::config::{Config, SessionBinding};
 use crate::engine::{
-    Action, ConnId, EngineConfig, Note, Now, Phase, Recipient, Refusal, Session, SessionStatus,
+    Action, CLOSE_SESSION_ENDED, ConnId, EngineConfig, Note, Now, Phase, Recipient, Refusal,
+    Session, SessionStatus,
 };
 use crate::http_log::{ArmedFailure, Endpoint, HttpCall, HttpFailures, HttpLog};
 use crate::journal::{Closer, JournalEntry, JournalEvent, RequestNote, SessionJournal, raw_json};
@@ -161,6 +162,9 @@ pub(crate) struct Locked {
     /// Frames counted in the current rate-limit window (spec §12 A11).
     window: (Duration, u32),
     pub(crate) journal: SessionJournal,
+    /// The client gets a grace to close after `SESSION_END` (the close is journaled by the
+    /// connection task then, as it learns who closed).
+    end_close_grace: bool,
 }
 
 impl Locked {
@@ -516,6 +520,7 @@ impl AppState {
             timer_target: None,
             window: (Duration::ZERO, 0),
             journal: SessionJournal::new(record.as_deref(), self.inner.config.journal_max_entries),
+            end_close_grace: self.inner.config.session_end_close_grace_ms > 0,
         };
         for entry in self.take_pending_http(&claims.jti) {
             locked.journal.push(entry);
@@ -626,6 +631,7 @@ impl AppState {
     }
 
     /// A connection ended; `code` is the close code sent or received (`None`: no close frame).
+    /// A close the session itself ordered was journaled when it was ordered.
     pub fn close_connection(
         &self,
         slot: &SessionSlot,
@@ -1028,6 +1034,7 @@ fn dispatch(
                 continue;
             }
         };
+        let mut ending = Vec::new();
         for conn in &locked.conns {
             let addressed = match to {
                 Recipient::All => true,
@@ -1038,16 +1045,39 @@ fn dispatch(
             }
             let copy = match &outbound {
                 Outbound::Frame(frame) => Outbound::Frame(frame.clone()),
-                Outbound::Close { code, reason } => Outbound::Close {
-                    code: *code,
-                    reason,
-                },
-                Outbound::Drop => Outbound::Drop,
+                Outbound::Close { code, reason } => {
+                    ending.push((conn.id, Some(*code)));
+                    Outbound::Close {
+                        code: *code,
+                        reason,
+                    }
+                }
+                Outbound::Drop => {
+                    ending.push((conn.id, None));
+                    Outbound::Drop
+                }
             };
             if Some(conn.id) == own {
                 mine.push(copy);
             } else if conn.tx.try_send(copy).is_err() {
                 overflowed.push(conn.id);
+            }
+        }
+        // A connection being closed gets nothing after its close, and the journal says so
+        // now: later frames went to no one (the connection task journals the close after
+        // `SESSION_END` itself when the client has a grace to close first).
+        for (conn, code) in ending {
+            locked.conns.retain(|c| c.id != conn);
+            let graced = locked.end_close_grace && code == Some(CLOSE_SESSION_ENDED);
+            if !graced {
+                locked.note(
+                    now,
+                    JournalEvent::Close {
+                        conn: Some(conn),
+                        code,
+                        by: Closer::Server,
+                    },
+                );
             }
         }
     }

@@ -194,11 +194,14 @@ fn handshake(
 
 /// How a connection loop ended.
 enum End {
-    /// Send this close frame, then stop.
+    /// This task decided to close with this frame (journaled as it happens).
     Close(u16, &'static str),
+    /// The session ordered this close (journaled when ordered, except the close after
+    /// `SESSION_END` when the client has a grace to close first).
+    Ordered(u16, &'static str),
     /// The peer closed with this code (`None`: reset or error, no close frame).
     Gone(Option<u16>),
-    /// Drop the connection without a close frame (a scenario fault).
+    /// The session ordered a drop without a close frame (a scenario fault; journaled).
     Drop,
 }
 
@@ -250,7 +253,7 @@ async fn run_connection(
             // The library queued the answer to a client's Close; send it (RFC 6455 §5.5.1).
             let _ = socket.flush().await;
         }
-        End::Close(CLOSE_SESSION_ENDED, _) if !end_grace(&state).is_zero() => {
+        End::Ordered(CLOSE_SESSION_ENDED, _) if !end_grace(&state).is_zero() => {
             let closed = await_client_close(&mut socket, &state, &slot, conn).await;
             match closed {
                 Some(code) => state.close_connection(&slot, conn, code, Closer::Client),
@@ -266,9 +269,13 @@ async fn run_connection(
             let _ = socket.flush().await;
         }
         // Dropping the socket without a close frame: the client sees 1006.
-        End::Drop => {
-            state.close_connection(&slot, conn, None, Closer::Server);
-            drop(socket);
+        End::Drop => drop(socket),
+        End::Ordered(code, reason) => {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = socket.send(Message::Close(Some(frame))).await;
         }
         End::Close(code, reason) => {
             state.close_connection(&slot, conn, Some(code), Closer::Server);
@@ -395,7 +402,7 @@ async fn write_all(
                     return Some(End::Gone(None));
                 }
             }
-            Outbound::Close { code, reason } => return Some(End::Close(code, reason)),
+            Outbound::Close { code, reason } => return Some(End::Ordered(code, reason)),
             Outbound::Drop => return Some(End::Drop),
         }
     }

@@ -239,3 +239,70 @@ async fn a_scenario_handed_over_in_memory_is_the_default() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_drop_is_journaled_when_ordered_so_later_frames_went_to_no_one() {
+    bounded(async {
+        let text = r#"{"description": "drop mid-stream", "greeting": {"text": "Hi"},
+            "rules": [{"when": {"message": {}}, "steps": [
+                {"stream": {"chunks": [{"text": "one "}, {"text": "two "}, {"text": "three"}],
+                            "chunk_interval_ms": 0, "drop_after": 1}}]}]}"#;
+        let script = mock_server::scenario::parse("drop", "drop.json", text).expect("valid");
+        let server = mock_server::MockServer::start_with_scenarios(
+            Config {
+                scenario: "drop".into(),
+                ..Config::default()
+            },
+            vec![("drop".into(), script)],
+        )
+        .await
+        .expect("starts");
+        let (token, session) = new_session(&server, true).await;
+        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
+            .await
+            .expect("accepted");
+        client.next_event().await;
+        client.send(JOIN).await;
+        client.until("EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK").await;
+        client.send(&crate::support::user_message("go")).await;
+        assert_eq!(client.closed().await, 1006, "dropped");
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let journal = server.journal(&session).expect("journal");
+        let close = journal
+            .iter()
+            .position(|e| {
+                matches!(
+                    e.event,
+                    JournalEvent::Close {
+                        by: Closer::Server,
+                        code: None,
+                        ..
+                    }
+                )
+            })
+            .expect("the drop is journaled");
+        let chunk_texts = |entries: &[mock_server::journal::JournalEntry]| -> Vec<String> {
+            entries
+                .iter()
+                .filter_map(|e| match &e.event {
+                    JournalEvent::ServerFrame { frame, .. } => {
+                        serde_json::from_str::<serde_json::Value>(frame.get()).ok()
+                    }
+                    _ => None,
+                })
+                .filter(|v| v["type"] == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK")
+                .filter_map(|v| v["payload"]["text"].as_str().map(str::to_owned))
+                .filter(|t| ["one ", "two ", "three"].contains(&t.as_str()))
+                .collect()
+        };
+        assert_eq!(chunk_texts(&journal[..close]), ["one "]);
+        assert_eq!(chunk_texts(&journal[close..]), ["two ", "three"]);
+        let closes = journal
+            .iter()
+            .filter(|e| matches!(e.event, JournalEvent::Close { .. }))
+            .count();
+        assert_eq!(closes, 1, "one close, not two");
+        server.shutdown().await;
+    })
+    .await;
+}
