@@ -1,6 +1,7 @@
 //! The driver contract (`shared/spec/driver-contract.md`), as types: the commands the runner
 //! sends, the replies a driver gives, and the view it reports. Field names are the contract's.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -25,7 +26,7 @@ pub enum Command {
     Exit,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TypingChange {
     Started,
@@ -110,12 +111,54 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-/// What the app shows (§4). Fields a driver cannot observe are `None` (omitted).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The state of the app's connection (§4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    Connecting,
+    Open,
+    Reconnecting,
+    Closed,
+}
+
+/// Where a handoff stands (§4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffState {
+    None,
+    Triggered,
+    Accepted,
+    Live,
+    ClientRequired,
+    Failed,
+    Timeout,
+    Ended,
+}
+
+/// Who wrote a message (§4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Author {
+    User,
+    Agent,
+    LiveAgent,
+}
+
+/// Where a user's message stands (§4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageStatus {
+    Sending,
+    Sent,
+    Failed,
+}
+
+/// What the app shows (§4). Fields a driver cannot observe are `None` (omitted); a field that
+/// can be `null` is `Some(None)` when the driver says `null`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct View {
-    /// `connecting`, `open`, `reconnecting` or `closed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: Option<String>,
+    pub connection: Option<ConnectionState>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -138,21 +181,20 @@ pub struct View {
     pub typing: Option<ViewTyping>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<ViewMessage>>,
-    /// `none`, `triggered`, `accepted`, `live`, `client_required`, `failed`, `timeout`, `ended`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub handoff: Option<String>,
+    pub handoff: Option<HandoffState>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "present"
     )]
-    pub queue: Option<Option<Value>>,
+    pub queue: Option<Option<ViewQueue>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "present"
     )]
-    pub client_handoff: Option<Option<Value>>,
+    pub client_handoff: Option<Option<ViewClientHandoff>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -169,48 +211,74 @@ pub struct View {
     pub ended: Option<Option<ViewEnded>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl View {
+    /// The messages, when the driver reports them.
+    pub fn messages(&self) -> Option<&[ViewMessage]> {
+        self.messages.as_deref()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ViewAgent {
     pub name: String,
     pub avatar_url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ViewLiveAgent {
     pub id: String,
     pub name: String,
     pub avatar_url: String,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ViewTyping {
     pub agent: bool,
     pub live_agent: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ViewMessage {
     /// `null` while unsent.
     pub message_id: Option<String>,
-    /// `user`, `agent` or `live_agent`.
-    pub from: String,
+    pub from: Author,
     pub text: String,
+    /// The protocol's attachment objects.
     #[serde(default)]
     pub attachments: Vec<Value>,
+    /// The `message_text` of each suggestion.
     #[serde(default)]
     pub suggestions: Vec<String>,
     pub complete: bool,
-    /// `sending`, `sent`, `failed`, or `null` for messages not sent by the user.
-    pub status: Option<String>,
+    /// `null` for messages not sent by the user.
+    pub status: Option<MessageStatus>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `HANDOFF_QUEUE_STATUS` as shown; every field optional, as in the protocol.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ViewQueue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_in_queue: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_wait_seconds: Option<u64>,
+}
+
+/// `CLIENT_HANDOFF_REQUIRED` as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ViewClientHandoff {
+    pub reason: String,
+    pub queue_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ViewSystemMessage {
     pub level: String,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ViewEnded {
     pub reason: String,
 }
@@ -265,5 +333,20 @@ mod tests {
             }))
         );
         assert_eq!(view.typing, None, "omitted: not observable");
+        assert_eq!(view.connection, Some(ConnectionState::Open));
+    }
+
+    #[test]
+    fn a_view_outside_the_contract_is_refused_with_the_field_named() {
+        let error = serde_json::from_str::<View>(r#"{"connection":"connected"}"#)
+            .expect_err("not a connection state")
+            .to_string();
+        assert!(error.contains("connected"), "{error}");
+        let error = serde_json::from_str::<View>(
+            r#"{"messages":[{"message_id":null,"from":"bot","text":"x","complete":true,"status":null}]}"#,
+        )
+        .expect_err("not an author")
+        .to_string();
+        assert!(error.contains("bot"), "{error}");
     }
 }

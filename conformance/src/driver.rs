@@ -1,11 +1,12 @@
 //! The client under test: one interface ([`ClientUnderTest`]) the runner drives, whatever the
 //! client is. [`ProcessDriver`] speaks the driver contract to an external program;
 //! [`InProcess`] runs the reference client directly. Both answer the same commands with the
-//! same replies, so every check treats them alike.
+//! same replies, so every check treats them alike. A [`Launcher`] makes one per case.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
@@ -16,6 +17,9 @@ use crate::reference::{ClientConfig, Defects, ReferenceClient};
 
 /// Exit status a driver uses for "this SDK cannot run this case" (contract §5).
 pub const EXIT_NOT_IMPLEMENTED: i32 = 89;
+
+/// Driver stderr kept per case; a chatty driver keeps its first and last 64 KiB.
+const STDERR_KEPT: usize = 128 * 1024;
 
 /// The client broke (as opposed to answering "failed" or "unsupported").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,11 +38,25 @@ pub enum DriverError {
     NotImplemented,
 }
 
+/// What a client left behind when it was finished.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    /// How it ended, when not cleanly.
+    pub error: Option<DriverError>,
+    /// Its stderr (drained while it ran).
+    pub stderr: String,
+    /// Its `{"log": ...}` lines.
+    pub logs: Vec<String>,
+}
+
 /// Anything the runner can drive.
-pub trait ClientUnderTest {
+pub trait ClientUnderTest: Send {
     /// Runs one command and returns the client's reply.
     fn call(&mut self, command: Command)
     -> impl Future<Output = Result<Reply, DriverError>> + Send;
+
+    /// Sends `exit` and waits for the client to be gone.
+    fn finish(self) -> impl Future<Output = Finished> + Send;
 }
 
 /// Where a driver points (contract §1).
@@ -50,17 +68,95 @@ pub struct DriverEnv {
     pub case_id: String,
 }
 
+/// Makes the client of each case.
+pub trait Launcher: Sync {
+    type Client: ClientUnderTest;
+
+    fn launch(
+        &self,
+        env: DriverEnv,
+        workdir: &Path,
+    ) -> impl Future<Output = Result<Self::Client, DriverError>> + Send;
+}
+
+/// External drivers: `command` run by `sh -c` (contract §1–§6).
+#[derive(Debug, Clone)]
+pub struct ProcessLauncher {
+    pub command: String,
+    pub timeout: Duration,
+}
+
+impl Launcher for ProcessLauncher {
+    type Client = ProcessDriver;
+
+    async fn launch(&self, env: DriverEnv, workdir: &Path) -> Result<ProcessDriver, DriverError> {
+        ProcessDriver::launch(&self.command, &env, workdir, self.timeout).await
+    }
+}
+
+/// The reference client in-process, with deliberate defects for the kit's self-tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReferenceLauncher {
+    pub defects: Defects,
+}
+
+impl Launcher for ReferenceLauncher {
+    type Client = InProcess;
+
+    async fn launch(&self, env: DriverEnv, workdir: &Path) -> Result<InProcess, DriverError> {
+        Ok(InProcess::with_defects(env, workdir, self.defects))
+    }
+}
+
 /// An external driver program (contract §1–§6).
 #[derive(Debug)]
 pub struct ProcessDriver {
     child: Child,
-    stdin: ChildStdin,
+    /// Dropped (closed) once `exit` is answered: a driver also ends when stdin closes.
+    stdin: Option<ChildStdin>,
     lines: Lines<BufReader<ChildStdout>>,
     next_id: u64,
     timeout: Duration,
-    /// The driver's `{"log": ...}` lines.
-    pub logs: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    stderr_task: tokio::task::JoinHandle<()>,
+    logs: Vec<String>,
     pub ready: ReadyLine,
+}
+
+/// Reads `stream` to its end into `into` (the first and last half of [`STDERR_KEPT`]), so a
+/// chatty driver never blocks on a full pipe.
+fn drain(
+    mut stream: tokio::process::ChildStderr,
+    into: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 8192];
+        let mut tail: Vec<u8> = Vec::new();
+        let mut dropped = 0usize;
+        loop {
+            let n = match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut kept = into.lock().unwrap_or_else(|p| p.into_inner());
+            let head_room = (STDERR_KEPT / 2).saturating_sub(kept.len());
+            let (head, rest) = buffer[..n].split_at(head_room.min(n));
+            kept.push_str(&String::from_utf8_lossy(head));
+            tail.extend_from_slice(rest);
+            if tail.len() > STDERR_KEPT / 2 {
+                let cut = tail.len() - STDERR_KEPT / 2;
+                dropped += cut;
+                tail.drain(..cut);
+            }
+        }
+        if !tail.is_empty() {
+            let mut kept = into.lock().unwrap_or_else(|p| p.into_inner());
+            if dropped > 0 {
+                kept.push_str(&format!("\n[… {dropped} bytes of stderr left out …]\n"));
+            }
+            kept.push_str(&String::from_utf8_lossy(&tail));
+        }
+    })
 }
 
 impl ProcessDriver {
@@ -85,9 +181,13 @@ impl ProcessDriver {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| DriverError::Launch(format!("{command}: {e}")))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
             return Err(DriverError::Launch("no stdio pipes".into()));
         };
+        let kept = Arc::new(Mutex::new(String::new()));
+        let stderr_task = drain(stderr, Arc::clone(&kept));
         let mut lines = BufReader::new(stdout).lines();
         let first = match tokio::time::timeout(timeout, lines.next_line()).await {
             Err(_) => {
@@ -106,46 +206,20 @@ impl ProcessDriver {
         }
         Ok(Self {
             child,
-            stdin,
+            stdin: Some(stdin),
             lines,
             next_id: 1,
             timeout,
+            stderr: kept,
+            stderr_task,
             logs: Vec::new(),
             ready,
         })
     }
 
-    /// The driver's stderr so far (for reports); only complete once it exited.
-    pub async fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            let _ =
-                tokio::time::timeout(Duration::from_millis(200), stderr.read_to_string(&mut text))
-                    .await;
-        }
-        text
-    }
-
-    /// Sends `exit` and waits for the process (killing it after the timeout).
-    pub async fn finish(mut self) -> Result<(), DriverError> {
-        let reply = self.call(Command::Exit).await;
-        let status = tokio::time::timeout(self.timeout, self.child.wait()).await;
-        match status {
-            Ok(Ok(status)) if status.success() => reply.map(|_| ()),
-            Ok(Ok(status)) if status.code() == Some(EXIT_NOT_IMPLEMENTED) => {
-                Err(DriverError::NotImplemented)
-            }
-            Ok(Ok(status)) => Err(DriverError::Exited {
-                status: status.to_string(),
-            }),
-            _ => {
-                let _ = self.child.kill().await;
-                Err(DriverError::Timeout {
-                    command: "exit".into(),
-                    seconds: self.timeout.as_secs(),
-                })
-            }
-        }
+    /// The driver's `{"log": ...}` lines so far.
+    pub fn logs(&self) -> &[String] {
+        &self.logs
     }
 }
 
@@ -174,8 +248,10 @@ impl ClientUnderTest for ProcessDriver {
         let mut line = serde_json::to_string(&CommandLine { id, command })
             .map_err(|e| DriverError::Protocol(e.to_string()))?;
         line.push('\n');
-        if self.stdin.write_all(line.as_bytes()).await.is_err() || self.stdin.flush().await.is_err()
-        {
+        let Some(stdin) = self.stdin.as_mut() else {
+            return Err(DriverError::Protocol("stdin is closed".into()));
+        };
+        if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
             return Err(exit_error(&mut self.child).await);
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -191,6 +267,9 @@ impl ClientUnderTest for ProcessDriver {
                 Ok(Ok(Some(text))) => text,
                 Ok(_) => return Err(exit_error(&mut self.child).await),
             };
+            if text.trim().is_empty() {
+                continue;
+            }
             let value: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|_| DriverError::Protocol(format!("not JSON: {text}")))?;
             if let Some(log) = value.get("log").and_then(|l| l.as_str()) {
@@ -208,26 +287,70 @@ impl ClientUnderTest for ProcessDriver {
             return Ok(reply.reply());
         }
     }
+
+    async fn finish(mut self) -> Finished {
+        let reply = self.call(Command::Exit).await;
+        self.stdin = None;
+        // Lines after the exit reply (late logs) until stdout closes.
+        let rest = tokio::time::timeout(self.timeout, async {
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(log) = value.get("log").and_then(|l| l.as_str())
+                {
+                    self.logs.push(log.to_owned());
+                }
+            }
+        })
+        .await;
+        let status = tokio::time::timeout(self.timeout, self.child.wait()).await;
+        let error = match (reply, rest, status) {
+            (_, _, Ok(Ok(status))) if status.code() == Some(EXIT_NOT_IMPLEMENTED) => {
+                Some(DriverError::NotImplemented)
+            }
+            (Err(error), _, _) => Some(error),
+            (Ok(_), _, Ok(Ok(status))) if status.success() => None,
+            (Ok(_), _, Ok(Ok(status))) => Some(DriverError::Exited {
+                status: status.to_string(),
+            }),
+            (Ok(_), _, _) => {
+                let _ = self.child.kill().await;
+                Some(DriverError::Timeout {
+                    command: "exit (the process did not end)".into(),
+                    seconds: self.timeout.as_secs(),
+                })
+            }
+        };
+        let _ = self.child.kill().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut self.stderr_task).await;
+        let stderr = std::mem::take(&mut *self.stderr.lock().unwrap_or_else(|p| p.into_inner()));
+        Finished {
+            error,
+            stderr,
+            logs: self.logs,
+        }
+    }
 }
 
-/// The reference client behind the same interface (with deliberate defects for the kit's
-/// self-tests).
+/// The reference client behind the same interface.
 #[derive(Debug)]
 pub struct InProcess {
     env: DriverEnv,
     defects: Defects,
+    state_file: PathBuf,
     client: Option<ReferenceClient>,
 }
 
 impl InProcess {
-    pub fn new(env: DriverEnv) -> Self {
-        Self::with_defects(env, Defects::default())
+    /// The reference client; `workdir` is where it persists its session for `restart`.
+    pub fn new(env: DriverEnv, workdir: &Path) -> Self {
+        Self::with_defects(env, workdir, Defects::default())
     }
 
-    pub fn with_defects(env: DriverEnv, defects: Defects) -> Self {
+    pub fn with_defects(env: DriverEnv, workdir: &Path, defects: Defects) -> Self {
         Self {
             env,
             defects,
+            state_file: workdir.join(crate::reference::STATE_FILE),
             client: None,
         }
     }
@@ -235,33 +358,47 @@ impl InProcess {
 
 impl ClientUnderTest for InProcess {
     async fn call(&mut self, command: Command) -> Result<Reply, DriverError> {
-        Ok(run_reference(&self.env, self.defects, &mut self.client, command).await)
+        Ok(run_reference(
+            &self.env,
+            self.defects,
+            &self.state_file,
+            &mut self.client,
+            command,
+        )
+        .await)
+    }
+
+    async fn finish(mut self) -> Finished {
+        let _ = self.call(Command::Exit).await;
+        Finished::default()
     }
 }
 
 /// One contract command against a reference client (shared by [`InProcess`] and the
-/// `messaging-conformance driver` program).
+/// `messaging-conformance driver` program). The client persists its session in `state_file`
+/// for `restart`.
 pub async fn run_reference(
     env: &DriverEnv,
     defects: Defects,
+    state_file: &Path,
     client: &mut Option<ReferenceClient>,
     command: Command,
 ) -> Reply {
     let failed = |e: crate::reference::ClientError| Reply::Failed(e.to_string());
     let not_started = || Reply::Failed("no conversation: send `start` first".into());
+    let config = |streaming| ClientConfig {
+        base_url: env.base_url.clone(),
+        connector_token: env.connector_token.clone(),
+        host: env.host.clone(),
+        streaming,
+        defects,
+    };
     match command {
         Command::Start { streaming } => {
             if let Some(old) = client.take() {
                 old.close().await;
             }
-            let config = ClientConfig {
-                base_url: env.base_url.clone(),
-                connector_token: env.connector_token.clone(),
-                host: env.host.clone(),
-                streaming,
-                defects,
-            };
-            match ReferenceClient::start(config).await {
+            match ReferenceClient::start(config(streaming)).await {
                 Ok(started) => {
                     *client = Some(started);
                     Reply::Ok(None)
@@ -272,7 +409,7 @@ pub async fn run_reference(
         Command::View => match client {
             Some(c) => Reply::Ok(Some(Box::new(c.view()))),
             None => Reply::Ok(Some(Box::new(crate::contract::View {
-                connection: Some("closed".into()),
+                connection: Some(crate::contract::ConnectionState::Closed),
                 ..Default::default()
             }))),
         },
@@ -292,8 +429,22 @@ pub async fn run_reference(
         Command::End => client.as_ref().map_or_else(not_started, |c| {
             c.end().map_or_else(failed, |()| Reply::Ok(None))
         }),
-        // Persisting across an app restart is not built into the reference client yet.
-        Command::Restart => Reply::Unsupported,
+        Command::Restart => {
+            let Some(running) = client.take() else {
+                return not_started();
+            };
+            let streaming = running.streaming();
+            if let Err(error) = running.suspend(state_file).await {
+                return failed(error);
+            }
+            match ReferenceClient::resume(config(streaming), state_file).await {
+                Ok(resumed) => {
+                    *client = Some(resumed);
+                    Reply::Ok(None)
+                }
+                Err(error) => failed(error),
+            }
+        }
         Command::Exit => {
             if let Some(c) = client.take() {
                 c.close().await;

@@ -1,17 +1,25 @@
 //! `messaging-conformance`: the conformance kit's command line.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use conformance::cases::Tier;
 use conformance::contract::{CommandLine, ReadyLine, ReplyLine};
-use conformance::driver::{DriverEnv, run_reference};
+use conformance::driver::{DriverEnv, ProcessLauncher, ReferenceLauncher, run_reference};
+use conformance::params::Params;
+use conformance::report::Run;
+use conformance::runner::{CaseResult, Verdict, run_cases, select};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Grades a Messaging API client SDK against the protocol's client obligations (spec §11).
 ///
-/// `run --driver "<command>"` starts the mock in-process, runs every case against your
-/// driver (see conformance/README.md), and prints a grade per obligation. Exit status 1 when a
-/// MUST is broken or the driver broke (and with --strict, when a SHOULD is broken).
+/// `run --driver "<command>"` runs the case catalogue against your driver (see
+/// conformance/README.md): each case starts its own mock in-process, launches the driver in a
+/// fresh working directory, plays what the user does, and grades what the client did and
+/// showed. Numbers and texts are drawn from the run's seed (printed; `--seed` reproduces).
+/// Exit status 1 when a MUST is broken, a MUST was never graded, or the driver broke (and with
+/// --strict, when a SHOULD is broken).
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -21,13 +29,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum CliCommand {
-    /// Print the case catalogue and which obligations it covers.
+    /// Print the case catalogue and which obligations each case grades.
     List,
     /// Run the catalogue against a driver (or the reference client).
     Run(RunArgs),
     /// Act as a driver (contract §1–§6) for the reference client: read commands on stdin,
-    /// answer on stdout. An example of a complete driver, and what the runner tests itself with.
+    /// answer on stdout. An example of a complete driver, and what the kit tests itself with.
     Driver,
+}
+
+/// How to print results on stdout.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    /// A line per case and a table per obligation.
+    Text,
+    /// As text, plus GitHub Actions `::error` / `::warning` annotations per finding.
+    Github,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,190 +58,255 @@ struct RunArgs {
     /// Only cases whose id contains this text (repeatable).
     #[arg(long)]
     only: Vec<String>,
-    /// `quick` leaves out the cases that wait on purpose (about 5 s instead of 30 s).
-    #[arg(long, value_parser = ["quick", "full"], default_value = "full")]
-    profile: String,
-    /// Seed for the mock's ids and random choices (default: random per case).
+    /// Which cases: `quick` (no deliberate waiting), `full` (every observable obligation,
+    /// timing ones under two draws), `thorough` (also the spec's long timers, about 70 s).
+    #[arg(long, value_enum, default_value = "full")]
+    profile: Tier,
+    /// Seed of the drawn parameters and the mock's ids (default: random, printed).
     #[arg(long)]
     seed: Option<u64>,
+    /// Cases run at once (default: the available cores).
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Seconds to wait for each driver reply.
     #[arg(long, default_value_t = 10)]
     timeout: u64,
     /// Also fail on broken SHOULDs.
     #[arg(long)]
     strict: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
     /// Write the results as JSON to this file.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
     /// Write results.json, junit.xml and report.html into this directory.
     #[arg(long)]
     report: Option<std::path::PathBuf>,
+    /// Run the reference client with one of its built-in defects (the kit's mutants).
+    #[arg(long, requires = "reference", hide = true)]
+    mutant: Option<String>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        CliCommand::List => {
-            list();
-            ExitCode::SUCCESS
-        }
-        CliCommand::Run(args) => match run(args) {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("messaging-conformance: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
-        CliCommand::Driver => match driver() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("messaging-conformance driver: {error:#}");
-                ExitCode::FAILURE
-            }
-        },
-    }
+    let outcome = match cli.command {
+        CliCommand::List => list(),
+        CliCommand::Run(args) => run(args),
+        CliCommand::Driver => driver().map(|()| ExitCode::SUCCESS),
+    };
+    outcome.unwrap_or_else(|error| {
+        eprintln!("messaging-conformance: {error:#}");
+        ExitCode::FAILURE
+    })
 }
 
-fn list() {
-    let cases = conformance::catalogue::catalogue();
+fn list() -> anyhow::Result<ExitCode> {
+    let cases = conformance::cases::catalogue()?;
     for case in &cases {
-        let ids: Vec<&str> = case.checks.iter().map(|(id, _)| *id).collect();
-        println!("{:22} {:42} {}", case.id, case.scenario, ids.join(" "));
+        let ids: Vec<&str> = case.checks().iter().map(|id| id.as_str()).collect();
+        println!("{:22} {:9} {}", case.id, case.tier.as_str(), ids.join(" "));
         println!("{:22} {}", "", case.description);
     }
     println!();
     for obligation in conformance::obligations::OBLIGATIONS {
         let covering: Vec<&str> = cases
             .iter()
-            .filter(|c| c.checks.iter().any(|(id, _)| *id == obligation.id))
-            .map(|c| c.id)
+            .filter(|c| c.checks().contains(&obligation.id))
+            .map(|c| c.id.as_str())
             .collect();
-        let covered = if covering.is_empty() {
-            "not covered yet".to_owned()
+        let covered = if !obligation.id.observable() {
+            "skipped in every case: a mock cannot see it".to_owned()
+        } else if covering.is_empty() {
+            "not covered".to_owned()
         } else {
             covering.join(", ")
         };
         println!(
             "{:7} {:8} {:60} {covered}",
-            obligation.id,
-            format!("{:?}", obligation.level).to_uppercase(),
+            obligation.id.as_str(),
+            obligation.level.as_str(),
             obligation.summary
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn mark(verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Pass(_) => "pass".to_owned(),
+        Verdict::Fail(why) => format!("FAIL ({why})"),
+        Verdict::Warn(why) => format!("warn ({why})"),
+        Verdict::Skipped(why) => format!("skipped ({why})"),
+    }
+}
+
+fn progress_line(result: &CaseResult, done: usize, total: usize) {
+    let summary = match &result.driver_error {
+        Some(error) => format!("DRIVER ERROR: {error}"),
+        None => result
+            .findings
+            .iter()
+            .map(|f| format!("{} {}", f.obligation, mark(&f.verdict)))
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    eprintln!(
+        "[{done}/{total}] {:22} {:>6} ms  {summary}",
+        result.case, result.duration_ms
+    );
+}
+
+/// GitHub Actions annotations: `::error` for broken MUSTs and driver errors, `::warning` for
+/// broken SHOULDs. Message text is escaped as the workflow-command syntax requires.
+fn annotations(run: &Run<'_>) -> Vec<String> {
+    let escape = |text: &str| {
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let escape_property = |text: &str| escape(text).replace(':', "%3A").replace(',', "%2C");
+    let mut out = Vec::new();
+    for result in run.cases {
+        if let Some(error) = &result.driver_error {
+            out.push(format!(
+                "::error title={}::driver error: {}",
+                escape_property(&format!("{}: driver", result.case)),
+                escape(error)
+            ));
+        }
+        for finding in &result.findings {
+            let level = match &finding.verdict {
+                Verdict::Fail(_) => "error",
+                Verdict::Warn(_) => "warning",
+                _ => continue,
+            };
+            out.push(format!(
+                "::{level} title={}::{} — reproduce: {}",
+                escape_property(&format!("{} {}", result.case, finding.obligation)),
+                escape(finding.verdict.reason()),
+                escape(&run.reproduce(Some(&result.case)))
+            ));
+        }
+    }
+    for (id, reasons) in &run.ungraded_musts {
+        out.push(format!(
+            "::error title={}::{}",
+            escape_property(&format!("MUST {id} never graded")),
+            escape(&reasons.join("; "))
+        ));
+    }
+    out
 }
 
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    use conformance::driver::{InProcess, ProcessDriver};
-    use conformance::runner::{Verdict, run_case_seeded};
-    let cases: Vec<_> = conformance::catalogue::catalogue()
-        .into_iter()
-        .filter(|c| args.only.is_empty() || args.only.iter().any(|o| c.id.contains(o.as_str())))
-        .filter(|c| args.profile == "full" || !c.is_slow())
-        .collect();
-    anyhow::ensure!(!cases.is_empty(), "no case matches --only {:?}", args.only);
+    let catalogue = conformance::cases::catalogue()?;
+    let cases = select(&catalogue, args.profile, &args.only);
+    anyhow::ensure!(
+        !cases.is_empty(),
+        "no case of the {} profile matches --only {:?}",
+        args.profile.as_str(),
+        args.only
+    );
+    // 48 bits: short enough to type back in.
+    let seed = args
+        .seed
+        .unwrap_or_else(|| getrandom::u64().unwrap_or_default() >> 16);
+    let params = Params::draw(seed);
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2)
+    });
+    eprintln!(
+        "{} case(s), profile {}, seed {seed}, {jobs} at a time",
+        cases.len(),
+        args.profile.as_str()
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let timeout = std::time::Duration::from_secs(args.timeout);
-    let results = runtime.block_on(async {
-        let mut results = Vec::new();
-        for (i, case) in cases.iter().enumerate() {
-            eprint!("[{}/{}] {:22} ", i + 1, cases.len(), case.id);
-            let result = match &args.driver {
-                Some(command) => {
-                    let workdir = std::env::temp_dir().join(format!(
-                        "messaging-conformance-{}-{}",
-                        std::process::id(),
-                        case.id
-                    ));
-                    let _ = std::fs::create_dir_all(&workdir);
-                    let command = command.clone();
-                    run_case_seeded(case, args.seed, |env| async move {
-                        ProcessDriver::launch(&command, &env, &workdir, timeout).await
-                    })
-                    .await
-                }
-                None => {
-                    run_case_seeded(
-                        case,
-                        args.seed,
-                        |env| async move { Ok(InProcess::new(env)) },
-                    )
-                    .await
-                }
+    let started = Instant::now();
+    let timeout = Duration::from_secs(args.timeout);
+    let results: Vec<CaseResult> = runtime.block_on(async {
+        if let Some(command) = &args.driver {
+            let launcher = ProcessLauncher {
+                command: command.clone(),
+                timeout,
             };
-            let summary = if let Some(error) = &result.driver_error {
-                format!("DRIVER ERROR: {error}")
-            } else {
-                result
-                    .findings
-                    .iter()
-                    .map(|f| {
-                        let mark = match &f.verdict {
-                            Verdict::Pass => "pass".to_owned(),
-                            Verdict::Fail(why) => format!("FAIL ({why})"),
-                            Verdict::Warn(why) => format!("warn ({why})"),
-                            Verdict::Skipped(why) => format!("skipped ({why})"),
-                        };
-                        format!("{} {mark}", f.obligation)
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            };
-            eprintln!("{:>6} ms  {summary}", result.duration_ms);
-            results.push(result);
+            return anyhow::Ok(run_cases(&cases, &params, &launcher, jobs, progress_line).await);
         }
-        results
-    });
-    // Summary by obligation: how each fared across the cases that check it.
+        let defects = match &args.mutant {
+            None => Default::default(),
+            Some(name) => conformance::reference::mutants()
+                .into_iter()
+                .find(|m| m.name == name)
+                .map(|m| m.defects)
+                .ok_or_else(|| anyhow::anyhow!("no mutant `{name}`"))?,
+        };
+        let launcher = ReferenceLauncher { defects };
+        anyhow::Ok(run_cases(&cases, &params, &launcher, jobs, progress_line).await)
+    })?;
+    let driver = args.driver.clone().unwrap_or_else(|| "--reference".into());
+    let run = Run::new(
+        driver,
+        args.profile,
+        seed,
+        args.strict,
+        started.elapsed().as_millis() as u64,
+        &results,
+    );
+    print_summary(&run);
+    if matches!(args.format, Format::Github) {
+        for line in annotations(&run) {
+            println!("{line}");
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&run)?)?;
+        println!("results written to {}", path.display());
+    }
+    if let Some(dir) = &args.report {
+        conformance::report::write(dir, &run)?;
+        println!("report written to {}", dir.join("report.html").display());
+    }
+    Ok(if run.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_summary(run: &Run<'_>) {
     println!(
         "{:7} {:8} {:>5} {:>5} {:>5} {:>8}",
         "", "level", "pass", "fail", "warn", "skipped"
     );
-    for obligation in conformance::obligations::OBLIGATIONS {
-        let verdicts: Vec<&Verdict> = results
-            .iter()
-            .flat_map(|r| r.verdict_of(obligation.id))
-            .collect();
-        if verdicts.is_empty() {
-            continue;
-        }
-        let count = |f: fn(&Verdict) -> bool| verdicts.iter().filter(|v| f(v)).count();
+    for (obligation, [pass, fail, warn, skipped]) in run.by_obligation() {
         println!(
-            "{:7} {:8} {:>5} {:>5} {:>5} {:>8}",
-            obligation.id,
-            format!("{:?}", obligation.level).to_uppercase(),
-            count(|v| matches!(v, Verdict::Pass)),
-            count(|v| matches!(v, Verdict::Fail(_))),
-            count(|v| matches!(v, Verdict::Warn(_))),
-            count(|v| matches!(v, Verdict::Skipped(_))),
+            "{:7} {:8} {pass:>5} {fail:>5} {warn:>5} {skipped:>8}",
+            obligation.id.as_str(),
+            obligation.level.as_str(),
         );
     }
-    let failed = results.iter().filter(|r| r.failed()).count();
-    let warned = results.iter().filter(|r| r.warned()).count();
+    for (id, reasons) in &run.ungraded_musts {
+        println!("MUST {id} was never graded:");
+        for reason in reasons {
+            println!("  {reason}");
+        }
+    }
+    let failed = run.cases.iter().filter(|r| r.failed()).count();
+    let warned = run.cases.iter().filter(|r| r.warned()).count();
     println!(
-        "{} cases: {} failed, {} with warnings",
-        results.len(),
-        failed,
-        warned
+        "{} cases: {failed} failed, {warned} with warnings, {} MUST(s) never graded; seed {} ({:.1} s)",
+        run.cases.len(),
+        run.ungraded_musts.len(),
+        run.seed,
+        run.duration_ms as f64 / 1000.0
     );
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&results)?)?;
-        println!("results written to {}", path.display());
+    if !run.passed {
+        println!("reproduce: {}", run.reproduce(None));
     }
-    if let Some(dir) = &args.report {
-        let driver = args
-            .driver
-            .clone()
-            .unwrap_or_else(|| "(reference client)".into());
-        conformance::report::write(dir, &results, &driver)?;
-        println!("report written to {}", dir.join("report.html").display());
-    }
-    Ok(if failed > 0 || (args.strict && warned > 0) {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 fn env(name: &str) -> anyhow::Result<String> {
@@ -239,6 +321,8 @@ fn driver() -> anyhow::Result<()> {
         host: env("MESSAGING_HOST")?,
         case_id: std::env::var("CONFORMANCE_CASE").unwrap_or_default(),
     };
+    // The working directory is the driver's to persist in (contract §1).
+    let state_file = std::env::current_dir()?.join(conformance::reference::STATE_FILE);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -267,7 +351,14 @@ fn driver() -> anyhow::Result<()> {
                 }
             };
             let exit = matches!(command.command, conformance::contract::Command::Exit);
-            let reply = run_reference(&env, Default::default(), &mut client, command.command).await;
+            let reply = run_reference(
+                &env,
+                Default::default(),
+                &state_file,
+                &mut client,
+                command.command,
+            )
+            .await;
             let out = serde_json::to_string(&ReplyLine::of(command.id, reply))?;
             stdout.write_all(format!("{out}\n").as_bytes()).await?;
             stdout.flush().await?;

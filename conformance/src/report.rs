@@ -1,156 +1,484 @@
-//! Reports of a run: `results.json` (the documented, stable shape of [`CaseResult`]),
-//! `junit.xml` (one test per case and obligation) and `report.html` (self-contained: every
-//! case's transcript, the client's final view, and the command that reproduces a failure).
+//! Reports of a run: `results.json` (the documented shape below), `junit.xml` (a test per case
+//! and obligation, through `quick-junit`), and `report.html`, one self-contained page: the
+//! summary first, failing cases first and open, and per case the two-lane frame timeline, the
+//! view timeline, expected against shown as a diff, the drawn parameters, the driver's logs and
+//! stderr, and the one command that reproduces it.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::runner::{CaseResult, Verdict};
+use serde::Serialize;
+
+use crate::cases::Tier;
+use crate::obligations::{OBLIGATIONS, ObligationId};
+use crate::runner::{CaseResult, TimelineEntry, Verdict, run_passes, ungraded_musts};
+
+/// A finished run, as reports describe it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run<'a> {
+    /// The driver command, or `--reference`.
+    pub driver: String,
+    pub profile: Tier,
+    pub seed: u64,
+    pub strict: bool,
+    pub duration_ms: u64,
+    pub passed: bool,
+    /// MUSTs the run's cases check but never graded, with the reasons.
+    pub ungraded_musts: Vec<(ObligationId, Vec<String>)>,
+    pub cases: &'a [CaseResult],
+}
+
+impl<'a> Run<'a> {
+    pub fn new(
+        driver: String,
+        profile: Tier,
+        seed: u64,
+        strict: bool,
+        duration_ms: u64,
+        cases: &'a [CaseResult],
+    ) -> Self {
+        Self {
+            driver,
+            profile,
+            seed,
+            strict,
+            duration_ms,
+            passed: run_passes(cases, strict),
+            ungraded_musts: ungraded_musts(cases),
+            cases,
+        }
+    }
+
+    /// The command that reproduces the run, or one case of it.
+    pub fn reproduce(&self, case: Option<&str>) -> String {
+        let mut words = vec!["messaging-conformance".to_owned(), "run".to_owned()];
+        if self.driver == "--reference" {
+            words.push("--reference".into());
+        } else {
+            words.push("--driver".into());
+            words.push(self.driver.clone());
+        }
+        words.push("--seed".into());
+        words.push(self.seed.to_string());
+        match case {
+            Some(id) => {
+                words.push("--profile".into());
+                words.push("thorough".into());
+                words.push("--only".into());
+                words.push(id.to_owned());
+            }
+            None => {
+                words.push("--profile".into());
+                words.push(self.profile.as_str().into());
+            }
+        }
+        shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+    }
+
+    /// Per obligation the run graded: how many passes, fails, warnings and skips.
+    pub fn by_obligation(&self) -> Vec<(&'static crate::obligations::Obligation, [usize; 4])> {
+        OBLIGATIONS
+            .iter()
+            .filter_map(|obligation| {
+                let verdicts: Vec<&Verdict> = self
+                    .cases
+                    .iter()
+                    .flat_map(|c| c.verdicts_of(obligation.id))
+                    .collect();
+                let n = |kind: &str| verdicts.iter().filter(|v| v.kind() == kind).count();
+                (!verdicts.is_empty())
+                    .then(|| (obligation, [n("pass"), n("fail"), n("warn"), n("skipped")]))
+            })
+            .collect()
+    }
+
+    /// How many findings have each verdict.
+    pub fn counts(&self) -> [(&'static str, usize); 4] {
+        let count = |kind: &str| {
+            self.cases
+                .iter()
+                .flat_map(|c| &c.findings)
+                .filter(|f| f.verdict.kind() == kind)
+                .count()
+        };
+        [
+            ("pass", count("pass")),
+            ("fail", count("fail")),
+            ("warn", count("warn")),
+            ("skipped", count("skipped")),
+        ]
+    }
+}
+
+/// JUnit XML: a suite per run, a test per (case, obligation), one per driver failure and one
+/// per ungraded MUST. A SHOULD broken is a failure only in a strict run.
+pub fn junit(run: &Run<'_>) -> String {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut suite = TestSuite::new("messaging-conformance");
+    for result in run.cases {
+        let time = std::time::Duration::from_millis(result.duration_ms);
+        if let Some(error) = &result.driver_error {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Error);
+            status.set_message(error.as_str());
+            let mut case = TestCase::new("driver", status);
+            case.set_classname(result.case.as_str()).set_time(time);
+            case.set_system_err(result.driver_stderr.as_str());
+            suite.add_test_case(case);
+        }
+        for finding in &result.findings {
+            let status = match &finding.verdict {
+                Verdict::Pass(_) => TestCaseStatus::success(),
+                Verdict::Warn(_) if !run.strict => TestCaseStatus::success(),
+                Verdict::Fail(reason) | Verdict::Warn(reason) => {
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status.set_message(reason.as_str());
+                    status.set_type(finding.obligation.level().as_str());
+                    status
+                }
+                Verdict::Skipped(reason) => {
+                    let mut status = TestCaseStatus::skipped();
+                    status.set_message(reason.as_str());
+                    status
+                }
+            };
+            let mut case = TestCase::new(finding.obligation.as_str(), status);
+            case.set_classname(result.case.as_str()).set_time(time);
+            if let Verdict::Warn(reason) | Verdict::Pass(reason) = &finding.verdict {
+                case.set_system_out(format!("{}: {reason}", finding.verdict.kind()));
+            }
+            suite.add_test_case(case);
+        }
+    }
+    for (id, reasons) in &run.ungraded_musts {
+        let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+        status.set_message(format!("MUST {id} was never graded"));
+        status.set_description(reasons.join("\n"));
+        let mut case = TestCase::new(format!("{id} graded"), status);
+        case.set_classname("run");
+        suite.add_test_case(case);
+    }
+    let mut report = Report::new("messaging-conformance");
+    report.add_test_suite(suite);
+    report
+        .to_string()
+        .unwrap_or_else(|e| format!("<!-- junit: {e} -->"))
+}
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// JUnit XML: a suite per run, a test per (case, obligation), and one per driver failure.
-pub fn junit(results: &[CaseResult]) -> String {
-    let tests: usize = results.iter().map(|r| r.findings.len().max(1)).sum();
-    let failures = results
-        .iter()
-        .flat_map(|r| &r.findings)
-        .filter(|f| matches!(f.verdict, Verdict::Fail(_)))
-        .count();
-    let errors = results.iter().filter(|r| r.driver_error.is_some()).count();
-    let mut xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"messaging-conformance\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">\n"
-    );
-    for result in results {
-        let seconds = result.duration_ms as f64 / 1000.0;
-        if let Some(error) = &result.driver_error {
-            let _ = writeln!(
-                xml,
-                "  <testcase classname=\"{}\" name=\"driver\" time=\"{seconds:.3}\"><error message=\"{}\"/></testcase>",
-                escape(result.case),
-                escape(error)
-            );
-            continue;
-        }
-        for finding in &result.findings {
-            let body = match &finding.verdict {
-                Verdict::Pass => String::new(),
-                Verdict::Fail(why) => format!("<failure message=\"{}\"/>", escape(why)),
-                Verdict::Warn(why) => {
-                    format!("<system-out>warning (SHOULD): {}</system-out>", escape(why))
-                }
-                Verdict::Skipped(why) => format!("<skipped message=\"{}\"/>", escape(why)),
-            };
-            let _ = writeln!(
-                xml,
-                "  <testcase classname=\"{}\" name=\"{}\" time=\"{seconds:.3}\">{body}</testcase>",
-                escape(result.case),
-                escape(finding.obligation)
-            );
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
         }
     }
-    xml.push_str("</testsuite>\n");
-    xml
+    out
 }
 
-/// One HTML page, no external assets.
-pub fn html(results: &[CaseResult], driver: &str) -> String {
-    let mut page = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>messaging-conformance report</title><style>\
-         body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}\
-         td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
-         .pass{color:#16794c}.fail{color:#b3261e;font-weight:bold}.warn{color:#a05a00}.skipped{color:#666}\
-         pre{background:#f6f6f6;padding:.6em;overflow:auto;max-height:30em;font-size:.85em}</style></head><body>\
-         <h1>messaging-conformance report</h1>",
-    );
-    let _ = write!(
-        page,
-        "<p>Driver: <code>{}</code></p><table><tr><th>Case</th><th>Obligation</th><th>Verdict</th></tr>",
-        escape(driver)
-    );
-    for result in results {
-        if let Some(error) = &result.driver_error {
-            let _ = write!(
-                page,
-                "<tr><td><a href=\"#{0}\">{0}</a></td><td>—</td><td class=\"fail\">driver error: {1}</td></tr>",
-                escape(result.case),
-                escape(error)
-            );
-        }
-        for finding in &result.findings {
-            let (class, text) = match &finding.verdict {
-                Verdict::Pass => ("pass", "pass".to_owned()),
-                Verdict::Fail(why) => ("fail", format!("FAIL: {why}")),
-                Verdict::Warn(why) => ("warn", format!("warning: {why}")),
-                Verdict::Skipped(why) => ("skipped", format!("skipped: {why}")),
-            };
-            let _ = write!(
-                page,
-                "<tr><td><a href=\"#{0}\">{0}</a></td><td>{1}</td><td class=\"{class}\">{2}</td></tr>",
-                escape(result.case),
-                escape(finding.obligation),
-                escape(&text)
-            );
-        }
+/// Expected against shown, one message per line, as a unified diff (`similar`).
+pub fn conversation_diff(result: &CaseResult) -> Option<String> {
+    let lines = |list: &[crate::cases::ExpectedMessage]| {
+        list.iter()
+            .map(|m| format!("{:?}: {}", m.from, crate::cases::shorten(&m.text)))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
+    let expected = lines(result.expected.as_deref()?);
+    let shown = lines(result.shown.as_deref().unwrap_or_default());
+    if expected == shown {
+        return None;
     }
-    page.push_str("</table>");
-    for result in results {
-        let _ = write!(
-            page,
-            "<h2 id=\"{0}\">{0} <small>({1}, {2} ms)</small></h2>",
-            escape(result.case),
-            escape(result.scenario),
-            result.duration_ms
-        );
-        if result.failed() {
-            let _ = write!(
-                page,
-                "<p>Reproduce: <code>messaging-conformance run --driver {} --only {}</code></p>",
-                escape(&format!("{driver:?}")),
-                escape(result.case)
-            );
-        }
-        for note in &result.notes {
-            let _ = write!(page, "<p>Note: {}</p>", escape(note));
-        }
-        let transcript: String = result
-            .transcript
-            .iter()
-            .map(|line| format!("{line}\n"))
-            .collect();
-        let _ = write!(
-            page,
-            "<details><summary>Transcript ({} lines)</summary><pre>{}</pre></details>",
-            result.transcript.len(),
-            escape(&transcript)
-        );
-        let view = result
-            .view
+    let diff = similar::TextDiff::from_lines(&expected, &shown);
+    Some(
+        diff.unified_diff()
+            .context_radius(20)
+            .header("expected", "shown")
+            .to_string(),
+    )
+}
+
+const STYLE: &str = r#"
+:root{--bg:#f7f7f5;--fg:#1d1f21;--muted:#5f6368;--line:#dedcd7;--card:#fff;--pass:#1e7d3a;--fail:#b3261e;--warn:#8a5a00;--skip:#6b6b6b;--client:#e8f0fe;--mock:#f3e8fd;--accent:#3558d3}
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--fg)}
+main{max-width:1200px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:16px 0 6px}
+.muted{color:var(--muted)}code,pre{font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}
+pre{background:#f1f0ec;border:1px solid var(--line);padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap;word-break:break-word}
+.summary{display:flex;gap:12px;flex-wrap:wrap;margin:16px 0}
+.tile{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 14px;min-width:110px}
+.tile b{display:block;font-size:22px}
+.badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;color:#fff}
+.pass{background:var(--pass)}.fail{background:var(--fail)}.warn{background:var(--warn)}.skipped{background:var(--skip)}
+.verdict-line{margin:2px 0}
+details.case{background:var(--card);border:1px solid var(--line);border-radius:8px;margin:10px 0;padding:0 14px}
+details.case>summary{cursor:pointer;padding:10px 0;font-weight:600;list-style-position:inside}
+details.case[open]>summary{border-bottom:1px solid var(--line);margin-bottom:8px}
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:3px 6px;vertical-align:top;text-align:left}
+th{font-size:12px;color:var(--muted);font-weight:600}
+td.t{width:70px;color:var(--muted);text-align:right;font-variant-numeric:tabular-nums}
+td.client{background:var(--client)}td.mock{background:var(--mock)}td.note{color:var(--muted);font-style:italic}
+.lane{width:45%}.diff-add{color:var(--pass)}.diff-del{color:var(--fail)}
+.banner{border-radius:8px;padding:10px 14px;color:#fff;font-weight:600}
+a{color:var(--accent)}
+"#;
+
+fn badge(kind: &str) -> String {
+    format!("<span class=\"badge {kind}\">{kind}</span>")
+}
+
+fn timeline_html(entries: &[TimelineEntry]) -> String {
+    let mut html = String::from(
+        "<table><tr><th>ms</th><th class=\"lane\">client</th><th class=\"lane\">mock</th></tr>",
+    );
+    for entry in entries.iter().take(2_000) {
+        let detail = entry
+            .detail
             .as_ref()
-            .and_then(|v| serde_json::to_string_pretty(v).ok())
-            .unwrap_or_else(|| "(none)".into());
+            .map(|d| {
+                let text = d.to_string();
+                let shown: String = text.chars().take(600).collect();
+                format!(" <code class=\"muted\">{}</code>", escape(&shown))
+            })
+            .unwrap_or_default();
+        let cell = format!("{}{detail}", escape(&entry.summary));
+        let row = match entry.lane {
+            "client" => format!("<td class=\"client\">{cell}</td><td></td>"),
+            "mock" => format!("<td></td><td class=\"mock\">{cell}</td>"),
+            _ => format!("<td class=\"note\" colspan=\"2\">{cell}</td>"),
+        };
+        let _ = write!(html, "<tr><td class=\"t\">{}</td>{row}</tr>", entry.at_ms);
+    }
+    if entries.len() > 2_000 {
         let _ = write!(
-            page,
-            "<details><summary>Final view</summary><pre>{}</pre></details>",
-            escape(&view)
+            html,
+            "<tr><td></td><td colspan=\"2\" class=\"note\">… {} more</td></tr>",
+            entries.len() - 2_000
         );
     }
-    page.push_str("</body></html>\n");
-    page
+    html.push_str("</table>");
+    html
+}
+
+fn view_summary(view: &crate::contract::View) -> String {
+    let mut parts = Vec::new();
+    if let Some(c) = view.connection {
+        parts.push(format!("{c:?}").to_lowercase());
+    }
+    if let Some(t) = view.typing {
+        if t.agent {
+            parts.push("agent typing".into());
+        }
+        if t.live_agent {
+            parts.push("live agent typing".into());
+        }
+    }
+    if let Some(h) = view
+        .handoff
+        .filter(|h| *h != crate::contract::HandoffState::None)
+    {
+        parts.push(format!("handoff {h:?}").to_lowercase());
+    }
+    if let Some(messages) = view.messages() {
+        parts.push(format!("{} message(s)", messages.len()));
+        if let Some(last) = messages.last() {
+            parts.push(format!(
+                "last: {:?} `{}`{}",
+                last.from,
+                crate::cases::shorten(&last.text),
+                if last.complete { "" } else { " (streaming)" }
+            ));
+        }
+    }
+    if let Some(Some(ended)) = &view.ended {
+        parts.push(format!("ended {}", ended.reason));
+    }
+    parts.join(" · ")
+}
+
+fn case_html(run: &Run<'_>, result: &CaseResult) -> String {
+    let status = if result.failed() {
+        "fail"
+    } else if result.warned() {
+        "warn"
+    } else {
+        "pass"
+    };
+    let open = if status == "pass" { "" } else { " open" };
+    let mut html = format!(
+        "<details class=\"case\" id=\"{id}\"{open}><summary>{} {id} <span class=\"muted\">({} ms, {})</span></summary>",
+        badge(status),
+        result.duration_ms,
+        result.tier.as_str(),
+        id = escape(&result.case)
+    );
+    let _ = write!(html, "<p>{}</p>", escape(&result.description));
+    if let Some(error) = &result.driver_error {
+        let _ = write!(
+            html,
+            "<p class=\"banner\" style=\"background:var(--fail)\">Driver error: {}</p>",
+            escape(error)
+        );
+    }
+    html.push_str("<h3>Obligations</h3>");
+    for finding in &result.findings {
+        let _ = write!(
+            html,
+            "<div class=\"verdict-line\">{} <b>{}</b> <span class=\"muted\">{}</span> — {}</div>",
+            badge(finding.verdict.kind()),
+            finding.obligation,
+            finding.obligation.level().as_str(),
+            escape(finding.verdict.reason())
+        );
+    }
+    for note in &result.notes {
+        let _ = write!(html, "<p class=\"muted\">Note: {}</p>", escape(note));
+    }
+    let _ = write!(
+        html,
+        "<h3>Reproduce</h3><pre>{}</pre>",
+        escape(&run.reproduce(Some(&result.case)))
+    );
+    if let Some(diff) = conversation_diff(result) {
+        let mut lines = String::new();
+        for line in diff.lines() {
+            let class = match line.chars().next() {
+                Some('+') if !line.starts_with("+++") => "diff-add",
+                Some('-') if !line.starts_with("---") => "diff-del",
+                _ => "",
+            };
+            let _ = writeln!(lines, "<span class=\"{class}\">{}</span>", escape(line));
+        }
+        let _ = write!(
+            html,
+            "<h3>Expected conversation against what the app showed</h3><pre>{lines}</pre>"
+        );
+    } else if result.expected.is_some() {
+        html.push_str("<h3>Conversation</h3><p>Shown exactly as expected.</p>");
+    }
+    if !result.params.is_empty() {
+        let params = serde_json::to_string_pretty(&result.params).unwrap_or_default();
+        let _ = write!(
+            html,
+            "<h3>Drawn parameters</h3><pre>{}</pre>",
+            escape(&params)
+        );
+    }
+    let _ = write!(
+        html,
+        "<h3>Frames (client ↔ mock, ms since the case started)</h3>{}",
+        timeline_html(&result.timeline)
+    );
+    html.push_str("<h3>View timeline</h3><table><tr><th>from</th><th>to</th><th>what the app showed</th></tr>");
+    for span in &result.views {
+        let json = serde_json::to_string_pretty(&span.view).unwrap_or_default();
+        let _ = write!(
+            html,
+            "<tr><td class=\"t\">{}</td><td class=\"t\">{}</td><td><details><summary>{}</summary><pre>{}</pre></details></td></tr>",
+            span.from_ms,
+            span.to_ms,
+            escape(&view_summary(&span.view)),
+            escape(&json)
+        );
+    }
+    html.push_str("</table>");
+    if !result.driver_logs.is_empty() {
+        let _ = write!(
+            html,
+            "<h3>Driver log lines</h3><pre>{}</pre>",
+            escape(&result.driver_logs.join("\n"))
+        );
+    }
+    if !result.driver_stderr.is_empty() {
+        let _ = write!(
+            html,
+            "<h3>Driver stderr</h3><pre>{}</pre>",
+            escape(&result.driver_stderr)
+        );
+    }
+    html.push_str("</details>");
+    html
+}
+
+/// The self-contained page.
+pub fn html(run: &Run<'_>) -> String {
+    let mut html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Conformance report</title><style>{STYLE}</style></head><body><main>"
+    );
+    let (banner, colour) = if run.passed {
+        ("Passed", "var(--pass)")
+    } else {
+        ("Failed", "var(--fail)")
+    };
+    let _ = write!(
+        html,
+        "<h1>Messaging API conformance report</h1><p class=\"muted\">Driver <code>{}</code> · profile {} · seed {} · {} case(s) · {:.1} s</p><p class=\"banner\" style=\"background:{colour}\">{banner}</p>",
+        escape(&run.driver),
+        run.profile.as_str(),
+        run.seed,
+        run.cases.len(),
+        run.duration_ms as f64 / 1000.0
+    );
+    html.push_str("<div class=\"summary\">");
+    for (kind, count) in run.counts() {
+        let _ = write!(
+            html,
+            "<div class=\"tile\"><b>{count}</b>{}</div>",
+            badge(kind)
+        );
+    }
+    let failed = run.cases.iter().filter(|c| c.failed()).count();
+    let _ = write!(
+        html,
+        "<div class=\"tile\"><b>{failed} / {}</b>cases failed</div></div>",
+        run.cases.len()
+    );
+    for (id, reasons) in &run.ungraded_musts {
+        let _ = write!(
+            html,
+            "<p class=\"banner\" style=\"background:var(--fail)\">MUST {id} was never graded: {}</p>",
+            escape(&reasons.join("; "))
+        );
+    }
+    let _ = write!(
+        html,
+        "<p>Reproduce the run: <code>{}</code></p>",
+        escape(&run.reproduce(None))
+    );
+    html.push_str("<h2>By obligation</h2><table><tr><th>id</th><th>level</th><th>obligation</th><th>pass</th><th>fail</th><th>warn</th><th>skipped</th></tr>");
+    for (obligation, [pass, fail, warn, skipped]) in run.by_obligation() {
+        let _ = write!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{pass}</td><td>{fail}</td><td>{warn}</td><td>{skipped}</td></tr>",
+            obligation.id,
+            obligation.level.as_str(),
+            escape(obligation.summary),
+        );
+    }
+    html.push_str("</table><h2>Cases</h2>");
+    let mut order: Vec<&CaseResult> = run.cases.iter().collect();
+    order.sort_by_key(|c| (!c.failed(), !c.warned()));
+    for result in order {
+        html.push_str(&case_html(run, result));
+    }
+    html.push_str("</main></body></html>\n");
+    html
 }
 
 /// Writes `results.json`, `junit.xml` and `report.html` into `dir`.
-pub fn write(dir: &Path, results: &[CaseResult], driver: &str) -> std::io::Result<()> {
+pub fn write(dir: &Path, run: &Run<'_>) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let json = serde_json::to_string_pretty(results).map_err(std::io::Error::other)?;
+    let json = serde_json::to_string_pretty(run).map_err(std::io::Error::other)?;
     std::fs::write(dir.join("results.json"), json)?;
-    std::fs::write(dir.join("junit.xml"), junit(results))?;
-    std::fs::write(dir.join("report.html"), html(results, driver))
+    std::fs::write(dir.join("junit.xml"), junit(run))?;
+    std::fs::write(dir.join("report.html"), html(run))
 }
 
 #[cfg(test)]
@@ -160,54 +488,81 @@ mod tests {
 
     fn result(verdict: Verdict, driver_error: Option<&str>) -> CaseResult {
         CaseResult {
-            case: "a-case",
-            scenario: "playground",
+            case: "a-case".into(),
+            description: "d".into(),
+            tier: Tier::Quick,
+            seed: 7,
+            params: Default::default(),
             findings: vec![Finding {
-                obligation: "MSG-2",
+                obligation: ObligationId::Msg2,
                 verdict,
             }],
             driver_error: driver_error.map(str::to_owned),
             notes: vec!["a <note>".into()],
             duration_ms: 1500,
-            transcript: vec![serde_json::json!(["→", {"type": "EVENT_TYPE_HEARTBEAT"}])],
-            view: None,
+            timeline: Vec::new(),
+            views: Vec::new(),
+            expected: Some(vec![crate::cases::ExpectedMessage {
+                from: crate::contract::Author::Agent,
+                text: "hello".into(),
+            }]),
+            shown: Some(Vec::new()),
+            driver_logs: vec!["log \u{1b}[31m line".into()],
+            driver_stderr: "err \u{0} <x>".into(),
         }
     }
 
     #[test]
-    fn junit_counts_failures_skips_and_errors_and_escapes_text() {
-        let xml = junit(&[
-            result(Verdict::Fail("shows `x` <twice>".into()), None),
-            result(Verdict::Skipped("not observable".into()), None),
-            result(Verdict::Pass, Some("crashed")),
-        ]);
+    fn junit_is_valid_xml_for_any_driver_text() {
+        let cases = [
+            result(Verdict::Fail("bad \u{1} <frame> & \"quote\"".into()), None),
+            result(
+                Verdict::Skipped("not observable".into()),
+                Some("crash \u{7}"),
+            ),
+        ];
+        let run = Run::new("node d.js".into(), Tier::Full, 7, false, 10, &cases);
+        let xml = junit(&run);
+        assert!(xml.contains("testsuite"), "{xml}");
+        assert!(xml.contains("failures=\"1\""), "{xml}");
         assert!(
-            xml.contains(r#"tests="3" failures="1" errors="1""#),
-            "{xml}"
+            !xml.contains('\u{1}') && !xml.contains('\u{7}'),
+            "control characters escaped: {xml}"
         );
-        assert!(
-            xml.contains("<failure message=\"shows `x` &lt;twice&gt;\"/>"),
-            "{xml}"
-        );
-        assert!(
-            xml.contains("<skipped message=\"not observable\"/>"),
-            "{xml}"
-        );
-        assert!(xml.contains("<error message=\"crashed\"/>"), "{xml}");
+        assert!(xml.contains("&lt;frame&gt;"), "{xml}");
     }
 
     #[test]
-    fn the_page_links_failures_to_a_reproduce_command() {
-        let page = html(
-            &[result(Verdict::Fail("broken".into()), None)],
-            "node driver.js",
+    fn the_page_puts_failures_first_and_shows_the_diff_and_reproduce_command() {
+        let cases = [
+            result(Verdict::Pass("fine".into()), None),
+            CaseResult {
+                case: "broken-case".into(),
+                ..result(Verdict::Fail("shows it twice".into()), None)
+            },
+        ];
+        let run = Run::new(
+            "node my driver.js".into(),
+            Tier::Full,
+            42,
+            false,
+            10,
+            &cases,
         );
-        assert!(page.contains("class=\"fail\">FAIL: broken"), "{page}");
-        assert!(page.contains("--only a-case"), "{page}");
-        assert!(page.contains("a &lt;note&gt;"), "notes are escaped");
+        let page = html(&run);
+        let failing = page.find("id=\"broken-case\"").expect("the failing case");
+        let passing = page.find("id=\"a-case\"").expect("the passing case");
+        assert!(failing < passing, "failing cases come first");
+        assert!(page.contains("<details class=\"case\" id=\"broken-case\" open>"));
         assert!(
-            page.contains("EVENT_TYPE_HEARTBEAT"),
-            "the transcript is on the page"
+            page.contains("diff-del"),
+            "the missing message is a removed line"
         );
+        assert!(
+            page.contains("--driver &#39;node my driver.js&#39; --seed 42"),
+            "the driver command is shell-quoted"
+        );
+        assert!(page.contains("a &lt;note&gt;"));
+        assert!(!page.contains("<script"), "no script in the report");
     }
 }

@@ -5,14 +5,23 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-/// `POST base+path` with `headers` (the caller sets `Content-Type`) and `body`: the status and the JSON answer
-/// (`Value::Null` when the body is not JSON).
+/// What a REST call answered.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    /// The JSON body (`Value::Null` when it is not JSON).
+    pub body: Value,
+    /// `Retry-After` in seconds, when given.
+    pub retry_after: Option<u64>,
+}
+
+/// `POST base+path` with `headers` (the caller sets `Content-Type`) and `body`.
 pub async fn post_json(
     base_url: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
-) -> Result<(u16, Value), String> {
+) -> Result<Answer, String> {
     let authority = base_url
         .strip_prefix("http://")
         .ok_or_else(|| format!("{base_url}: only http:// base URLs are supported"))?
@@ -38,14 +47,20 @@ pub async fn post_json(
         .await
         .map_err(|e| format!("POST {path}: {e}"))?;
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     let bytes = response
         .into_body()
         .collect()
         .await
         .map_err(|e| format!("POST {path}: {e}"))?
         .to_bytes();
-    Ok((
+    Ok(Answer {
         status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        retry_after,
+    })
 }

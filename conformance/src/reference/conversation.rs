@@ -4,12 +4,14 @@
 use std::collections::{HashMap, HashSet};
 
 use mock_server::protocol::{
-    Metadata, PolyAgentMessageChunk, ServerEnvelope, ServerEvent, TypingState,
+    Metadata, PolyAgentMessageChunk, ServerEnvelope, ServerEvent, TypingState, encode_server_frame,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::contract::{
-    View, ViewAgent, ViewEnded, ViewLiveAgent, ViewMessage, ViewSystemMessage, ViewTyping,
+    Author, HandoffState, MessageStatus, View, ViewAgent, ViewClientHandoff, ViewEnded,
+    ViewLiveAgent, ViewMessage, ViewQueue, ViewSystemMessage, ViewTyping,
 };
 
 /// The metadata key carrying the client's id for a sent message (spec §4.4).
@@ -20,7 +22,7 @@ pub const CLIENT_EVENT_ID: &str = "client_event_id";
 type OrderKey = (u64, u64);
 
 /// A user message sent but not yet echoed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
     pub client_event_id: String,
     pub text: String,
@@ -42,6 +44,8 @@ pub struct Conversation {
     last_sequence: u64,
     arrivals: u64,
     pub pending: Vec<Pending>,
+    /// The join was sent in this session (it survives a restart with the rest).
+    pub join_sent: bool,
 }
 
 fn client_event_id(metadata: Option<&Metadata>) -> Option<String> {
@@ -61,6 +65,14 @@ impl Conversation {
     /// The highest sequence seen: the reconnect cursor (spec §3.6).
     pub fn last_sequence(&self) -> u64 {
         self.last_sequence
+    }
+
+    /// Every event, in order, as the wire had it: what a restart keeps.
+    pub fn events(&self) -> Vec<String> {
+        self.log
+            .iter()
+            .map(|(_, envelope)| encode_server_frame(envelope))
+            .collect()
     }
 
     /// Takes in one frame; batches are flattened (spec §11 MSG-1). Returns whether anything new
@@ -117,6 +129,15 @@ impl Conversation {
         self.log.iter().any(|(_, e)| wanted(&e.event))
     }
 
+    /// The agent joined, or the join went out: either way no second join (WS-3/4).
+    pub fn agent_joined_or_asked(&self) -> bool {
+        self.join_sent || self.has(|e| matches!(e, ServerEvent::PolyAgentJoined(_)))
+    }
+
+    pub fn ended(&self) -> bool {
+        self.has(|e| matches!(e, ServerEvent::SessionEnd(_)))
+    }
+
     pub fn session_start(&self) -> Option<&mock_server::protocol::Capabilities> {
         self.log.iter().find_map(|(_, e)| match &e.event {
             ServerEvent::SessionStart(start) => Some(&start.capabilities),
@@ -126,6 +147,7 @@ impl Conversation {
 
     /// What the app shows, folded from the ordered events.
     pub fn view(&self) -> View {
+        let defects = self.defects;
         let mut messages: Vec<ViewMessage> = Vec::new();
         let mut chunks: HashMap<String, Vec<(u64, PolyAgentMessageChunk)>> = HashMap::new();
         let mut echoed: HashSet<String> = HashSet::new();
@@ -133,26 +155,36 @@ impl Conversation {
         let mut view = View {
             agent: Some(None),
             live_agent: Some(None),
-            handoff: Some("none".into()),
+            handoff: Some(HandoffState::None),
             queue: Some(None),
             client_handoff: Some(None),
             language: Some(None),
             ended: Some(None),
             ..View::default()
         };
+        let mut latest_language: (u64, Option<String>) = (0, None);
         let mut system = Vec::new();
         let reply = |id: &str,
-                     from: &str,
+                     from: Author,
                      text: &str,
                      attachments: Vec<Value>,
                      suggestions: Vec<String>| ViewMessage {
             message_id: Some(id.to_owned()),
-            from: from.to_owned(),
+            from,
             text: text.to_owned(),
             attachments,
-            suggestions,
+            suggestions: if defects.no_suggestions {
+                Vec::new()
+            } else {
+                suggestions
+            },
             complete: true,
             status: None,
+        };
+        let clear = |typing: &mut ViewTyping| {
+            if !defects.typing_forever {
+                typing.agent = false;
+            }
         };
         for (_, envelope) in &self.log {
             match &envelope.event {
@@ -165,31 +197,31 @@ impl Conversation {
                     }
                     let mut message = reply(
                         echo.message_id.as_str(),
-                        "user",
+                        Author::User,
                         &echo.text,
                         Vec::new(),
                         Vec::new(),
                     );
-                    message.status = Some("sent".into());
+                    message.status = Some(MessageStatus::Sent);
                     messages.push(message);
                 }
                 ServerEvent::PolyAgentMessage(m) => {
-                    typing.agent = false;
+                    clear(&mut typing);
                     let (attachments, suggestions) =
                         extras(&m.attachments, &m.response_suggestions);
                     messages.push(reply(
                         m.message_id.as_str(),
-                        "agent",
+                        Author::Agent,
                         &m.text,
                         attachments,
                         suggestions,
                     ));
                 }
                 ServerEvent::PolyAgentMessageChunk(chunk) => {
-                    typing.agent = false;
+                    clear(&mut typing);
                     let id = chunk.message_id.as_str();
                     if !chunks.contains_key(id) {
-                        messages.push(reply(id, "agent", "", Vec::new(), Vec::new()));
+                        messages.push(reply(id, Author::Agent, "", Vec::new(), Vec::new()));
                     }
                     let arrival = self
                         .arrival_of
@@ -207,17 +239,17 @@ impl Conversation {
                         extras(&m.attachments, &m.response_suggestions);
                     messages.push(reply(
                         m.message_id.as_str(),
-                        "live_agent",
+                        Author::LiveAgent,
                         &m.text,
                         attachments,
                         suggestions,
                     ));
                 }
                 ServerEvent::PolyAgentThinking(_) => {
-                    typing.agent = !self.defects.no_typing_indicator
+                    typing.agent = !defects.no_typing_indicator;
                 }
                 ServerEvent::LiveAgentTyping(t) => {
-                    typing.live_agent = t.state == TypingState::Started
+                    typing.live_agent = t.state == TypingState::Started;
                 }
                 ServerEvent::PolyAgentJoined(j) => {
                     view.agent = Some(Some(ViewAgent {
@@ -225,41 +257,67 @@ impl Conversation {
                         avatar_url: j.agent_avatar_url.clone(),
                     }));
                 }
+                ServerEvent::PolyAgentLeft(_) => clear(&mut typing),
                 ServerEvent::LiveAgentJoined(j) => {
                     view.live_agent = Some(Some(ViewLiveAgent {
                         id: j.agent.id.clone(),
                         name: j.agent.name.clone(),
                         avatar_url: j.agent.avatar_url.clone(),
                     }));
-                    view.handoff = Some("live".into());
+                    view.handoff = Some(HandoffState::Live);
                 }
                 ServerEvent::LiveAgentLeft(_) => {
                     view.live_agent = Some(None);
                     typing.live_agent = false;
-                    view.handoff = Some("ended".into());
+                    view.handoff = Some(HandoffState::Ended);
                 }
                 ServerEvent::PolyAgentTriggeredHandoff(_) => {
-                    view.handoff = Some("triggered".into())
+                    clear(&mut typing);
+                    view.handoff = Some(HandoffState::Triggered);
                 }
-                ServerEvent::HandoffAccepted(_) => view.handoff = Some("accepted".into()),
-                ServerEvent::HandoffQueueStatus(q) => view.queue = Some(Some(to_json(q))),
-                ServerEvent::ClientHandoffRequired(c) => {
-                    view.handoff = Some("client_required".into());
-                    view.client_handoff = Some(Some(to_json(c)));
-                }
-                ServerEvent::HandoffFailed(_) => view.handoff = Some("failed".into()),
-                ServerEvent::HandoffTimeout(_) => view.handoff = Some("timeout".into()),
-                ServerEvent::LanguageChanged(l) => {
-                    view.language = Some(Some(l.language_code.clone()))
-                }
-                ServerEvent::SystemMessage(m) => system.push(ViewSystemMessage {
-                    level: m.level.as_str().to_owned(),
-                    message: m.message.clone(),
-                }),
-                ServerEvent::SessionEnd(end) => {
-                    view.ended = Some(Some(ViewEnded {
-                        reason: end.reason.as_str().to_owned(),
+                ServerEvent::HandoffAccepted(_) => view.handoff = Some(HandoffState::Accepted),
+                ServerEvent::HandoffQueueStatus(q) if !defects.no_queue_status => {
+                    view.queue = Some(Some(ViewQueue {
+                        queue_name: q.queue_name.clone(),
+                        position_in_queue: q.position_in_queue.map(u64::from),
+                        estimated_wait_seconds: q.estimated_wait_seconds.map(u64::from),
                     }));
+                }
+                ServerEvent::ClientHandoffRequired(c) => {
+                    view.handoff = Some(HandoffState::ClientRequired);
+                    view.client_handoff = Some(Some(ViewClientHandoff {
+                        reason: c.reason.as_str().to_owned(),
+                        queue_name: c.queue_name.clone(),
+                    }));
+                }
+                ServerEvent::HandoffFailed(_) => view.handoff = Some(HandoffState::Failed),
+                ServerEvent::HandoffTimeout(_) => view.handoff = Some(HandoffState::Timeout),
+                ServerEvent::LanguageChanged(l) => {
+                    // The latest by order; with the defect, the latest to arrive.
+                    let arrival = self.arrival_of.get(envelope.id.as_str()).copied();
+                    if defects.language_by_arrival {
+                        let arrival = arrival.unwrap_or(0);
+                        if arrival >= latest_language.0 {
+                            latest_language = (arrival, Some(l.language_code.clone()));
+                        }
+                    } else {
+                        latest_language.1 = Some(l.language_code.clone());
+                    }
+                }
+                ServerEvent::SystemMessage(m) => {
+                    clear(&mut typing);
+                    system.push(ViewSystemMessage {
+                        level: m.level.as_str().to_owned(),
+                        message: m.message.clone(),
+                    });
+                }
+                ServerEvent::SessionEnd(end) => {
+                    let reason = if defects.generic_end_reason {
+                        "REASON_NATURAL_END".to_owned()
+                    } else {
+                        end.reason.as_str().to_owned()
+                    };
+                    view.ended = Some(Some(ViewEnded { reason }));
                     typing = ViewTyping::default();
                 }
                 // Echoes of our own control frames, history markers, and types this client does
@@ -267,6 +325,7 @@ impl Conversation {
                 _ => {}
             }
         }
+        view.language = Some(latest_language.1);
         // Streamed messages: chunks in `chunk_index` order, complete once every chunk up to
         // the one marked complete is here (spec §7).
         for message in &mut messages {
@@ -283,13 +342,13 @@ impl Conversation {
                 .count();
             let mut applied: Vec<&PolyAgentMessageChunk> =
                 parts[..contiguous].iter().map(|(_, c)| c).collect();
-            if self.defects.chunks_in_arrival_order {
+            if defects.chunks_in_arrival_order {
                 let mut by_arrival: Vec<&(u64, PolyAgentMessageChunk)> =
                     parts[..contiguous].to_vec();
                 by_arrival.sort_by_key(|(arrival, _)| *arrival);
                 applied = by_arrival.into_iter().map(|(_, c)| c).collect();
             }
-            let drop_final = self.defects.drop_final_chunk_extras;
+            let drop_final = defects.drop_final_chunk_extras;
             let extras_of = move |c: &&&PolyAgentMessageChunk| !(drop_final && c.is_complete);
             message.text = applied.iter().map(|c| c.text.as_str()).collect();
             message.attachments = applied
@@ -305,19 +364,30 @@ impl Conversation {
                         .iter()
                         .map(|s| s.message_text.clone())
                 })
+                .filter(|_| !defects.no_suggestions)
                 .collect();
-            message.complete = applied.iter().any(|c| c.is_complete);
+            message.complete = defects.complete_early || applied.iter().any(|c| c.is_complete);
         }
         for pending in &self.pending {
             messages.push(ViewMessage {
                 message_id: None,
-                from: "user".into(),
+                from: Author::User,
                 text: pending.text.clone(),
                 attachments: Vec::new(),
                 suggestions: Vec::new(),
                 complete: true,
-                status: Some(if pending.failed { "failed" } else { "sending" }.into()),
+                status: Some(if pending.failed {
+                    MessageStatus::Failed
+                } else {
+                    MessageStatus::Sending
+                }),
             });
+        }
+        if defects.typing_while_unanswered {
+            // "Typing" whenever the user's last message has no answer after it.
+            let last_user = messages.iter().rposition(|m| m.from == Author::User);
+            let last_agent = messages.iter().rposition(|m| m.from != Author::User);
+            typing.agent = last_user.is_some() && last_user > last_agent;
         }
         view.messages = Some(messages);
         view.typing = Some(typing);

@@ -1,20 +1,26 @@
 //! The reference client: a Rust client of the Messaging API that keeps every client obligation
-//! of spec §11. The kit's own tests run it to prove the checks pass an honest client, and Rust
-//! apps can use it as an SDK.
+//! of spec §11. The kit's own tests run it to prove the checks pass an honest client (and its
+//! defects, [`defects`], to prove they fail a broken one); Rust apps can use it as an SDK.
 //!
 //! What it does, obligation by obligation: token then session with the documented headers
-//! (AUTH-1/2); a fresh token per session (AUTH-3); both query parameters (WS-1); the join only
-//! after the history, only on a new session, only once (WS-2/3/4); only well-formed client
-//! frames (WS-5/6); heartbeats at the advertised interval (HB-1/2); on an unexpected close,
-//! the same session and token with `cursor` = highest sequence, backing off 1 s, 2 s, … up to
-//! 30 s for at most `max_reconnect_attempts` tries (RC-1/2/3/4); a new session after a 404 or
-//! 401 handshake (RC-5); batches flattened, events deduplicated by `id` and ordered by
-//! `sequence`, chunks assembled in `chunk_index` order (MSG-1/2/3/4); unechoed messages resent
-//! every 5 s, three times, then marked failed (MSG-5); no reconnect after `SESSION_END`
-//! (UX-4); errors and unknown events survive (ERR-1/2).
+//! (AUTH-1/2); a fresh token per session (AUTH-3); on 429 it waits `Retry-After`, on 5xx
+//! 0.5 s, 1 s, 2 s … (AUTH-5); both query parameters (WS-1); the join only after the history,
+//! only on a new session, only once (WS-2/3/4); only well-formed frames within the advertised
+//! size (WS-5/6/7); heartbeats at the advertised interval, 30 s when none is (HB-1/2); on an
+//! unexpected close, the same session and token with `cursor` = highest sequence, 1 s after
+//! the drop, then 2 s, 4 s … up to 30 s, for exactly `max_reconnect_attempts` attempts, then
+//! closed (RC-1/2/3/4); a new session (and token) after a 404 or 401 handshake (RC-5);
+//! batches flattened, events deduplicated by `id`, ordered by `sequence`, chunks assembled in
+//! `chunk_index` order (MSG-1/2/3/4); unechoed messages resent 5 s, 15 s and 30 s after they
+//! were sent, then marked failed (MSG-5); typing shown while the agent thinks or the live
+//! agent types (UX-1); after `SESSION_END` it closes the socket and stays closed (UX-4);
+//! errors and unknown events change nothing (ERR-1/2). `suspend` and `resume` carry a session
+//! across an app restart (the contract's `restart`).
 
 pub mod conversation;
+pub mod defects;
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,13 +29,19 @@ use mock_server::protocol::{
     ClientEvent, ClientFrame, Metadata, ServerEvent, TypingState, UserMessage, UserTyping,
     decode_server_frame, encode_client_frame,
 };
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::contract::View;
+use crate::contract::{ConnectionState, View};
 use crate::rest::post_json;
 use conversation::{CLIENT_EVENT_ID, Conversation, Pending};
+pub use defects::{Defects, Mutant, mutants};
+
+/// Where the client keeps its session across a restart, in the app's working directory. (A
+/// real app would use the platform's secure storage for the token, spec §11 SEC-1.)
+pub const STATE_FILE: &str = ".reference-client-session.json";
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
@@ -42,106 +54,6 @@ pub struct ClientConfig {
     pub defects: Defects,
 }
 
-/// One switch per obligation a broken client might break. The kit's own tests turn each on
-/// alone and check that the check for that obligation catches it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Defects {
-    /// Shows an event again when it arrives twice (breaks MSG-2).
-    pub no_dedup: bool,
-    /// Shows events in arrival order instead of sequence order (breaks MSG-3).
-    pub arrival_order: bool,
-    /// Ignores the events inside batches (breaks MSG-1).
-    pub no_batch_flattening: bool,
-    /// Sends the join on every connection (breaks WS-4).
-    pub join_on_reconnect: bool,
-    /// Sends the join as soon as the socket opens, before the history (breaks WS-2).
-    pub join_before_history: bool,
-    /// Creates a new session instead of reconnecting (breaks RC-1).
-    pub new_session_on_reconnect: bool,
-    /// Reconnects without a cursor (breaks RC-2).
-    pub no_cursor: bool,
-    /// Never sends heartbeats (breaks HB-1).
-    pub no_heartbeat: bool,
-    /// Heartbeats every 30 s whatever the server advertises (breaks HB-2).
-    pub fixed_heartbeat: bool,
-    /// Reconnects after `SESSION_END` (breaks UX-4).
-    pub reconnect_after_end: bool,
-    /// Closes the socket on an event type it does not know (breaks ERR-2).
-    pub close_on_unknown_event: bool,
-    /// Closes the socket on an error `SYSTEM_MESSAGE` (breaks ERR-1).
-    pub close_on_error_message: bool,
-    /// Sends messages over the advertised size limit (breaks WS-7).
-    pub oversized_frames: bool,
-    /// Never resends an unechoed message (breaks MSG-5).
-    pub no_resend: bool,
-    /// Reconnects at once, again and again, with no backoff and no limit (breaks RC-3/RC-4).
-    pub no_backoff: bool,
-    /// Sends the REST calls as `text/plain` (breaks AUTH-1/AUTH-2).
-    pub no_content_type: bool,
-    /// Never shows the agent typing (breaks UX-1).
-    pub no_typing_indicator: bool,
-    /// Reconnects with a cursor two behind the highest sequence seen (breaks RC-2).
-    pub stale_cursor: bool,
-    /// Puts an `id` on every frame it sends (breaks WS-5).
-    pub server_fields: bool,
-    /// Joins chunks in arrival order instead of `chunk_index` order (breaks MSG-4).
-    pub chunks_in_arrival_order: bool,
-    /// Drops the attachments and suggestions of a stream's final chunk (breaks MSG-4).
-    pub drop_final_chunk_extras: bool,
-    /// Gives up on the first failed REST call (breaks AUTH-5).
-    pub no_rest_retry: bool,
-}
-
-impl Defects {
-    /// Every single-defect client, with its name.
-    pub fn each() -> Vec<(&'static str, Defects)> {
-        let one = |set: fn(&mut Defects)| {
-            let mut defects = Defects::default();
-            set(&mut defects);
-            defects
-        };
-        vec![
-            ("no-dedup", one(|d| d.no_dedup = true)),
-            ("arrival-order", one(|d| d.arrival_order = true)),
-            ("no-batch-flattening", one(|d| d.no_batch_flattening = true)),
-            ("join-on-reconnect", one(|d| d.join_on_reconnect = true)),
-            ("join-before-history", one(|d| d.join_before_history = true)),
-            (
-                "new-session-on-reconnect",
-                one(|d| d.new_session_on_reconnect = true),
-            ),
-            ("no-cursor", one(|d| d.no_cursor = true)),
-            ("no-heartbeat", one(|d| d.no_heartbeat = true)),
-            ("fixed-heartbeat", one(|d| d.fixed_heartbeat = true)),
-            ("reconnect-after-end", one(|d| d.reconnect_after_end = true)),
-            (
-                "close-on-unknown-event",
-                one(|d| d.close_on_unknown_event = true),
-            ),
-            (
-                "close-on-error-message",
-                one(|d| d.close_on_error_message = true),
-            ),
-            ("oversized-frames", one(|d| d.oversized_frames = true)),
-            ("no-resend", one(|d| d.no_resend = true)),
-            ("no-backoff", one(|d| d.no_backoff = true)),
-            ("no-content-type", one(|d| d.no_content_type = true)),
-            ("no-typing-indicator", one(|d| d.no_typing_indicator = true)),
-            ("stale-cursor", one(|d| d.stale_cursor = true)),
-            ("server-fields", one(|d| d.server_fields = true)),
-            (
-                "chunks-in-arrival-order",
-                one(|d| d.chunks_in_arrival_order = true),
-            ),
-            (
-                "drop-final-chunk-extras",
-                one(|d| d.drop_final_chunk_extras = true),
-            ),
-            ("no-rest-retry", one(|d| d.no_rest_retry = true)),
-        ]
-    }
-}
-
 /// How long to wait for an echo before resending a message (spec §4.4).
 const ECHO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Resends before a message is marked failed (spec §4.4).
@@ -149,6 +61,10 @@ const MAX_RESENDS: u32 = 3;
 /// Reconnect backoff: first retry and cap (spec §3.6).
 const BACKOFF_START: Duration = Duration::from_secs(1);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// REST retries after a 5xx start here and double (spec §10.1 asks only for exponential).
+const REST_BACKOFF_START: Duration = Duration::from_millis(500);
+/// Attempts of one REST call before giving up.
+const REST_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -166,13 +82,22 @@ pub enum ClientError {
     Closed,
     #[error("{0}")]
     Usage(String),
+    #[error("cannot keep the session for a restart: {0}")]
+    Persist(String),
+}
+
+/// Credentials of one session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    token: String,
+    id: String,
 }
 
 #[derive(Debug)]
 struct Shared {
     conversation: Mutex<Conversation>,
-    connection: Mutex<&'static str>,
-    session_id: Mutex<Option<String>>,
+    connection: Mutex<ConnectionState>,
+    session: Mutex<Session>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,91 +106,111 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// What survives an app restart.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    session: Session,
+    streaming: bool,
+    /// Every server event the client had, as received (already deduplicated).
+    events: Vec<String>,
+    pending: Vec<Pending>,
+}
+
 /// A running client.
 #[derive(Debug)]
 pub struct ReferenceClient {
     shared: Arc<Shared>,
-    defects: Defects,
+    config: ClientConfig,
     outgoing: mpsc::UnboundedSender<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Credentials of one session.
-#[derive(Debug, Clone)]
-struct Session {
-    token: String,
-    id: String,
-}
-
-/// `post_json`, retried on 5xx with backoff (1 s, 2 s, 4 s) and on 429 after `Retry-After`
-/// (spec §11 AUTH-5; the response carries no headers here, so 429 waits the 1 s minimum).
+/// `post_json`, retried: after a 429 once `Retry-After` has passed, after a 5xx with a
+/// doubling delay (spec §11 AUTH-5).
 async fn post_retrying(
     config: &ClientConfig,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
-) -> Result<(u16, serde_json::Value), ClientError> {
-    let mut delay = BACKOFF_START;
-    for attempt in 0..=3 {
-        let (status, answer) = post_json(&config.base_url, path, headers, body)
+) -> Result<crate::rest::Answer, ClientError> {
+    let defects = config.defects;
+    let mut delay = REST_BACKOFF_START;
+    for attempt in 1..=REST_ATTEMPTS {
+        let answer = post_json(&config.base_url, path, headers, body)
             .await
             .map_err(ClientError::Http)?;
-        let retry = status == 429 || status >= 500;
-        if !retry || attempt == 3 || config.defects.no_rest_retry {
-            return Ok((status, answer));
+        let retryable = answer.status == 429 || answer.status >= 500;
+        if !retryable || attempt == REST_ATTEMPTS || defects.no_rest_retry {
+            return Ok(answer);
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(BACKOFF_CAP);
+        let wait = if answer.status == 429 {
+            if defects.retry_after_ignored {
+                Duration::from_millis(500)
+            } else {
+                Duration::from_secs(answer.retry_after.unwrap_or(1))
+            }
+        } else if defects.rest_constant_backoff {
+            Duration::from_secs(1)
+        } else {
+            let wait = delay;
+            delay = (delay * 2).min(BACKOFF_CAP);
+            wait
+        };
+        tokio::time::sleep(wait).await;
     }
-    unreachable!("the loop returns on its last attempt")
+    Err(ClientError::Http(format!("{path}: no answer")))
 }
 
-async fn new_session(config: &ClientConfig) -> Result<Session, ClientError> {
-    let json = if config.defects.no_content_type {
+/// A token (fresh, unless `reuse` is given and the defect keeps tokens) and a session.
+async fn new_session(config: &ClientConfig, reuse: Option<&str>) -> Result<Session, ClientError> {
+    let defects = config.defects;
+    let json = if defects.no_content_type {
         "text/plain"
     } else {
         "application/json"
     };
-    let (status, body) = post_retrying(
-        config,
-        "/api/v1/access-token",
-        &[
-            ("x-token", &config.connector_token),
-            ("x-host", &config.host),
-            ("content-type", json),
-        ],
-        "{}",
-    )
-    .await?;
-    let token = match (status, body["access_token"].as_str()) {
-        (200, Some(token)) => token.to_owned(),
-        _ => {
-            return Err(ClientError::Refused {
-                endpoint: "/api/v1/access-token",
-                status,
-                body: body.to_string(),
-            });
+    let token = match reuse.filter(|_| defects.token_reuse) {
+        Some(token) => token.to_owned(),
+        None => {
+            let mut headers = vec![
+                ("x-token", config.connector_token.as_str()),
+                ("content-type", json),
+            ];
+            if !defects.no_x_host {
+                headers.push(("x-host", config.host.as_str()));
+            }
+            let answer = post_retrying(config, "/api/v1/access-token", &headers, "{}").await?;
+            match (answer.status, answer.body["access_token"].as_str()) {
+                (200, Some(token)) => token.to_owned(),
+                _ => {
+                    return Err(ClientError::Refused {
+                        endpoint: "/api/v1/access-token",
+                        status: answer.status,
+                        body: answer.body.to_string(),
+                    });
+                }
+            }
         }
     };
     let bearer = format!("Bearer {token}");
     let request =
         serde_json::json!({ "streaming_enabled": config.streaming, "platform": "custom" });
-    let (status, body) = post_retrying(
+    let answer = post_retrying(
         config,
         "/api/v1/sessions",
         &[("authorization", &bearer), ("content-type", json)],
         &request.to_string(),
     )
     .await?;
-    match (status, body["session_id"].as_str()) {
+    match (answer.status, answer.body["session_id"].as_str()) {
         (200, Some(id)) => Ok(Session {
             token,
             id: id.to_owned(),
         }),
         _ => Err(ClientError::Refused {
             endpoint: "/api/v1/sessions",
-            status,
-            body: body.to_string(),
+            status: answer.status,
+            body: answer.body.to_string(),
         }),
     }
 }
@@ -290,6 +235,12 @@ fn ws_url(config: &ClientConfig, session: &Session, cursor: u64) -> String {
     url
 }
 
+async fn connect(url: &str) -> Result<Socket, tungstenite::Error> {
+    tokio_tungstenite::connect_async(url)
+        .await
+        .map(|(socket, _)| socket)
+}
+
 /// The status of a refused handshake, if that is what happened.
 fn refused_status(error: &tungstenite::Error) -> Option<u16> {
     match error {
@@ -302,29 +253,90 @@ impl ReferenceClient {
     /// Starts a conversation: token, session, socket. Returns once the socket is open; the
     /// join follows the history.
     pub async fn start(config: ClientConfig) -> Result<Self, ClientError> {
-        let session = new_session(&config).await?;
-        let (socket, _) = tokio_tungstenite::connect_async(ws_url(&config, &session, 0))
+        let session = new_session(&config, None).await?;
+        let socket = connect(&ws_url(&config, &session, 0))
             .await
             .map_err(|e| ClientError::Connect(e.to_string()))?;
+        let conversation = Conversation::with_defects(config.defects);
+        Ok(Self::spawn(config, session, conversation, Some(socket)))
+    }
+
+    fn spawn(
+        config: ClientConfig,
+        session: Session,
+        conversation: Conversation,
+        socket: Option<Socket>,
+    ) -> Self {
         let shared = Arc::new(Shared {
-            conversation: Mutex::new(Conversation::with_defects(config.defects)),
-            connection: Mutex::new("open"),
-            session_id: Mutex::new(Some(session.id.clone())),
+            conversation: Mutex::new(conversation),
+            connection: Mutex::new(if socket.is_some() {
+                ConnectionState::Open
+            } else {
+                ConnectionState::Connecting
+            }),
+            session: Mutex::new(session),
         });
         let (outgoing, queue) = mpsc::unbounded_channel();
-        let defects = config.defects;
-        let task = tokio::spawn(run(config, session, socket, Arc::clone(&shared), queue));
-        Ok(Self {
+        let task = tokio::spawn(run(config.clone(), Arc::clone(&shared), queue, socket));
+        Self {
             shared,
-            defects,
+            config,
             outgoing,
             task,
-        })
+        }
+    }
+
+    pub fn streaming(&self) -> bool {
+        self.config.streaming
+    }
+
+    /// Stops the client as an app being closed would, keeping what it needs to resume.
+    pub async fn suspend(self, state_file: &Path) -> Result<(), ClientError> {
+        self.task.abort();
+        let _ = self.task.await;
+        let saved = {
+            let conversation = lock(&self.shared.conversation);
+            Saved {
+                session: lock(&self.shared.session).clone(),
+                streaming: self.config.streaming,
+                events: conversation.events(),
+                pending: conversation.pending.clone(),
+            }
+        };
+        let text =
+            serde_json::to_string(&saved).map_err(|e| ClientError::Persist(e.to_string()))?;
+        std::fs::write(state_file, text)
+            .map_err(|e| ClientError::Persist(format!("{}: {e}", state_file.display())))
+    }
+
+    /// A new instance from what [`ReferenceClient::suspend`] kept: the same session, the
+    /// conversation so far, and the unechoed messages; it reconnects with its cursor.
+    pub async fn resume(config: ClientConfig, state_file: &Path) -> Result<Self, ClientError> {
+        let text = std::fs::read_to_string(state_file)
+            .map_err(|e| ClientError::Persist(format!("{}: {e}", state_file.display())))?;
+        let saved: Saved =
+            serde_json::from_str(&text).map_err(|e| ClientError::Persist(e.to_string()))?;
+        let mut conversation = Conversation::with_defects(config.defects);
+        for event in &saved.events {
+            if let Ok(envelope) = decode_server_frame(event) {
+                conversation.ingest(envelope);
+            }
+        }
+        conversation.pending = saved.pending;
+        let config = ClientConfig {
+            streaming: saved.streaming,
+            ..config
+        };
+        Ok(Self::spawn(config, saved.session, conversation, None))
+    }
+
+    fn encode(&self, frame: &ClientFrame) -> String {
+        encode(frame, self.config.defects)
     }
 
     fn push(&self, frame: ClientFrame) -> Result<(), ClientError> {
         self.outgoing
-            .send(encode(&frame, self.defects))
+            .send(self.encode(&frame))
             .map_err(|_| ClientError::Closed)
     }
 
@@ -333,20 +345,17 @@ impl ReferenceClient {
         if text.is_empty() {
             return Err(ClientError::Usage("a message needs text".into()));
         }
+        if lock(&self.shared.conversation).ended() {
+            return Err(ClientError::Closed);
+        }
         let id = uuid::Uuid::new_v4().to_string();
-        let mut custom = serde_json::Map::new();
-        custom.insert(CLIENT_EVENT_ID.into(), id.clone().into());
-        let frame = ClientFrame::new(ClientEvent::UserMessage(UserMessage {
-            text: text.to_owned(),
-        }))
-        .with_metadata(Metadata { custom });
-        let encoded = encode(&frame, self.defects);
+        let encoded = self.encode(&message_frame(text, &id));
         // Never send a frame over the advertised limit (spec §11 WS-7).
         let limit = lock(&self.shared.conversation)
             .session_start()
             .and_then(|c| c.max_message_size_bytes)
             .unwrap_or(131_072);
-        if encoded.len() as u64 > limit && !self.defects.oversized_frames {
+        if encoded.len() as u64 > limit && !self.config.defects.oversized_frames {
             return Err(ClientError::Usage(format!(
                 "message too large: {} bytes over the {limit}-byte limit",
                 encoded.len()
@@ -364,6 +373,7 @@ impl ReferenceClient {
     }
 
     pub fn typing(&self, started: bool) -> Result<(), ClientError> {
+        let started = started != self.config.defects.typing_state_inverted;
         let state = if started {
             TypingState::Started
         } else {
@@ -396,8 +406,8 @@ impl ReferenceClient {
 
     pub fn view(&self) -> View {
         let mut view = lock(&self.shared.conversation).view();
-        view.connection = Some((*lock(&self.shared.connection)).to_owned());
-        view.session_id = Some(lock(&self.shared.session_id).clone());
+        view.connection = Some(*lock(&self.shared.connection));
+        view.session_id = Some(Some(lock(&self.shared.session).id.clone()));
         view
     }
 
@@ -406,6 +416,15 @@ impl ReferenceClient {
         self.task.abort();
         let _ = self.task.await;
     }
+}
+
+fn message_frame(text: &str, client_event_id: &str) -> ClientFrame {
+    let mut custom = serde_json::Map::new();
+    custom.insert(CLIENT_EVENT_ID.into(), client_event_id.into());
+    ClientFrame::new(ClientEvent::UserMessage(UserMessage {
+        text: text.to_owned(),
+    }))
+    .with_metadata(Metadata { custom })
 }
 
 enum Ended {
@@ -417,39 +436,61 @@ enum Ended {
     Stopped,
 }
 
+/// The delay before reconnect attempt `n + 1` after `n` failed ones: 2 s, 4 s, … 30 s.
+fn backoff_after(failed: u32, defects: Defects) -> Duration {
+    if defects.constant_backoff {
+        return BACKOFF_START;
+    }
+    BACKOFF_START
+        .saturating_mul(1 << failed.min(5))
+        .min(BACKOFF_CAP)
+}
+
+/// Replaces the session (after RC-5 or a defect), starting the conversation afresh.
+async fn start_over(config: &ClientConfig, shared: &Shared) -> bool {
+    let old = lock(&shared.session).token.clone();
+    match new_session(config, Some(&old)).await {
+        Ok(fresh) => {
+            *lock(&shared.session) = fresh;
+            *lock(&shared.conversation) = Conversation::with_defects(config.defects);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 async fn run(
     config: ClientConfig,
-    mut session: Session,
-    socket: Socket,
     shared: Arc<Shared>,
     mut queue: mpsc::UnboundedReceiver<String>,
+    mut socket: Option<Socket>,
 ) {
-    let mut socket = Some(socket);
-    let mut join_sent = false;
-    let mut attempt: u32 = 0;
+    let defects = config.defects;
+    let set = |state| *lock(&shared.connection) = state;
+    // Failed reconnect attempts since the connection was lost.
+    let mut failed: u32 = 0;
     loop {
         let current = match socket.take() {
             Some(open) => open,
             None => {
                 let last = lock(&shared.conversation).last_sequence();
-                let cursor = if config.defects.no_cursor {
+                let cursor = if defects.no_cursor {
                     0
-                } else if config.defects.stale_cursor {
+                } else if defects.stale_cursor {
                     last.saturating_sub(2)
                 } else {
                     last
                 };
-                match tokio_tungstenite::connect_async(ws_url(&config, &session, cursor)).await {
-                    Ok((open, _)) => open,
+                let session = lock(&shared.session).clone();
+                match connect(&ws_url(&config, &session, cursor)).await {
+                    Ok(open) => open,
                     Err(error) => {
-                        if matches!(refused_status(&error), Some(404 | 401)) {
-                            // The session is gone or the token is dead: start over (RC-5).
-                            if let Ok(fresh) = new_session(&config).await {
-                                session = fresh;
-                                *lock(&shared.session_id) = Some(session.id.clone());
-                                *lock(&shared.conversation) =
-                                    Conversation::with_defects(config.defects);
-                                join_sent = false;
+                        failed += 1;
+                        let gone = matches!(refused_status(&error), Some(404 | 401));
+                        if gone && !defects.retry_gone_session {
+                            // The session or its token is dead: a new token and session (RC-5).
+                            if start_over(&config, &shared).await {
+                                failed = 0;
                                 continue;
                             }
                         }
@@ -457,55 +498,87 @@ async fn run(
                             .session_start()
                             .and_then(|c| c.max_reconnect_attempts)
                             .unwrap_or(5);
-                        attempt += 1;
-                        if config.defects.no_backoff {
+                        if defects.no_backoff {
                             // Hammers the server: no delay, no limit (beyond a safety cap).
-                            if attempt > 200 {
+                            if failed > 200 {
+                                set(ConnectionState::Closed);
                                 return;
                             }
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             continue;
                         }
-                        if attempt >= max {
-                            *lock(&shared.connection) = "closed";
+                        let limit = max + u32::from(defects.one_attempt_too_many);
+                        if failed >= limit && !defects.never_give_up {
+                            set(ConnectionState::Closed);
                             return;
                         }
-                        let delay = BACKOFF_START
-                            .saturating_mul(1 << (attempt - 1).min(5))
-                            .min(BACKOFF_CAP);
-                        tokio::time::sleep(delay).await;
+                        tokio::time::sleep(backoff_after(failed, defects)).await;
                         continue;
                     }
                 }
             }
         };
-        *lock(&shared.connection) = "open";
-        match converse(current, &shared, &mut queue, &mut join_sent, config.defects).await {
-            Ended::Session if config.defects.reconnect_after_end => {
-                *lock(&shared.connection) = "reconnecting";
-                attempt = 1;
+        failed = 0;
+        set(ConnectionState::Open);
+        match converse(current, &shared, &mut queue, defects).await {
+            Ended::Session if defects.new_session_after_end => {
+                tokio::time::sleep(BACKOFF_START).await;
+                if !start_over(&config, &shared).await {
+                    set(ConnectionState::Closed);
+                    return;
+                }
+                set(ConnectionState::Connecting);
+            }
+            Ended::Session if defects.reconnect_after_end => {
+                set(ConnectionState::Reconnecting);
                 tokio::time::sleep(BACKOFF_START).await;
             }
             Ended::Session | Ended::Stopped => {
-                *lock(&shared.connection) = "closed";
+                set(ConnectionState::Closed);
                 return;
             }
             Ended::Dropped => {
-                *lock(&shared.connection) = "reconnecting";
-                attempt = 0;
-                if !config.defects.no_backoff {
+                set(ConnectionState::Reconnecting);
+                if defects.no_backoff {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                } else {
                     tokio::time::sleep(BACKOFF_START).await;
                 }
-                if config.defects.new_session_on_reconnect
-                    && let Ok(fresh) = new_session(&config).await
-                {
-                    session = fresh;
-                    *lock(&shared.session_id) = Some(session.id.clone());
-                    join_sent = false;
+                if defects.new_session_on_reconnect && !start_over(&config, &shared).await {
+                    set(ConnectionState::Closed);
+                    return;
                 }
             }
         }
     }
+}
+
+/// Heartbeat period: the advertised one, or 30 s (spec §3.5).
+fn heartbeat_period(advertised: Option<u32>, defects: Defects) -> Option<Duration> {
+    if defects.no_heartbeat {
+        return None;
+    }
+    if defects.one_second_heartbeat {
+        return Some(Duration::from_secs(1));
+    }
+    let seconds = if defects.fixed_heartbeat {
+        30
+    } else {
+        advertised.unwrap_or(30)
+    };
+    (seconds > 0).then(|| Duration::from_secs(u64::from(seconds)))
+}
+
+/// When an unechoed message is next due: resent, or marked failed (spec §4.4: 5 s, then
+/// 5000 × retries ms between tries; failed 5 s after the third resend).
+fn next_deadline(resends: u32, defects: Defects) -> Duration {
+    if defects.resend_too_early {
+        return Duration::from_millis(1_500);
+    }
+    if defects.resend_forever || resends >= MAX_RESENDS || resends == 0 {
+        return ECHO_TIMEOUT;
+    }
+    ECHO_TIMEOUT * (resends + 1)
 }
 
 /// One connection's life.
@@ -513,7 +586,6 @@ async fn converse(
     mut socket: Socket,
     shared: &Shared,
     queue: &mut mpsc::UnboundedReceiver<String>,
-    join_sent: &mut bool,
     defects: Defects,
 ) -> Ended {
     let mut history_seen = false;
@@ -523,15 +595,21 @@ async fn converse(
             defects,
         )
     };
-    if defects.join_before_history && !*join_sent {
-        *join_sent = true;
+    let agent_known = || lock(&shared.conversation).agent_joined_or_asked();
+    if defects.join_before_history && !agent_known() {
+        lock(&shared.conversation).join_sent = true;
         if socket.send(Message::text(join_frame())).await.is_err() {
             return Ended::Dropped;
         }
     }
+    let opened = Instant::now();
+    let mut fixed_join = defects
+        .join_after_fixed_delay
+        .then(|| opened + Duration::from_millis(400));
     let mut heartbeat = None::<tokio::time::Interval>;
-    let mut resend = tokio::time::interval(Duration::from_secs(1));
+    let mut resend = tokio::time::interval(Duration::from_millis(250));
     let mut deadlines: Vec<(String, Instant)> = Vec::new();
+    let mut ended = false;
     loop {
         let beat = async {
             match heartbeat.as_mut() {
@@ -541,11 +619,19 @@ async fn converse(
                 None => std::future::pending::<()>().await,
             }
         };
+        let delayed_join = async {
+            match fixed_join {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             frame = socket.next() => {
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ended::Dropped,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                        return if ended { Ended::Session } else { Ended::Dropped };
+                    }
                     Some(Ok(_)) => continue,
                 };
                 // Undecodable frames are ignored, never fatal (spec §11 ERR-2).
@@ -557,33 +643,39 @@ async fn converse(
                     let _ = socket.close(None).await;
                     return Ended::Stopped;
                 }
-                let is_batch = matches!(envelope.event, ServerEvent::EventBatch(_));
-                let ended = matches!(envelope.event, ServerEvent::SessionEnd(_));
-                // A replay that ends with SESSION_END: the session is over (spec §12 C8).
-                let ended_in_batch = matches!(&envelope.event, ServerEvent::EventBatch(b)
-                    if b.events.iter().any(|e| matches!(e.event, ServerEvent::SessionEnd(_))));
-                let (joined, interval) = {
-                    let mut conversation = lock(&shared.conversation);
-                    conversation.ingest(envelope);
-                    let joined = conversation.has(|e| matches!(e, ServerEvent::PolyAgentJoined(_)));
-                    let interval = conversation.session_start().and_then(|c| c.heartbeat_interval_seconds).unwrap_or(30);
-                    (joined, interval)
+                let batch = match &envelope.event {
+                    ServerEvent::EventBatch(b) => Some(b.events.iter().map(|e| e.event.event_type().to_owned()).collect::<Vec<_>>()),
+                    _ => None,
                 };
-                if ended_in_batch {
-                    let _ = socket.close(None).await;
-                    return Ended::Session;
+                let ends = matches!(envelope.event, ServerEvent::SessionEnd(_))
+                    || batch.as_ref().is_some_and(|types| types.iter().any(|t| t == "EVENT_TYPE_SESSION_END"));
+                if defects.drop_out_of_order_live && batch.is_none()
+                    && let Some(sequence) = envelope.sequence
+                    && sequence.0 < lock(&shared.conversation).last_sequence()
+                {
+                    continue;
                 }
-                if is_batch && !history_seen {
+                lock(&shared.conversation).ingest(envelope);
+                if let Some(types) = batch.filter(|_| !history_seen) {
                     history_seen = true;
-                    let interval = if defects.fixed_heartbeat { 30 } else { interval };
-                    if interval > 0 && heartbeat.is_none() && !defects.no_heartbeat {
-                        let period = Duration::from_secs(u64::from(interval));
+                    let advertised = lock(&shared.conversation)
+                        .session_start()
+                        .and_then(|c| c.heartbeat_interval_seconds);
+                    if heartbeat.is_none()
+                        && let Some(period) = heartbeat_period(advertised, defects)
+                    {
                         heartbeat = Some(tokio::time::interval_at(Instant::now() + period, period));
                     }
                     // Join only after the history, only if the agent never joined (WS-2/3/4).
-                    let rejoin = defects.join_on_reconnect && *join_sent;
-                    if (!joined && !*join_sent) || rejoin {
-                        *join_sent = true;
+                    let join = if defects.join_from_replay_only {
+                        !types.iter().any(|t| t == "EVENT_TYPE_POLY_AGENT_JOINED")
+                    } else if defects.join_on_reconnect {
+                        lock(&shared.conversation).join_sent || !agent_known()
+                    } else {
+                        !agent_known()
+                    };
+                    if join && !defects.join_before_history && !defects.join_after_fixed_delay && !ends {
+                        lock(&shared.conversation).join_sent = true;
                         if socket.send(Message::text(join_frame())).await.is_err() {
                             return Ended::Dropped;
                         }
@@ -597,57 +689,52 @@ async fn converse(
                         .map(|p| p.frame.clone())
                         .collect();
                     for frame in unechoed {
+                        if let Some(id) = frame_client_id(&frame) {
+                            deadlines.retain(|(d, _)| *d != id);
+                            deadlines.push((id, Instant::now() + ECHO_TIMEOUT));
+                        }
                         if socket.send(Message::text(frame)).await.is_err() {
                             return Ended::Dropped;
                         }
                     }
                 }
-                if ended {
-                    let _ = socket.close(None).await;
-                    return Ended::Session;
+                if ends && !ended {
+                    ended = true;
+                    if !defects.no_close_after_end {
+                        let _ = socket.close(None).await;
+                        return Ended::Session;
+                    }
                 }
             }
-            outgoing = queue.recv(), if history_seen => {
+            () = delayed_join => {
+                fixed_join = None;
+                if !agent_known() {
+                    lock(&shared.conversation).join_sent = true;
+                    if socket.send(Message::text(join_frame())).await.is_err() {
+                        return Ended::Dropped;
+                    }
+                }
+            }
+            outgoing = queue.recv(), if history_seen && !ended => {
                 let Some(frame) = outgoing else { return Ended::Stopped };
                 if let Some(id) = frame_client_id(&frame) {
                     if let Some(p) = lock(&shared.conversation).pending.iter_mut().find(|p| p.client_event_id == id) {
                         p.sent = true;
                     }
-                    deadlines.push((id, Instant::now() + ECHO_TIMEOUT));
+                    deadlines.push((id, Instant::now() + next_deadline(0, defects)));
                 }
                 if socket.send(Message::text(frame)).await.is_err() {
                     return Ended::Dropped;
                 }
             }
-            () = beat => {
+            () = beat, if !ended => {
                 let frame = encode(&ClientFrame::new(ClientEvent::Heartbeat), defects);
                 if socket.send(Message::text(frame)).await.is_err() {
                     return Ended::Dropped;
                 }
             }
-            _ = resend.tick() => {
-                let now = Instant::now();
-                let mut again = Vec::new();
-                {
-                    let mut conversation = lock(&shared.conversation);
-                    deadlines.retain(|(id, _)| conversation.pending.iter().any(|p| &p.client_event_id == id && !p.failed));
-                    for (id, deadline) in &mut deadlines {
-                        if *deadline > now {
-                            continue;
-                        }
-                        let Some(pending) = conversation.pending.iter_mut().find(|p| &p.client_event_id == id) else { continue };
-                        if defects.no_resend {
-                            continue;
-                        }
-                        if pending.resends >= MAX_RESENDS {
-                            pending.failed = true;
-                            continue;
-                        }
-                        pending.resends += 1;
-                        *deadline = now + ECHO_TIMEOUT * (pending.resends + 1);
-                        again.push(pending.frame.clone());
-                    }
-                }
+            _ = resend.tick(), if !ended => {
+                let again = due_resends(shared, &mut deadlines, defects);
                 for frame in again {
                     if socket.send(Message::text(frame)).await.is_err() {
                         return Ended::Dropped;
@@ -658,11 +745,57 @@ async fn converse(
     }
 }
 
-/// Encodes a frame as this client sends it (with the `server_fields` defect, an `id` too).
+/// Unechoed messages whose deadline passed: resent (up to 3 times), then marked failed.
+fn due_resends(
+    shared: &Shared,
+    deadlines: &mut Vec<(String, Instant)>,
+    defects: Defects,
+) -> Vec<String> {
+    let now = Instant::now();
+    let mut again = Vec::new();
+    let mut conversation = lock(&shared.conversation);
+    deadlines.retain(|(id, _)| {
+        conversation
+            .pending
+            .iter()
+            .any(|p| &p.client_event_id == id && !p.failed)
+    });
+    for (id, deadline) in deadlines.iter_mut() {
+        if *deadline > now || defects.no_resend {
+            continue;
+        }
+        let Some(pending) = conversation
+            .pending
+            .iter_mut()
+            .find(|p| &p.client_event_id == id)
+        else {
+            continue;
+        };
+        if pending.resends >= MAX_RESENDS && !defects.resend_forever {
+            pending.failed = true;
+            continue;
+        }
+        pending.resends += 1;
+        if defects.resend_new_id {
+            let fresh = uuid::Uuid::new_v4().to_string();
+            pending.frame = encode(&message_frame(&pending.text, &fresh), defects);
+            pending.client_event_id = fresh.clone();
+            *id = fresh;
+        }
+        *deadline = now + next_deadline(pending.resends, defects);
+        again.push(pending.frame.clone());
+    }
+    again
+}
+
+/// Encodes a frame as this client sends it (some defects add fields).
 fn encode(frame: &ClientFrame, defects: Defects) -> String {
     let text = encode_client_frame(frame);
     if defects.server_fields {
         return format!("{{\"id\":\"{}\",{}", uuid::Uuid::new_v4(), &text[1..]);
+    }
+    if defects.extra_frame_field {
+        return format!("{{\"client_ts\":1,{}", &text[1..]);
     }
     text
 }

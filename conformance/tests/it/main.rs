@@ -1,21 +1,28 @@
 //! The one integration-test binary of `conformance`.
 
-mod catalogue;
+mod controls;
+mod kit;
+mod mutants;
+mod node;
 mod process_driver;
 mod properties;
 mod reference;
 
 use std::time::Duration;
 
-use conformance::contract::{Command, Reply, View};
+use conformance::contract::{Author, Command, ConnectionState, Reply, View};
 use conformance::driver::{ClientUnderTest, DriverEnv};
 use mock_server::{Config, MockServer};
 
 /// Every async test runs inside this bound.
 pub async fn bounded<T>(test: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(30), test)
+    bounded_by(Duration::from_secs(30), test).await
+}
+
+pub async fn bounded_by<T>(limit: Duration, test: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(limit, test)
         .await
-        .expect("test exceeded its 30 s bound")
+        .unwrap_or_else(|_| panic!("test exceeded its {} s bound", limit.as_secs()))
 }
 
 pub async fn mock(config: Config) -> MockServer {
@@ -64,15 +71,24 @@ pub async fn wait_for(
 }
 
 /// `(from, text, complete)` of every message in the view.
-pub fn messages(view: &View) -> Vec<(String, String, bool)> {
+pub fn messages(view: &View) -> Vec<(Author, String, bool)> {
     view.messages
         .iter()
         .flatten()
-        .map(|m| (m.from.clone(), m.text.clone(), m.complete))
+        .map(|m| (m.from, m.text.clone(), m.complete))
         .collect()
+}
+
+pub fn is_open(view: &View) -> bool {
+    view.connection == Some(ConnectionState::Open)
 }
 
 pub async fn ok(client: &mut impl ClientUnderTest, command: Command) {
     let reply = client.call(command.clone()).await.expect("driver alive");
     assert_eq!(reply, Reply::Ok(None), "{command:?}");
+}
+
+/// Whether a missing tool must fail the test rather than skip it (under CI it must).
+pub fn required() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }

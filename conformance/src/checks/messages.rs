@@ -1,0 +1,551 @@
+//! MSG-1 … MSG-5: what the client makes of the events it gets, and its receipts.
+//!
+//! Blame is split so one defect fails one obligation: a message that reached the client only
+//! inside a batch and is missing is MSG-1's (MSG-3 excuses it); a duplicate is MSG-2's (MSG-3
+//! judges the list with duplicates removed); the text of a streamed message is MSG-4's (MSG-3
+//! recognises it by its id); and a message the client never received is nobody's.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::Value;
+
+use super::{
+    Delivery, Evidence, MESSAGE_TYPES, Outcome, ServerMessage, USER_MESSAGE, event_id, event_type,
+};
+use crate::cases::shorten;
+use crate::contract::{Author, MessageStatus, ViewMessage};
+
+/// Event ids the client got only inside batches, never live.
+fn batch_only(deliveries: &[Delivery]) -> HashSet<String> {
+    let live: HashSet<&str> = deliveries
+        .iter()
+        .filter(|d| !d.in_batch)
+        .filter_map(|d| event_id(&d.event))
+        .collect();
+    deliveries
+        .iter()
+        .filter(|d| d.in_batch && MESSAGE_TYPES.contains(&event_type(&d.event)))
+        .filter_map(|d| event_id(&d.event))
+        .filter(|id| !live.contains(id))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The message id an event carries in its payload.
+fn payload_message_id(event: &Value) -> Option<&str> {
+    event["payload"]["message_id"].as_str()
+}
+
+/// The view message showing `message` (by id; by author and text when the view has no id).
+fn shown<'v>(view: &'v [ViewMessage], message: &ServerMessage) -> Option<&'v ViewMessage> {
+    view.iter()
+        .find(|m| m.message_id.is_some() && m.message_id == message.message_id)
+        .or_else(|| {
+            view.iter().find(|m| {
+                m.message_id.is_none() && m.from == message.from && m.text == message.text
+            })
+        })
+}
+
+/// MSG-1: everything that reached the client only inside a batch is shown (a streamed
+/// message's batch-only chunk: its text is part of the message shown).
+pub fn batches_flattened(e: &Evidence) -> Outcome {
+    let (view, deliveries) = match conversation(e) {
+        Ok(found) => found,
+        Err(nothing) => return nothing,
+    };
+    let only_in_batches = batch_only(&deliveries);
+    if only_in_batches.is_empty() {
+        return Outcome::NotObservable("no message reached the client only inside a batch".into());
+    }
+    let messages = conversation_messages(e);
+    let mut judged = 0;
+    for delivery in deliveries.iter().filter(|d| {
+        d.in_batch
+            && event_id(&d.event).is_some_and(|id| only_in_batches.contains(id))
+            && !matches!(event_type(&d.event), "")
+    }) {
+        let Some(message) = messages
+            .iter()
+            .find(|m| m.message_id.as_deref() == payload_message_id(&delivery.event))
+        else {
+            continue;
+        };
+        let Some(on_screen) = shown(view, message) else {
+            return Outcome::Broken(format!(
+                "`{}` reached the client only inside EVENT_BATCH and is not shown",
+                shorten(&message.text)
+            ));
+        };
+        if event_type(&delivery.event) == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" {
+            let piece = delivery.event["payload"]["text"]
+                .as_str()
+                .unwrap_or_default();
+            if !on_screen.text.contains(piece) {
+                return Outcome::Broken(format!(
+                    "chunk {} of `{}` reached the client only inside EVENT_BATCH; its text `{piece}` is not shown",
+                    delivery.event["payload"]["chunk_index"],
+                    shorten(&message.text)
+                ));
+            }
+        }
+        judged += 1;
+    }
+    Outcome::Kept(format!(
+        "{judged} event(s) that came only inside batches are shown"
+    ))
+}
+
+/// MSG-2: events that arrived more than once; no sampled view ever shows a message twice.
+pub fn shown_once(e: &Evidence) -> Outcome {
+    let deliveries = e.deliveries();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for d in &deliveries {
+        if MESSAGE_TYPES.contains(&event_type(&d.event))
+            && let Some(id) = event_id(&d.event)
+        {
+            *counts.entry(id).or_default() += 1;
+        }
+    }
+    let repeated = counts.values().filter(|n| **n > 1).count();
+    if repeated == 0 {
+        return Outcome::NotObservable("no message event arrived twice".into());
+    }
+    if e.samples.is_empty() {
+        return Outcome::NotObservable("the driver gave no view".into());
+    }
+    for sample in &e.samples {
+        let Some(messages) = sample.view.messages() else {
+            return Outcome::NotObservable("the view has no `messages`".into());
+        };
+        let mut ids = HashSet::new();
+        for m in messages {
+            if let Some(id) = &m.message_id
+                && !ids.insert(id)
+            {
+                return Outcome::Broken(format!(
+                    "the view at {} ms shows `{}` twice",
+                    sample.replied_ms,
+                    shorten(&m.text)
+                ));
+            }
+        }
+    }
+    // A client without message ids in its view: duplicates by author and text at the end.
+    if let Some(expected) = &e.case.conversation
+        && let Ok(view) = e.final_messages()
+    {
+        for m in view.iter().filter(|m| m.message_id.is_none()) {
+            let shown_n = view
+                .iter()
+                .filter(|x| x.from == m.from && x.text == m.text)
+                .count();
+            let wanted = expected
+                .iter()
+                .filter(|x| x.from == m.from && x.text == m.text)
+                .count()
+                .max(1);
+            if shown_n > wanted {
+                return Outcome::Broken(format!("shows `{}` {shown_n} times", shorten(&m.text)));
+            }
+        }
+    }
+    Outcome::Kept(format!(
+        "{repeated} message event(s) arrived more than once; {} views, none showing a message twice",
+        e.samples.len()
+    ))
+}
+
+/// MSG-3: the final view's messages, duplicates removed, equal the expected conversation
+/// (restricted to what reached the client; a batch-only message missing is MSG-1's), in order.
+pub fn conversation_in_order(e: &Evidence) -> Outcome {
+    let Some(expected) = &e.case.conversation else {
+        return Outcome::NotObservable("this case has no expected conversation".into());
+    };
+    let (view, deliveries) = match conversation(e) {
+        Ok(found) => found,
+        Err(nothing) => return nothing,
+    };
+    let delivered_ids: HashSet<&str> = deliveries
+        .iter()
+        .filter_map(|d| payload_message_id(&d.event))
+        .collect();
+    let batch_only_ids: HashSet<String> = {
+        let events = batch_only(&deliveries);
+        deliveries
+            .iter()
+            .filter(|d| event_id(&d.event).is_some_and(|id| events.contains(id)))
+            .filter_map(|d| payload_message_id(&d.event).map(str::to_owned))
+            .collect()
+    };
+    let messages = conversation_messages(e);
+    // The expected conversation, each entry with the id the server gave it.
+    let mut wanted: Vec<(Author, &str, Option<&ServerMessage>)> = Vec::new();
+    let mut used: HashSet<usize> = HashSet::new();
+    for x in expected {
+        let found = messages
+            .iter()
+            .enumerate()
+            .find(|(i, m)| !used.contains(i) && m.from == x.from && m.text == x.text);
+        if let Some((i, _)) = found {
+            used.insert(i);
+        }
+        wanted.push((x.from, x.text.as_str(), found.map(|(_, m)| m)));
+    }
+    // Never said in this session (the case stopped before it), never received (the socket
+    // was gone), or batch-only and missing (MSG-1's): not judged.
+    wanted.retain(|(_, _, server)| {
+        let Some(server) = server else { return false };
+        let Some(id) = server.message_id.as_deref() else {
+            return true;
+        };
+        if !delivered_ids.contains(id) {
+            return false;
+        }
+        !(batch_only_ids.contains(id) && shown(view, server).is_none())
+    });
+    // What the view shows of the server's conversation: duplicates removed, and the user's
+    // messages still waiting for their echo left out (receipts are MSG-5's).
+    let mut seen_ids = HashSet::new();
+    let mut seen_texts = HashSet::new();
+    let on_screen: Vec<&ViewMessage> = view
+        .iter()
+        .filter(|m| {
+            !(m.from == Author::User
+                && matches!(
+                    m.status,
+                    Some(MessageStatus::Sending | MessageStatus::Failed)
+                ))
+        })
+        .filter(|m| match &m.message_id {
+            Some(id) => seen_ids.insert(id.clone()),
+            None => seen_texts.insert((m.from, m.text.clone())),
+        })
+        .collect();
+    let matches = |m: &ViewMessage, w: &(Author, &str, Option<&ServerMessage>)| {
+        let by_id = w.2.and_then(|s| s.message_id.as_ref());
+        (m.message_id.is_some() && m.message_id.as_ref() == by_id)
+            || (m.from == w.0 && m.text == w.1)
+    };
+    for (i, w) in wanted.iter().enumerate() {
+        match on_screen.get(i) {
+            Some(m) if matches(m, w) => {}
+            Some(m) => {
+                let later = wanted[i..].iter().any(|w| matches(m, w));
+                let why = if later {
+                    format!("shows `{}` before `{}`", shorten(&m.text), shorten(w.1))
+                } else if on_screen[i..].iter().any(|m| matches(m, w)) {
+                    format!(
+                        "shows `{}`, which the conversation does not have there",
+                        shorten(&m.text)
+                    )
+                } else {
+                    format!("does not show `{}` ({:?})", shorten(w.1), w.0)
+                };
+                return Outcome::Broken(format!("{why}; position {}", i + 1));
+            }
+            None => {
+                return Outcome::Broken(format!(
+                    "does not show `{}` ({:?}), message {} of the conversation",
+                    shorten(w.1),
+                    w.0,
+                    i + 1
+                ));
+            }
+        }
+    }
+    if let Some(extra) = on_screen.get(wanted.len()) {
+        return Outcome::Broken(format!(
+            "shows `{}` after the end of the conversation",
+            shorten(&extra.text)
+        ));
+    }
+    if wanted.is_empty() {
+        return Outcome::NotObservable("no message of the conversation reached the client".into());
+    }
+    Outcome::Kept(format!(
+        "the {} messages of the conversation, in sequence order",
+        wanted.len()
+    ))
+}
+
+/// MSG-4: each streamed message shown with its chunks in `chunk_index` order, the extras of
+/// every chunk, complete only once its final chunk had arrived.
+pub fn chunks_assembled(e: &Evidence) -> Outcome {
+    let messages = conversation_messages(e);
+    let streamed: Vec<&ServerMessage> = messages.iter().filter(|m| !m.chunks.is_empty()).collect();
+    if streamed.is_empty() {
+        let asked = e.case.streaming;
+        return Outcome::NotObservable(if asked {
+            "no chunk was sent: the session was created without streaming although the user asked for it".into()
+        } else {
+            "no streamed message".into()
+        });
+    }
+    let (view, deliveries) = match conversation(e) {
+        Ok(found) => found,
+        Err(nothing) => return nothing,
+    };
+    let only_in_batches = batch_only(&deliveries);
+    // A client that renders no suggestions at all is UX-2's concern, not this one's.
+    let renders_suggestions = e.samples.iter().any(|s| {
+        s.view
+            .messages()
+            .is_some_and(|ms| ms.iter().any(|m| !m.suggestions.is_empty()))
+    });
+    let mut judged = 0;
+    for message in streamed {
+        let id = message.message_id.as_deref();
+        let delivered: Vec<&Delivery> = deliveries
+            .iter()
+            .filter(|d| event_type(&d.event) == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK")
+            .filter(|d| payload_message_id(&d.event) == id)
+            .collect();
+        if delivered.is_empty() {
+            continue;
+        }
+        let Some(on_screen) = shown(view, message) else {
+            let live_only: String = live_assembly(message, &delivered, &only_in_batches);
+            if view.iter().any(|m| m.text == live_only) {
+                continue; // Shown as far as the live chunks go: MSG-1's.
+            }
+            return Outcome::Broken(format!(
+                "the streamed message `{}` is not shown",
+                shorten(&message.text)
+            ));
+        };
+        let live_only = live_assembly(message, &delivered, &only_in_batches);
+        // Only the chunks it got live are shown: the rest came only in a batch (MSG-1's).
+        let batch_part_missing = on_screen.text != message.text && on_screen.text == live_only;
+        if on_screen.text != message.text && !batch_part_missing {
+            return Outcome::Broken(format!(
+                "shows `{}`; its chunks in chunk_index order say `{}`",
+                shorten(&on_screen.text),
+                shorten(&message.text)
+            ));
+        }
+        let suggestions_differ =
+            renders_suggestions && on_screen.suggestions != message.suggestions;
+        if !batch_part_missing
+            && (on_screen.attachments != message.attachments || suggestions_differ)
+        {
+            return Outcome::Broken(format!(
+                "`{}` shows {} attachment(s) and suggestions {:?}; its chunks carry {} and {:?}",
+                shorten(&message.text),
+                on_screen.attachments.len(),
+                on_screen.suggestions,
+                message.attachments.len(),
+                message.suggestions
+            ));
+        }
+        let final_at = delivered
+            .iter()
+            .filter(|d| d.event["payload"]["is_complete"] == true)
+            .filter(|d| {
+                !batch_part_missing
+                    || event_id(&d.event).is_some_and(|id| !only_in_batches.contains(id))
+            })
+            .map(|d| d.at_ms)
+            .min();
+        match final_at {
+            Some(_) if !on_screen.complete => {
+                return Outcome::Broken(format!(
+                    "`{}` is not shown complete after its final chunk",
+                    shorten(&message.text)
+                ));
+            }
+            None if on_screen.complete => {
+                return Outcome::Broken(format!(
+                    "`{}` is shown complete but its final chunk never arrived",
+                    shorten(&message.text)
+                ));
+            }
+            _ => {}
+        }
+        // Complete before the final chunk had even been sent: impossible for a client that
+        // waits for `is_complete`.
+        if let Some(early) = e.samples.iter().find(|s| {
+            final_at.is_none_or(|f| s.replied_ms < f)
+                && s.view.messages().is_some_and(|ms| {
+                    ms.iter()
+                        .any(|m| m.message_id.as_deref() == id && m.complete)
+                })
+        }) {
+            return Outcome::Broken(format!(
+                "the view at {} ms shows `{}` complete before its final chunk was sent",
+                early.replied_ms,
+                shorten(&message.text)
+            ));
+        }
+        judged += 1;
+    }
+    if judged == 0 {
+        return Outcome::NotObservable("no chunk reached the client".into());
+    }
+    Outcome::Kept(format!(
+        "{judged} streamed message(s) assembled in chunk_index order with their extras"
+    ))
+}
+
+/// What the app showed of the conversation, and what reached it, or why neither can be judged.
+fn conversation(e: &Evidence) -> Result<(&[ViewMessage], Vec<Delivery>), Outcome> {
+    Ok((e.final_messages()?, e.conversation_deliveries()?))
+}
+
+/// The messages of the conversation's session, as the server said them.
+fn conversation_messages(e: &Evidence) -> Vec<ServerMessage> {
+    e.conversation_session()
+        .map(super::SessionRecord::messages)
+        .unwrap_or_default()
+}
+
+/// The text of the chunks the client got live, in `chunk_index` order.
+fn live_assembly(
+    message: &ServerMessage,
+    delivered: &[&Delivery],
+    only_in_batches: &HashSet<String>,
+) -> String {
+    let live: HashSet<u64> = delivered
+        .iter()
+        .filter(|d| event_id(&d.event).is_some_and(|id| !only_in_batches.contains(id)))
+        .filter_map(|d| d.event["payload"]["chunk_index"].as_u64())
+        .collect();
+    message
+        .chunks
+        .iter()
+        .filter(|(i, _)| live.contains(i))
+        .filter_map(|(_, c)| c["text"].as_str())
+        .collect()
+}
+
+/// MSG-5: a message whose echo was lost is resent 4–7.5 s later with the same
+/// `metadata.custom`; never sooner than 4 s after the previous try (resends right after a
+/// reconnect aside), never after its echo, at most 3 times.
+pub fn lost_messages_resent(e: &Evidence) -> Outcome {
+    let mut judged = Vec::new();
+    for session in &e.sessions {
+        let sent = session.sent_of(USER_MESSAGE);
+        let echoes: Vec<(u64, Value, String)> = session
+            .deliveries()
+            .into_iter()
+            .filter(|d| event_type(&d.event) == USER_MESSAGE)
+            .map(|d| {
+                let text = d.event["payload"]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                (d.at_ms, d.event["metadata"]["custom"].clone(), text)
+            })
+            .collect();
+        let reconnects: Vec<u64> = session
+            .connections()
+            .iter()
+            .skip(1)
+            .map(|c| c.opened_ms)
+            .collect();
+        let mut texts: Vec<&str> = sent.iter().filter_map(|s| s.text_payload()).collect();
+        texts.dedup();
+        let mut done = HashSet::new();
+        for text in texts {
+            if !done.insert(text) {
+                continue;
+            }
+            let tries: Vec<_> = sent
+                .iter()
+                .filter(|s| s.text_payload() == Some(text))
+                .collect();
+            let first = tries[0];
+            let custom = first
+                .custom()
+                .filter(|c| c.as_object().is_some_and(|o| !o.is_empty()));
+            let echoed_at = echoes
+                .iter()
+                .filter(|(_, echoed, echoed_text)| match custom {
+                    Some(custom) => echoed == custom,
+                    None => echoed_text == text,
+                })
+                .map(|(at, _, _)| *at)
+                .min();
+            let lost = echoed_at.is_none_or(|at| at > first.at_ms + 5_000);
+            let Some(custom) = custom else {
+                if lost {
+                    return Outcome::Broken(format!(
+                        "sent `{}` without metadata.custom, so its echo cannot serve as a receipt",
+                        shorten(text)
+                    ));
+                }
+                continue;
+            };
+            for resend in &tries[1..] {
+                if resend.custom() != Some(custom) {
+                    return Outcome::Broken(format!(
+                        "resent `{}` at {} ms with metadata.custom {}, not {}",
+                        shorten(text),
+                        resend.at_ms,
+                        resend.custom().cloned().unwrap_or_default(),
+                        custom
+                    ));
+                }
+                if let Some(echoed) = echoed_at
+                    && resend.at_ms > echoed + 500
+                {
+                    return Outcome::Broken(format!(
+                        "resent `{}` at {} ms although its echo arrived at {echoed} ms",
+                        shorten(text),
+                        resend.at_ms
+                    ));
+                }
+            }
+            for w in tries.windows(2) {
+                let gap = w[1].at_ms - w[0].at_ms;
+                let after_reconnect = reconnects
+                    .iter()
+                    .any(|r| *r <= w[1].at_ms && w[1].at_ms - r < 1_500 && *r > w[0].at_ms);
+                if gap < 4_000 && !after_reconnect {
+                    return Outcome::Broken(format!(
+                        "resent `{}` {gap} ms after the previous try; about 5 s expected",
+                        shorten(text)
+                    ));
+                }
+            }
+            if !lost {
+                continue;
+            }
+            if tries.len() > 4 {
+                return Outcome::Broken(format!(
+                    "sent `{}` {} times: more than 3 resends",
+                    shorten(text),
+                    tries.len()
+                ));
+            }
+            match tries.get(1) {
+                None if e.end_ms.saturating_sub(first.at_ms) >= 7_500 => {
+                    return Outcome::Broken(format!(
+                        "`{}` got no echo and was never sent again",
+                        shorten(text)
+                    ));
+                }
+                None => {}
+                Some(second) => {
+                    let gap = second.at_ms - first.at_ms;
+                    if gap > 7_500 {
+                        return Outcome::Broken(format!(
+                            "resent `{}` {gap} ms after the first try; about 5 s expected",
+                            shorten(text)
+                        ));
+                    }
+                    judged.push((text.to_owned(), tries.len() - 1, gap));
+                }
+            }
+        }
+    }
+    if judged.is_empty() {
+        return Outcome::NotObservable("no message lost its echo".into());
+    }
+    let shown = judged
+        .iter()
+        .map(|(t, n, gap)| format!("`{}` resent {n}× (first after {gap} ms)", shorten(t)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Outcome::Kept(format!("{shown}, with the same metadata.custom"))
+}

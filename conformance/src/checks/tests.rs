@@ -1,0 +1,141 @@
+//! The evidence model on hand-written journals: which frames reached the client, what was
+//! batch-only, which closes were unexpected.
+
+use mock_server::journal::JournalEntry;
+use serde_json::json;
+
+use super::*;
+
+fn entry(at_ms: u64, event: serde_json::Value) -> JournalEntry {
+    let mut value = event;
+    value["at_ms"] = at_ms.into();
+    value["unix_ms"] = 0.into();
+    serde_json::from_value(value).expect("a journal entry")
+}
+
+fn frame(
+    id: &str,
+    sequence: Option<u64>,
+    kind: &str,
+    payload: serde_json::Value,
+) -> serde_json::Value {
+    json!({"id": id, "sequence": sequence, "timestamp": "2026-01-01T00:00:00.000Z", "type": kind, "payload": payload})
+}
+
+fn session(journal: Vec<JournalEntry>) -> SessionRecord {
+    SessionRecord {
+        summary: serde_json::from_value(json!({
+            "session_id": "s1", "connector": "c", "scenario": "x", "streaming": false,
+            "state": "agent", "status": "active", "open_sockets": 0, "last_sequence": 0,
+            "journal_entries": 0, "created_at_ms": 0
+        }))
+        .expect("a summary"),
+        journal,
+    }
+}
+
+#[test]
+fn only_frames_sent_while_a_connection_was_open_are_deliveries() {
+    let message = frame(
+        "e2",
+        Some(2),
+        "EVENT_TYPE_POLY_AGENT_MESSAGE",
+        json!({"message_id": "m1", "text": "hi"}),
+    );
+    let record = session(vec![
+        entry(
+            10,
+            json!({"kind": "handshake", "conn": 1, "query": {}, "status": 101}),
+        ),
+        entry(
+            11,
+            json!({"kind": "server_frame", "conn": 1, "frame": {"type": "EVENT_TYPE_EVENT_BATCH", "payload": {"events": [
+                {"id": "e1", "sequence": 1, "type": "EVENT_TYPE_SESSION_START", "session_start": {"capabilities": {}}}
+            ]}}}),
+        ),
+        entry(20, json!({"kind": "close", "conn": 1, "by": "server"})),
+        entry(30, json!({"kind": "server_frame", "frame": message})),
+        entry(
+            40,
+            json!({"kind": "handshake", "conn": 2, "query": {"cursor": "1"}, "status": 101}),
+        ),
+        entry(
+            41,
+            json!({"kind": "server_frame", "conn": 2, "frame": {"type": "EVENT_TYPE_EVENT_BATCH", "payload": {"events": [message]}}}),
+        ),
+    ]);
+    let deliveries = record.deliveries();
+    let kinds: Vec<(u64, &str, bool)> = deliveries
+        .iter()
+        .map(|d| (d.at_ms, event_type(&d.event), d.in_batch))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (11, "EVENT_TYPE_SESSION_START", true),
+            (41, "EVENT_TYPE_POLY_AGENT_MESSAGE", true)
+        ],
+        "the message sent while no socket was open reached the client only in the replay"
+    );
+    assert_eq!(
+        deliveries[0].event["payload"]["capabilities"],
+        json!({}),
+        "the alternate payload key is read as the payload"
+    );
+    let connections = record.connections();
+    assert_eq!(connections.len(), 2);
+    assert_eq!(connections[0].closed_by, Some(Closer::Server));
+    assert_eq!(connections[1].cursor.as_deref(), Some("1"));
+    let history: Vec<String> = record
+        .history()
+        .iter()
+        .map(|(_, e)| event_type(e).to_owned())
+        .collect();
+    assert_eq!(
+        history,
+        ["EVENT_TYPE_SESSION_START", "EVENT_TYPE_POLY_AGENT_MESSAGE"],
+        "the history, from frames and batches, once each, in sequence order"
+    );
+}
+
+#[test]
+fn a_drop_is_unexpected_but_a_close_after_session_end_is_not() {
+    let end = frame(
+        "e9",
+        Some(9),
+        "EVENT_TYPE_SESSION_END",
+        json!({"reason": "REASON_USER_END"}),
+    );
+    let ended = session(vec![
+        entry(
+            1,
+            json!({"kind": "handshake", "conn": 1, "query": {}, "status": 101}),
+        ),
+        entry(5, json!({"kind": "server_frame", "frame": end})),
+        entry(
+            6,
+            json!({"kind": "close", "conn": 1, "code": 1000, "by": "server"}),
+        ),
+    ]);
+    let dropped = session(vec![
+        entry(
+            1,
+            json!({"kind": "handshake", "conn": 1, "query": {}, "status": 101}),
+        ),
+        entry(6, json!({"kind": "close", "conn": 1, "by": "server"})),
+    ]);
+    let evidence = |s: SessionRecord| Evidence {
+        case: crate::cases::catalogue().expect("cases")[0]
+            .instantiate(&crate::params::Params::draw(0))
+            .expect("instantiates"),
+        sessions: vec![s],
+        http: Vec::new(),
+        samples: Vec::new(),
+        steps: Vec::new(),
+        expectations: Vec::new(),
+        exit_ms: 100,
+        end_ms: 100,
+    };
+    assert!(evidence(ended).unexpected_closes().is_empty());
+    assert_eq!(evidence(dropped).unexpected_closes().len(), 1);
+}

@@ -1,0 +1,408 @@
+//! Parameters drawn from a run's seed: every number and text a case advertises or says. Drawn
+//! so that no constant a client might hard-code coincides (not the 30 s default heartbeat, not
+//! 1 s, not the documented examples: Ada, Sarah, fr-FR, position 3, 180 s, 5 attempts,
+//! 128 KiB), and where a timing obligation is judged twice per profile (draws `a` and `b`) the
+//! two draws always differ. The same seed gives the same parameters, whatever cases run.
+//!
+//! Case files use them as `{name}`: a whole string `"{heartbeat_a}"` becomes the value (a
+//! number stays a number), and `{name}` inside a longer string is interpolated.
+
+use std::collections::BTreeMap;
+
+use mock_server::engine::ids::IdGen;
+use serde_json::{Map, Value};
+
+/// The drawn values, by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    seed: u64,
+    values: BTreeMap<&'static str, Value>,
+}
+
+struct Draw(IdGen);
+
+impl Draw {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0.next_u64() % n.max(1)
+    }
+
+    /// A number in `low..=high`.
+    fn within(&mut self, low: u64, high: u64) -> u64 {
+        low + self.below(high - low + 1)
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[self.below(from.len() as u64) as usize]
+    }
+
+    /// Two different items of `from`, in random order.
+    fn two<T: Copy>(&mut self, from: &[T]) -> (T, T) {
+        let first = self.below(from.len() as u64) as usize;
+        let mut second = self.below(from.len() as u64 - 1) as usize;
+        if second >= first {
+            second += 1;
+        }
+        (from[first], from[second])
+    }
+
+    /// `count` distinct items of `from`.
+    fn distinct<'a>(&mut self, from: &[&'a str], count: usize) -> Vec<&'a str> {
+        let mut pool: Vec<&str> = from.to_vec();
+        (0..count)
+            .map(|_| pool.remove(self.below(pool.len() as u64) as usize))
+            .collect()
+    }
+}
+
+const AGENT_NAMES: &[&str] = &[
+    "Juniper", "Odile", "Tomasz", "Wren", "Imani", "Kasimir", "Leocadia", "Bram", "Saoirse",
+    "Yusuf", "Ottilie", "Nnamdi",
+];
+const LIVE_NAMES: &[&str] = &[
+    "Mireille", "Anselm", "Priyanka", "Caspian", "Hedda", "Ezinne", "Florin", "Marisol", "Dagny",
+    "Teodor",
+];
+/// Not fr-FR (the docs' example) and not en-US (a likely default).
+const LANGUAGES: &[&str] = &[
+    "de-DE", "es-MX", "ja-JP", "pt-BR", "it-IT", "nl-NL", "pl-PL", "sv-SE", "ko-KR", "tr-TR",
+];
+const THINGS: &[&str] = &[
+    "parcel",
+    "booking",
+    "invoice",
+    "table",
+    "refund",
+    "voucher",
+    "ticket",
+    "subscription",
+    "delivery",
+    "appointment",
+    "warranty",
+    "reservation",
+];
+const ASKS: &[&str] = &[
+    "Where is my",
+    "Can you move my",
+    "Please check my",
+    "I need help with my",
+    "What happened to my",
+    "Could you cancel my",
+];
+const QUEUES: &[&str] = &[
+    "Billing Desk",
+    "Returns Team",
+    "Priority Care",
+    "Night Shift",
+    "Travel Support",
+    "Loyalty Club",
+];
+const REASONS: &[&str] = &["COMPLEX_QUERY", "AGENT_DECISION", "POLICY"];
+const OPENERS: &[&str] = &[
+    "Happy to help",
+    "Let me look",
+    "Good question",
+    "One moment",
+    "Certainly",
+    "Right away",
+];
+
+impl Params {
+    /// The parameters of a run with `seed`.
+    pub fn draw(seed: u64) -> Self {
+        let mut d = Draw(IdGen::from_seed(seed ^ 0x5EED_CA5E_D00D_F00D));
+        let mut v: BTreeMap<&'static str, Value> = BTreeMap::new();
+        let mut text = |name: &'static str, value: String| {
+            v.insert(name, Value::String(value));
+        };
+
+        let names = d.distinct(AGENT_NAMES, 1);
+        text("agent_name", names[0].to_owned());
+        text(
+            "agent_avatar_url",
+            format!("https://cdn.example.test/{}.png", names[0].to_lowercase()),
+        );
+        let live = d.pick(LIVE_NAMES);
+        let live_id = format!("agent_{}", d.within(100, 999));
+        text("live_agent_id", live_id);
+        text("live_agent_name", live.to_owned());
+        text(
+            "live_agent_avatar_url",
+            format!("https://cdn.example.test/live/{}.png", live.to_lowercase()),
+        );
+        let things = d.distinct(THINGS, 8);
+        let order = d.within(1000, 9999);
+        let opener = d.pick(OPENERS);
+        text(
+            "greeting",
+            format!("{opener}! I'm {}. How can I help today?", names[0]),
+        );
+        text("suggestion_1", format!("Track a {}", things[6]));
+        text("suggestion_2", format!("Change a {}", things[7]));
+        for (i, name) in ["question_1", "question_2", "question_3", "question_4"]
+            .into_iter()
+            .enumerate()
+        {
+            let ask = d.pick(ASKS);
+            text(name, format!("{ask} {} {}?", things[i], order + i as u64));
+        }
+        for (i, name) in ["answer_1", "answer_2", "answer_3", "answer_4"]
+            .into_iter()
+            .enumerate()
+        {
+            text(
+                name,
+                format!(
+                    "Your {} {} is {}.",
+                    things[i],
+                    order + i as u64,
+                    d.pick(&["on its way", "confirmed", "updated", "being checked"])
+                ),
+            );
+        }
+        text(
+            "live_answer",
+            format!("{live} here: I have your {} {} open.", things[4], order + 4),
+        );
+        text(
+            "stream_text",
+            format!(
+                "Streaming the details of {} {} piece by piece for you.",
+                things[5],
+                order + 5
+            ),
+        );
+        text(
+            "story",
+            format!(
+                "Once the socket dropped, the rest of the {} {} story came back with the replay.",
+                things[2],
+                order + 2
+            ),
+        );
+        let (language_1, language_2) = d.two(LANGUAGES);
+        text("language_1", language_1.to_owned());
+        text("language_2", language_2.to_owned());
+        text("queue_name", d.pick(QUEUES).to_owned());
+        text("client_handoff_reason", d.pick(REASONS).to_owned());
+        text("client_handoff_queue", d.pick(QUEUES).to_owned());
+        text(
+            "unknown_event_type",
+            format!("EVENT_TYPE_FUTURE_{}", d.within(10, 99)),
+        );
+
+        let mut number = |name: &'static str, value: u64| {
+            v.insert(name, Value::from(value));
+        };
+        // Queue: not the docs' position 3 / 180 s.
+        let position = [2, 4, 5, 6, 7, 8, 9][d.below(7) as usize];
+        number("queue_position", position);
+        number("queue_wait_seconds", 60 * d.within(2, 14) + 15);
+        number("queue_interval_ms", d.within(300, 450));
+        // Streaming: chunk counts and timings.
+        number("stream_pieces", d.within(3, 8));
+        number("chunk_interval_ms", d.within(5, 40));
+        let story_pieces = d.within(4, 8);
+        number("story_pieces", story_pieces);
+        number("story_drop_after", d.within(1, story_pieces - 2));
+        number("story_chunk_interval_ms", d.within(60, 120));
+        // Typing indicators: a pause before thinking (a client that shows "typing" whenever a
+        // message is unanswered shows it here), then the thinking itself.
+        number("pre_think_ms", d.within(400, 650));
+        number("think_ms", d.within(700, 1000));
+        number("live_typing_ms", d.within(600, 850));
+        // Two heartbeat intervals (s), never 1 and never 30.
+        let (heartbeat_a, heartbeat_b) = d.two(&[2u64, 3]);
+        number("heartbeat_a", heartbeat_a);
+        number("heartbeat_b", heartbeat_b);
+        // Long enough for three heartbeats after the history.
+        number("heartbeat_a_window_ms", heartbeat_a * 2_000 + 700);
+        number("heartbeat_b_window_ms", heartbeat_b * 2_000 + 700);
+        // Two reconnect-attempt limits, never the documented 5.
+        let (attempts_a, attempts_b) = d.two(&[1u64, 2]);
+        number("max_attempts_a", attempts_a);
+        number("max_attempts_b", attempts_b);
+        // How long to wait for the client to give up: the backoff 1 s, 2 s, 4 s … plus margin.
+        number("give_up_a_ms", give_up_within(attempts_a));
+        number("give_up_b_ms", give_up_within(attempts_b));
+        // History hold-backs: one short, one long, never a round 300 ms.
+        number("hold_back_a", d.within(330, 640));
+        number("hold_back_b", d.within(860, 1_380));
+        // Retry-After seconds of the two 429s.
+        let (retry_a, retry_b) = d.two(&[2u64, 3]);
+        number("retry_after_a", retry_a);
+        number("retry_after_b", retry_b);
+        // A frame limit well under 128 KiB, and a message over it but under 128 KiB.
+        let limit = 1024 * d.within(24, 96);
+        number("max_message_size", limit);
+        number("oversized_length", limit + d.within(2_000, 8_000));
+        let mut params = Self { seed, values: v };
+        let oversized = "x".repeat(params.number("oversized_length") as usize);
+        params
+            .values
+            .insert("oversized_text", Value::String(oversized));
+        params
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+
+    fn number(&self, name: &str) -> u64 {
+        self.get(name).and_then(Value::as_u64).unwrap_or_default()
+    }
+
+    /// Every parameter, for reports (long texts shortened).
+    pub fn shown(&self) -> BTreeMap<String, Value> {
+        self.values
+            .iter()
+            .map(|(k, v)| {
+                let shown = match v {
+                    Value::String(s) if s.len() > 80 => {
+                        Value::String(format!("{}… ({} characters)", &s[..20], s.len()))
+                    }
+                    other => other.clone(),
+                };
+                ((*k).to_owned(), shown)
+            })
+            .collect()
+    }
+
+    /// `value` with every `{name}` replaced; an unknown name is an error naming it. Returns
+    /// the names used as well.
+    pub fn substitute(&self, value: &Value, used: &mut Vec<String>) -> Result<Value, String> {
+        Ok(match value {
+            Value::String(text) => self.substitute_text(text, used)?,
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|item| self.substitute(item, used))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (key, item) in map {
+                    out.insert(key.clone(), self.substitute(item, used)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+
+    fn substitute_text(&self, text: &str, used: &mut Vec<String>) -> Result<Value, String> {
+        let lookup = |name: &str, used: &mut Vec<String>| {
+            let value = self
+                .get(name)
+                .ok_or_else(|| format!("unknown parameter `{{{name}}}`"))?;
+            if !used.iter().any(|u| u == name) {
+                used.push(name.to_owned());
+            }
+            Ok::<_, String>(value.clone())
+        };
+        // A whole-string placeholder keeps the value's type.
+        if let Some(name) = text.strip_prefix('{').and_then(|t| t.strip_suffix('}'))
+            && is_name(name)
+        {
+            return lookup(name, used);
+        }
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            match after.find('}') {
+                Some(close) if is_name(&after[..close]) => {
+                    match lookup(&after[..close], used)? {
+                        Value::String(s) => out.push_str(&s),
+                        other => out.push_str(&other.to_string()),
+                    }
+                    rest = &after[close + 1..];
+                }
+                _ => {
+                    out.push('{');
+                    rest = after;
+                }
+            }
+        }
+        out.push_str(rest);
+        Ok(Value::String(out))
+    }
+}
+
+fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A reference client gives up right after its last failed attempt: drop + 1 s + 2 s + … ;
+/// this leaves 2.5 s of margin.
+fn give_up_within(attempts: u64) -> u64 {
+    (0..attempts).map(|i| 1_000u64 << i).sum::<u64>() + 2_500
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_draws_the_same_parameters_and_draws_differ() {
+        assert_eq!(Params::draw(7), Params::draw(7));
+        assert_ne!(Params::draw(7), Params::draw(8));
+        for seed in 0..200 {
+            let p = Params::draw(seed);
+            assert_ne!(p.number("heartbeat_a"), p.number("heartbeat_b"));
+            assert_ne!(p.number("max_attempts_a"), p.number("max_attempts_b"));
+            assert_ne!(p.number("retry_after_a"), p.number("retry_after_b"));
+            assert_ne!(p.get("language_1"), p.get("language_2"));
+            assert!(![1, 30].contains(&p.number("heartbeat_a")));
+            assert_ne!(p.number("max_attempts_a"), 5);
+            assert_ne!(p.number("queue_position"), 3);
+            assert_ne!(p.number("queue_wait_seconds"), 180);
+            assert!(p.number("oversized_length") > p.number("max_message_size"));
+            assert!(p.number("oversized_length") + 200 < 131_072);
+            assert!(p.number("story_drop_after") < p.number("story_pieces") - 1);
+            let texts: Vec<&Value> = ["question_1", "question_2", "question_3", "question_4"]
+                .iter()
+                .filter_map(|n| p.get(n))
+                .collect();
+            for (i, t) in texts.iter().enumerate() {
+                assert!(!texts[..i].contains(t), "seed {seed}: repeated {t}");
+            }
+        }
+    }
+
+    #[test]
+    fn placeholders_keep_types_interpolate_and_unknown_names_are_errors() {
+        let p = Params::draw(1);
+        let mut used = Vec::new();
+        let value = serde_json::json!({
+            "n": "{heartbeat_a}",
+            "s": "Hi {agent_name}, {heartbeat_a} s",
+            "literal": "{not a name} {}",
+        });
+        let out = p.substitute(&value, &mut used).expect("known names");
+        assert!(out["n"].is_u64());
+        assert_eq!(
+            out["s"],
+            format!(
+                "Hi {}, {} s",
+                p.get("agent_name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                p.number("heartbeat_a")
+            )
+        );
+        assert_eq!(out["literal"], "{not a name} {}");
+        assert_eq!(used, ["heartbeat_a", "agent_name"]);
+        let error = p
+            .substitute(&serde_json::json!("{nope}"), &mut used)
+            .expect_err("unknown");
+        assert!(error.contains("`{nope}`"), "{error}");
+    }
+}

@@ -1,0 +1,220 @@
+//! The kit on its own terms: the catalogue covers what it claims, the reference client passes
+//! every case under several seeds, its views stay as they were (regression pins, not an
+//! oracle), and an external driver can be graded from `cargo test`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use conformance::cases::{Tier, catalogue};
+use conformance::driver::{ProcessLauncher, ReferenceLauncher};
+use conformance::obligations::{OBLIGATIONS, ObligationId};
+use conformance::params::Params;
+use conformance::runner::{CaseResult, Verdict, run_cases, run_passes, select, ungraded_musts};
+
+use crate::bounded_by;
+
+pub async fn run_reference(profile: Tier, only: &[String], seed: u64) -> Vec<CaseResult> {
+    let cases = catalogue().expect("the catalogue loads");
+    let selected = select(&cases, profile, only);
+    let jobs = selected.len();
+    run_cases(
+        &selected,
+        &Params::draw(seed),
+        &ReferenceLauncher::default(),
+        jobs,
+        |_, _, _| {},
+    )
+    .await
+}
+
+/// Every finding that is not a pass, with its case (AUTH-4 and SEC-1 are skipped for all).
+pub fn problems(results: &[CaseResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    for result in results {
+        if let Some(error) = &result.driver_error {
+            out.push(format!("{}: driver error {error}", result.case));
+        }
+        for finding in &result.findings {
+            let expected_skip = !finding.obligation.observable();
+            let fine = match &finding.verdict {
+                Verdict::Pass(_) => !expected_skip,
+                // A reason-giving skip is fine where the case gave nothing to judge.
+                Verdict::Skipped(_) => true,
+                Verdict::Fail(_) | Verdict::Warn(_) => false,
+            };
+            if !fine {
+                out.push(format!(
+                    "{}: {} {:?} (notes {:?})",
+                    result.case, finding.obligation, finding.verdict, result.notes
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_client_passes_the_full_profile_under_two_seeds() {
+    bounded_by(Duration::from_secs(60), async {
+        for seed in [1, 2] {
+            let results = run_reference(Tier::Full, &[], seed).await;
+            assert_eq!(
+                results.len(),
+                select(&catalogue().expect("cases"), Tier::Full, &[]).len()
+            );
+            let problems = problems(&results);
+            assert!(problems.is_empty(), "seed {seed}:\n{}", problems.join("\n"));
+            assert!(
+                ungraded_musts(&results).is_empty(),
+                "seed {seed}: {:?}",
+                ungraded_musts(&results)
+            );
+            assert!(
+                run_passes(&results, true),
+                "seed {seed}: a strict run passes"
+            );
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_client_passes_the_thorough_cases() {
+    bounded_by(Duration::from_secs(120), async {
+        let cases = catalogue().expect("cases");
+        let thorough: Vec<String> = cases
+            .iter()
+            .filter(|c| c.tier == Tier::Thorough)
+            .map(|c| c.id.clone())
+            .collect();
+        assert!(thorough.len() >= 3, "{thorough:?}");
+        let results = run_reference(Tier::Thorough, &thorough, 3).await;
+        let problems = problems(&results);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        let graded = |id| {
+            results
+                .iter()
+                .flat_map(|r| r.verdicts_of(id))
+                .any(|v| matches!(v, Verdict::Pass(_)))
+        };
+        for id in [
+            ObligationId::Msg5,
+            ObligationId::Rc3,
+            ObligationId::Hb1,
+            ObligationId::Hb2,
+        ] {
+            assert!(graded(id), "{id} is graded by the thorough cases");
+        }
+    })
+    .await;
+}
+
+#[test]
+fn the_full_profile_grades_every_observable_obligation_and_timing_ones_under_two_draws() {
+    let cases = catalogue().expect("cases");
+    let full = select(&cases, Tier::Full, &[]);
+    for obligation in OBLIGATIONS {
+        let covering: Vec<_> = full
+            .iter()
+            .filter(|c| c.checks().contains(&obligation.id))
+            .collect();
+        assert!(
+            !covering.is_empty(),
+            "{} is not checked by the full profile",
+            obligation.id
+        );
+    }
+    // The parameters of each timing obligation: both draws are used by the cases checking it.
+    let params = Params::draw(5);
+    for (id, names) in [
+        (ObligationId::Hb2, ["heartbeat_a", "heartbeat_b"]),
+        (ObligationId::Rc4, ["max_attempts_a", "max_attempts_b"]),
+        (ObligationId::Ws2, ["hold_back_a", "hold_back_b"]),
+        (ObligationId::Auth5, ["retry_after_a", "retry_after_b"]),
+    ] {
+        let used: BTreeSet<String> = full
+            .iter()
+            .filter(|c| c.checks().contains(&id))
+            .flat_map(|c| {
+                c.instantiate(&params)
+                    .expect("instantiates")
+                    .params
+                    .into_keys()
+            })
+            .collect();
+        for name in names {
+            assert!(
+                used.contains(name),
+                "{id} is never judged with `{name}`: {used:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_same_seed_draws_the_same_case_and_another_seed_another() {
+    let cases = catalogue().expect("cases");
+    let case = cases.iter().find(|c| c.id == "handoff").expect("handoff");
+    let a = case.instantiate(&Params::draw(11)).expect("instantiates");
+    let b = case.instantiate(&Params::draw(11)).expect("instantiates");
+    let c = case.instantiate(&Params::draw(12)).expect("instantiates");
+    assert_eq!(a.params, b.params);
+    assert_ne!(a.params, c.params);
+    assert_eq!(
+        serde_json::to_string(&a.steps).expect("steps"),
+        serde_json::to_string(&b.steps).expect("steps")
+    );
+}
+
+/// The reference client's final view of every case, normalised, is a committed snapshot:
+/// a regression pin for the reference (the oracle for other clients is each case's expected
+/// conversation, written next to its scenario).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reference_views_match_their_regression_pins() {
+    bounded_by(Duration::from_secs(60), async {
+        let results = run_reference(Tier::Full, &[], 0).await;
+        for result in results {
+            let view = &result
+                .views
+                .last()
+                .unwrap_or_else(|| panic!("{}: no view", result.case))
+                .view;
+            insta::assert_json_snapshot!(
+                format!("view-{}", result.case),
+                conformance::runner::normalised_view(view)
+            );
+        }
+    })
+    .await;
+}
+
+/// `CONFORMANCE_DRIVER="<command>" cargo test -p conformance` grades an external driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_driver_given_in_conformance_driver_passes_the_full_profile() {
+    let Ok(command) = std::env::var("CONFORMANCE_DRIVER") else {
+        eprintln!(
+            "SKIPPED an_external_driver_given_in_conformance_driver_passes_the_full_profile: CONFORMANCE_DRIVER is not set"
+        );
+        return;
+    };
+    bounded_by(Duration::from_secs(120), async {
+        let cases = catalogue().expect("cases");
+        let selected = select(&cases, Tier::Full, &[]);
+        let launcher = ProcessLauncher {
+            command,
+            timeout: Duration::from_secs(10),
+        };
+        let results = run_cases(
+            &selected,
+            &Params::draw(1),
+            &launcher,
+            selected.len(),
+            |_, _, _| {},
+        )
+        .await;
+        let problems = problems(&results);
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+        assert!(run_passes(&results, false));
+    })
+    .await;
+}
