@@ -63,6 +63,10 @@ pub struct RequestFacts {
     /// The `/ws` query, `access_token` redacted.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub query: BTreeMap<String, String>,
+    /// A `/ws` request that asked for a WebSocket upgrade (a connection attempt); a plain GET
+    /// (a client asking why its socket did not open) is not one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upgrade: bool,
 }
 
 /// One answered request.

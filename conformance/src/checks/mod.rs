@@ -549,10 +549,13 @@ impl Evidence {
         }
     }
 
+    /// The calls of `endpoint`; for `/ws`, the connection attempts (upgrade requests), not a
+    /// plain GET a client sends to learn why its socket did not open.
     pub fn http_of(&self, endpoint: Endpoint) -> Vec<&HttpCall> {
         self.http
             .iter()
             .filter(|c| c.endpoint == endpoint)
+            .filter(|c| endpoint != Endpoint::WebSocket || c.request.upgrade)
             .collect()
     }
 

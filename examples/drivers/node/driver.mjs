@@ -9,6 +9,7 @@
 
 import { createInterface } from "node:readline";
 import { randomUUID } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
 
 const env = {
   baseUrl: process.env.MESSAGING_BASE_URL,
@@ -35,16 +36,21 @@ class Client {
     this.failures = 0;
   }
 
-  // POST with retries: 5xx backs off 1 s, 2 s, 4 s; 429 waits Retry-After (AUTH-5).
+  // POST with retries: 429 waits Retry-After; 5xx backs off 0.5 s, 1 s, 2 s (AUTH-5).
   async post(path, init) {
-    let delay = 1000;
-    for (let attempt = 0; ; attempt += 1) {
+    let delay = 500;
+    for (let attempt = 1; ; attempt += 1) {
       const response = await fetch(`${env.baseUrl}${path}`, { method: "POST", ...init });
       const retry = response.status === 429 || response.status >= 500;
-      if (!retry || attempt === 3) return response;
-      const after = Number(response.headers.get("retry-after"));
-      await new Promise((r) => setTimeout(r, response.status === 429 && after > 0 ? after * 1000 : delay));
-      delay = Math.min(delay * 2, 30000);
+      if (!retry || attempt === 5) return response;
+      let wait;
+      if (response.status === 429) {
+        wait = (Number(response.headers.get("retry-after")) || 1) * 1000;
+      } else {
+        wait = delay;
+        delay = Math.min(delay * 2, 30000);
+      }
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 
@@ -103,11 +109,12 @@ class Client {
       this.ingest(event);
       if (event.type === "EVENT_TYPE_EVENT_BATCH" && !history) {
         history = true;
-        this.onHistory(socket);
+        if (!batchEnds) this.onHistory(socket);
       }
       if (event.type === "EVENT_TYPE_SESSION_END" || batchEnds) {
         this.ended = true;
-        socket.close(1000);
+        clearInterval(this.heartbeat);
+        socket.close(1000); // the client closes the socket itself (UX-4)
       }
     };
     let closed = false;
@@ -127,36 +134,46 @@ class Client {
         return;
       }
       this.connection = "reconnecting";
-      this.reconnect(opened);
+      if (opened) {
+        // The first retry 1 s after the drop (RC-3).
+        this.failures = 0;
+        this.retryAfter(1000);
+      } else {
+        this.attemptFailed();
+      }
     };
   }
 
-  async reconnect(afterDrop) {
-    if (!afterDrop) {
-      this.failures += 1;
-      // A browser-style WebSocket cannot read a refusal's status: ask with a plain GET, and on
-      // 404 or 401 start over with a new token and session (RC-5).
-      const probe = await fetch(this.url(0).replace(/^ws/, "http")).catch(() => null);
-      if (probe && (probe.status === 404 || probe.status === 401)) {
-        try {
-          await this.newSession();
-          this.reset();
-          this.connect(0);
-          return;
-        } catch (error) {
-          log(`new session failed: ${error}`);
-        }
+  retryAfter(ms) {
+    setTimeout(() => {
+      if (!this.stopped && !this.ended) this.connect(this.lastSequence);
+    }, ms);
+  }
+
+  // A reconnect attempt was refused.
+  async attemptFailed() {
+    this.failures += 1;
+    // A browser-style WebSocket cannot read a refusal's status: ask with a plain GET, and on
+    // 404 or 401 start over with a new token and session (RC-5).
+    const probe = await fetch(this.url(this.lastSequence).replace(/^ws/, "http")).catch(() => null);
+    if (probe && (probe.status === 404 || probe.status === 401)) {
+      try {
+        await this.newSession();
+        this.reset();
+        this.connect(0);
+        return;
+      } catch (error) {
+        log(`new session failed: ${error}`);
       }
     }
+    // Exactly max_reconnect_attempts attempts (RC-4), then the failure shows.
     const max = this.capabilities().max_reconnect_attempts ?? 5;
     if (this.failures >= max) {
       this.connection = "closed";
       return;
     }
-    // 1 s, 2 s, 4 s, … capped at 30 s (RC-3).
-    await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** this.failures, 30000)));
-    if (this.stopped) return;
-    this.connect(this.lastSequence);
+    // 2 s, 4 s, … capped at 30 s (RC-3).
+    this.retryAfter(Math.min(1000 * 2 ** this.failures, 30000));
   }
 
   reset() {
@@ -164,6 +181,26 @@ class Client {
     this.log = [];
     this.lastSequence = 0;
     this.joinSent = false;
+    this.pending = [];
+  }
+
+  // What survives an app restart, kept in the working directory.
+  save(path) {
+    const state = {
+      token: this.token, sessionId: this.sessionId, streaming: this.streaming,
+      events: this.log.map(([, e]) => e), pending: this.pending, joinSent: this.joinSent,
+    };
+    writeFileSync(path, JSON.stringify(state));
+  }
+
+  static restore(path) {
+    const state = JSON.parse(readFileSync(path, "utf8"));
+    const client = new Client(state.streaming);
+    Object.assign(client, { token: state.token, sessionId: state.sessionId, joinSent: state.joinSent });
+    for (const event of state.events) client.ingestOne(event);
+    client.pending = state.pending.map((p) => ({ ...p, due: Date.now() + 5000 }));
+    client.connect(client.lastSequence);
+    return client;
   }
 
   onHistory(socket) {
@@ -229,7 +266,10 @@ class Client {
   transmit(socket, frame) {
     socket.send(frame);
     const pending = this.pending.find((p) => p.frame === frame);
-    if (pending) pending.sent = true;
+    if (pending && !pending.sent) {
+      pending.sent = true;
+      pending.due = Date.now() + 5000;
+    }
   }
 
   send(text) {
@@ -240,22 +280,24 @@ class Client {
       metadata: { custom: { client_event_id: id } },
     });
     const limit = this.capabilities().max_message_size_bytes ?? 131072;
+    if (this.ended) throw new Error("the conversation is over");
     if (Buffer.byteLength(frame) > limit) throw new Error("message too large"); // WS-7
     this.pending.push({ id, text, frame, resends: 0, failed: false, sent: false, due: Date.now() + 5000 });
     this.sendFrame(frame);
   }
 
   tick() {
-    // Resend unechoed messages every 5 s, three times, then mark them failed (MSG-5).
+    // Resend unechoed messages 5 s, 15 s and 30 s after they were sent; failed 5 s after the
+    // third resend (MSG-5).
     const now = Date.now();
     for (const p of this.pending) {
-      if (p.failed || now < p.due) continue;
+      if (p.failed || !p.sent || now < p.due) continue;
       if (p.resends >= 3) {
         p.failed = true;
         continue;
       }
       p.resends += 1;
-      p.due = now + 5000 * (p.resends + 1);
+      p.due = now + (p.resends >= 3 ? 5000 : 5000 * (p.resends + 1));
       this.sendFrame(p.frame);
     }
   }
@@ -297,6 +339,7 @@ class Client {
           break;
         }
         case "EVENT_TYPE_POLY_AGENT_MESSAGE": typing.agent = false; messages.push(reply(p, "agent")); break;
+        case "EVENT_TYPE_POLY_AGENT_LEFT": typing.agent = false; break;
         case "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK":
           typing.agent = false;
           if (!chunks.has(p.message_id)) {
@@ -310,16 +353,21 @@ class Client {
         case "EVENT_TYPE_LIVE_AGENT_TYPING": typing.live_agent = p.state !== "TYPING_STATE_STOPPED"; break;
         case "EVENT_TYPE_POLY_AGENT_JOINED": view.agent = { name: p.agent_name, avatar_url: p.agent_avatar_url }; break;
         case "EVENT_TYPE_LIVE_AGENT_JOINED": view.live_agent = p.agent; view.handoff = "live"; break;
-        case "EVENT_TYPE_LIVE_AGENT_LEFT": view.live_agent = null; view.handoff = "ended"; break;
-        case "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF": view.handoff = "triggered"; break;
+        case "EVENT_TYPE_LIVE_AGENT_LEFT": typing.live_agent = false; view.live_agent = null; view.handoff = "ended"; break;
+        case "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF": typing.agent = false; view.handoff = "triggered"; break;
         case "EVENT_TYPE_HANDOFF_ACCEPTED": view.handoff = "accepted"; break;
-        case "EVENT_TYPE_HANDOFF_QUEUE_STATUS": view.queue = p; break;
-        case "EVENT_TYPE_CLIENT_HANDOFF_REQUIRED": view.handoff = "client_required"; view.client_handoff = p; break;
+        case "EVENT_TYPE_HANDOFF_QUEUE_STATUS":
+          view.queue = { queue_name: p.queue_name, position_in_queue: p.position_in_queue, estimated_wait_seconds: p.estimated_wait_seconds };
+          break;
+        case "EVENT_TYPE_CLIENT_HANDOFF_REQUIRED":
+          view.handoff = "client_required";
+          view.client_handoff = { reason: p.reason, queue_name: p.queue_name };
+          break;
         case "EVENT_TYPE_HANDOFF_FAILED": view.handoff = "failed"; break;
         case "EVENT_TYPE_HANDOFF_TIMEOUT": view.handoff = "timeout"; break;
         case "EVENT_TYPE_LANGUAGE_CHANGED": view.language = p.language_code; break;
-        case "EVENT_TYPE_SYSTEM_MESSAGE": systemMessages.push({ level: p.level, message: p.message }); break;
-        case "EVENT_TYPE_SESSION_END": view.ended = { reason: p.reason }; break;
+        case "EVENT_TYPE_SYSTEM_MESSAGE": typing.agent = false; systemMessages.push({ level: p.level, message: p.message }); break;
+        case "EVENT_TYPE_SESSION_END": typing.agent = false; typing.live_agent = false; view.ended = { reason: p.reason }; break;
         default: break; // unknown types are ignored (ERR-2)
       }
     }
@@ -351,6 +399,8 @@ class Client {
 // --- the driver contract -------------------------------------------------------------------
 
 let client = null;
+// The working directory is the driver's to persist in (contract §1).
+const STATE_FILE = ".node-driver-session.json";
 const ticker = setInterval(() => client?.tick(), 1000);
 
 async function run(command) {
@@ -381,6 +431,14 @@ async function run(command) {
       return { ok: true };
     case "view":
       return { ok: true, view: client ? client.view() : { connection: "closed" } };
+    case "restart": {
+      // An app restart: the SDK instance goes, a new one resumes from what was persisted.
+      if (!client) return { ok: false, error: "no conversation" };
+      client.save(STATE_FILE);
+      client.stop();
+      client = Client.restore(STATE_FILE);
+      return { ok: true };
+    }
     case "exit":
       client?.stop();
       return { ok: true };

@@ -341,26 +341,36 @@ impl Session {
     /// Whether a handshake may proceed, given the scenario's handshake faults. A refusal
     /// counts against the armed number.
     pub fn admit_handshake(&mut self) -> Result<(), Refusal> {
+        let refusal = self.refusal();
+        if refusal.is_some()
+            && !self.pending.token_expired
+            && let Some((count, status)) = self.pending.refuse.take()
+            && count > 1
+        {
+            self.pending.refuse = Some((count - 1, status));
+        }
+        refusal.map_or(Ok(()), Err)
+    }
+
+    /// The refusal the next handshake would get, without counting it: what a plain `GET /ws`
+    /// (no upgrade) is answered with, so a browser-side client can learn why its socket did
+    /// not open.
+    pub fn refusal(&self) -> Option<Refusal> {
         if self.pending.token_expired {
-            return Err(Refusal {
+            return Some(Refusal {
                 status: 401,
                 body: catalog::AUTHENTICATION_FAILED,
             });
         }
-        if let Some((count, status)) = self.pending.refuse.take() {
-            if count > 1 {
-                self.pending.refuse = Some((count - 1, status));
-            }
-            let body = match status {
-                400 => catalog::INVALID_CONNECTION_PARAMETERS,
-                401 => catalog::AUTHENTICATION_FAILED,
-                404 => catalog::SESSION_NOT_FOUND,
-                429 => catalog::CONNECTION_LIMIT_EXCEEDED,
-                _ => "service unavailable",
-            };
-            return Err(Refusal { status, body });
-        }
-        Ok(())
+        let (_, status) = self.pending.refuse?;
+        let body = match status {
+            400 => catalog::INVALID_CONNECTION_PARAMETERS,
+            401 => catalog::AUTHENTICATION_FAILED,
+            404 => catalog::SESSION_NOT_FOUND,
+            429 => catalog::CONNECTION_LIMIT_EXCEEDED,
+            _ => "service unavailable",
+        };
+        Some(Refusal { status, body })
     }
 
     /// A connection opened with `cursor`: its replay, a close if the session has ended

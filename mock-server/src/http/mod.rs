@@ -115,6 +115,7 @@ fn call_of<T>(
             authorization,
             body: note.body,
             query: Default::default(),
+            upgrade: false,
         },
         token,
         session_id,

@@ -108,6 +108,7 @@ fn handshake(
     };
     let query = params.redacted();
     call.request.query = query.clone();
+    call.request.upgrade = upgrade.is_ok();
     call.session_id = params.session_id.clone().filter(|s| !s.is_empty());
     let verified = params
         .access_token
@@ -151,7 +152,17 @@ fn handshake(
     }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            // Not a connection attempt: tell why one would be refused, counting nothing.
+            let refusal = slot.lock().engine.refusal();
+            return match refusal {
+                Some(refusal) => refused(
+                    StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                    refusal.body,
+                ),
+                None => rejection.into_response(),
+            };
+        }
     };
     let cursor = parse_cursor(params.cursor.as_deref()).unwrap_or_else(|_| {
         tracing::warn!(cursor = ?params.cursor, session = %slot.id, "invalid cursor; replaying everything");

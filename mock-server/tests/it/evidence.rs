@@ -306,3 +306,68 @@ async fn a_drop_is_journaled_when_ordered_so_later_frames_went_to_no_one() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_plain_get_learns_why_a_handshake_would_be_refused_without_using_a_refusal() {
+    bounded(async {
+        let server = start(Config::default()).await;
+        let (token, session) = new_session(&server, false).await;
+        server
+            .inject_faults(
+                &session,
+                vec![mock_server::scenario::raw::RawFault::RefuseHandshakes(
+                    mock_server::scenario::raw::RawRefusal {
+                        count: 1,
+                        status: 503,
+                    },
+                )],
+            )
+            .expect("armed");
+        let url = format!("/ws?session_id={session}&access_token={token}");
+        for _ in 0..2 {
+            let probe = http(&server, "GET", &url, &[], "").await;
+            assert_eq!(
+                probe.status.as_u16(),
+                503,
+                "the refusal a handshake would get"
+            );
+        }
+        let refused = Client::connect(&ws_url(&server, &session, &token, None)).await;
+        assert_eq!(
+            refused.err().map(|r| r.status),
+            Some(503),
+            "the one refusal is still armed"
+        );
+        let mut accepted = Client::connect(&ws_url(&server, &session, &token, None))
+            .await
+            .expect("then accepted");
+        accepted.next_event().await;
+        server
+            .inject_faults(
+                &session,
+                vec![mock_server::scenario::raw::RawFault::ExpireToken],
+            )
+            .expect("expired");
+        let probe = http(&server, "GET", &url, &[], "").await;
+        assert_eq!(probe.status.as_u16(), 401);
+        let ws: Vec<(bool, u16)> = server
+            .http_calls()
+            .iter()
+            .filter(|c| c.endpoint == Endpoint::WebSocket)
+            .map(|c| (c.request.upgrade, c.status))
+            .collect();
+        assert_eq!(
+            ws,
+            [
+                (false, 503),
+                (false, 503),
+                (true, 503),
+                (true, 101),
+                (false, 401)
+            ],
+            "plain GETs are logged, but not as connection attempts"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
