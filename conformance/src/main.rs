@@ -231,7 +231,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let results: Vec<CaseResult> = runtime.block_on(async {
         if let Some(command) = &args.driver {
             let launcher = ProcessLauncher {
-                command: command.clone(),
+                command: absolutize(command),
                 timeout,
             };
             return anyhow::Ok(run_cases(&cases, &params, &launcher, jobs, progress_line).await);
@@ -275,6 +275,31 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The driver command with every word that names an existing file relative to where the kit
+/// was started made absolute: the driver runs in a fresh temporary directory (contract §1), so
+/// `node my-driver.js` must still find its script. A command with shell syntax is left alone.
+fn absolutize(command: &str) -> String {
+    let shell_syntax = command.chars().any(|c| "$`|;&<>(){}*?!~".contains(c));
+    let (Some(words), Ok(here)) = (shlex::split(command), std::env::current_dir()) else {
+        return command.to_owned();
+    };
+    if shell_syntax {
+        return command.to_owned();
+    }
+    let words: Vec<String> = words
+        .into_iter()
+        .map(|word| {
+            let path = std::path::Path::new(&word);
+            if path.is_relative() && (word.contains('/') || path.is_file()) && here.join(path).exists() {
+                here.join(path).display().to_string()
+            } else {
+                word
+            }
+        })
+        .collect();
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| command.to_owned())
 }
 
 fn print_summary(run: &Run<'_>) {
