@@ -30,7 +30,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum CliCommand {
     /// Print the case catalogue and which obligations each case grades.
-    List,
+    List {
+        /// Print the obligation table as Markdown (what each check looks for and cannot see).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Run the catalogue against a driver (or the reference client).
     Run(RunArgs),
     /// Act as a driver (contract §1–§6) for the reference client: read commands on stdin,
@@ -91,7 +95,7 @@ struct RunArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        CliCommand::List => list(),
+        CliCommand::List { markdown } => list(markdown),
         CliCommand::Run(args) => run(args),
         CliCommand::Driver => driver().map(|()| ExitCode::SUCCESS),
     };
@@ -101,8 +105,12 @@ fn main() -> ExitCode {
     })
 }
 
-fn list() -> anyhow::Result<ExitCode> {
+fn list(markdown: bool) -> anyhow::Result<ExitCode> {
     let cases = conformance::cases::catalogue()?;
+    if markdown {
+        print!("{}", conformance::obligations::markdown_table(&cases));
+        return Ok(ExitCode::SUCCESS);
+    }
     for case in &cases {
         let ids: Vec<&str> = case.checks().iter().map(|id| id.as_str()).collect();
         println!("{:22} {:9} {}", case.id, case.tier.as_str(), ids.join(" "));

@@ -196,6 +196,33 @@ impl ObligationId {
     }
 }
 
+/// The table of obligations, levels, what each check looks for and what it cannot see, with
+/// the cases that grade each, as Markdown (`messaging-conformance list --markdown`; kept in
+/// `conformance/README.md` by a test).
+pub fn markdown_table(cases: &[crate::cases::Case]) -> String {
+    let mut out = String::from(
+        "| Id | Level | Obligation | The check looks for | It cannot see | Cases |\n|---|---|---|---|---|---|\n",
+    );
+    for o in OBLIGATIONS {
+        let covering: Vec<String> = cases
+            .iter()
+            .filter(|c| c.checks().contains(&o.id))
+            .map(|c| format!("`{}`", c.id))
+            .collect();
+        let cannot = if o.cannot_see.is_empty() { "—" } else { o.cannot_see };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            o.id,
+            o.level.as_str(),
+            o.summary,
+            o.looks_for,
+            cannot,
+            covering.join(", ")
+        ));
+    }
+    out
+}
+
 impl fmt::Display for ObligationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
