@@ -77,6 +77,7 @@ pub struct CaseFile {
     #[serde(default)]
     pub mock: Map<String, Value>,
     /// The scenario the session runs (`fixtures/README.md`), with `{parameter}`s.
+    #[schemars(with = "ScenarioFile")]
     pub scenario: Value,
     /// What the user does and what the app must show meanwhile.
     #[schemars(with = "Vec<Step>")]

@@ -13,6 +13,7 @@
 //! - [`reference`]: the reference client (and its deliberate defects, the built-in mutants).
 //! - [`rest`]: the small HTTP client the reference client uses for the REST handshake.
 //! - [`report`]: `results.json`, `junit.xml` and a self-contained `report.html`.
+//! - [`schemas`]: `schemas/conformance/`, generated from the case file and view types.
 //!
 //! `conformance` depends on `mock-server`, never the reverse.
 
@@ -26,3 +27,4 @@ pub mod reference;
 pub mod report;
 pub mod rest;
 pub mod runner;
+pub mod schemas;

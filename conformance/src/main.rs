@@ -40,6 +40,15 @@ enum CliCommand {
     /// Act as a driver (contract §1–§6) for the reference client: read commands on stdin,
     /// answer on stdout. An example of a complete driver, and what the kit tests itself with.
     Driver,
+    /// Write schemas/conformance/ (the case file and the driver view) from the kit's types.
+    GenerateSchemas {
+        /// Directory to write into.
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/conformance"))]
+        out: std::path::PathBuf,
+        /// Do not write; exit 1 if any file differs.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 /// How to print results on stdout.
@@ -98,6 +107,7 @@ fn main() -> ExitCode {
         CliCommand::List { markdown } => list(markdown),
         CliCommand::Run(args) => run(args),
         CliCommand::Driver => driver().map(|()| ExitCode::SUCCESS),
+        CliCommand::GenerateSchemas { out, check } => generate_schemas(&out, check),
     };
     outcome.unwrap_or_else(|error| {
         eprintln!("messaging-conformance: {error:#}");
@@ -300,7 +310,10 @@ fn absolutize(command: &str) -> String {
         .into_iter()
         .map(|word| {
             let path = std::path::Path::new(&word);
-            if path.is_relative() && (word.contains('/') || path.is_file()) && here.join(path).exists() {
+            if path.is_relative()
+                && (word.contains('/') || path.is_file())
+                && here.join(path).exists()
+            {
                 here.join(path).display().to_string()
             } else {
                 word
@@ -340,6 +353,27 @@ fn print_summary(run: &Run<'_>) {
     if !run.passed {
         println!("reproduce: {}", run.reproduce(None));
     }
+}
+
+fn generate_schemas(out: &std::path::Path, check: bool) -> anyhow::Result<ExitCode> {
+    let mut stale = Vec::new();
+    for file in conformance::schemas::generate() {
+        let path = out.join(file.name);
+        if std::fs::read_to_string(&path).unwrap_or_default() != file.contents {
+            stale.push(file.name);
+            if !check {
+                std::fs::create_dir_all(out)?;
+                std::fs::write(&path, &file.contents)?;
+            }
+        }
+    }
+    let verb = if check { "stale" } else { "updated" };
+    println!("{} {verb}: {stale:?}", stale.len());
+    Ok(if check && !stale.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn env(name: &str) -> anyhow::Result<String> {

@@ -209,7 +209,11 @@ pub fn markdown_table(cases: &[crate::cases::Case]) -> String {
             .filter(|c| c.checks().contains(&o.id))
             .map(|c| format!("`{}`", c.id))
             .collect();
-        let cannot = if o.cannot_see.is_empty() { "—" } else { o.cannot_see };
+        let cannot = if o.cannot_see.is_empty() {
+            "—"
+        } else {
+            o.cannot_see
+        };
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
             o.id,

@@ -234,6 +234,8 @@ pub fn generate() -> Vec<SchemaFile> {
          Generated from the Rust types in `mock-server/src/protocol/` (draft 2020-12). Do not edit by\n\
          hand: run `cargo run -p mock-server -- generate-schemas` from the repository root.\n\
          `cargo test` fails when these files are stale.\n\n\
+         `conformance/` holds the conformance kit's own: its case files and the driver contract's\n\
+         view, generated from `conformance/src/` by `cargo run -p conformance -- generate-schemas`.\n\n\
          | File | Kind | Describes |\n|---|---|---|\n",
     );
     let mut out = Vec::with_capacity(files.len() + 1);

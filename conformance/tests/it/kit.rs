@@ -94,7 +94,12 @@ async fn the_reference_client_passes_the_thorough_profile() {
                 .flat_map(|r| r.verdicts_of(id))
                 .any(|v| matches!(v, Verdict::Pass(_)))
         };
-        for id in [ObligationId::Msg5, ObligationId::Rc3, ObligationId::Hb1, ObligationId::Hb2] {
+        for id in [
+            ObligationId::Msg5,
+            ObligationId::Rc3,
+            ObligationId::Hb1,
+            ObligationId::Hb2,
+        ] {
             assert!(graded(id), "{id} is graded");
         }
     })
@@ -225,4 +230,38 @@ fn the_readme_table_of_obligations_is_the_one_the_checks_hold() {
         readme[from..to] == generated,
         "conformance/README.md's obligation table is stale: replace it with the output of\n  cargo run -q -p conformance -- list --markdown"
     );
+}
+
+/// `schemas/conformance/` is generated from the kit's types; stale files fail here.
+#[test]
+fn the_committed_conformance_schemas_are_fresh_and_every_case_file_validates() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/conformance");
+    for file in conformance::schemas::generate() {
+        let committed = std::fs::read_to_string(dir.join(file.name)).unwrap_or_default();
+        assert!(
+            committed == file.contents,
+            "schemas/conformance/{} is stale: run `cargo run -p conformance -- generate-schemas`",
+            file.name
+        );
+    }
+    let schema: serde_json::Value =
+        serde_json::from_str(&conformance::schemas::generate()[0].contents).expect("JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid schema");
+    let cases = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/conformance");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(cases).expect("fixtures/conformance") {
+        let path = entry.expect("entry").path();
+        let case: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("readable")).expect("JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&case)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 10);
+    // A negative control: a case with an unknown obligation does not validate.
+    let bad = serde_json::json!({"id": "x", "description": "d", "tier": "quick", "scenario": {}, "steps": ["start"], "checks": ["WS-9"]});
+    assert!(!validator.is_valid(&bad));
 }
