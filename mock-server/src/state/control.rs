@@ -1,0 +1,156 @@
+//! The control API's operations on the state: sessions, pushed steps, scenario choices, the
+//! clock, armed REST failures, reset. Each refuses with nothing changed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::session::{SessionSummary, dispatch};
+use super::{AppState, SessionSlot, lock};
+use crate::engine::SessionStatus;
+use crate::http_log::{ArmedFailure, Endpoint, HttpFailures};
+use crate::journal::JournalEvent;
+
+/// Why a control operation was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("no session `{0}`")]
+    UnknownSession(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl AppState {
+    /// Every live session (active or still replayable).
+    pub fn sessions(&self) -> Vec<SessionSummary> {
+        let slots: Vec<Arc<SessionSlot>> = self.registry().values().cloned().collect();
+        let mut out: Vec<SessionSummary> = slots
+            .iter()
+            .filter(|s| s.status() != SessionStatus::Expired)
+            .map(|s| s.summary())
+            .collect();
+        out.sort_by_key(|s| s.created_at_ms);
+        out
+    }
+
+    fn session_or_error(&self, id: &str) -> Result<Arc<SessionSlot>, ControlError> {
+        self.session(id)
+            .ok_or_else(|| ControlError::UnknownSession(id.to_owned()))
+    }
+
+    /// Plays `steps` in session `id` now, as if its scenario had said them.
+    pub fn push_steps(
+        &self,
+        id: &str,
+        steps: Vec<crate::scenario::Step>,
+        action: &str,
+    ) -> Result<(), ControlError> {
+        let slot = self.session_or_error(id)?;
+        let now = self.inner.clock.now();
+        let mut locked = slot.lock();
+        let actions = locked
+            .engine
+            .push_steps(steps, now)
+            .map_err(ControlError::Conflict)?;
+        locked.note(
+            now,
+            JournalEvent::Control {
+                action: action.to_owned(),
+            },
+        );
+        dispatch(&mut locked, None, actions, now);
+        drop(locked);
+        slot.journal_grew.notify_waiters();
+        slot.wake.notify_one();
+        Ok(())
+    }
+
+    /// The scenario of the next session created, once (a catalogue name or a file).
+    pub fn set_next_scenario(&self, name: &str) -> Result<(), ControlError> {
+        self.load_scenario(name)?;
+        *lock(&self.inner.next_scenario) = Some(name.to_owned());
+        Ok(())
+    }
+
+    /// The scenario of every later token minted for connector token `token`.
+    pub fn set_connector_scenario(&self, token: &str, name: &str) -> Result<(), ControlError> {
+        if self.connectors().by_token(token).is_none() {
+            return Err(ControlError::Invalid(format!(
+                "no connector with token `{token}`"
+            )));
+        }
+        self.load_scenario(name)?;
+        lock(&self.inner.connector_scenarios).insert(token.to_owned(), name.to_owned());
+        Ok(())
+    }
+
+    /// The scenario chosen for connector token `token` through the control API.
+    pub fn connector_scenario(&self, token: &str) -> Option<String> {
+        lock(&self.inner.connector_scenarios).get(token).cloned()
+    }
+
+    fn load_scenario(&self, name: &str) -> Result<(), ControlError> {
+        self.catalogue()
+            .resolve(name)
+            .map(|_| ())
+            .map_err(|e| ControlError::Invalid(e.to_string()))
+    }
+
+    fn wake_timers(&self) {
+        for slot in self.registry().values() {
+            slot.wake.notify_one();
+        }
+    }
+
+    /// Moves the mock clock forward: timers due by then fire now.
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner.clock.advance(by);
+        self.wake_timers();
+    }
+
+    /// Runs the mock clock `scale` times as fast as real time.
+    pub fn set_clock_scale(&self, scale: f64) -> Result<(), ControlError> {
+        if !(scale.is_finite() && scale > 0.0 && scale <= 1e6) {
+            return Err(ControlError::Invalid(format!(
+                "`scale` must be in (0, 1e6], got {scale}"
+            )));
+        }
+        self.inner.clock.set_scale(scale);
+        self.wake_timers();
+        Ok(())
+    }
+
+    /// Arms failures of the next REST calls (added to any already armed); returns what is
+    /// armed now.
+    pub fn arm_http_failures(&self, failures: HttpFailures) -> HttpFailures {
+        let mut armed = lock(&self.inner.http_failures);
+        armed.add(&failures);
+        *armed
+    }
+
+    /// The failure this call of `endpoint` must answer, if one is armed (consuming it).
+    pub fn take_http_failure(&self, endpoint: Endpoint) -> Option<ArmedFailure> {
+        lock(&self.inner.http_failures).take(endpoint)
+    }
+
+    /// Drops every session (sockets closed with 1001) and every control-API choice.
+    pub fn reset(&self) {
+        let now = self.inner.clock.now();
+        let slots: Vec<Arc<SessionSlot>> = self.registry().drain().map(|(_, s)| s).collect();
+        lock(&self.inner.archive).clear();
+        for slot in slots {
+            let mut locked = slot.lock();
+            let actions = locked.engine.forget();
+            dispatch(&mut locked, None, actions, now);
+            drop(locked);
+            slot.wake.notify_one();
+            slot.journal_grew.notify_waiters();
+        }
+        *lock(&self.inner.next_scenario) = None;
+        lock(&self.inner.connector_scenarios).clear();
+        lock(&self.inner.pending_http).clear();
+        *lock(&self.inner.http_failures) = HttpFailures::default();
+        lock(&self.inner.http_log).clear();
+    }
+}

@@ -1,0 +1,268 @@
+//! One session behind its lock: the engine, its connections' queues, its journal; and the
+//! dispatch that carries the engine's actions to those connections in order.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::auth::AccessClaims;
+use crate::config::SessionBinding;
+use crate::engine::{
+    Action, CLOSE_SESSION_ENDED, ConnId, Note, Now, Phase, Recipient, Refusal, Session,
+    SessionStatus,
+};
+use crate::journal::{Closer, JournalEntry, JournalEvent, SessionJournal, raw_json};
+use crate::protocol::SessionId;
+
+/// Frames a connection's task must write, queued by other tasks.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Utf8Bytes),
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
+    /// End the TCP connection without a close frame.
+    Drop,
+}
+
+/// Per-connection queue depth. A client this far behind is closed rather than buffered forever.
+pub(super) const OUTBOUND_QUEUE: usize = 1024;
+
+#[derive(Debug)]
+pub(super) struct ConnHandle {
+    pub(super) id: ConnId,
+    pub(super) tx: mpsc::Sender<Outbound>,
+}
+
+/// What a handshake reserved: one of the session's connection slots.
+#[derive(Debug)]
+pub(super) struct Slots {
+    pub(super) reserved: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct Locked {
+    pub(crate) engine: Session,
+    pub(super) conns: Vec<ConnHandle>,
+    pub(super) slots: Slots,
+    /// The deadline the timer task sleeps towards; an earlier one must wake it.
+    pub(super) timer_target: Option<Duration>,
+    /// Frames counted in the current rate-limit window (spec §12 A11).
+    pub(super) window: (Duration, u32),
+    pub(crate) journal: SessionJournal,
+    /// The client gets a grace to close after `SESSION_END` (the close is journaled by the
+    /// connection task then, as it learns who closed).
+    pub(super) end_close_grace: bool,
+}
+
+impl Locked {
+    pub(super) fn note(&mut self, now: Now, event: JournalEvent) {
+        self.journal.push(JournalEntry {
+            at_ms: now.elapsed.as_millis() as u64,
+            unix_ms: now.unix_millis,
+            event,
+        });
+    }
+
+    pub(crate) fn open_sockets(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+/// One session: the engine and its connections, behind one lock.
+#[derive(Debug)]
+pub struct SessionSlot {
+    pub id: SessionId,
+    /// The connector (id) whose token created the session.
+    pub connector: String,
+    /// The scenario the session runs.
+    pub scenario: String,
+    /// Mock-clock milliseconds at creation.
+    pub created_at_ms: u64,
+    /// Woken whenever the journal grows (journal followers wait on it).
+    pub(crate) journal_grew: Notify,
+    /// The token `jti` or connector id the session is bound to (spec §12 A8).
+    pub(super) binding: String,
+    pub(super) locked: Mutex<Locked>,
+    pub(super) wake: Notify,
+}
+
+impl SessionSlot {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Locked> {
+        // A poisoned lock means a panic elsewhere; the data is still consistent enough to go on.
+        self.locked
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether `claims` may use this session.
+    pub fn accepts(&self, claims: &AccessClaims, binding: SessionBinding) -> bool {
+        match binding {
+            SessionBinding::Token => self.binding == claims.jti,
+            SessionBinding::Connector => self.binding == claims.sub,
+        }
+    }
+
+    pub fn status(&self) -> SessionStatus {
+        self.lock().engine.status()
+    }
+
+    /// Journal entries from absolute index `from`, and the index after them.
+    pub fn journal_since(&self, from: u64) -> (Vec<JournalEntry>, u64) {
+        let locked = self.lock();
+        (locked.journal.since(from), locked.journal.total())
+    }
+
+    /// Waits until the journal grows (or a timeout, so followers notice a closed client).
+    pub async fn journal_changed(&self) {
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.journal_grew.notified()).await;
+    }
+
+    /// A point-in-time summary for the control API.
+    pub fn summary(&self) -> SessionSummary {
+        let locked = self.lock();
+        let phase = match locked.engine.phase() {
+            Phase::AwaitingJoin => "awaiting_join".to_owned(),
+            Phase::Joining => "joining".to_owned(),
+            Phase::PolyAgent => "agent".to_owned(),
+            Phase::Queue => "handoff_queued".to_owned(),
+            Phase::LiveAgent(agent) => format!("live_agent:{}", agent.id),
+            Phase::NoAgent => "no_agent".to_owned(),
+            Phase::Ended(reason) => format!("ended:{}", reason.as_str()),
+        };
+        SessionSummary {
+            session_id: self.id.to_string(),
+            connector: self.connector.clone(),
+            scenario: self.scenario.clone(),
+            streaming: locked.engine.streaming(),
+            state: phase,
+            status: match locked.engine.status() {
+                SessionStatus::Active => "active",
+                SessionStatus::Ended => "ended",
+                SessionStatus::Expired => "expired",
+            }
+            .to_owned(),
+            open_sockets: locked.open_sockets(),
+            last_sequence: locked.engine.history().last_sequence().map_or(0, |s| s.0),
+            journal_entries: locked.journal.total(),
+            created_at_ms: self.created_at_ms,
+        }
+    }
+}
+
+/// What the control API says about a session.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub connector: String,
+    pub scenario: String,
+    pub streaming: bool,
+    /// `awaiting_join`, `joining`, `agent`, `handoff_queued`, `live_agent:<id>`, `no_agent`,
+    /// `ended:<reason>`.
+    pub state: String,
+    /// `active`, `ended` (still replayable) or `expired`.
+    pub status: String,
+    pub open_sockets: usize,
+    pub last_sequence: u64,
+    pub journal_entries: u64,
+    pub created_at_ms: u64,
+}
+
+/// Why a connection slot could not be reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReserveError {
+    Gone,
+    Full,
+    /// A scenario fault refuses the handshake.
+    Refused(Refusal),
+}
+
+/// Carries out `actions`: frames for other connections are queued now (under the lock, to keep
+/// order); frames for `own` are returned for its task to write.
+pub(super) fn dispatch(
+    locked: &mut Locked,
+    own: Option<ConnId>,
+    actions: Vec<Action>,
+    now: Now,
+) -> Vec<Outbound> {
+    let mut mine = Vec::new();
+    let mut overflowed = Vec::new();
+    for action in actions {
+        let conn_of = |to: Recipient| match to {
+            Recipient::All => None,
+            Recipient::Conn(id) => Some(id),
+        };
+        let (to, outbound) = match action {
+            Action::Send { to, frame } => {
+                let entry = JournalEvent::ServerFrame {
+                    conn: conn_of(to),
+                    frame: raw_json(&frame),
+                };
+                locked.note(now, entry);
+                (to, Outbound::Frame(Utf8Bytes::from(frame)))
+            }
+            Action::Close { to, code, reason } => (to, Outbound::Close { code, reason }),
+            Action::Drop { to } => (to, Outbound::Drop),
+            Action::Note(note) => {
+                let event = match note {
+                    Note::Fault(fault) => JournalEvent::Fault { fault },
+                    Note::Timer(what) => JournalEvent::Timer { what: what.into() },
+                };
+                locked.note(now, event);
+                continue;
+            }
+        };
+        let mut ending = Vec::new();
+        for conn in &locked.conns {
+            let addressed = match to {
+                Recipient::All => true,
+                Recipient::Conn(id) => id == conn.id,
+            };
+            if !addressed {
+                continue;
+            }
+            let copy = match &outbound {
+                Outbound::Frame(frame) => Outbound::Frame(frame.clone()),
+                Outbound::Close { code, reason } => {
+                    ending.push((conn.id, Some(*code)));
+                    Outbound::Close {
+                        code: *code,
+                        reason,
+                    }
+                }
+                Outbound::Drop => {
+                    ending.push((conn.id, None));
+                    Outbound::Drop
+                }
+            };
+            if Some(conn.id) == own {
+                mine.push(copy);
+            } else if conn.tx.try_send(copy).is_err() {
+                overflowed.push(conn.id);
+            }
+        }
+        // A connection being closed gets nothing after its close, and the journal says so
+        // now: later frames went to no one (the connection task journals the close after
+        // `SESSION_END` itself when the client has a grace to close first).
+        for (conn, code) in ending {
+            locked.conns.retain(|c| c.id != conn);
+            let graced = locked.end_close_grace && code == Some(CLOSE_SESSION_ENDED);
+            if !graced {
+                locked.note(
+                    now,
+                    JournalEvent::Close {
+                        conn: Some(conn),
+                        code,
+                        by: Closer::Server,
+                    },
+                );
+            }
+        }
+    }
+    // A connection that cannot keep up loses its queue; its task then closes it with 1011.
+    locked.conns.retain(|c| !overflowed.contains(&c.id));
+    mine
+}
