@@ -103,8 +103,10 @@ pub struct Config {
     /// `0` keeps none (pure load tests).
     pub journal_max_entries: usize,
     /// Bearer token the control API (`/_mock/`) requires. Without it, only loopback peers may
-    /// use the control API.
+    /// use the control API, and only with a loopback `Host` and `Origin`.
     pub control_token: Option<String>,
+    /// Where the control API may read scenario files from; empty: anywhere the server can read.
+    pub scenario_dirs: Vec<std::path::PathBuf>,
     /// Timestamps and ids from a logical clock starting at this Unix time (ms), advancing 1 ms
     /// per frame, so a seed reproduces byte-identical frames.
     pub logical_clock_epoch_ms: Option<u64>,
@@ -145,6 +147,7 @@ impl Default for Config {
             record_dir: None,
             journal_max_entries: crate::journal::DEFAULT_MAX_ENTRIES,
             control_token: None,
+            scenario_dirs: Vec::new(),
             logical_clock_epoch_ms: None,
         }
     }

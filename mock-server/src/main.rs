@@ -117,6 +117,10 @@ struct ServeArgs {
     /// peers may use it.
     #[arg(long, env = "MESSAGING_MOCK_CONTROL_TOKEN", hide_env_values = true)]
     control_token: Option<String>,
+    /// Directory the control API may read scenario files from (repeatable). Without any, it
+    /// reads any path the server can (regular files of at most 4 MiB).
+    #[arg(long = "scenario-dir", value_name = "DIR")]
+    scenario_dirs: Vec<std::path::PathBuf>,
     /// Log filter, e.g. `info`, `debug`, `mock_server=trace`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -178,6 +182,9 @@ impl ServeArgs {
         }
         if self.control_token.is_some() {
             config.control_token = self.control_token;
+        }
+        if !self.scenario_dirs.is_empty() {
+            config.scenario_dirs = self.scenario_dirs;
         }
         config.validate()?;
         Ok(config)

@@ -46,17 +46,19 @@ pub fn app(state: AppState, with_control: bool) -> Router {
             CORRELATION_ID,
         ])
         .expose_headers([CORRELATION_ID, header::RETRY_AFTER]);
-    let mut routes = Router::new()
+    let protocol = Router::new()
         .route("/api/v1/access-token", post(http::create_access_token))
         .route("/api/v1/sessions", post(http::create_session))
-        .route("/ws", get(ws::connect));
+        .route("/ws", get(ws::connect))
+        .fallback(http::not_found)
+        .layer(cors);
+    // The control API gets no CORS: a web page must not reach it (see `control::guard`).
+    let mut routes = protocol;
     if with_control {
         routes = routes.nest("/_mock", crate::control::router(state.clone()));
     }
     routes
-        .fallback(http::not_found)
         .layer(middleware::from_fn(correlation_id))
-        .layer(cors)
         .with_state(state)
 }
 

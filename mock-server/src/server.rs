@@ -51,6 +51,9 @@ pub async fn serve_with_control_listener(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Ok(addr) = control.local_addr() {
+        state.note_bound(addr);
+    }
     let control_app = crate::router::control_router(state.clone())
         .into_make_service_with_connect_info::<SocketAddr>();
     let stopping = state.shutdown_token().clone();
@@ -71,6 +74,9 @@ async fn serve_app(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        state.note_bound(addr);
+    }
     let stopping = state.shutdown_token().clone();
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
     // Chat frames are small and often come in bursts (echo, thinking, reply): without
@@ -136,6 +142,8 @@ impl MockServer {
             addr: "127.0.0.1:0".into(),
             source,
         })?;
+        // Known before `serve` runs: the control API answers for it from the first request.
+        state.note_bound(addr);
         let stop = CancellationToken::new();
         let signal = stop.clone();
         let task = tokio::spawn(serve(listener, state.clone(), async move {
@@ -223,13 +231,17 @@ impl MockServer {
     }
 
     /// The scenario of the next session created (a catalogue name or a file), once.
-    pub fn set_next_scenario(&self, scenario: &str) -> Result<(), ControlError> {
-        self.state.set_next_scenario(scenario)
+    pub async fn set_next_scenario(&self, scenario: &str) -> Result<(), ControlError> {
+        self.state.set_next_scenario(scenario).await
     }
 
     /// The scenario of later tokens minted for this connector token.
-    pub fn set_connector_scenario(&self, token: &str, scenario: &str) -> Result<(), ControlError> {
-        self.state.set_connector_scenario(token, scenario)
+    pub async fn set_connector_scenario(
+        &self,
+        token: &str,
+        scenario: &str,
+    ) -> Result<(), ControlError> {
+        self.state.set_connector_scenario(token, scenario).await
     }
 
     /// Moves the mock clock forward: timers due by then (idle timeouts, retention, scenario

@@ -96,35 +96,79 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(middleware::from_fn_with_state(state, guard))
 }
 
-/// Loopback-only, or the configured bearer token.
+/// Who may use the control API. With `control_token`: whoever presents it. Without: a loopback
+/// peer (an unknown peer is refused) whose `Host` and `Origin` (when sent) name a loopback
+/// address and a port this server listens on, so a web page the developer has open, or a DNS
+/// name rebound to 127.0.0.1, cannot reach it. And a write must be JSON: a browser form cannot
+/// send that without a CORS preflight, which `/_mock/` never answers.
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let refuse = |status, message: &str| Failure::new(status, message, None).into_response();
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     match &state.config().control_token {
-        Some(token) => {
-            let presented = request
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "));
-            if presented != Some(token.as_str()) {
-                return Failure::new(
-                    StatusCode::UNAUTHORIZED,
-                    "the control API needs `Authorization: Bearer <control_token>`",
-                    None,
-                )
-                .into_response();
-            }
+        Some(token) if presented == Some(token.as_str()) => {}
+        Some(_) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "the control API needs `Authorization: Bearer <control_token>`",
+            );
         }
         None => {
             let peer = request
                 .extensions()
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0);
-            if let Some(peer) = peer
-                && !peer.ip().is_loopback()
-            {
-                return Failure::new(StatusCode::FORBIDDEN, "the control API answers loopback peers only (configure `control_token` to allow others)", None).into_response();
+            if !peer.is_some_and(|p| p.ip().is_loopback()) {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "the control API answers loopback peers only (configure `control_token` to allow others)",
+                );
+            }
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok());
+            if !host.is_some_and(|h| state.is_own_loopback_authority(h)) {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "the control API answers requests for this server's loopback address only (check the Host header, or configure `control_token`)",
+                );
+            }
+            let origin = request
+                .headers()
+                .get(header::ORIGIN)
+                .map(|v| v.to_str().unwrap_or("?"));
+            if let Some(origin) = origin {
+                let same = origin
+                    .strip_prefix("http://")
+                    .is_some_and(|authority| state.is_own_loopback_authority(authority));
+                if !same {
+                    return refuse(
+                        StatusCode::FORBIDDEN,
+                        "the control API does not answer other origins (configure `control_token` to allow them)",
+                    );
+                }
             }
         }
+    }
+    let writes = !matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if writes && !json {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "control API writes take `Content-Type: application/json`",
+        );
     }
     next.run(request).await
 }
@@ -322,7 +366,7 @@ async fn next_scenario(State(state): State<AppState>, body: Bytes) -> Reply<Scen
     let choice: ScenarioChoice = one_or_many::<ScenarioChoice>(&body)?
         .pop()
         .ok_or_else(|| Failure::new(StatusCode::BAD_REQUEST, "empty body", None))?;
-    state.set_next_scenario(&choice.scenario)?;
+    state.set_next_scenario(&choice.scenario).await?;
     Ok(Json(choice))
 }
 
@@ -334,7 +378,9 @@ async fn connector_scenario(
     let choice: ScenarioChoice = one_or_many::<ScenarioChoice>(&body)?
         .pop()
         .ok_or_else(|| Failure::new(StatusCode::BAD_REQUEST, "empty body", None))?;
-    state.set_connector_scenario(&token, &choice.scenario)?;
+    state
+        .set_connector_scenario(&token, &choice.scenario)
+        .await?;
     Ok(Json(choice))
 }
 

@@ -86,15 +86,41 @@ fn json_pointer(path: &str) -> String {
     out
 }
 
+/// The largest scenario file read: a long recording fits; `/dev/zero` does not.
+pub const MAX_SCENARIO_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The one answer for a path that is not a readable scenario file, whatever the reason (missing,
+/// a directory, a device, too large, no permission): the control API must not tell which.
+pub const UNREADABLE: &str = "not a readable scenario file (a regular file of at most 4 MiB)";
+
+/// Reads `path` only when it is a regular file of at most [`MAX_SCENARIO_BYTES`].
+pub fn read_scenario_file(path: &Path) -> Result<String, ScenarioError> {
+    use std::io::Read as _;
+    let unreadable = || ScenarioError {
+        file: path.display().to_string(),
+        pointer: String::new(),
+        problem: UNREADABLE.into(),
+    };
+    let file = std::fs::File::open(path).map_err(|_| unreadable())?;
+    let metadata = file.metadata().map_err(|_| unreadable())?;
+    if !metadata.is_file() || metadata.len() > MAX_SCENARIO_BYTES {
+        return Err(unreadable());
+    }
+    let mut text = String::new();
+    file.take(MAX_SCENARIO_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|_| unreadable())?;
+    if text.len() as u64 > MAX_SCENARIO_BYTES {
+        return Err(unreadable());
+    }
+    Ok(text)
+}
+
 /// Reads and validates a scenario file; its name is the file stem. A `.jsonl` file is a
 /// recording (`--record`), replayed as a scenario.
 pub fn load_file(path: &Path) -> Result<Script, ScenarioError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
-        file: shown.clone(),
-        pointer: String::new(),
-        problem: format!("cannot read: {e}"),
-    })?;
+    let text = read_scenario_file(path)?;
     let name = path
         .file_stem()
         .map_or_else(|| shown.clone(), |s| s.to_string_lossy().into_owned());
@@ -186,6 +212,11 @@ impl Catalogue {
                 self.names().collect::<Vec<_>>().join(", ")
             ),
         })
+    }
+
+    /// Whether `name_or_path` would be read from a file (it is not a catalogue name).
+    pub fn is_file_reference(&self, name_or_path: &str) -> bool {
+        self.get(name_or_path).is_none()
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {

@@ -67,20 +67,24 @@ impl AppState {
     }
 
     /// The scenario of the next session created, once (a catalogue name or a file).
-    pub fn set_next_scenario(&self, name: &str) -> Result<(), ControlError> {
-        self.load_scenario(name)?;
+    pub async fn set_next_scenario(&self, name: &str) -> Result<(), ControlError> {
+        self.load_scenario(name).await?;
         *lock(&self.inner.next_scenario) = Some(name.to_owned());
         Ok(())
     }
 
     /// The scenario of every later token minted for connector token `token`.
-    pub fn set_connector_scenario(&self, token: &str, name: &str) -> Result<(), ControlError> {
+    pub async fn set_connector_scenario(
+        &self,
+        token: &str,
+        name: &str,
+    ) -> Result<(), ControlError> {
         if self.connectors().by_token(token).is_none() {
             return Err(ControlError::Invalid(format!(
                 "no connector with token `{token}`"
             )));
         }
-        self.load_scenario(name)?;
+        self.load_scenario(name).await?;
         lock(&self.inner.connector_scenarios).insert(token.to_owned(), name.to_owned());
         Ok(())
     }
@@ -90,11 +94,46 @@ impl AppState {
         lock(&self.inner.connector_scenarios).get(token).cloned()
     }
 
-    fn load_scenario(&self, name: &str) -> Result<(), ControlError> {
-        self.catalogue()
-            .resolve(name)
-            .map(|_| ())
-            .map_err(|e| ControlError::Invalid(e.to_string()))
+    /// Makes `name` selectable: a catalogue name as it is, or a file read off the async
+    /// runtime and outside every lock, bounded in size, from the configured scenario
+    /// directories only when some are configured.
+    async fn load_scenario(&self, name: &str) -> Result<(), ControlError> {
+        if !self.catalogue().is_file_reference(name) {
+            return Ok(());
+        }
+        let unreadable = || {
+            ControlError::Invalid(format!(
+                "no scenario named `{name}`, and {}",
+                crate::scenario::UNREADABLE
+            ))
+        };
+        let path = std::path::PathBuf::from(name);
+        let dirs = self.inner.config.scenario_dirs.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            if !dirs.is_empty() {
+                let real = path.canonicalize().map_err(|_| None)?;
+                let inside = dirs
+                    .iter()
+                    .filter_map(|d| d.canonicalize().ok())
+                    .any(|d| real.starts_with(d));
+                if !inside {
+                    return Err(None);
+                }
+            }
+            crate::scenario::load_file(&path).map_err(Some)
+        })
+        .await
+        .map_err(|_| unreadable())?;
+        match loaded {
+            Ok(script) => {
+                self.catalogue().insert(name, script);
+                Ok(())
+            }
+            Err(Some(error)) if error.problem != crate::scenario::UNREADABLE => {
+                Err(ControlError::Invalid(error.to_string()))
+            }
+            Err(_) => Err(unreadable()),
+        }
     }
 
     fn wake_timers(&self) {

@@ -8,6 +8,7 @@
 //! own task directly (no extra hop on the echo path).
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -74,6 +75,8 @@ struct Inner {
     pending_http: Mutex<HashMap<String, Vec<JournalEntry>>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The addresses this server listens on (the control API answers for these only).
+    bound: Mutex<Vec<SocketAddr>>,
 }
 
 /// Why the state could not be built.
@@ -151,6 +154,7 @@ impl AppState {
                 archive: Mutex::new(Vec::new()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                bound: Mutex::new(Vec::new()),
                 config,
             }),
         })
@@ -176,6 +180,28 @@ impl AppState {
         &self.inner.clock
     }
 
+    /// Records an address the server listens on.
+    pub fn note_bound(&self, addr: SocketAddr) {
+        lock(&self.inner.bound).push(addr);
+    }
+
+    /// Whether `authority` (`host:port`, as in `Host` or an `Origin`) names a loopback address
+    /// and a port this server listens on.
+    pub fn is_own_loopback_authority(&self, authority: &str) -> bool {
+        let Some((host, port)) = authority.rsplit_once(':') else {
+            return false;
+        };
+        let Ok(port) = port.parse::<u16>() else {
+            return false;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        loopback && lock(&self.inner.bound).iter().any(|a| a.port() == port)
+    }
+
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
@@ -191,7 +217,7 @@ impl AppState {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn catalogue(&self) -> MutexGuard<'_, Catalogue> {
+    pub(super) fn catalogue(&self) -> MutexGuard<'_, Catalogue> {
         lock(&self.inner.catalogue)
     }
 

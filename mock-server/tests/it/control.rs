@@ -150,7 +150,7 @@ async fn bad_control_requests_are_refused_and_change_nothing() {
             &server,
             "PUT",
             "/_mock/next-scenario",
-            &[],
+            &[("content-type", "application/json")],
             r#"{"scenario": "no/such"}"#,
         )
         .await;
@@ -159,7 +159,7 @@ async fn bad_control_requests_are_refused_and_change_nothing() {
             &server,
             "PUT",
             "/_mock/connectors/nope/scenario",
-            &[],
+            &[("content-type", "application/json")],
             r#"{"scenario": "playground"}"#,
         )
         .await;
@@ -260,6 +260,7 @@ async fn the_journal_can_be_followed_as_json_lines() {
             "{}/_mock/sessions/{session}/journal?follow=true",
             server.base_url()
         );
+        let authority = server.addr().to_string();
         let follower = tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(
                 url.trim_start_matches("http://")
@@ -280,7 +281,7 @@ async fn the_journal_can_be_followed_as_json_lines() {
                 .map(|p| format!("/{p}"))
                 .expect("path");
             let request = hyper::Request::get(path)
-                .header("host", "x")
+                .header("host", authority)
                 .body(http_body_util::Empty::<hyper::body::Bytes>::new())
                 .expect("request");
             let mut response = sender.send_request(request).await.expect("response");
@@ -336,7 +337,7 @@ async fn next_scenario_connector_scenario_and_reset() {
             &server,
             "PUT",
             "/_mock/next-scenario",
-            &[],
+            &[("content-type", "application/json")],
             r#"{"scenario": "handoff/client-managed"}"#,
         )
         .await;
@@ -361,6 +362,7 @@ async fn next_scenario_connector_scenario_and_reset() {
         let (token, _) = server.credentials();
         server
             .set_connector_scenario(&token, "faults/tolerance")
+            .await
             .expect("known connector");
         let (_, third) = new_session(&server, false).await;
         assert_eq!(scenario_of(&third), "faults/tolerance");

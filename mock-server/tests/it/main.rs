@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod control;
 mod evidence;
+mod hostile;
 mod node_example;
 mod protocol_bad_frames;
 mod protocol_examples;

@@ -381,7 +381,7 @@ async fn the_500_rows_answer_when_failures_are_armed() {
             &server,
             "POST",
             "/_mock/http-failures",
-            &[],
+            &[("content-type", "application/json")],
             r#"{"access_token": 1, "sessions": 1}"#,
         )
         .await;

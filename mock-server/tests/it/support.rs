@@ -48,7 +48,21 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> HttpResponse {
-    let mut request = Request::builder().method(method).uri(path);
+    // As from a loopback peer to this server's address, unless the test says otherwise.
+    let mut request =
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                40_000,
+            ))));
+    if !headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("host"))
+    {
+        request = request.header("host", server.addr().to_string());
+    }
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
