@@ -21,6 +21,9 @@ pub async fn still_serves(server: &MockServer) {
 
 const JSON: (&str, &str) = ("content-type", "application/json");
 
+/// A request and the status it must get: method, path, headers.
+type Refusal<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, StatusCode);
+
 async fn put_scenario(server: &MockServer, scenario: &str) -> (StatusCode, String) {
     let body = serde_json::json!({ "scenario": scenario }).to_string();
     let response = http(server, "PUT", "/_mock/next-scenario", &[JSON], &body).await;
@@ -115,7 +118,7 @@ async fn the_control_api_refuses_browsers_other_hosts_unknown_peers_and_non_json
         let server = start(Config::default()).await;
         let own = server.addr().to_string();
         let port = server.addr().port();
-        let refused: Vec<(&str, &str, Vec<(&str, String)>, StatusCode)> = vec![
+        let refused: Vec<Refusal<'_>> = vec![
             (
                 "GET",
                 "/_mock/sessions",
