@@ -56,6 +56,9 @@ pub struct Config {
     pub advertise_heartbeat_interval: bool,
     /// `SESSION_START.context_id` (spec §12 B12); omitted when absent.
     pub context_id: Option<String>,
+    /// A client gets this long to send a request's headers (also the longest an idle
+    /// keep-alive connection stays open).
+    pub http_header_timeout_seconds: f64,
     /// Session inactivity before `REASON_USER_ABANDONED` (spec §12 C7).
     pub session_idle_timeout_seconds: f64,
     /// A silent socket is closed with 1001 after this (spec §12 C7).
@@ -125,6 +128,7 @@ impl Default for Config {
             heartbeat_interval_seconds: 30,
             advertise_heartbeat_interval: true,
             context_id: None,
+            http_header_timeout_seconds: 10.0,
             session_idle_timeout_seconds: 600.0,
             connection_idle_timeout_seconds: 600.0,
             session_retention_seconds: 600.0,
@@ -211,6 +215,10 @@ impl Config {
                 self.connection_idle_timeout_seconds,
             ),
             ("session_retention_seconds", self.session_retention_seconds),
+            (
+                "http_header_timeout_seconds",
+                self.http_header_timeout_seconds,
+            ),
         ] {
             if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
                 return Err(invalid(
@@ -218,6 +226,12 @@ impl Config {
                     format!("must be a positive number of seconds, got {seconds}"),
                 ));
             }
+        }
+        if self.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(invalid(
+                "jwt_secret",
+                "must be at least 32 bytes: an HS256 key shorter than its hash is guessable (leave it out for a random per-process key)",
+            ));
         }
         if self.token_ttl_seconds == 0 {
             return Err(invalid("token_ttl_seconds", "must be at least 1"));
@@ -231,10 +245,10 @@ impl Config {
         if self.max_message_size_bytes < 1024 {
             return Err(invalid("max_message_size_bytes", "must be at least 1024"));
         }
-        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+        if !(self.time_scale.is_finite() && (1e-3..=1e6).contains(&self.time_scale)) {
             return Err(invalid(
                 "time_scale",
-                format!("must be a positive number, got {}", self.time_scale),
+                format!("must be between 0.001 and 1000000, got {}", self.time_scale),
             ));
         }
         if let Some(limits) = &self.rate_limits
@@ -251,6 +265,10 @@ impl Config {
 
     pub fn connection_idle_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.connection_idle_timeout_seconds)
+    }
+
+    pub fn http_header_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.http_header_timeout_seconds)
     }
 
     pub fn session_retention(&self) -> Duration {

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -51,17 +50,14 @@ pub async fn serve_with_control_listener(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Ok(addr) = control.local_addr() {
-        state.note_bound(addr);
-    }
-    let control_app = crate::router::control_router(state.clone())
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let control_app = crate::router::control_router(state.clone());
     let stopping = state.shutdown_token().clone();
-    let control_task = tokio::spawn(async move {
-        axum::serve(control, control_app)
-            .with_graceful_shutdown(async move { stopping.cancelled().await })
-            .await
-    });
+    let control_task = tokio::spawn(accept_loop(
+        control,
+        state.clone(),
+        control_app,
+        async move { stopping.cancelled().await },
+    ));
     let app = crate::router::app(state.clone(), false);
     let served = serve_app(listener, state, app, shutdown).await;
     let _ = control_task.await;
@@ -74,26 +70,82 @@ async fn serve_app(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let stopping = state.shutdown_token().clone();
+    let served = accept_loop(listener, state.clone(), app, async move {
+        shutdown.await;
+        stopping.cancel();
+    })
+    .await;
+    state.shut_down(SHUTDOWN_GRACE).await;
+    served
+}
+
+/// Accepts connections until `shutdown`, each served by hyper with a header-read timeout (a
+/// client that sends half a request, or keeps an idle connection open, is closed after it),
+/// then lets open requests finish within [`SHUTDOWN_GRACE`]. WebSockets, once upgraded, are
+/// the connection tasks' (`ws/`), closed by the state's shutdown.
+async fn accept_loop(
+    listener: TcpListener,
+    state: AppState,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
     if let Ok(addr) = listener.local_addr() {
         state.note_bound(addr);
     }
-    let stopping = state.shutdown_token().clone();
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    // Chat frames are small and often come in bursts (echo, thinking, reply): without
-    // TCP_NODELAY the second write of a burst waits for the peer's delayed ACK (~40 ms).
-    let listener = listener.tap_io(|tcp| {
+    let header_timeout = state.config().http_header_timeout();
+    let connections = tokio_util::task::TaskTracker::new();
+    let stop = CancellationToken::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of descriptors or a reset before accept: wait, then go on.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Chat frames are small and often come in bursts (echo, thinking, reply): without
+        // TCP_NODELAY the second write of a burst waits for the peer's delayed ACK (~40 ms).
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stopping.cancel();
-        })
-        .await;
-    state.shut_down(SHUTDOWN_GRACE).await;
-    served
+        let app = app.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tower::ServiceExt::oneshot(app.clone(), request)
+            },
+        );
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(tcp), service)
+            .with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = stop.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    stop.cancel();
+    connections.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await;
+    Ok(())
 }
 
 /// A running mock server on a loopback port of its own.
@@ -246,8 +298,8 @@ impl MockServer {
 
     /// Moves the mock clock forward: timers due by then (idle timeouts, retention, scenario
     /// pauses) fire now.
-    pub fn advance_clock(&self, by: Duration) {
-        self.state.advance_clock(by);
+    pub fn advance_clock(&self, by: Duration) -> Result<(), ControlError> {
+        self.state.advance_clock(by)
     }
 
     /// Runs the mock clock `scale` times as fast as real time.

@@ -412,7 +412,7 @@ async fn clock(State(state): State<AppState>, body: Bytes) -> Reply<Health> {
         state.set_clock_scale(scale)?;
     }
     if let Some(ms) = change.advance_ms {
-        state.advance_clock(Duration::from_millis(ms));
+        state.advance_clock(Duration::from_millis(ms))?;
     }
     Ok(health(State(state)).await)
 }

@@ -812,7 +812,9 @@ impl Session {
 
     fn scaled(&self, delay: Duration) -> Duration {
         if self.config.time_scale > 0.0 && self.config.time_scale.is_finite() {
-            delay.div_f64(self.config.time_scale)
+            // Saturating: a scenario pause of days at a tiny scale must not overflow.
+            Duration::try_from_secs_f64(delay.as_secs_f64() / self.config.time_scale)
+                .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600))
         } else {
             delay
         }

@@ -7,6 +7,13 @@ use tokio::time::Instant;
 
 use crate::engine::Now;
 
+/// How far the mock clock may go: a hundred years, so every deadline computed from it stays
+/// representable however often `advance_ms` is called.
+pub const MAX_MOCK_TIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The slowest and fastest clock rates the control API accepts.
+pub const SCALE_RANGE: std::ops::RangeInclusive<f64> = 1e-3..=1e6;
+
 /// The server's clock: monotonic time (pausable in tests, and scalable or advanced through the
 /// control API) and wall time derived from it, so timestamps follow it too.
 #[derive(Debug)]
@@ -47,10 +54,12 @@ impl Clock {
     }
 
     fn elapsed(state: &ClockState, real: Instant) -> Duration {
-        state.anchor_mock
-            + real
-                .saturating_duration_since(state.anchor_real)
-                .mul_f64(state.scale)
+        let since = real
+            .saturating_duration_since(state.anchor_real)
+            .as_secs_f64()
+            * state.scale;
+        let since = Duration::try_from_secs_f64(since).unwrap_or(MAX_MOCK_TIME);
+        state.anchor_mock.saturating_add(since).min(MAX_MOCK_TIME)
     }
 
     pub fn now(&self) -> Now {
@@ -65,22 +74,34 @@ impl Clock {
         self.now().unix_millis / 1000
     }
 
-    /// The real instant at which mock time reaches `deadline`.
+    /// The real instant at which mock time reaches `deadline` (a year from now at the latest:
+    /// a timer task wakes then and looks again).
     pub fn instant_at(&self, deadline: Duration) -> Instant {
         let state = self.state();
-        let ahead = deadline.saturating_sub(state.anchor_mock);
-        state.anchor_real + ahead.div_f64(state.scale)
+        let ahead = deadline.saturating_sub(state.anchor_mock).as_secs_f64() / state.scale;
+        let latest = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        Duration::try_from_secs_f64(ahead)
+            .ok()
+            .and_then(|ahead| state.anchor_real.checked_add(ahead))
+            .map_or(latest, |at| at.min(latest))
     }
 
-    /// Moves mock time forward by `by` at once: due timers fire on their next wake-up.
-    pub fn advance(&self, by: Duration) {
+    /// Moves mock time forward by `by` at once: due timers fire on their next wake-up. Refused
+    /// (with the current mock time) past [`MAX_MOCK_TIME`].
+    pub fn advance(&self, by: Duration) -> Result<(), Duration> {
         let mut state = self
             .state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let real = Instant::now();
-        state.anchor_mock = Self::elapsed(&state, real) + by;
+        let now = Self::elapsed(&state, real);
+        let later = now
+            .checked_add(by)
+            .filter(|t| *t <= MAX_MOCK_TIME)
+            .ok_or(now)?;
+        state.anchor_mock = later;
         state.anchor_real = real;
+        Ok(())
     }
 
     /// Runs mock time `scale` times as fast as real time from now on.

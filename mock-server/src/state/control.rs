@@ -143,16 +143,23 @@ impl AppState {
     }
 
     /// Moves the mock clock forward: timers due by then fire now.
-    pub fn advance_clock(&self, by: Duration) {
-        self.inner.clock.advance(by);
+    pub fn advance_clock(&self, by: Duration) -> Result<(), ControlError> {
+        self.inner.clock.advance(by).map_err(|now| {
+            ControlError::Invalid(format!(
+                "`advance_ms`: the mock clock stops at 100 years; it is at {} ms and cannot go {} ms further",
+                now.as_millis(),
+                by.as_millis()
+            ))
+        })?;
         self.wake_timers();
+        Ok(())
     }
 
     /// Runs the mock clock `scale` times as fast as real time.
     pub fn set_clock_scale(&self, scale: f64) -> Result<(), ControlError> {
-        if !(scale.is_finite() && scale > 0.0 && scale <= 1e6) {
+        if !(scale.is_finite() && super::clock::SCALE_RANGE.contains(&scale)) {
             return Err(ControlError::Invalid(format!(
-                "`scale` must be in (0, 1e6], got {scale}"
+                "`scale` must be between 0.001 and 1000000, got {scale}"
             )));
         }
         self.inner.clock.set_scale(scale);

@@ -262,3 +262,146 @@ async fn with_a_control_token_presented_other_origins_and_hosts_are_allowed() {
     })
     .await;
 }
+
+/// Finding 6: `{"scale": 1e-20}` made every session's timer task panic; huge `advance_ms`
+/// overflowed the clock arithmetic, after which requests panicked.
+#[tokio::test]
+async fn clock_input_that_would_overflow_is_refused_naming_its_field() {
+    bounded(async {
+        let server = start(Config::default()).await;
+        let (token, session) = new_session(&server, false).await;
+        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
+            .await
+            .expect("accepted");
+        client.next_event().await;
+        let bad = [
+            (r#"{"scale": 1e-20}"#, "scale"),
+            (r#"{"scale": 0}"#, "scale"),
+            (r#"{"scale": -3}"#, "scale"),
+            (r#"{"scale": 1e300}"#, "scale"),
+            (r#"{"advance_ms": 18446744073709551615}"#, "advance_ms"),
+            (r#"{"advance_ms": -1}"#, "advance_ms"),
+            (r#"{"advance_ms": "soon"}"#, "advance_ms"),
+            (r#"{"advance_ms": 1.5}"#, "advance_ms"),
+            (r#"{}"#, "advance_ms"),
+        ];
+        for (body, field) in bad {
+            let response = http(&server, "POST", "/_mock/clock", &[JSON], body).await;
+            assert_eq!(response.status, StatusCode::BAD_REQUEST, "{body}");
+            let text = String::from_utf8_lossy(&response.body);
+            assert!(text.contains(field), "{body}: {text}");
+        }
+        // Repeated large advances stop at the cap with an answer, never a panic.
+        let year = 365u64 * 24 * 3600 * 1000;
+        let mut refused = false;
+        for _ in 0..120 {
+            let body = format!(r#"{{"advance_ms": {year}}}"#);
+            let response = http(&server, "POST", "/_mock/clock", &[JSON], &body).await;
+            if response.status == StatusCode::BAD_REQUEST {
+                refused = true;
+                break;
+            }
+            assert_eq!(response.status, StatusCode::OK);
+        }
+        assert!(refused, "the clock stops somewhere");
+        assert_eq!(
+            http(&server, "GET", "/_mock/health", &[], "").await.status,
+            StatusCode::OK
+        );
+        // The slowest accepted rate leaves timers working.
+        let slow = http(
+            &server,
+            "POST",
+            "/_mock/clock",
+            &[JSON],
+            r#"{"scale": 0.001}"#,
+        )
+        .await;
+        assert_eq!(slow.status, StatusCode::OK);
+        let fresh = start(Config::default()).await;
+        still_serves(&fresh).await;
+        fresh.shutdown().await;
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// Finding 7: `--jwt-secret ''` was accepted (tokens signed with an empty key).
+#[test]
+fn a_short_jwt_secret_is_refused_at_start() {
+    for secret in ["", "short", "thirty-one-bytes-long-secret-xx"] {
+        let error = Config {
+            jwt_secret: Some(secret.into()),
+            ..Config::default()
+        }
+        .validate()
+        .expect_err(secret)
+        .to_string();
+        assert!(error.contains("jwt_secret"), "{error}");
+    }
+    Config {
+        jwt_secret: Some("x".repeat(32)),
+        ..Config::default()
+    }
+    .validate()
+    .expect("32 bytes are enough");
+}
+
+/// Reads from `stream` until the server closes it (`Ok(n)` bytes), or `Err` after `limit`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, limit: Duration) -> Result<usize, ()> {
+    use tokio::io::AsyncReadExt;
+    let mut total = 0;
+    let mut buffer = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(total),
+            Ok(Ok(n)) => total += n,
+            Err(_) => return Err(()),
+        }
+    }
+}
+
+/// Finding 7, second half: 200 half-sent requests stayed open indefinitely.
+#[tokio::test]
+async fn half_sent_requests_and_idle_keep_alive_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    bounded(async {
+        let server = start(Config {
+            http_header_timeout_seconds: 0.3,
+            ..Config::default()
+        })
+        .await;
+        let mut half_sent = Vec::new();
+        for _ in 0..200 {
+            let mut stream = tokio::net::TcpStream::connect(server.addr())
+                .await
+                .expect("connect");
+            stream
+                .write_all(b"POST /api/v1/access-token HTTP/1.1\r\nHost: x\r\nX-Tok")
+                .await
+                .expect("write");
+            half_sent.push(stream);
+        }
+        let mut idle = tokio::net::TcpStream::connect(server.addr())
+            .await
+            .expect("connect");
+        idle.write_all(b"GET /_mock/health HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        for stream in &mut half_sent {
+            assert!(
+                closed_within(stream, Duration::from_secs(3)).await.is_ok(),
+                "a half-sent request is closed"
+            );
+        }
+        let answered = closed_within(&mut idle, Duration::from_secs(3)).await;
+        assert!(
+            answered.is_ok_and(|n| n > 0),
+            "answered, then the idle connection closed"
+        );
+        still_serves(&server).await;
+        server.shutdown().await;
+    })
+    .await;
+}

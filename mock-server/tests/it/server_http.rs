@@ -27,7 +27,7 @@ fn connectors() -> Vec<Connector> {
 fn config() -> Config {
     Config {
         connectors: connectors(),
-        jwt_secret: Some("test-secret".into()),
+        jwt_secret: Some("test-secret-of-at-least-thirty-two-bytes".into()),
         ..Config::default()
     }
 }
@@ -117,7 +117,7 @@ async fn a_registered_host_and_its_subdomains_get_a_bearer_jwt() {
             assert_eq!(body["expires_in"], 86_400);
             let token = body["access_token"].as_str().expect("token");
             assert_eq!(token.split('.').count(), 3, "a JWT");
-            let claims = TokenIssuer::new(b"test-secret", 86_400)
+            let claims = TokenIssuer::new(b"test-secret-of-at-least-thirty-two-bytes", 86_400)
                 .verify(token, 0)
                 .expect("signed with the configured key");
             assert_eq!(claims.sub, "acme");
@@ -140,7 +140,7 @@ fn valid_token() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    TokenIssuer::new(b"test-secret", 3600)
+    TokenIssuer::new(b"test-secret-of-at-least-thirty-two-bytes", 3600)
         .issue(acme, "www.acme.example", None, now)
         .expect("mint")
         .0
@@ -152,7 +152,7 @@ async fn each_session_error_row_has_its_status_and_string() {
         let good = format!("Bearer {}", valid_token());
         let expired = format!(
             "Bearer {}",
-            TokenIssuer::new(b"test-secret", 60)
+            TokenIssuer::new(b"test-secret-of-at-least-thirty-two-bytes", 60)
                 .issue(&connectors()[0], "www.acme.example", None, 1_000)
                 .expect("mint")
                 .0
