@@ -356,7 +356,11 @@ async fn serve(
                 None => return End::Close(1011, "send queue overflow"),
             },
             received = socket.recv() => {
-                let Some(Ok(message)) = received else { return End::Gone(None) };
+                let message = match received {
+                    Some(Ok(message)) => message,
+                    Some(Err(error)) => return violation(error),
+                    None => return End::Gone(None),
+                };
                 match &message {
                     // Pings are answered by the library; neither resets any timer (spec §12 C7).
                     Message::Ping(_) | Message::Pong(_) => continue,
@@ -374,6 +378,25 @@ async fn serve(
             }
             () = tokio::time::sleep_until(idle_deadline) => return End::Close(1001, "idle timeout"),
         }
+    }
+}
+
+/// A read error: a frame that breaks RFC 6455 is answered with the close code the RFC names
+/// (§7.4.1: 1002 protocol error, 1007 invalid UTF-8, 1009 too big); anything else is the
+/// connection going away without a close frame.
+fn violation(error: axum::Error) -> End {
+    use tungstenite::Error;
+    let Ok(error) = error.into_inner().downcast::<Error>() else {
+        return End::Gone(None);
+    };
+    match *error {
+        Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            End::Gone(None)
+        }
+        Error::Protocol(_) => End::Close(1002, "protocol error"),
+        Error::Utf8(_) => End::Close(1007, "invalid UTF-8 in a text frame"),
+        Error::Capacity(_) => End::Close(1009, "message too big"),
+        _ => End::Gone(None),
     }
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod control;
 mod evidence;
 mod hostile;
+mod hostile_frames;
 mod node_example;
 mod protocol_bad_frames;
 mod protocol_examples;
