@@ -269,6 +269,12 @@ pub struct CaseRun {
 pub fn kit_config() -> Config {
     Config {
         session_end_close_grace_ms: 1_500,
+        // The evidence is the journal: keep every frame a client sends whole (one session per
+        // mock, so these generous bounds cost nothing).
+        journal_frame_max_bytes: 16 * 1024 * 1024,
+        journal_max_bytes: 256 * 1024 * 1024,
+        journal_total_max_bytes: 256 * 1024 * 1024,
+        journal_max_entries: 100_000,
         ..Config::default()
     }
 }

@@ -66,6 +66,13 @@ pub struct Config {
     /// An ended session still replays for this long, then handshakes get 404 (spec §12 C8).
     pub session_retention_seconds: f64,
     pub max_connections_per_session: usize,
+    /// Sessions held at once, live or ended-and-retained. At the cap the oldest ended session
+    /// is let go early; with none ended, `POST /api/v1/sessions` answers 429 (README, Limits).
+    pub max_sessions: usize,
+    /// Open WebSockets across all sessions; the next handshake answers 503 (README, Limits).
+    pub max_connections: usize,
+    /// A socket that has not taken a frame for this long is closed (1008) and its slot freed.
+    pub write_timeout_seconds: f64,
     pub replay_batch_size: usize,
     /// Replay strictly `sequence > cursor` without the leading `SESSION_START` (spec §12 C2).
     pub strict_cursor: bool,
@@ -105,6 +112,14 @@ pub struct Config {
     /// Every frame is an entry of about 200 bytes, so this bounds a busy session's memory;
     /// `0` keeps none (pure load tests).
     pub journal_max_entries: usize,
+    /// In-memory journal bytes per session (oldest entries go first).
+    pub journal_max_bytes: usize,
+    /// In-memory journal bytes of all sessions together: each session's share is this divided
+    /// by the sessions held (at most `journal_max_bytes`); the archive of gone sessions gets as
+    /// much again.
+    pub journal_total_max_bytes: usize,
+    /// A client frame longer than this is journaled as its start, its length, `truncated`.
+    pub journal_frame_max_bytes: usize,
     /// Bearer token the control API (`/_mock/`) requires. Without it, only loopback peers may
     /// use the control API, and only with a loopback `Host` and `Origin`.
     pub control_token: Option<String>,
@@ -133,6 +148,9 @@ impl Default for Config {
             connection_idle_timeout_seconds: 600.0,
             session_retention_seconds: 600.0,
             max_connections_per_session: 10,
+            max_sessions: 20_000,
+            max_connections: 20_000,
+            write_timeout_seconds: 10.0,
             replay_batch_size: 50,
             strict_cursor: false,
             rejoin_after_handoff: true,
@@ -150,6 +168,9 @@ impl Default for Config {
             http_failures: crate::http_log::HttpFailures::default(),
             record_dir: None,
             journal_max_entries: crate::journal::DEFAULT_MAX_ENTRIES,
+            journal_max_bytes: crate::journal::DEFAULT_MAX_BYTES,
+            journal_total_max_bytes: crate::journal::DEFAULT_TOTAL_MAX_BYTES,
+            journal_frame_max_bytes: crate::journal::DEFAULT_FRAME_MAX_BYTES,
             control_token: None,
             scenario_dirs: Vec::new(),
             logical_clock_epoch_ms: None,
@@ -219,6 +240,7 @@ impl Config {
                 "http_header_timeout_seconds",
                 self.http_header_timeout_seconds,
             ),
+            ("write_timeout_seconds", self.write_timeout_seconds),
         ] {
             if !(seconds.is_finite() && seconds > 0.0 && seconds < 1e9) {
                 return Err(invalid(
@@ -235,6 +257,17 @@ impl Config {
         }
         if self.token_ttl_seconds == 0 {
             return Err(invalid("token_ttl_seconds", "must be at least 1"));
+        }
+        for (field, value) in [
+            ("max_sessions", self.max_sessions),
+            ("max_connections", self.max_connections),
+        ] {
+            if value == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
+        }
+        if self.journal_frame_max_bytes < 64 {
+            return Err(invalid("journal_frame_max_bytes", "must be at least 64"));
         }
         if self.max_connections_per_session == 0 {
             return Err(invalid("max_connections_per_session", "must be at least 1"));
@@ -265,6 +298,10 @@ impl Config {
 
     pub fn connection_idle_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.connection_idle_timeout_seconds)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.write_timeout_seconds)
     }
 
     pub fn http_header_timeout(&self) -> Duration {

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,20 @@ use serde_json::value::RawValue;
 /// Entries kept in memory per session by default (`Config::journal_max_entries`); older ones
 /// are dropped (a recording keeps them all). About 200 KiB for a session that reaches it.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000;
+
+/// A client frame longer than this is journaled as its first this-many bytes of text, its
+/// length and `truncated: true` (`Config::journal_frame_max_bytes`).
+pub const DEFAULT_FRAME_MAX_BYTES: usize = 8 * 1024;
+
+/// In-memory journal bytes one session may hold (`Config::journal_max_bytes`).
+pub const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
+
+/// In-memory journal bytes all sessions together may hold (`Config::journal_total_max_bytes`):
+/// each session's share is this divided by the sessions held, at most [`DEFAULT_MAX_BYTES`].
+pub const DEFAULT_TOTAL_MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// What an entry costs in memory, roughly: its fixed part plus every string it owns.
+const ENTRY_OVERHEAD: usize = 96;
 
 /// One thing that happened.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -76,6 +92,10 @@ pub enum JournalEvent {
         frame: Option<Box<RawValue>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
+        /// The frame was longer than the journal keeps: `text` holds its start, `bytes` its
+        /// length.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
@@ -103,6 +123,83 @@ pub enum JournalEvent {
     Control { action: String },
 }
 
+impl JournalEntry {
+    /// Approximate heap and inline bytes this entry holds.
+    pub fn weight(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let raw = |r: &Option<Box<RawValue>>| r.as_ref().map_or(0, |r| r.get().len());
+        ENTRY_OVERHEAD
+            + match &self.event {
+                JournalEvent::Http {
+                    endpoint,
+                    error,
+                    content_type,
+                    body,
+                    ..
+                } => endpoint.len() + text(error) + text(content_type) + text(body),
+                JournalEvent::Handshake { query, error, .. } => {
+                    query
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 48)
+                        .sum::<usize>()
+                        + text(error)
+                }
+                JournalEvent::ClientFrame {
+                    frame,
+                    text: t,
+                    error,
+                    ..
+                } => raw(frame) + text(t) + text(error),
+                JournalEvent::ServerFrame { frame, .. } => frame.get().len(),
+                JournalEvent::Close { .. } => 0,
+                JournalEvent::Timer { what } => what.len(),
+                JournalEvent::Fault { fault } => fault.len(),
+                JournalEvent::Control { action } => action.len(),
+            }
+    }
+}
+
+/// The longest prefix of `text` that is at most `max` bytes and ends on a character boundary.
+pub fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The byte budget each session's in-memory journal may use now, shared by every journal and
+/// updated as sessions come and go: `min(per_session, total / sessions)`.
+#[derive(Debug)]
+pub struct JournalBudget {
+    per_session: usize,
+    total: usize,
+    share: AtomicUsize,
+}
+
+impl JournalBudget {
+    pub fn new(per_session: usize, total: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_session,
+            total,
+            share: AtomicUsize::new(per_session.min(total)),
+        })
+    }
+
+    /// Recomputes the share for this many sessions held.
+    pub fn sessions(&self, count: usize) {
+        let share = self.per_session.min(self.total / count.max(1));
+        self.share.store(share, Ordering::Relaxed);
+    }
+
+    pub fn share(&self) -> usize {
+        self.share.load(Ordering::Relaxed)
+    }
+}
+
 /// What the journal keeps of a REST request: its content type and (start of) body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestNote {
@@ -128,6 +225,9 @@ pub struct SessionJournal {
     /// frame, which was most of the echo path's CPU).
     entries: VecDeque<JournalEntry>,
     max_entries: usize,
+    /// The sum of `entries`' weights, kept under the budget's share.
+    bytes: usize,
+    budget: Arc<JournalBudget>,
     /// Entries dropped from the front of `entries` by the cap.
     dropped: u64,
     file: Option<std::fs::File>,
@@ -135,12 +235,14 @@ pub struct SessionJournal {
 }
 
 impl SessionJournal {
-    /// A journal keeping the newest `max_entries` in memory and recording all of them to
-    /// `path` when given (appending).
-    pub fn new(path: Option<&Path>, max_entries: usize) -> Self {
+    /// A journal keeping the newest `max_entries` in memory, within the bytes `budget` allows
+    /// it, and recording all of them to `path` when given (appending).
+    pub fn new(path: Option<&Path>, max_entries: usize, budget: Arc<JournalBudget>) -> Self {
         let mut journal = Self {
             entries: VecDeque::new(),
             max_entries,
+            bytes: 0,
+            budget,
             dropped: 0,
             file: None,
             write_error: None,
@@ -167,15 +269,26 @@ impl SessionJournal {
                 self.file = None;
             }
         }
-        if self.max_entries == 0 {
+        let weight = entry.weight();
+        let share = self.budget.share();
+        if self.max_entries == 0 || weight > share {
             self.dropped += 1;
             return;
         }
-        if self.entries.len() == self.max_entries {
-            self.entries.pop_front();
+        while self.entries.len() >= self.max_entries || self.bytes + weight > share {
+            let Some(oldest) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= oldest.weight();
             self.dropped += 1;
         }
+        self.bytes += weight;
         self.entries.push_back(entry);
+    }
+
+    /// The bytes the in-memory entries hold (by [`JournalEntry::weight`]).
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Total entries ever pushed.
@@ -281,7 +394,7 @@ mod tests {
     #[test]
     fn the_in_memory_journal_is_capped_and_indexes_stay_absolute() {
         const CAP: usize = 50;
-        let mut journal = SessionJournal::new(None, CAP);
+        let mut journal = SessionJournal::new(None, CAP, JournalBudget::new(1 << 20, 1 << 30));
         for i in 0..(CAP as u64 + 5) {
             journal.push(timer(i));
         }
@@ -295,13 +408,59 @@ mod tests {
         );
     }
 
+    fn frame(len: usize) -> JournalEntry {
+        JournalEntry {
+            at_ms: 0,
+            unix_ms: 0,
+            event: JournalEvent::ServerFrame {
+                conn: None,
+                frame: raw_json(&format!("\"{}\"", "x".repeat(len))),
+            },
+        }
+    }
+
+    #[test]
+    fn the_in_memory_journal_is_bounded_by_bytes_and_follows_the_shared_budget() {
+        let budget = JournalBudget::new(10_000, 40_000);
+        let mut journal = SessionJournal::new(None, 1_000, Arc::clone(&budget));
+        for _ in 0..100 {
+            journal.push(frame(900));
+        }
+        assert!(journal.bytes() <= 10_000, "{} bytes", journal.bytes());
+        assert_eq!(journal.entries().len(), 10_000 / frame(900).weight());
+        assert_eq!(journal.total(), 100, "indexes count every entry");
+        // Eight sessions share 40 000 bytes: 5 000 each, enforced from the next push on.
+        budget.sessions(8);
+        journal.push(frame(900));
+        assert!(journal.bytes() <= 5_000, "{} bytes", journal.bytes());
+        // An entry bigger than the whole share is counted and not kept.
+        let before = journal.entries().len();
+        journal.push(frame(6_000));
+        assert_eq!(journal.entries().len(), before);
+        assert_eq!(journal.total(), 102);
+        budget.sessions(1);
+        journal.push(frame(6_000));
+        assert_eq!(
+            journal.entries().last().map(JournalEntry::weight),
+            Some(frame(6_000).weight())
+        );
+    }
+
+    #[test]
+    fn prefixes_end_on_character_boundaries() {
+        assert_eq!(prefix("héllo", 2), "h");
+        assert_eq!(prefix("héllo", 3), "hé");
+        assert_eq!(prefix("abc", 10), "abc");
+        assert_eq!(prefix("🎉🎉", 5), "🎉");
+    }
+
     #[test]
     fn a_zero_cap_keeps_nothing_in_memory_but_still_records() {
         let dir = std::env::temp_dir().join(format!("journal-zero-cap-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("s.jsonl");
         let _ = std::fs::remove_file(&path);
-        let mut journal = SessionJournal::new(Some(&path), 0);
+        let mut journal = SessionJournal::new(Some(&path), 0, JournalBudget::new(1 << 20, 1 << 30));
         for i in 0..3 {
             journal.push(timer(i));
         }

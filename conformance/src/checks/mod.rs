@@ -286,6 +286,7 @@ impl SessionRecord {
                     frame,
                     text,
                     error,
+                    ..
                 } => Some(Sent {
                     at_ms: e.at_ms,
                     conn: *conn,

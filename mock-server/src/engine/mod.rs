@@ -562,6 +562,23 @@ impl Session {
         out
     }
 
+    /// When the session ended, if it has.
+    pub fn ended_at(&self) -> Option<Duration> {
+        self.ended_at
+    }
+
+    /// Forgets an ended session before its retention is over (the server is at its session
+    /// cap). Does nothing to a session that has not ended.
+    pub fn retire(&mut self) -> Vec<Action> {
+        if self.ended_at.is_none() || self.expired {
+            return Vec::new();
+        }
+        self.expired = true;
+        vec![Action::Note(Note::Timer(
+            "session cap reached: ended session forgotten before its retention",
+        ))]
+    }
+
     /// The clock moved: play due steps, end idle sessions, forget ended ones after retention.
     pub fn tick(&mut self, now: Now) -> Vec<Action> {
         let mut out = Vec::new();

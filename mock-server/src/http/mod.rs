@@ -237,7 +237,10 @@ fn session(
     )?;
     let streaming = request.streaming_enabled.unwrap_or(false);
     let request = RequestNote::new(header_str(headers, "content-type"), body);
-    let session_id = state.create_session(&claims, streaming, request);
+    // At the session cap: the documented rate-limit answer, so clients back off (README, Limits).
+    let session_id = state
+        .create_session(&claims, streaming, request)
+        .map_err(|_| ApiError::rate_limited(1))?;
     Ok(Json(CreateSessionResponse { session_id }))
 }
 

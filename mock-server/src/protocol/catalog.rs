@@ -22,6 +22,8 @@ pub const TOO_MANY_REQUESTS: &str = "Too Many Requests";
 pub const SESSION_NOT_FOUND: &str = "session not found";
 pub const AUTHENTICATION_FAILED: &str = "authentication failed";
 pub const CONNECTION_LIMIT_EXCEEDED: &str = "connection limit exceeded for session";
+/// The mock's own: every one of the server's `max_connections` sockets is open (503).
+pub const SERVER_CONNECTION_LIMIT: &str = "server connection limit reached";
 pub const INVALID_CONNECTION_PARAMETERS: &str = "invalid connection parameters";
 
 // --- In-band: invalid client events (spec §10.6, §12 B13) ----------------------------------

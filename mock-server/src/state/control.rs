@@ -185,6 +185,7 @@ impl AppState {
         let now = self.inner.clock.now();
         let slots: Vec<Arc<SessionSlot>> = self.registry().drain().map(|(_, s)| s).collect();
         lock(&self.inner.archive).clear();
+        self.inner.journal_budget.sessions(0);
         for slot in slots {
             let mut locked = slot.lock();
             let actions = locked.engine.forget();

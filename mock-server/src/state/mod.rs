@@ -21,7 +21,9 @@ use crate::auth::{AccessClaims, ConnectorRegistry, TokenIssuer};
 use crate::config::{Config, SessionBinding};
 use crate::engine::{ConnId, EngineConfig, Session, SessionStatus};
 use crate::http_log::{HttpFailures, HttpLog};
-use crate::journal::{Closer, JournalEntry, JournalEvent, RequestNote, SessionJournal};
+use crate::journal::{
+    Closer, JournalBudget, JournalEntry, JournalEvent, RequestNote, SessionJournal, prefix,
+};
 use crate::protocol::{DecodeOptions, SessionId};
 use crate::scenario::{Catalogue, ScenarioError, Script};
 
@@ -36,8 +38,38 @@ use rest::HttpLimiter;
 use session::{ConnHandle, Locked, OUTBOUND_QUEUE, Slots, dispatch};
 pub use session::{Outbound, ReserveError, SessionSlot, SessionSummary};
 
-/// Gone sessions whose journals are kept for reading.
+/// Gone sessions whose journals are kept for reading (and no more than
+/// `journal_total_max_bytes` of journal between them).
 const ARCHIVE: usize = 256;
+
+/// The server is holding `max_sessions` sessions and none of them has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the server holds its maximum of {0} sessions")]
+pub struct SessionsFull(pub usize);
+
+/// Journals of gone sessions, newest last, bounded in count and bytes.
+#[derive(Debug, Default)]
+struct Archive {
+    sessions: std::collections::VecDeque<(SessionSummary, Vec<JournalEntry>, usize)>,
+    bytes: usize,
+}
+
+impl Archive {
+    fn push(&mut self, summary: SessionSummary, journal: Vec<JournalEntry>, max_bytes: usize) {
+        let bytes = journal.iter().map(JournalEntry::weight).sum();
+        self.sessions.push_back((summary, journal, bytes));
+        self.bytes += bytes;
+        while self.sessions.len() > ARCHIVE || (self.bytes > max_bytes && self.sessions.len() > 1) {
+            if let Some((_, _, bytes)) = self.sessions.pop_front() {
+                self.bytes -= bytes;
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
 
 /// Everything handlers and tasks share.
 #[derive(Debug, Clone)]
@@ -70,7 +102,11 @@ struct Inner {
     limiter: HttpLimiter,
     /// Sessions that are gone (expired or reset), with their journals, newest last; the last
     /// [`ARCHIVE`] are kept so tests and the conformance kit can still read them.
-    archive: Mutex<Vec<(SessionSummary, Vec<JournalEntry>)>>,
+    archive: Mutex<Archive>,
+    /// Each session's in-memory journal byte share.
+    journal_budget: Arc<JournalBudget>,
+    /// One permit per open WebSocket (`max_connections`).
+    sockets: Arc<tokio::sync::Semaphore>,
     /// Journal entries of REST calls by token `jti`, until a session claims them.
     pending_http: Mutex<HashMap<String, Vec<JournalEntry>>>,
     shutdown: CancellationToken,
@@ -151,7 +187,12 @@ impl AppState {
                 next_seed: AtomicU64::new(seed),
                 limiter: HttpLimiter::default(),
                 pending_http: Mutex::new(HashMap::new()),
-                archive: Mutex::new(Vec::new()),
+                archive: Mutex::new(Archive::default()),
+                journal_budget: JournalBudget::new(
+                    config.journal_max_bytes,
+                    config.journal_total_max_bytes,
+                ),
+                sockets: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 bound: Mutex::new(Vec::new()),
@@ -241,13 +282,54 @@ impl AppState {
         (slot.status() != SessionStatus::Expired).then_some(slot)
     }
 
-    /// Creates a session bound per configuration and starts its timer.
+    /// Makes room for one more session: at `max_sessions`, the session that ended first is
+    /// forgotten now (its retention cut short); with none ended, there is no room.
+    fn make_room(&self) -> Result<(), SessionsFull> {
+        let max = self.inner.config.max_sessions;
+        if self.registry().len() < max {
+            return Ok(());
+        }
+        let held: Vec<Arc<SessionSlot>> = self.registry().values().cloned().collect();
+        let oldest_ended = held
+            .into_iter()
+            .filter_map(|slot| {
+                let locked = slot.lock();
+                let ended = locked.engine.ended_at();
+                let expired = locked.engine.status() == SessionStatus::Expired;
+                drop(locked);
+                ended.filter(|_| !expired).map(|at| (at, slot))
+            })
+            .min_by_key(|(at, _)| *at);
+        let Some((_, slot)) = oldest_ended else {
+            return Err(SessionsFull(max));
+        };
+        let now = self.inner.clock.now();
+        let mut locked = slot.lock();
+        let actions = locked.engine.retire();
+        dispatch(&mut locked, None, actions, now);
+        drop(locked);
+        self.forget(&slot);
+        // Its timer task sees it expired and archives it.
+        slot.wake.notify_one();
+        Ok(())
+    }
+
+    /// Takes a session out of the registry (it may already be out).
+    fn forget(&self, slot: &SessionSlot) {
+        let mut registry = self.registry();
+        registry.remove(&slot.id);
+        self.inner.journal_budget.sessions(registry.len());
+    }
+
+    /// Creates a session bound per configuration and starts its timer; refused when the
+    /// server holds `max_sessions` sessions and none has ended.
     pub fn create_session(
         &self,
         claims: &AccessClaims,
         streaming: bool,
         request: RequestNote,
-    ) -> SessionId {
+    ) -> Result<SessionId, SessionsFull> {
+        self.make_room()?;
         let id = SessionId::new_random();
         // Distinct, reproducible seeds per session: the configured seed advanced per session.
         let seed = self
@@ -288,7 +370,11 @@ impl AppState {
             slots: Slots { reserved: 0 },
             timer_target: None,
             window: (Duration::ZERO, 0),
-            journal: SessionJournal::new(record.as_deref(), self.inner.config.journal_max_entries),
+            journal: SessionJournal::new(
+                record.as_deref(),
+                self.inner.config.journal_max_entries,
+                Arc::clone(&self.inner.journal_budget),
+            ),
             end_close_grace: self.inner.config.session_end_close_grace_ms > 0,
         };
         for entry in self.take_pending_http(&claims.jti) {
@@ -314,12 +400,16 @@ impl AppState {
             locked: Mutex::new(locked),
             wake: Notify::new(),
         });
-        self.registry().insert(id.clone(), Arc::clone(&slot));
+        {
+            let mut registry = self.registry();
+            registry.insert(id.clone(), Arc::clone(&slot));
+            self.inner.journal_budget.sessions(registry.len());
+        }
         let state = self.clone();
         self.inner
             .tasks
             .spawn(async move { state.run_timer(slot).await });
-        id
+        Ok(id)
     }
 
     /// Reserves a connection slot at handshake time, so concurrent handshakes cannot exceed the
@@ -340,6 +430,12 @@ impl AppState {
         }
         locked.slots.reserved += 1;
         Ok(())
+    }
+
+    /// One of the server's `max_connections` socket permits, held for a connection's life;
+    /// `None` when all are taken.
+    pub fn socket_permit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.inner.sockets).try_acquire_owned().ok()
     }
 
     /// Gives back a slot whose upgrade never completed.
@@ -435,16 +531,22 @@ impl AppState {
     ) -> Vec<Outbound> {
         let now = self.inner.clock.now();
         let mut locked = slot.lock();
-        let frame = text.and_then(|t| serde_json::value::RawValue::from_string(t.to_owned()).ok());
+        // What a client sends is journaled whole only up to `journal_frame_max_bytes`.
+        let keep = self.inner.config.journal_frame_max_bytes;
+        let truncated = bytes > keep;
+        let frame = text
+            .filter(|_| !truncated)
+            .and_then(|t| serde_json::value::RawValue::from_string(t.to_owned()).ok());
         let entry = JournalEvent::ClientFrame {
             conn,
             before_history,
             bytes: bytes as u64,
             text: match (&frame, text) {
-                (None, Some(t)) => Some(t.chars().take(4096).collect()),
+                (None, Some(t)) => Some(prefix(t, keep).to_owned()),
                 (None, None) => Some("[binary frame]".into()),
                 _ => None,
             },
+            truncated,
             frame,
             error: decoded
                 .as_ref()
@@ -509,22 +611,22 @@ impl AppState {
                 break;
             }
         }
-        self.registry().remove(&slot.id);
+        self.forget(&slot);
         self.archive(&slot);
     }
 
     fn archive(&self, slot: &SessionSlot) {
-        let entry = (slot.summary(), slot.journal_since(0).0);
-        let mut archive = lock(&self.inner.archive);
-        if archive.len() >= ARCHIVE {
-            archive.remove(0);
-        }
-        archive.push(entry);
+        let (summary, journal) = (slot.summary(), slot.journal_since(0).0);
+        lock(&self.inner.archive).push(summary, journal, self.inner.config.journal_total_max_bytes);
     }
 
     /// Every session still known plus the archived ones, oldest first, with journals.
     pub fn sessions_with_journals(&self) -> Vec<(SessionSummary, Vec<JournalEntry>)> {
-        let mut all = lock(&self.inner.archive).clone();
+        let mut all: Vec<(SessionSummary, Vec<JournalEntry>)> = lock(&self.inner.archive)
+            .sessions
+            .iter()
+            .map(|(summary, journal, _)| (summary.clone(), journal.clone()))
+            .collect();
         let live: Vec<Arc<SessionSlot>> = self.registry().values().cloned().collect();
         for slot in live {
             if all.iter().all(|(s, _)| s.session_id != slot.id.as_str()) {

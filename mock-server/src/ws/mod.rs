@@ -32,6 +32,12 @@ const READ_BUFFER: usize = 4 * 1024;
 /// this get `Message too large` and the socket stays open (spec §12 B13).
 const LIBRARY_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
+/// How long a final Close frame may take to write before the socket is dropped.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The close code for a client that stopped reading (README, Limits).
+pub const CLOSE_STALLED: u16 = 1008;
+
 /// Query of `GET /ws` (spec §3.1).
 #[derive(Debug, Deserialize)]
 pub struct ConnectParams {
@@ -168,6 +174,13 @@ fn handshake(
         tracing::warn!(cursor = ?params.cursor, session = %slot.id, "invalid cursor; replaying everything");
         0
     });
+    // The server-wide socket cap (README, Limits): held until the connection task ends.
+    let Some(permit) = state.socket_permit() else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            catalog::SERVER_CONNECTION_LIMIT,
+        );
+    };
     match state.reserve_connection(&slot) {
         Ok(()) => {}
         Err(ReserveError::Full) => {
@@ -199,7 +212,10 @@ fn handshake(
         })
         .on_upgrade(move |socket| {
             let tasks = state.tasks().clone();
-            tasks.track_future(run_connection(socket, state, slot, cursor, query))
+            tasks.track_future(async move {
+                run_connection(socket, state, slot, cursor, query).await;
+                drop(permit);
+            })
         })
 }
 
@@ -214,6 +230,8 @@ enum End {
     Gone(Option<u16>),
     /// The session ordered a drop without a close frame (a scenario fault; journaled).
     Drop,
+    /// The client stopped taking frames for `write_timeout_seconds`.
+    Stalled,
 }
 
 async fn run_connection(
@@ -244,13 +262,13 @@ async fn run_connection(
         }
     }
     let (conn, mut queue, replay) = state.open_connection(&slot, cursor, query);
-    let mut end = write_all(&mut socket, replay).await;
+    let mut end = write_all(&mut socket, &state, replay).await;
     for message in &early {
         if end.is_some() {
             break;
         }
         end = match handle(&state, &slot, conn, message, true) {
-            Ok(own) => write_all(&mut socket, own).await,
+            Ok(own) => write_all(&mut socket, &state, own).await,
             Err(stop) => Some(stop),
         };
     }
@@ -262,7 +280,7 @@ async fn run_connection(
         End::Gone(code) => {
             state.close_connection(&slot, conn, code, Closer::Client);
             // The library queued the answer to a client's Close; send it (RFC 6455 §5.5.1).
-            let _ = socket.flush().await;
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, socket.flush()).await;
         }
         End::Ordered(CLOSE_SESSION_ENDED, _) if !end_grace(&state).is_zero() => {
             let closed = await_client_close(&mut socket, &state, &slot, conn).await;
@@ -270,31 +288,27 @@ async fn run_connection(
                 Some(code) => state.close_connection(&slot, conn, code, Closer::Client),
                 None => {
                     state.close_connection(&slot, conn, Some(CLOSE_SESSION_ENDED), Closer::Server);
-                    let frame = CloseFrame {
-                        code: CLOSE_SESSION_ENDED,
-                        reason: "session ended".into(),
-                    };
-                    let _ = socket.send(Message::Close(Some(frame))).await;
+                    send_close(&mut socket, CLOSE_SESSION_ENDED, "session ended").await;
                 }
             }
-            let _ = socket.flush().await;
+            let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, socket.flush()).await;
         }
         // Dropping the socket without a close frame: the client sees 1006.
         End::Drop => drop(socket),
-        End::Ordered(code, reason) => {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
-            let _ = socket.send(Message::Close(Some(frame))).await;
-        }
+        End::Ordered(code, reason) => send_close(&mut socket, code, reason).await,
         End::Close(code, reason) => {
             state.close_connection(&slot, conn, Some(code), Closer::Server);
+            send_close(&mut socket, code, reason).await;
+        }
+        End::Stalled => {
+            state.close_connection(&slot, conn, Some(CLOSE_STALLED), Closer::Server);
+            // It is not reading: a Close frame gets one short chance, then TCP goes.
             let frame = CloseFrame {
-                code,
-                reason: reason.into(),
+                code: CLOSE_STALLED,
+                reason: "not reading".into(),
             };
-            let _ = socket.send(Message::Close(Some(frame))).await;
+            let close = socket.send(Message::Close(Some(frame)));
+            let _ = tokio::time::timeout(Duration::from_millis(50), close).await;
         }
     }
 }
@@ -348,7 +362,7 @@ async fn serve(
             () = shutdown.cancelled() => return End::Close(1001, "server shutting down"),
             queued = queue.recv() => match queued {
                 Some(outbound) => {
-                    if let Some(end) = write_all(socket, [outbound]).await {
+                    if let Some(end) = write_all(socket, state, [outbound]).await {
                         return end;
                     }
                 }
@@ -372,7 +386,7 @@ async fn serve(
                     Ok(own) => own,
                     Err(end) => return end,
                 };
-                if let Some(end) = write_all(socket, own).await {
+                if let Some(end) = write_all(socket, state, own).await {
                     return end;
                 }
             }
@@ -424,16 +438,29 @@ fn is_too_large<T>(decoded: &Result<T, ClientFrameRejection>) -> bool {
     matches!(decoded, Err(r) if matches!(r.error, ClientFrameError::TooLarge { .. }))
 }
 
-/// Writes frames in order; `Some` when the connection must end.
+/// Writes frames in order; `Some` when the connection must end. A frame the client does not
+/// take within `write_timeout_seconds` ends it (`End::Stalled`), and so does shutdown.
 async fn write_all(
     socket: &mut WebSocket,
+    state: &AppState,
     frames: impl IntoIterator<Item = Outbound>,
 ) -> Option<End> {
     for outbound in frames {
         match outbound {
             Outbound::Frame(frame) => {
-                if socket.send(Message::Text(frame)).await.is_err() {
-                    return Some(End::Gone(None));
+                let write = tokio::time::timeout(
+                    state.config().write_timeout(),
+                    socket.send(Message::Text(frame)),
+                );
+                tokio::select! {
+                    written = write => match written {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return Some(End::Gone(None)),
+                        Err(_) => return Some(End::Stalled),
+                    },
+                    () = state.shutdown_token().cancelled() => {
+                        return Some(End::Close(1001, "server shutting down"));
+                    }
                 }
             }
             Outbound::Close { code, reason } => return Some(End::Ordered(code, reason)),
@@ -441,4 +468,17 @@ async fn write_all(
         }
     }
     None
+}
+
+/// Sends a Close frame, giving a client that is not reading a moment at most.
+async fn send_close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(
+        CLOSE_WRITE_TIMEOUT,
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
 }

@@ -12,14 +12,14 @@ use tokio::net::TcpStream;
 use crate::hostile::still_serves;
 use crate::support::{bounded, new_session, start};
 
-const TEXT: u8 = 0x1;
+pub const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
 const CONTINUATION: u8 = 0x0;
 const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 
 /// One client frame: FIN, RSV bits (`0b100` = RSV1), opcode, payload, masked or not.
-struct Raw {
+pub struct Raw {
     fin: bool,
     rsv: u8,
     opcode: u8,
@@ -29,7 +29,7 @@ struct Raw {
     declared: Option<u64>,
 }
 
-fn frame(opcode: u8, payload: impl Into<Vec<u8>>) -> Raw {
+pub fn frame(opcode: u8, payload: impl Into<Vec<u8>>) -> Raw {
     Raw {
         fin: true,
         rsv: 0,
@@ -95,13 +95,13 @@ fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {
 }
 
 /// A WebSocket connection opened by hand on a plain TCP socket.
-struct RawSocket {
+pub struct RawSocket {
     stream: TcpStream,
     buffer: Vec<u8>,
 }
 
 impl RawSocket {
-    async fn open(server: &MockServer) -> (Self, String) {
+    pub async fn open(server: &MockServer) -> (Self, String) {
         let (token, session) = new_session(server, false).await;
         let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
         let request = format!(
@@ -145,7 +145,7 @@ impl RawSocket {
         }
     }
 
-    async fn send(&mut self, frames: &[Raw]) {
+    pub async fn send(&mut self, frames: &[Raw]) {
         for frame in frames {
             // The server may close before reading everything; that is its answer.
             if self.stream.write_all(&frame.bytes()).await.is_err() {
@@ -156,7 +156,7 @@ impl RawSocket {
 
     /// Skips data frames until the server's Close: `Some(code)` (1005 for none), `None` when
     /// the TCP connection ended without one.
-    async fn close_code(&mut self) -> Option<u16> {
+    pub async fn close_code(&mut self) -> Option<u16> {
         loop {
             if let Some((opcode, payload, used)) = self.parse() {
                 self.buffer.drain(..used);

@@ -7,6 +7,7 @@ mod control;
 mod evidence;
 mod hostile;
 mod hostile_frames;
+mod limits;
 mod node_example;
 mod protocol_bad_frames;
 mod protocol_examples;

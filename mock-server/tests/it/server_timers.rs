@@ -28,7 +28,9 @@ async fn settle() {
 #[tokio::test(start_paused = true)]
 async fn an_untouched_session_expires_after_the_default_ten_minutes() {
     let state = AppState::new(Config::default()).expect("state");
-    let id = state.create_session(&claims(), false, Default::default());
+    let id = state
+        .create_session(&claims(), false, Default::default())
+        .expect("room");
     settle().await;
     tokio::time::advance(Duration::from_secs(599)).await;
     settle().await;
@@ -47,14 +49,18 @@ async fn an_ended_session_is_kept_for_the_retention_period_then_forgotten() {
         ..Config::default()
     })
     .expect("state");
-    let id = state.create_session(&claims(), false, Default::default());
+    let id = state
+        .create_session(&claims(), false, Default::default())
+        .expect("room");
     settle().await;
     tokio::time::advance(Duration::from_secs(61)).await;
     settle().await;
     // Idle expiry ends the session and marks it expired at once (spec §12 C7).
     assert!(state.session(id.as_str()).is_none());
 
-    let id = state.create_session(&claims(), false, Default::default());
+    let id = state
+        .create_session(&claims(), false, Default::default())
+        .expect("room");
     let slot = state.session(id.as_str()).expect("alive");
     let end = r#"{"type":"EVENT_TYPE_USER_END_SESSION","payload":{}}"#;
     let decoded = mock_server::protocol::decode_client_frame(
