@@ -108,6 +108,14 @@ impl AppState {
             ))
         };
         let path = std::path::PathBuf::from(name);
+        // Only scenario-shaped names are opened: any other path (`/etc/passwd`, a device)
+        // gets the one answer without a look, so nothing about it can be learnt.
+        if !path
+            .extension()
+            .is_some_and(|e| e == "json" || e == "jsonl")
+        {
+            return Err(unreadable());
+        }
         let dirs = self.inner.config.scenario_dirs.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             if !dirs.is_empty() {

@@ -215,6 +215,11 @@ async fn journaled_close_eventually(server: &MockServer, session: &str) -> (Opti
     panic!("no close journaled for {session}");
 }
 
+/// How many raw violations `violations` holds (for the hostile suite's count).
+pub fn violation_count() -> usize {
+    violations().len()
+}
+
 /// The violations: name, frames, the code the client must see (RFC 6455 §7.4.1).
 fn violations() -> Vec<(&'static str, Vec<Raw>, u16)> {
     const MIB: u64 = 1024 * 1024;

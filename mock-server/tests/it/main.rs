@@ -7,6 +7,7 @@ mod control;
 mod evidence;
 mod hostile;
 mod hostile_frames;
+mod hostile_inputs;
 mod limits;
 mod node_example;
 mod protocol_bad_frames;
