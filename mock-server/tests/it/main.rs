@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod control;
 mod evidence;
+mod fuzz;
 mod hostile;
 mod hostile_frames;
 mod hostile_inputs;
