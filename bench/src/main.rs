@@ -7,6 +7,7 @@ mod proc;
 mod progress;
 mod reference;
 mod report;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -120,6 +121,29 @@ enum Mode {
     /// A few seconds of every mode at tiny sizes: checks the harness works, judges no speed.
     /// Exits 1 when a sample had an error or measured nothing.
     Smoke,
+    /// Churns whole sessions against one mock for a while (open, join, echo, a turn, then end,
+    /// drop and reconnect, or walk away) and reports the server's RSS over time and errors;
+    /// with `--record DIR`, also that every frame the clients received is in the recording.
+    /// Targets: second-half RSS growth under 5 %, 0 errors, 0 frames missing.
+    Soak {
+        /// Seconds to run.
+        #[arg(long, default_value_t = 600.0)]
+        duration: f64,
+        /// Clients churning sessions at once.
+        #[arg(long, default_value_t = 100)]
+        concurrency: usize,
+        /// Record sessions here (the mock's `--record`) and check every received frame; each
+        /// recording is removed once checked.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// Seconds between RSS readings.
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+        /// The mock's session retention and idle timeout, in seconds: ended and abandoned
+        /// sessions leave within the run, so memory can settle.
+        #[arg(long, default_value_t = 30.0)]
+        retention: f64,
+    },
     /// Runs the reference server (used by the harness; prints a readiness line).
     #[command(hide = true)]
     ReferenceServer,
@@ -198,6 +222,38 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let fd_limit = proc::raise_fd_limit()?;
     let bins = Binaries::locate(cli.common.mock_bin.clone())?;
     let progress = Progress::new(!cli.common.quiet);
+    if let Mode::Soak {
+        duration,
+        concurrency,
+        record,
+        interval,
+        retention,
+    } = &cli.mode
+    {
+        let plan = soak::SoakPlan {
+            duration: Duration::from_secs_f64(duration.max(1.0)),
+            concurrency: (*concurrency).max(1),
+            record: record.clone(),
+            interval: Duration::from_secs_f64(interval.max(0.1)),
+            retention_seconds: retention.max(0.1),
+        };
+        let report = soak::run(&bins, &plan, &progress).await?;
+        let document = serde_json::to_string_pretty(&report).context("encoding the results")?;
+        if let Some(path) = &cli.common.json_out {
+            std::fs::write(path, format!("{document}\n"))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if cli.common.json {
+            println!("{document}");
+        } else {
+            println!("{}", report.render());
+        }
+        return Ok(if cli.common.check && !report.met() {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
     let plan = plan(&cli.mode);
     let needed = plan.iter().map(Step::sockets).max().unwrap_or(0) as u64 + 64;
     if needed > fd_limit {
@@ -502,7 +558,7 @@ fn plan(mode: &Mode) -> Vec<Step> {
             }
             steps
         }
-        Mode::ReferenceServer => vec![],
+        Mode::ReferenceServer | Mode::Soak { .. } => vec![],
     }
 }
 

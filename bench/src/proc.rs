@@ -81,6 +81,15 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `server` on a loopback port chosen by the OS and waits for its readiness line.
     pub async fn spawn(server: Server, bins: &Binaries) -> anyhow::Result<Self> {
+        Self::spawn_with(server, bins, &[]).await
+    }
+
+    /// [`ServerProcess::spawn`] with extra command-line arguments for the mock.
+    pub async fn spawn_with(
+        server: Server,
+        bins: &Binaries,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         let spawned_at = Instant::now();
         let mut command = match server {
             Server::Reference => {
@@ -92,6 +101,7 @@ impl ServerProcess {
                 let mut command = Command::new(&bins.mock);
                 // A fixed seed: the same ids and scenario draws in every run.
                 command.args(["--bind", "127.0.0.1:0", "--seed", "1"]);
+                command.args(extra);
                 command
             }
         };

@@ -120,6 +120,39 @@ fn smoke_runs_every_mode_against_both_servers() {
 }
 
 #[test]
+fn a_short_soak_churns_sessions_and_finds_every_received_frame_in_the_recordings() {
+    let dir = std::env::temp_dir().join(format!("loadgen-soak-{}", std::process::id()));
+    let record = dir.to_string_lossy().into_owned();
+    let (code, stdout, stderr) = loadgen(&[
+        "soak",
+        "--duration",
+        "3",
+        "--concurrency",
+        "4",
+        "--interval",
+        "0.5",
+        "--retention",
+        "1",
+        "--record",
+        &record,
+        "--json",
+        "--quiet",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(0), "loadgen soak failed:\n{stderr}\n{stdout}");
+    let report: Value = serde_json::from_str(&stdout).expect("--json prints one JSON document");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["frames_missing"], 0, "{report}");
+    assert!(
+        report["sessions"].as_u64().is_some_and(|n| n >= 4),
+        "{report}"
+    );
+    assert_eq!(report["recordings_checked"], report["sessions"]);
+    assert!(report["frames_received"].as_u64().is_some_and(|n| n > 0));
+    assert!(report["series"].as_array().is_some_and(|s| s.len() >= 4));
+}
+
+#[test]
 fn a_missing_mock_binary_is_a_clear_error() {
     let (code, _, stderr) = loadgen(&["echo", "--mock-bin", "/nonexistent/messaging-mock"]);
     assert_eq!(code, Some(1));

@@ -282,15 +282,16 @@ impl AppState {
         (slot.status() != SessionStatus::Expired).then_some(slot)
     }
 
-    /// Makes room for one more session: at `max_sessions`, the session that ended first is
-    /// forgotten now (its retention cut short); with none ended, there is no room.
+    /// Makes room for one more session: at `max_sessions`, the sessions that ended first are
+    /// forgotten now (their retention cut short), a hundredth of the cap at a time so the scan
+    /// is paid once per many creations; with none ended, there is no room.
     fn make_room(&self) -> Result<(), SessionsFull> {
         let max = self.inner.config.max_sessions;
         if self.registry().len() < max {
             return Ok(());
         }
         let held: Vec<Arc<SessionSlot>> = self.registry().values().cloned().collect();
-        let oldest_ended = held
+        let mut ended: Vec<(Duration, Arc<SessionSlot>)> = held
             .into_iter()
             .filter_map(|slot| {
                 let locked = slot.lock();
@@ -299,18 +300,22 @@ impl AppState {
                 drop(locked);
                 ended.filter(|_| !expired).map(|at| (at, slot))
             })
-            .min_by_key(|(at, _)| *at);
-        let Some((_, slot)) = oldest_ended else {
+            .collect();
+        if ended.is_empty() {
             return Err(SessionsFull(max));
-        };
+        }
+        let batch = (max / 100).clamp(1, ended.len());
+        ended.select_nth_unstable_by_key(batch - 1, |(at, _)| *at);
         let now = self.inner.clock.now();
-        let mut locked = slot.lock();
-        let actions = locked.engine.retire();
-        dispatch(&mut locked, None, actions, now);
-        drop(locked);
-        self.forget(&slot);
-        // Its timer task sees it expired and archives it.
-        slot.wake.notify_one();
+        for (_, slot) in ended.into_iter().take(batch) {
+            let mut locked = slot.lock();
+            let actions = locked.engine.retire();
+            dispatch(&mut locked, None, actions, now);
+            drop(locked);
+            self.forget(&slot);
+            // Its timer task sees it expired and archives it.
+            slot.wake.notify_one();
+        }
         Ok(())
     }
 
