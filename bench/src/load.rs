@@ -2,7 +2,7 @@
 //! idle sessions, and startup.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -64,13 +64,16 @@ impl Job {
     }
 }
 
-const WARMING: u8 = 0;
-const MEASURING: u8 = 1;
-const STOPPING: u8 = 2;
+const OPENING: u8 = 0;
+const WARMING: u8 = 1;
+const MEASURING: u8 = 2;
+const STOPPING: u8 = 3;
 
 #[derive(Debug)]
 struct Shared {
     phase: AtomicU8,
+    /// Client threads that have opened their clients.
+    ready: AtomicUsize,
     /// Exchanges completed inside the measured window.
     completed: AtomicU64,
     errors: AtomicU64,
@@ -85,6 +88,10 @@ async fn client_loop(mut job: Job, shared: Arc<Shared>) -> (Histogram<u64>, Opti
     let mut latencies = histogram();
     loop {
         let phase = shared.phase.load(Ordering::Acquire);
+        if phase == OPENING {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
         if phase == STOPPING {
             return (latencies, None);
         }
@@ -104,27 +111,42 @@ async fn client_loop(mut job: Job, shared: Arc<Shared>) -> (Histogram<u64>, Opti
     }
 }
 
-/// A closed-loop sample: `concurrency` clients repeat `kind` for the window on a fresh server.
-pub async fn closed_loop(
+/// Client threads for `concurrency` clients: one per core, never more than clients.
+pub fn client_threads(concurrency: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    cores.min(concurrency).max(1)
+}
+
+/// What one client thread built and measured.
+struct ThreadOutcome {
+    latencies: Histogram<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+/// Opens this thread's share of the clients on its own runtime.
+async fn build_jobs(
     server: Server,
-    bins: &Binaries,
+    target: &Target,
     kind: Loop,
-    concurrency: usize,
-    window: Window,
-    progress: &Progress,
-    label: &str,
-) -> anyhow::Result<Sample> {
-    let process = ServerProcess::spawn(server, bins).await?;
-    let target = Target::of(&process);
-    let mut errors = 0;
-    let mut first_error = None;
-    let jobs: Vec<Job> = match kind {
+    count: usize,
+    openers: usize,
+) -> (Vec<Job>, u64, Option<String>) {
+    match kind {
         Loop::Http => {
             let mut jobs = Vec::new();
-            for _ in 0..concurrency {
-                jobs.push(Job::Http(HttpConn::connect(&target.http_authority).await?));
+            let mut errors = 0;
+            let mut first_error = None;
+            for _ in 0..count {
+                match HttpConn::connect(&target.http_authority).await {
+                    Ok(conn) => jobs.push(Job::Http(conn)),
+                    Err(error) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| format!("{error:#}"));
+                    }
+                }
             }
-            jobs
+            (jobs, errors, first_error)
         }
         Loop::Echo | Loop::Turn => {
             let (frame, marker) = match kind {
@@ -133,32 +155,124 @@ pub async fn closed_loop(
             };
             let opened = client::open_many(
                 server,
-                &target,
-                concurrency,
-                OPENERS,
+                target,
+                count,
+                openers,
                 Warmup::Join,
                 OPEN_DEADLINE,
-                progress,
+                &Progress::new(false),
             )
             .await;
-            errors += opened.errors;
-            first_error = opened.first_error;
-            opened
+            let jobs = opened
                 .sockets
                 .into_iter()
                 .map(|ws| Job::Ws(Box::new(ws), frame, marker))
-                .collect()
+                .collect();
+            (jobs, opened.errors, opened.first_error)
+        }
+    }
+}
+
+/// One client thread: a current-thread runtime that opens its clients, waits for the
+/// measured phases, and runs them (no cross-thread wake-ups on the measured path).
+fn client_thread(
+    server: Server,
+    target: Target,
+    kind: Loop,
+    count: usize,
+    openers: usize,
+    shared: Arc<Shared>,
+) -> ThreadOutcome {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            shared.ready.fetch_add(1, Ordering::Release);
+            return ThreadOutcome {
+                latencies: histogram(),
+                errors: count as u64,
+                first_error: Some(format!("client runtime: {error}")),
+            };
         }
     };
+    runtime.block_on(async move {
+        let (jobs, mut errors, mut first_error) =
+            build_jobs(server, &target, kind, count, openers).await;
+        shared.ready.fetch_add(1, Ordering::Release);
+        while shared.phase.load(Ordering::Acquire) == OPENING {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let loops: Vec<_> = jobs
+            .into_iter()
+            .map(|job| tokio::spawn(client_loop(job, Arc::clone(&shared))))
+            .collect();
+        let mut latencies = histogram();
+        for handle in loops {
+            // A client still waiting gives up after its answer timeout.
+            match tokio::time::timeout(client::ANSWER_TIMEOUT + Duration::from_secs(1), handle)
+                .await
+            {
+                Ok(Ok((own, error))) => {
+                    let _ = latencies.add(own);
+                    if first_error.is_none() {
+                        first_error = error;
+                    }
+                }
+                _ => errors += 1,
+            }
+        }
+        ThreadOutcome {
+            latencies,
+            errors,
+            first_error,
+        }
+    })
+}
+
+/// A closed-loop sample: `concurrency` clients repeat `kind` for the window on a fresh server,
+/// spread over `threads` client threads with a runtime each.
+#[allow(clippy::too_many_arguments)]
+pub async fn closed_loop(
+    server: Server,
+    bins: &Binaries,
+    kind: Loop,
+    concurrency: usize,
+    threads: usize,
+    window: Window,
+    progress: &Progress,
+    label: &str,
+) -> anyhow::Result<Sample> {
+    let process = ServerProcess::spawn(server, bins).await?;
+    let target = Target::of(&process);
     let shared = Arc::new(Shared {
-        phase: AtomicU8::new(WARMING),
+        phase: AtomicU8::new(OPENING),
+        ready: AtomicUsize::new(0),
         completed: AtomicU64::new(0),
         errors: AtomicU64::new(0),
     });
-    let clients: Vec<_> = jobs
-        .into_iter()
-        .map(|job| tokio::spawn(client_loop(job, Arc::clone(&shared))))
-        .collect();
+    let threads = threads.clamp(1, concurrency.max(1));
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let count = concurrency / threads + usize::from(t < concurrency % threads);
+        let openers = (OPENERS / threads).max(1);
+        let (target, shared) = (target.clone(), Arc::clone(&shared));
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("client-{t}"))
+                .spawn(move || client_thread(server, target, kind, count, openers, shared))
+                .context("starting a client thread")?,
+        );
+    }
+    let open_until = Instant::now() + OPEN_DEADLINE + Duration::from_secs(5);
+    while shared.ready.load(Ordering::Acquire) < threads && Instant::now() < open_until {
+        progress.line(&format!(
+            "{label}: opening {concurrency} clients on {threads} threads"
+        ));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    shared.phase.store(WARMING, Ordering::Release);
 
     let warm_until = Instant::now() + window.warmup;
     while Instant::now() < warm_until {
@@ -169,6 +283,7 @@ pub async fn closed_loop(
         tokio::time::sleep(Duration::from_millis(200).min(warm_until - Instant::now())).await;
     }
     let before = process.usage()?;
+    let client_before = Usage::of(std::process::id())?;
     let started = Instant::now();
     shared.phase.store(MEASURING, Ordering::Release);
     while started.elapsed() < window.duration {
@@ -187,27 +302,38 @@ pub async fn closed_loop(
     shared.phase.store(STOPPING, Ordering::Release);
     let seconds = started.elapsed().as_secs_f64();
     let after = process.usage()?;
+    let client_after = Usage::of(std::process::id())?;
     let completed = shared.completed.load(Ordering::Relaxed);
 
     let mut latencies = histogram();
-    for handle in clients {
-        // A client still waiting gives up after its answer timeout.
-        match tokio::time::timeout(client::ANSWER_TIMEOUT + Duration::from_secs(1), handle).await {
-            Ok(Ok((own, error))) => {
-                let _ = latencies.add(own);
+    let mut errors = 0;
+    let mut first_error = None;
+    let outcomes = tokio::task::spawn_blocking(move || {
+        handles
+            .into_iter()
+            .map(|h| h.join().ok())
+            .collect::<Vec<_>>()
+    })
+    .await
+    .context("joining the client threads")?;
+    for outcome in outcomes {
+        match outcome {
+            Some(outcome) => {
+                let _ = latencies.add(outcome.latencies);
+                errors += outcome.errors;
                 if first_error.is_none() {
-                    first_error = error;
+                    first_error = outcome.first_error;
                 }
             }
-            _ => errors += 1,
+            None => errors += 1,
         }
     }
     errors += shared.errors.load(Ordering::Relaxed);
     process.stop().await;
 
     let rate = completed as f64 / seconds;
-    let cpu_us =
-        (after.cpu.saturating_sub(before.cpu)).as_secs_f64() * 1e6 / completed.max(1) as f64;
+    let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / completed.max(1) as f64;
+    let client_cpu = client_after.cpu.saturating_sub(client_before.cpu);
     let mut sample = Sample::new(server, errors, first_error);
     let unit = if kind == Loop::Http {
         "req"
@@ -220,7 +346,16 @@ pub async fn closed_loop(
     sample.set("p50_us", latencies.value_at_quantile(0.50) as f64);
     sample.set("p99_us", latencies.value_at_quantile(0.99) as f64);
     sample.set("p999_us", latencies.value_at_quantile(0.999) as f64);
-    sample.set(&format!("cpu_us_per_{unit}"), cpu_us);
+    sample.set(
+        &format!("cpu_us_per_{unit}"),
+        per(after.cpu.saturating_sub(before.cpu)),
+    );
+    sample.set(&format!("client_cpu_us_per_{unit}"), per(client_cpu));
+    // Busy share of the client threads: well under 1 means the client had headroom.
+    sample.set(
+        "client_busy",
+        client_cpu.as_secs_f64() / (seconds * threads as f64),
+    );
     sample.set("rss_mib", after.rss_bytes as f64 / MIB);
     Ok(sample)
 }

@@ -56,6 +56,10 @@ struct Common {
     /// Exit with status 1 when a target of the benchmark issue is missed.
     #[arg(long, global = true)]
     check: bool,
+    /// Client threads of the closed-loop modes, each with its own single-threaded runtime
+    /// (default: one per core, never more than clients).
+    #[arg(long, global = true, value_name = "N")]
+    client_threads: Option<usize>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -261,7 +265,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let mut comparisons = Vec::new();
     for step in plan {
-        let mut comparison = step.run(&bins, &progress).await?;
+        let mut comparison = step
+            .run(&bins, &progress, cli.common.client_threads)
+            .await?;
         comparison.finish();
         progress.finish(&format!("{}: done", comparison.name));
         if !cli.common.json {
@@ -395,7 +401,15 @@ fn echo_goals(concurrency: usize) -> Vec<Goal> {
                 value: 1.5,
             },
         ],
-        1000 => vec![rate(0.6), Goal::NoErrors],
+        1000 => vec![
+            rate(0.6),
+            Goal::NoErrors,
+            // With the journal on at its default budget.
+            Goal::RatioAtMost {
+                metric: "rss_mib",
+                value: 4.0,
+            },
+        ],
         _ => vec![],
     }
 }
@@ -601,7 +615,12 @@ impl Step {
         }
     }
 
-    async fn run(self, bins: &Binaries, progress: &Progress) -> anyhow::Result<Comparison> {
+    async fn run(
+        self,
+        bins: &Binaries,
+        progress: &Progress,
+        client_threads: Option<usize>,
+    ) -> anyhow::Result<Comparison> {
         let name = self.name();
         let (pairs, goals) = match &self {
             Self::Loop { pairs, goals, .. }
@@ -631,6 +650,7 @@ impl Step {
                             bins,
                             *kind,
                             *concurrency,
+                            client_threads.unwrap_or_else(|| load::client_threads(*concurrency)),
                             *window,
                             progress,
                             &label,

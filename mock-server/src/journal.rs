@@ -24,10 +24,11 @@ pub const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
 
 /// In-memory journal bytes all sessions together may hold (`Config::journal_total_max_bytes`):
 /// each session's share is this divided by the sessions held, at most [`DEFAULT_MAX_BYTES`].
-pub const DEFAULT_TOTAL_MAX_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_TOTAL_MAX_BYTES: usize = 16 * 1024 * 1024;
 
-/// What an entry costs in memory, roughly: its fixed part plus every string it owns.
-const ENTRY_OVERHEAD: usize = 96;
+/// What an entry costs besides the strings it owns: its own slot in the ring, and the
+/// allocator's header and rounding for each of its (at most three) heap blocks.
+const ENTRY_OVERHEAD: usize = std::mem::size_of::<JournalEntry>() + 3 * 16;
 
 /// One thing that happened.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -406,6 +407,12 @@ mod tests {
             tail.iter().map(|e| e.at_ms).collect::<Vec<_>>(),
             [CAP as u64 + 3, CAP as u64 + 4]
         );
+    }
+
+    #[test]
+    fn an_entry_weighs_at_least_its_own_size() {
+        let entry = timer(1);
+        assert!(entry.weight() > std::mem::size_of::<JournalEntry>());
     }
 
     fn frame(len: usize) -> JournalEntry {
