@@ -145,7 +145,9 @@ enum Mode {
         interval: f64,
         /// The mock's session retention and idle timeout, in seconds: ended and abandoned
         /// sessions leave within the run, so memory can settle.
-        #[arg(long, default_value_t = 30.0)]
+        /// (Sessions held = churn rate × this; it must stay under the mock's `max_sessions`,
+        /// or creation is refused with 429 once idle sessions fill it.)
+        #[arg(long, default_value_t = 10.0)]
         retention: f64,
     },
     /// Runs the reference server (used by the harness; prints a readiness line).

@@ -231,6 +231,10 @@ pub struct SessionJournal {
     budget: Arc<JournalBudget>,
     /// Entries dropped from the front of `entries` by the cap.
     dropped: u64,
+    /// Where the recording goes, and the open handle while the session has sockets (held
+    /// sessions without one would otherwise use a descriptor each: 20 000 ended sessions
+    /// exhausted the limit and lost recordings).
+    path: Option<std::path::PathBuf>,
     file: Option<std::fs::File>,
     write_error: Option<String>,
 }
@@ -245,29 +249,47 @@ impl SessionJournal {
             bytes: 0,
             budget,
             dropped: 0,
+            path: path.map(Path::to_path_buf),
             file: None,
             write_error: None,
         };
-        if let Some(path) = path {
+        journal.open();
+        journal
+    }
+
+    /// Opens the recording for appending, unless it is open or recording has failed.
+    fn open(&mut self) -> Option<&mut std::fs::File> {
+        if self.file.is_none() && self.write_error.is_none() {
+            let path = self.path.as_ref()?;
             match std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
             {
-                Ok(file) => journal.file = Some(file),
-                Err(error) => journal.write_error = Some(format!("{}: {error}", path.display())),
+                Ok(file) => self.file = Some(file),
+                Err(error) => self.fail(format!("{}: {error}", path.display())),
             }
         }
-        journal
+        self.file.as_mut()
+    }
+
+    fn fail(&mut self, error: String) {
+        tracing::error!(%error, "recording stopped; the in-memory journal goes on");
+        self.write_error = Some(error);
+        self.file = None;
+    }
+
+    /// Closes the recording's file handle; the next entry opens it again.
+    pub fn release_file(&mut self) {
+        self.file = None;
     }
 
     pub fn push(&mut self, entry: JournalEntry) {
-        if let Some(file) = &mut self.file {
+        if let Some(file) = self.open() {
             let mut line = serde_json::to_string(&entry).unwrap_or_default();
             line.push('\n');
             if let Err(error) = file.write_all(line.as_bytes()) {
-                self.write_error = Some(error.to_string());
-                self.file = None;
+                self.fail(error.to_string());
             }
         }
         let weight = entry.weight();

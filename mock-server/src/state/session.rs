@@ -65,6 +65,10 @@ impl Locked {
             unix_ms: now.unix_millis,
             event,
         });
+        // A session without sockets writes seldom: its recording holds no descriptor meanwhile.
+        if self.conns.is_empty() {
+            self.journal.release_file();
+        }
     }
 
     pub(crate) fn open_sockets(&self) -> usize {
@@ -148,6 +152,7 @@ impl SessionSlot {
             open_sockets: locked.open_sockets(),
             last_sequence: locked.engine.history().last_sequence().map_or(0, |s| s.0),
             journal_entries: locked.journal.total(),
+            recording_error: locked.journal.write_error().map(str::to_owned),
             created_at_ms: self.created_at_ms,
         }
     }
@@ -168,6 +173,9 @@ pub struct SessionSummary {
     pub open_sockets: usize,
     pub last_sequence: u64,
     pub journal_entries: u64,
+    /// Why this session's recording (`--record`) stopped, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_error: Option<String>,
     pub created_at_ms: u64,
 }
 

@@ -350,3 +350,52 @@ async fn shutdown_is_not_held_up_by_a_socket_that_stops_reading() {
     })
     .await;
 }
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
+}
+
+/// Found by the soak: each held session kept its recording open, so 20 000 ended sessions ran
+/// out of descriptors and later sessions were silently not recorded.
+#[tokio::test]
+async fn held_sessions_without_sockets_hold_no_recording_descriptor() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let server = start(Config {
+            record_dir: Some(dir.path().to_path_buf()),
+            ..Config::default()
+        })
+        .await;
+        let token = access_token(&server).await;
+        let before = open_descriptors();
+        let mut sessions = Vec::new();
+        for _ in 0..300 {
+            sessions.push(create_session(&server, &token, false).await);
+        }
+        let grown = open_descriptors().saturating_sub(before);
+        assert!(
+            grown < 50,
+            "300 idle sessions hold {grown} more descriptors"
+        );
+        // Every one of them is still recorded, and a reconnect records on.
+        for session in &sessions {
+            assert!(dir.path().join(format!("{session}.jsonl")).is_file());
+        }
+        let mut client = Client::connect(&ws_url(&server, &sessions[0], &token, None))
+            .await
+            .expect("open");
+        client.next_event().await;
+        client.send(JOIN).await;
+        client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+        let recording = std::fs::read_to_string(dir.path().join(format!("{}.jsonl", sessions[0])))
+            .expect("recording");
+        assert!(recording.contains("EVENT_TYPE_POLY_AGENT_MESSAGE"));
+        assert!(
+            server
+                .sessions()
+                .iter()
+                .all(|s| s.recording_error.is_none())
+        );
+    })
+    .await;
+}
