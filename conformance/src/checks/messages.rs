@@ -421,6 +421,35 @@ fn live_assembly(
 /// MSG-5: a message whose echo was lost is resent 4–7.5 s later with the same
 /// `metadata.custom`; never sooner than 4 s after the previous try (resends right after a
 /// reconnect aside), never after its echo, at most 3 times.
+/// After the third resend, spec §4.4 has the message marked failed 5 s later: not while it is
+/// still due a try, and not long after. `Some` names what was wrong.
+fn failed_on_time(e: &Evidence, text: &str, last_try_ms: u64) -> Option<String> {
+    let failed = |sample: &&super::Sample| {
+        sample.view.messages.iter().flatten().any(|m| {
+            m.from == Author::User && m.text == text && m.status == Some(MessageStatus::Failed)
+        })
+    };
+    let shown = e.samples.iter().find(failed);
+    let (earliest, latest) = (last_try_ms + 4_000, last_try_ms + 9_000);
+    match shown {
+        Some(sample) if sample.replied_ms < earliest => Some(format!(
+            "showed `{}` failed {} ms after its third resend; about 5 s expected",
+            shorten(text),
+            sample.replied_ms as i64 - last_try_ms as i64
+        )),
+        Some(sample) if sample.sent_ms > latest => Some(format!(
+            "showed `{}` failed only {} ms after its third resend; about 5 s expected",
+            shorten(text),
+            sample.sent_ms - last_try_ms
+        )),
+        None if e.end_ms > latest => Some(format!(
+            "never showed `{}` failed after its third resend",
+            shorten(text)
+        )),
+        _ => None,
+    }
+}
+
 pub fn lost_messages_resent(e: &Evidence) -> Outcome {
     let mut judged = Vec::new();
     for session in &e.sessions {
@@ -536,6 +565,11 @@ pub fn lost_messages_resent(e: &Evidence) -> Outcome {
                     }
                     judged.push((text.to_owned(), tries.len() - 1, gap));
                 }
+            }
+            if tries.len() == 4
+                && let Some(problem) = failed_on_time(e, text, tries[3].at_ms)
+            {
+                return Outcome::Broken(problem);
             }
         }
     }

@@ -29,6 +29,8 @@ pub struct Defects {
     pub no_resend: bool,
     pub resend_too_early: bool,
     pub resend_forever: bool,
+    pub fail_late: bool,
+    pub fail_at_last_resend: bool,
     pub resend_new_id: bool,
     pub no_backoff: bool,
     pub constant_backoff: bool,
@@ -107,6 +109,8 @@ mutants! {
     "resend-too-early" resend_too_early [Msg5] "resends an unechoed message after 1.5 s";
     "resend-forever" resend_forever [Msg5] "resends an unechoed message every 5 s without a cap";
     "resend-new-id" resend_new_id [Msg5] "gives each resend a new client_event_id";
+    "fail-late" fail_late [Msg5] "marks a message failed 20 s after its third resend, not 5 s";
+    "fail-at-last-resend" fail_at_last_resend [Msg5] "marks a message failed the moment it is resent the third time";
     "no-backoff" no_backoff [Rc3, Rc4] "reconnects at once, again and again, with no limit";
     "constant-backoff" constant_backoff [Rc3] "waits 1 s before every reconnect attempt";
     "never-give-up" never_give_up [Rc4] "backs off properly but never stops trying";

@@ -575,6 +575,9 @@ fn next_deadline(resends: u32, defects: Defects) -> Duration {
     if defects.resend_too_early {
         return Duration::from_millis(1_500);
     }
+    if defects.fail_late && resends >= MAX_RESENDS {
+        return ECHO_TIMEOUT * 4;
+    }
     if defects.resend_forever || resends >= MAX_RESENDS || resends == 0 {
         return ECHO_TIMEOUT;
     }
@@ -783,6 +786,9 @@ fn due_resends(
             *id = fresh;
         }
         *deadline = now + next_deadline(pending.resends, defects);
+        if defects.fail_at_last_resend && pending.resends >= MAX_RESENDS {
+            pending.failed = true;
+        }
         again.push(pending.frame.clone());
     }
     again
