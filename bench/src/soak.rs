@@ -45,6 +45,8 @@ pub struct Point {
 #[derive(Debug, Serialize)]
 pub struct SoakReport {
     pub duration_s: f64,
+    /// Seconds the sessions in flight at the end took to finish.
+    pub drain_s: f64,
     pub concurrency: usize,
     pub sessions: u64,
     pub frames_received: u64,
@@ -81,13 +83,14 @@ impl SoakReport {
             _ => "not checked (no --record)".into(),
         };
         let mut out = format!(
-            "soak: {:.0} s, {} clients, {} sessions, {} frames received\n\
+            "soak: {:.0} s (the last {:.1} s finishing sessions in flight), {} clients, {} sessions, {} frames received\n\
              errors: {}{}\n\
              recording: {missing}\n\
              RSS MiB: start {:.1}, half-way {:.1}, end {:.1}, peak {:.1}; second-half growth {:+.1} % (target < 5 %)\n\
              verdict: {}\n\
              RSS over time (s: MiB, sessions so far):",
             self.duration_s,
+            self.drain_s,
             self.concurrency,
             self.sessions,
             self.frames_received,
@@ -307,9 +310,7 @@ async fn worker(
                 }
             }
             Err(error) => {
-                if Instant::now() < until {
-                    note_error(&tally, error).await;
-                }
+                note_error(&tally, error).await;
                 http = None;
             }
         }
@@ -398,10 +399,21 @@ pub async fn run(
         )
         .await;
     }
-    for worker in workers {
-        // A session in flight gets its answer timeout to finish, then is abandoned.
-        let _ = tokio::time::timeout(client::ANSWER_TIMEOUT * 3, worker).await;
+    // Sessions in flight finish (each wait inside is bounded by the answer timeout); a worker
+    // still busy after that is an error.
+    let drained = tokio::time::timeout(
+        client::ANSWER_TIMEOUT * 3,
+        futures_util::future::join_all(workers),
+    )
+    .await;
+    if drained.is_err() {
+        note_error(
+            &tally,
+            anyhow::anyhow!("a client was still busy 30 s after the end"),
+        )
+        .await;
     }
+    let drain_s = (started.elapsed().as_secs_f64() - plan.duration.as_secs_f64()).max(0.0);
     let last = process.usage()?;
     series.push(Point {
         at_s: started.elapsed().as_secs_f64(),
@@ -423,6 +435,7 @@ pub async fn run(
     let first_error = tally.first_error.lock().await.clone();
     Ok(SoakReport {
         duration_s: started.elapsed().as_secs_f64(),
+        drain_s,
         concurrency: plan.concurrency,
         sessions: tally.sessions.load(Ordering::Relaxed),
         frames_received: tally.frames.load(Ordering::Relaxed),
