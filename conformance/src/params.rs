@@ -214,9 +214,10 @@ impl Params {
         let (heartbeat_a, heartbeat_b) = d.two(&[2u64, 3]);
         number("heartbeat_a", heartbeat_a);
         number("heartbeat_b", heartbeat_b);
-        // Long enough for three heartbeats after the history.
-        number("heartbeat_a_window_ms", heartbeat_a * 2_000 + 700);
-        number("heartbeat_b_window_ms", heartbeat_b * 2_000 + 700);
+        // Long enough for HB-1/HB-2 to tell a missing or wrong cadence: 2.5 intervals and a
+        // second (their threshold), plus half a second of margin.
+        number("heartbeat_a_window_ms", heartbeat_a * 2_500 + 1_500);
+        number("heartbeat_b_window_ms", heartbeat_b * 2_500 + 1_500);
         // Two reconnect-attempt limits, never the documented 5.
         let (attempts_a, attempts_b) = d.two(&[1u64, 2]);
         number("max_attempts_a", attempts_a);

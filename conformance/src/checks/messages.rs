@@ -180,7 +180,7 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
     };
     let messages = conversation_messages(e);
     // The expected conversation, each entry with the id the server gave it.
-    let mut wanted: Vec<(Author, &str, Option<&ServerMessage>)> = Vec::new();
+    let mut placed: Vec<(usize, (Author, &str, Option<&ServerMessage>))> = Vec::new();
     let mut used: HashSet<usize> = HashSet::new();
     for x in expected {
         let found = messages
@@ -190,8 +190,14 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
         if let Some((i, _)) = found {
             used.insert(i);
         }
-        wanted.push((x.from, x.text.as_str(), found.map(|(_, m)| m)));
+        let at = found.map_or(usize::MAX, |(i, _)| i);
+        placed.push((at, (x.from, x.text.as_str(), found.map(|(_, m)| m))));
     }
+    // In the order the server sequenced them: a client whose own timing (an early resend)
+    // moved a message is judged on what the server said, not on the script's usual order.
+    placed.sort_by_key(|(at, _)| *at);
+    let mut wanted: Vec<(Author, &str, Option<&ServerMessage>)> =
+        placed.into_iter().map(|(_, w)| w).collect();
     // Never said in this session (the case stopped before it), never received (the socket
     // was gone), or batch-only and missing (MSG-1's): not judged.
     wanted.retain(|(_, _, server)| {
