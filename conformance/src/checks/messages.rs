@@ -156,6 +156,9 @@ pub fn shown_once(e: &Evidence) -> Outcome {
     ))
 }
 
+/// An expected message: author, text, and the server's message it matched.
+type Wanted<'a> = (Author, &'a str, Option<&'a ServerMessage>);
+
 /// MSG-3: the final view's messages, duplicates removed, equal the expected conversation
 /// (restricted to what reached the client; a batch-only message missing is MSG-1's), in order.
 pub fn conversation_in_order(e: &Evidence) -> Outcome {
@@ -180,7 +183,7 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
     };
     let messages = conversation_messages(e);
     // The expected conversation, each entry with the id the server gave it.
-    let mut placed: Vec<(usize, (Author, &str, Option<&ServerMessage>))> = Vec::new();
+    let mut placed: Vec<(usize, Wanted<'_>)> = Vec::new();
     let mut used: HashSet<usize> = HashSet::new();
     for x in expected {
         let found = messages
@@ -196,8 +199,7 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
     // In the order the server sequenced them: a client whose own timing (an early resend)
     // moved a message is judged on what the server said, not on the script's usual order.
     placed.sort_by_key(|(at, _)| *at);
-    let mut wanted: Vec<(Author, &str, Option<&ServerMessage>)> =
-        placed.into_iter().map(|(_, w)| w).collect();
+    let mut wanted: Vec<Wanted<'_>> = placed.into_iter().map(|(_, w)| w).collect();
     // Never said in this session (the case stopped before it), never received (the socket
     // was gone), or batch-only and missing (MSG-1's): not judged.
     wanted.retain(|(_, _, server)| {
