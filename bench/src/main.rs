@@ -244,14 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             retention_seconds: retention.max(0.1),
         };
         let report = soak::run(&bins, &plan, &progress).await?;
-        let document = serde_json::to_string_pretty(&report).context("encoding the results")?;
-        if let Some(path) = &cli.common.json_out {
-            std::fs::write(path, format!("{document}\n"))
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        if cli.common.json {
-            println!("{document}");
-        } else {
+        if !emit_json(&report, &cli.common)? {
             println!("{}", report.render());
         }
         return Ok(if cli.common.check && !report.met() {
@@ -282,14 +275,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         machine: Machine::read(fd_limit),
         comparisons,
     };
-    let document = serde_json::to_string_pretty(&results).context("encoding the results")?;
-    if let Some(path) = &cli.common.json_out {
-        std::fs::write(path, format!("{document}\n"))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if cli.common.json {
-        println!("{document}");
-    } else {
+    if !emit_json(&results, &cli.common)? {
         let m = &results.machine;
         println!(
             "machine: {} ({} cores, {} GiB, Linux {}, fd limit {})",
@@ -319,6 +305,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the results to `--json-out` when given and prints them with `--json`; `true` when
+/// they were printed (the tables are then left out).
+fn emit_json(results: &impl Serialize, common: &Common) -> anyhow::Result<bool> {
+    let document = serde_json::to_string_pretty(results).context("encoding the results")?;
+    if let Some(path) = &common.json_out {
+        std::fs::write(path, format!("{document}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if common.json {
+        println!("{document}");
+    }
+    Ok(common.json)
 }
 
 /// The smoke run's checks: every sample ran without error and measured something.
