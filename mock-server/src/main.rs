@@ -270,6 +270,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "host": connector.host,
             "seed": seed,
             "scenario": scenario,
+            "console_url": format!("{control_url}/ui/"),
             "control_url": control_url,
         });
         println!("{ready}");

@@ -7,6 +7,7 @@
 //! `Authorization: Bearer <control_token>`.
 
 pub mod openapi;
+pub mod ui;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/http-failures", post(http_failures))
         .route("/reset", post(reset))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .merge(ui::routes())
         .fallback(|| async {
             Failure::new(StatusCode::NOT_FOUND, "no such control endpoint", None)
         })
@@ -102,6 +104,13 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// name rebound to 127.0.0.1, cannot reach it. And a write must be JSON: a browser form cannot
 /// send that without a CORS preflight, which `/_mock/` never answers.
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    // With a token, the console's static files (code, no data) load without it: a browser
+    // cannot add the header to a navigation. The page then sends the token on every call.
+    let console_file =
+        request.method() == axum::http::Method::GET && request.uri().path().starts_with("/ui");
+    if console_file && state.config().control_token.is_some() {
+        return next.run(request).await;
+    }
     let refuse = |status, message: &str| Failure::new(status, message, None).into_response();
     let presented = request
         .headers()
@@ -205,16 +214,55 @@ async fn session(State(state): State<AppState>, Path(id): Path<String>) -> Reply
 struct JournalQuery {
     #[serde(default)]
     follow: bool,
+    /// `jsonl`: the journal as a downloadable recording (the `--record` file format).
+    #[serde(default)]
+    format: Option<String>,
 }
 
-/// The journal as a JSON array, or with `?follow=true` as JSON Lines that go on with new
-/// entries until the session is gone.
+fn json_lines(entries: &[crate::journal::JournalEntry]) -> String {
+    let mut lines = String::new();
+    for entry in entries {
+        lines.push_str(&serde_json::to_string(entry).unwrap_or_default());
+        lines.push('\n');
+    }
+    lines
+}
+
+/// The journal as a JSON array; with `?format=jsonl` as a recording file to download (JSON
+/// Lines, the `--record` format, which `--scenario FILE.jsonl` replays); with `?follow=true` as
+/// JSON Lines that go on with new entries until the session is gone.
 async fn journal(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(query): Query<JournalQuery>,
 ) -> Result<Response, Failure> {
-    let slot = state.session(&id).ok_or(ControlError::UnknownSession(id))?;
+    let slot = state
+        .session(&id)
+        .ok_or_else(|| ControlError::UnknownSession(id.clone()))?;
+    match query.format.as_deref() {
+        None | Some("json") => {}
+        Some("jsonl") if !query.follow => {
+            let (entries, _) = slot.journal_since(0);
+            let disposition = format!("attachment; filename=\"{}.jsonl\"", sanitize(&id));
+            return Ok((
+                [
+                    (header::CONTENT_TYPE, "application/x-ndjson".to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                ],
+                json_lines(&entries),
+            )
+                .into_response());
+        }
+        Some(other) => {
+            return Err(Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown journal format `{other}` (use `json`, or `jsonl` without `follow`)"
+                ),
+                None,
+            ));
+        }
+    }
     if !query.follow {
         let (entries, _) = slot.journal_since(0);
         return Ok(Json(entries).into_response());
@@ -231,11 +279,7 @@ async fn journal(
                 let gone = slot.status() == crate::engine::SessionStatus::Expired
                     || shutdown.is_cancelled();
                 if !entries.is_empty() || gone {
-                    let mut lines = String::new();
-                    for entry in &entries {
-                        lines.push_str(&serde_json::to_string(entry).unwrap_or_default());
-                        lines.push('\n');
-                    }
+                    let lines = json_lines(&entries);
                     return Some((Ok::<_, Infallible>(Bytes::from(lines)), (slot, next, gone)));
                 }
                 slot.journal_changed().await;
@@ -247,6 +291,19 @@ async fn journal(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// A session id as a file name: ids are ours, but a header is no place to trust that.
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// One item or an array of them. A single item is treated as a one-element list, so error

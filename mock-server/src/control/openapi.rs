@@ -74,9 +74,15 @@ pub fn document() -> Value {
             "/_mock/sessions": { "get": { "summary": "Every session", "responses": { "200": ok("Sessions", json!({ "type": "array", "items": r("SessionSummary") })) } } },
             "/_mock/sessions/{id}": { "get": { "summary": "One session", "parameters": [id], "responses": { "200": ok("Session", r("SessionSummary")), "404": error("Unknown session") } } },
             "/_mock/sessions/{id}/journal": { "get": {
-                "summary": "The session's journal; `?follow=true` streams JSON Lines as it grows",
-                "parameters": [id, { "name": "follow", "in": "query", "schema": { "type": "boolean" } }],
-                "responses": { "200": ok("Journal entries", json!({ "type": "array", "items": r("JournalEntry") })), "404": error("Unknown session") } } },
+                "summary": "The session's journal; `?follow=true` streams JSON Lines as it grows; `?format=jsonl` downloads it as a recording (the `--record` format)",
+                "parameters": [id, { "name": "follow", "in": "query", "schema": { "type": "boolean" } },
+                    { "name": "format", "in": "query", "schema": { "type": "string", "enum": ["json", "jsonl"] } }],
+                "responses": { "200": {
+                    "description": "Journal entries: a JSON array, or JSON Lines with `follow` or `format=jsonl`",
+                    "content": {
+                        "application/json": { "schema": { "type": "array", "items": r("JournalEntry") } },
+                        "application/x-ndjson": { "schema": r("JournalEntry") } } },
+                    "400": error("Unknown format"), "404": error("Unknown session") } } },
             "/_mock/sessions/{id}/steps": { "post": {
                 "summary": "Play scenario steps now (one or an array)", "parameters": [id], "requestBody": body(one_or_many("RawStep")),
                 "responses": { "200": ok("Accepted", r("Accepted")), "400": error("Malformed step"), "404": error("Unknown session"), "409": error("Does not fit the session's state") } } },
@@ -97,6 +103,7 @@ pub fn document() -> Value {
             "/_mock/http-failures": { "post": { "summary": "The next REST calls answer 429 with Retry-After (first) or their documented 500 (counts add up)", "requestBody": body(r("HttpFailures")),
                 "responses": { "200": ok("Now armed", r("HttpFailures")), "400": error("Malformed body") } } },
             "/_mock/reset": { "post": { "summary": "Drop every session (sockets closed with 1001) and every control choice", "responses": { "200": ok("Health", r("Health")) } } },
+            "/_mock/ui/": { "get": { "summary": "The web console (HTML; its files load without the control token, its data does not)", "responses": { "200": { "description": "The console page", "content": { "text/html": {} } } } } },
             "/_mock/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3" } } } }
         },
         "components": { "schemas": components }

@@ -3,6 +3,7 @@
 mod support;
 
 mod cli;
+mod console;
 mod control;
 mod evidence;
 mod fuzz;

@@ -1,0 +1,229 @@
+//! The web console in a real browser: `tests/browser/console.mjs` drives `/_mock/ui/` in
+//! headless Chromium like a user, against a mock started here, with a real WebSocket client.
+
+use std::time::Duration;
+
+use mock_server::Config;
+
+use crate::support::{http, start};
+
+#[path = "../../../tools/browser_test.rs"]
+mod browser;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_lets_a_user_play_the_live_agent_and_inject_a_drop() {
+    let server = start(Config::default()).await;
+    let script = browser::repo().join("mock-server/tests/browser/console.mjs");
+    let env = [
+        ("CONSOLE_URL", format!("{}/_mock/ui/", server.base_url())),
+        ("BASE_URL", server.base_url()),
+        ("SCREENSHOTS", browser::screenshots().display().to_string()),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        browser::run_browser_test(&script, &env, Duration::from_secs(120))
+    })
+    .await
+    .expect("joined");
+    if let Some(output) = output {
+        // The script's own checks decide; these make sure it really got to the end.
+        assert!(
+            output.contains("ok - the client receives the live agent's message"),
+            "{output}"
+        );
+        assert!(
+            output.contains("ok - the journal shows the client's reconnect"),
+            "{output}"
+        );
+        assert!(
+            output.contains("ok - no script errors in the page"),
+            "{output}"
+        );
+    }
+    server.shutdown().await;
+}
+
+/// The variant names of a schemars enum schema: `enum` values and single `required` keys.
+fn variants(schema: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for option in schema["oneOf"]
+        .as_array()
+        .expect("an enum schema has oneOf")
+    {
+        for value in option["enum"].as_array().into_iter().flatten() {
+            names.insert(
+                value
+                    .as_str()
+                    .expect("unit variants are strings")
+                    .to_owned(),
+            );
+        }
+        if let Some([key]) = option["required"].as_array().map(Vec::as_slice) {
+            names.insert(key.as_str().expect("a key").to_owned());
+        }
+    }
+    names
+}
+
+fn name_of(item: &serde_json::Value) -> String {
+    match item {
+        serde_json::Value::String(unit) => unit.clone(),
+        serde_json::Value::Object(map) => map.keys().next().expect("one key").clone(),
+        other => panic!("not a step: {other}"),
+    }
+}
+
+/// The console offers every step and every fault the control API takes, each as a body the
+/// API accepts (a template the server refuses as malformed would be a broken button).
+#[test]
+fn the_console_templates_cover_every_step_and_fault_and_each_parses() {
+    use mock_server::scenario::raw::{RawFault, RawStep};
+    let (_, _, text) = mock_server::control::ui::FILES
+        .iter()
+        .find(|(name, _, _)| *name == "templates.json")
+        .expect("templates.json is served");
+    let templates: serde_json::Value = serde_json::from_str(text).expect("templates.json is JSON");
+    let api = mock_server::control::openapi::document();
+    let schemas = &api["components"]["schemas"];
+    let mut offered = std::collections::BTreeSet::new();
+    for item in templates["steps"].as_array().expect("steps") {
+        let step = &item["step"];
+        serde_json::from_value::<RawStep>(step.clone())
+            .unwrap_or_else(|e| panic!("step template {step} does not parse: {e}"));
+        offered.insert(name_of(step));
+    }
+    let steps = variants(&schemas["RawStep"]);
+    assert!(steps.len() > 15, "the schema lists the steps: {steps:?}");
+    let missing: Vec<_> = steps.difference(&offered).collect();
+    assert!(
+        missing.is_empty(),
+        "steps the console does not offer: {missing:?}"
+    );
+
+    let mut offered = std::collections::BTreeSet::new();
+    for item in templates["faults"].as_array().expect("faults") {
+        let fault = &item["fault"];
+        serde_json::from_value::<RawFault>(fault.clone())
+            .unwrap_or_else(|e| panic!("fault template {fault} does not parse: {e}"));
+        offered.insert(name_of(fault));
+    }
+    let faults = variants(&schemas["RawFault"]);
+    assert!(faults.len() > 15, "the schema lists the faults: {faults:?}");
+    let missing: Vec<_> = faults.difference(&offered).collect();
+    assert!(
+        missing.is_empty(),
+        "faults the console does not offer: {missing:?}"
+    );
+
+    // Negative controls: a typo'd template would not parse, and a step missing from the
+    // templates would be reported.
+    assert!(
+        serde_json::from_value::<RawStep>(serde_json::json!({"live_agent_mesage": {"text": "x"}}))
+            .is_err()
+    );
+    assert!(!offered.contains("no_such_fault") && faults.contains("drop"));
+}
+
+/// The console's files come with a CSP that allows only their own origin; with a control
+/// token they load without it (code, not data) while the data still needs it.
+#[tokio::test]
+async fn the_console_files_are_served_with_a_strict_policy() {
+    crate::support::bounded(async {
+        let server = start(Config::default()).await;
+        for (name, content_type, _) in mock_server::control::ui::FILES {
+            let response = http(&server, "GET", &format!("/_mock/ui/{name}"), &[], "").await;
+            assert_eq!(response.status, 200, "{name}");
+            assert_eq!(response.headers["content-type"], *content_type, "{name}");
+            let csp = response.headers["content-security-policy"]
+                .to_str()
+                .expect("ascii");
+            assert!(
+                csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"),
+                "{csp}"
+            );
+        }
+        let index = http(&server, "GET", "/_mock/ui/", &[], "").await;
+        assert!(String::from_utf8_lossy(&index.body).contains("<title>messaging-mock console"));
+        let bare = http(&server, "GET", "/_mock/ui", &[], "").await;
+        assert_eq!(bare.status, 308);
+        assert_eq!(bare.headers["location"], "/_mock/ui/");
+        let missing = http(&server, "GET", "/_mock/ui/nope.js", &[], "").await;
+        assert_eq!(missing.status, 404);
+        // The same loopback rules as the API: another Host is refused.
+        let foreign = http(
+            &server,
+            "GET",
+            "/_mock/ui/",
+            &[("host", "evil.example:80")],
+            "",
+        )
+        .await;
+        assert_eq!(foreign.status, 403);
+        server.shutdown().await;
+
+        let config = Config {
+            control_token: Some("console-secret".into()),
+            ..Config::default()
+        };
+        let server = start(config).await;
+        let page = http(&server, "GET", "/_mock/ui/app.js", &[], "").await;
+        assert_eq!(
+            page.status, 200,
+            "the console's code loads without the token"
+        );
+        let data = http(&server, "GET", "/_mock/sessions", &[], "").await;
+        assert_eq!(data.status, 401, "the data does not");
+        let with = http(
+            &server,
+            "GET",
+            "/_mock/sessions",
+            &[("authorization", "Bearer console-secret")],
+            "",
+        )
+        .await;
+        assert_eq!(with.status, 200);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// `?format=jsonl` downloads the journal in the recording format; an unknown format is a 400.
+#[tokio::test]
+async fn a_session_journal_downloads_as_a_recording() {
+    crate::support::bounded(async {
+        let server = start(Config::default()).await;
+        let (_, session) = crate::support::new_session(&server, false).await;
+        let path = format!("/_mock/sessions/{session}/journal?format=jsonl");
+        let response = http(&server, "GET", &path, &[], "").await;
+        assert_eq!(response.status, 200);
+        assert_eq!(response.headers["content-type"], "application/x-ndjson");
+        let disposition = response.headers["content-disposition"]
+            .to_str()
+            .expect("ascii");
+        assert_eq!(
+            disposition,
+            format!("attachment; filename=\"{session}.jsonl\"")
+        );
+        let text = String::from_utf8(response.body).expect("utf-8");
+        let lines: Vec<mock_server::journal::JournalEntry> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("each line is a journal entry"))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            server.journal(&session).expect("journal").len()
+        );
+        assert!(!lines.is_empty());
+        let bad = http(
+            &server,
+            "GET",
+            &format!("/_mock/sessions/{session}/journal?format=xml"),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(bad.status, 400);
+        assert!(String::from_utf8_lossy(&bad.body).contains("unknown journal format"));
+        server.shutdown().await;
+    })
+    .await;
+}

@@ -1,0 +1,91 @@
+//! Runs one of the browser tests (a Node script driving headless Chromium through
+//! playwright-core) from `cargo test`. Shared by the test crates with `#[path]`.
+//!
+//! Prerequisites: `node`, `tools/node_modules/playwright-core` (`npm ci --prefix tools`) and
+//! Chromium (`/usr/bin/chromium`, or `$CHROMIUM`); `.ci/run` installs all three. When one is
+//! missing the test says which and skips, except under `CI=true`, where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Where screenshots go: `docs/screenshots/` with `UPDATE_SCREENSHOTS=1` (the committed ones
+/// the README shows), else `target/screenshots/`.
+pub fn screenshots() -> PathBuf {
+    let update = std::env::var("UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
+    repo().join(if update {
+        "docs/screenshots"
+    } else {
+        "target/screenshots"
+    })
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+fn missing() -> Option<String> {
+    let node = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node {
+        return Some("`node` is not on PATH".into());
+    }
+    if !repo().join("tools/node_modules/playwright-core").is_dir() {
+        return Some("playwright-core is not installed (run `npm ci --prefix tools`)".into());
+    }
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    None
+}
+
+/// Runs `node --experimental-websocket <script>` with `env`, killed after `bound`. `None` when
+/// a prerequisite is missing outside CI (the test skips, saying why); panics with the script's
+/// output when it fails.
+pub fn run_browser_test(script: &Path, env: &[(&str, String)], bound: Duration) -> Option<String> {
+    if let Some(why) = missing() {
+        assert!(
+            !ci(),
+            "CI=true but the browser test cannot run: {why} (.ci/run installs it)"
+        );
+        eprintln!("SKIPPED browser test {}: {why}", script.display());
+        return None;
+    }
+    let mut child = Command::new("node")
+        .arg("--experimental-websocket")
+        .arg(script)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for node") {
+            break Some(status);
+        }
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().expect("node output");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match status {
+        Some(status) if status.success() => Some(stdout),
+        Some(status) => panic!("browser test failed ({status}):\n{stdout}\n{stderr}"),
+        None => panic!("browser test exceeded {bound:?}:\n{stdout}\n{stderr}"),
+    }
+}
