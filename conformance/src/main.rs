@@ -265,7 +265,11 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let launcher = ReferenceLauncher { defects };
         anyhow::Ok(run_cases(&cases, &params, &launcher, jobs, progress_line).await)
     })?;
-    let driver = args.driver.clone().unwrap_or_else(|| "--reference".into());
+    let driver = match (&args.driver, &args.mutant) {
+        (Some(command), _) => command.clone(),
+        (None, Some(mutant)) => format!("--reference --mutant {mutant}"),
+        (None, None) => "--reference".into(),
+    };
     let run = Run::new(
         driver,
         args.profile,

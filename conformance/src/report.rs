@@ -7,10 +7,12 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use mock_server::control::ui::THEME;
 use serde::Serialize;
 
 use crate::cases::Tier;
 use crate::obligations::{OBLIGATIONS, ObligationId};
+
 use crate::runner::{CaseResult, TimelineEntry, Verdict, run_passes, ungraded_musts};
 
 /// A finished run, as reports describe it.
@@ -52,8 +54,12 @@ impl<'a> Run<'a> {
     /// The command that reproduces the run, or one case of it.
     pub fn reproduce(&self, case: Option<&str>) -> String {
         let mut words = vec!["messaging-conformance".to_owned(), "run".to_owned()];
-        if self.driver == "--reference" {
-            words.push("--reference".into());
+        if let Some(rest) = self.driver.strip_prefix("--reference") {
+            // `--reference`, maybe with `--mutant NAME`.
+            words.extend(
+                std::iter::once("--reference".to_owned())
+                    .chain(rest.split_whitespace().map(str::to_owned)),
+            );
         } else {
             words.push("--driver".into());
             words.push(self.driver.clone());
@@ -71,6 +77,9 @@ impl<'a> Run<'a> {
                 words.push("--profile".into());
                 words.push(self.profile.as_str().into());
             }
+        }
+        if self.strict {
+            words.push("--strict".into());
         }
         shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
     }
@@ -205,29 +214,33 @@ pub fn conversation_diff(result: &CaseResult) -> Option<String> {
     )
 }
 
+/// The report's own rules; the console's theme (colours, type, tables) comes first.
 const STYLE: &str = r#"
-:root{--bg:#f7f7f5;--fg:#1d1f21;--muted:#5f6368;--line:#dedcd7;--card:#fff;--pass:#1e7d3a;--fail:#b3261e;--warn:#8a5a00;--skip:#6b6b6b;--client:#e8f0fe;--mock:#f3e8fd;--accent:#3558d3}
-*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;background:var(--bg);color:var(--fg)}
-main{max-width:1200px;margin:0 auto;padding:24px}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px}h3{font-size:14px;margin:16px 0 6px}
-.muted{color:var(--muted)}code,pre{font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}
-pre{background:#f1f0ec;border:1px solid var(--line);padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap;word-break:break-word}
-.summary{display:flex;gap:12px;flex-wrap:wrap;margin:16px 0}
-.tile{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 14px;min-width:110px}
+main{max-width:1200px;margin:0 auto;padding:16px 24px}
+h2{font-size:16px;margin:24px 0 8px}h3{margin:16px 0 6px}
+pre{font:12px/1.4 var(--mono);background:var(--bg);border:1px solid var(--line);border-radius:6px;padding:8px;overflow:auto;max-height:420px;white-space:pre-wrap;word-break:break-word}
+.summary{display:flex;gap:12px;flex-wrap:wrap;margin:12px 0}
+.tile{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px 14px;min-width:110px}
 .tile b{display:block;font-size:22px}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:12px;font-weight:600;color:#fff}
 .pass{background:var(--pass)}.fail{background:var(--fail)}.warn{background:var(--warn)}.skipped{background:var(--skip)}
 .verdict-line{margin:2px 0}
 details.case{background:var(--card);border:1px solid var(--line);border-radius:8px;margin:10px 0;padding:0 14px}
-details.case>summary{cursor:pointer;padding:10px 0;font-weight:600;list-style-position:inside}
+details.case>summary{cursor:pointer;padding:10px 0;font-weight:600}
 details.case[open]>summary{border-bottom:1px solid var(--line);margin-bottom:8px}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:3px 6px;vertical-align:top;text-align:left}
-th{font-size:12px;color:var(--muted);font-weight:600}
-td.t{width:70px;color:var(--muted);text-align:right;font-variant-numeric:tabular-nums}
-td.client{background:var(--client)}td.mock{background:var(--mock)}td.note{color:var(--muted);font-style:italic}
-.lane{width:45%}.diff-add{color:var(--pass)}.diff-del{color:var(--fail)}
+td.t{width:64px;color:var(--muted);text-align:right;font-variant-numeric:tabular-nums;font-family:var(--mono);font-size:12px}
+.seq td.client,.seq td.mock{font-size:13px}
+.seq td.client{background:var(--client);border-right:3px solid var(--accent)}
+.seq td.mock{background:var(--mock);border-left:3px solid #7b3fb8}
+.seq td.arrow{width:28px;text-align:center;color:var(--muted);font-family:var(--mono)}
+td.note{color:var(--muted);font-style:italic;text-align:center}
+.lane{width:46%}
+.diff{padding:0}.diff span{display:block;padding:0 8px}
+.diff-add{color:var(--pass);background:#e6f5ec}.diff-del{color:var(--fail);background:var(--bad-bg)}
 .banner{border-radius:8px;padding:10px 14px;color:#fff;font-weight:600}
 a{color:var(--accent)}
+.scroll-x{overflow-x:auto}td code,p code{word-break:break-all}td{overflow-wrap:anywhere}
+@media (max-width:700px){main{padding:8px}.lane{width:auto}}
 "#;
 
 fn badge(kind: &str) -> String {
@@ -236,7 +249,7 @@ fn badge(kind: &str) -> String {
 
 fn timeline_html(entries: &[TimelineEntry]) -> String {
     let mut html = String::from(
-        "<table><tr><th>ms</th><th class=\"lane\">client</th><th class=\"lane\">mock</th></tr>",
+        "<table class=\"seq\"><tr><th>ms</th><th class=\"lane\">client</th><th></th><th class=\"lane\">mock</th></tr>",
     );
     for entry in entries.iter().take(2_000) {
         let detail = entry
@@ -250,16 +263,20 @@ fn timeline_html(entries: &[TimelineEntry]) -> String {
             .unwrap_or_default();
         let cell = format!("{}{detail}", escape(&entry.summary));
         let row = match entry.lane {
-            "client" => format!("<td class=\"client\">{cell}</td><td></td>"),
-            "mock" => format!("<td></td><td class=\"mock\">{cell}</td>"),
-            _ => format!("<td class=\"note\" colspan=\"2\">{cell}</td>"),
+            "client" => format!(
+                "<td class=\"client\">{cell}</td><td class=\"arrow\" title=\"client to mock\">→</td><td></td>"
+            ),
+            "mock" => format!(
+                "<td></td><td class=\"arrow\" title=\"mock to client\">←</td><td class=\"mock\">{cell}</td>"
+            ),
+            _ => format!("<td class=\"note\" colspan=\"3\">{cell}</td>"),
         };
         let _ = write!(html, "<tr><td class=\"t\">{}</td>{row}</tr>", entry.at_ms);
     }
     if entries.len() > 2_000 {
         let _ = write!(
             html,
-            "<tr><td></td><td colspan=\"2\" class=\"note\">… {} more</td></tr>",
+            "<tr><td></td><td colspan=\"3\" class=\"note\">… {} more</td></tr>",
             entries.len() - 2_000
         );
     }
@@ -354,11 +371,11 @@ fn case_html(run: &Run<'_>, result: &CaseResult) -> String {
                 Some('-') if !line.starts_with("---") => "diff-del",
                 _ => "",
             };
-            let _ = writeln!(lines, "<span class=\"{class}\">{}</span>", escape(line));
+            let _ = write!(lines, "<span class=\"{class}\">{}</span>", escape(line));
         }
         let _ = write!(
             html,
-            "<h3>Expected conversation against what the app showed</h3><pre>{lines}</pre>"
+            "<h3>Expected view against what the app showed (messages)</h3><pre class=\"diff\">{lines}</pre>"
         );
     } else if result.expected.is_some() {
         html.push_str("<h3>Conversation</h3><p>Shown exactly as expected.</p>");
@@ -410,7 +427,8 @@ fn case_html(run: &Run<'_>, result: &CaseResult) -> String {
 /// The self-contained page.
 pub fn html(run: &Run<'_>) -> String {
     let mut html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Conformance report</title><style>{STYLE}</style></head><body><main>"
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Conformance report</title><style>{THEME}{STYLE}</style></head><body><header class=\"bar\"><h1>messaging-mock <span class=\"muted\">conformance report</span></h1><span class=\"muted\">{}</span></header><main>",
+        env!("CARGO_PKG_VERSION")
     );
     let (banner, colour) = if run.passed {
         ("Passed", "var(--pass)")
@@ -419,7 +437,7 @@ pub fn html(run: &Run<'_>) -> String {
     };
     let _ = write!(
         html,
-        "<h1>Messaging API conformance report</h1><p class=\"muted\">Driver <code>{}</code> · profile {} · seed {} · {} case(s) · {:.1} s</p><p class=\"banner\" style=\"background:{colour}\">{banner}</p>",
+        "<p class=\"muted\">Driver <code>{}</code> · profile {} · seed {} · {} case(s) · {:.1} s</p><p class=\"banner\" style=\"background:{colour}\">{banner}</p>",
         escape(&run.driver),
         run.profile.as_str(),
         run.seed,
@@ -452,7 +470,7 @@ pub fn html(run: &Run<'_>) -> String {
         "<p>Reproduce the run: <code>{}</code></p>",
         escape(&run.reproduce(None))
     );
-    html.push_str("<h2>By obligation</h2><table><tr><th>id</th><th>level</th><th>obligation</th><th>pass</th><th>fail</th><th>warn</th><th>skipped</th></tr>");
+    html.push_str("<h2>By obligation</h2><div class=\"scroll-x\"><table><tr><th>id</th><th>level</th><th>obligation</th><th>pass</th><th>fail</th><th>warn</th><th>skipped</th></tr>");
     for (obligation, [pass, fail, warn, skipped]) in run.by_obligation() {
         let _ = write!(
             html,
@@ -462,7 +480,7 @@ pub fn html(run: &Run<'_>) -> String {
             escape(obligation.summary),
         );
     }
-    html.push_str("</table><h2>Cases</h2>");
+    html.push_str("</table></div><h2>Cases</h2>");
     let mut order: Vec<&CaseResult> = run.cases.iter().collect();
     order.sort_by_key(|c| (!c.failed(), !c.warned()));
     for result in order {

@@ -7,6 +7,7 @@ mod node;
 mod process_driver;
 mod properties;
 mod reference;
+mod report_browser;
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The web console at `/_mock/ui/`: three static files embedded in the binary (no CDN, no
+//! The web console at `/_mock/ui/`: four static files embedded in the binary (no CDN, no
 //! network, no build step). The page talks to the control API only, like any other client of
 //! it; these routes serve code, never session data.
 
@@ -9,6 +9,9 @@ use axum::routing::get;
 
 use crate::state::AppState;
 
+/// The visual language the console shares with the conformance report.
+pub const THEME: &str = include_str!("ui/theme.css");
+
 /// The console's files, `(name, content type, body)`.
 pub const FILES: &[(&str, &str, &str)] = &[
     (
@@ -16,6 +19,7 @@ pub const FILES: &[(&str, &str, &str)] = &[
         "text/html; charset=utf-8",
         include_str!("ui/index.html"),
     ),
+    ("theme.css", "text/css; charset=utf-8", THEME),
     (
         "app.js",
         "text/javascript; charset=utf-8",

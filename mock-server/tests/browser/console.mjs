@@ -47,6 +47,9 @@ run(async () => {
       const provoked = /status of (400|409)/.test(message.text());
       if (message.type() === "error" && !provoked) problems.push(`console error: ${message.text()}`);
     });
+    page.on("response", (response) => {
+      if (response.status() === 404) problems.push(`404 for ${response.url()}`);
+    });
     await page.goto(consoleUrl);
     await until("the console loads and says there are no sessions yet", () => page.locator("#no-sessions").isVisible());
 
