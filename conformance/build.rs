@@ -4,8 +4,11 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
+include!("../tools/git_rev.rs");
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    emit_git_rev(&manifest);
     let root = manifest.join("../fixtures/conformance");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files: Vec<PathBuf> = std::fs::read_dir(&root)

@@ -25,8 +25,11 @@ fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, PathBuf)>) {
     }
 }
 
+include!("../tools/git_rev.rs");
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default());
+    emit_git_rev(&manifest);
     let root = manifest.join("../fixtures/scenarios");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();

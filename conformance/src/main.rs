@@ -21,7 +21,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 /// Exit status 1 when a MUST is broken, a MUST was never graded, or the driver broke (and with
 /// --strict, when a SHOULD is broken).
 #[derive(Debug, Parser)]
-#[command(version, about, long_about)]
+#[command(name = "messaging-conformance", version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("GIT_REV"), ")"), about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: CliCommand,

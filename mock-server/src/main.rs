@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 /// Type `#handoff`, `#client_handoff`, `#end`, `#lang fr-FR`, ... in a user message to trigger
 /// the documented flows (see README.md).
 #[derive(Debug, Parser)]
-#[command(version, about, long_about)]
+#[command(name = "messaging-mock", version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("GIT_REV"), ")"), about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

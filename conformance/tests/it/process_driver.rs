@@ -256,3 +256,23 @@ async fn github_annotations_name_the_case_the_obligation_and_the_reproduce_comma
     })
     .await;
 }
+
+/// `--version` names the binary, the crate version and the commit it was built from.
+#[test]
+fn version_names_the_binary_and_the_git_revision() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_messaging-conformance"))
+        .arg("--version")
+        .output()
+        .expect("runs");
+    let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let prefix = format!("messaging-conformance {} (git ", env!("CARGO_PKG_VERSION"));
+    assert!(
+        output.status.success() && line.starts_with(&prefix),
+        "{line}"
+    );
+    let rev = &line[prefix.len()..line.len() - 1];
+    assert!(
+        rev == "unknown" || (rev.len() == 12 && rev.chars().all(|c| c.is_ascii_hexdigit())),
+        "{rev}"
+    );
+}

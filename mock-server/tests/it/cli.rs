@@ -34,6 +34,11 @@ async fn serves_with_defaults_prints_one_ready_line_and_exits_cleanly_on_sigterm
         assert_eq!(ready["ready"], true);
         assert_eq!(ready["connector_token"], "mock-connector-token");
         assert_eq!(ready["seed"], 7);
+        let console = ready["console_url"].as_str().expect("console_url");
+        assert!(
+            console.starts_with("http://127.0.0.1:") && console.ends_with("/_mock/ui/"),
+            "{console}"
+        );
         let ws_url = ready["ws_url"].as_str().expect("ws_url").to_owned();
         assert!(
             ws_url.starts_with("ws://127.0.0.1:") && ws_url.ends_with("/ws"),
@@ -100,4 +105,28 @@ async fn ctl_talks_to_the_control_api() {
         server.shutdown().await;
     })
     .await;
+}
+
+/// `--version` names the binary, the crate version and the commit it was built from.
+#[test]
+fn version_names_the_binary_and_the_git_revision() {
+    let output = binary().arg("--version").output().expect("runs");
+    assert!(output.status.success());
+    let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let expected = format!("messaging-mock {} (git ", env!("CARGO_PKG_VERSION"));
+    assert!(line.starts_with(&expected), "{line}");
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
+    if let Some(head) = head {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+        assert_eq!(
+            line,
+            format!("{expected}{head})"),
+            "built from this checkout's HEAD"
+        );
+    }
 }
