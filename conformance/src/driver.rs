@@ -14,6 +14,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::contract::{Command, CommandLine, ReadyLine, Reply, ReplyLine, TypingChange};
 use crate::reference::{ClientConfig, Defects, ReferenceClient};
+use mock_server::config::Profile;
 
 /// Exit status a driver uses for "this SDK cannot run this case" (contract §5).
 pub const EXIT_NOT_IMPLEMENTED: i32 = 89;
@@ -98,13 +99,15 @@ impl Launcher for ProcessLauncher {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReferenceLauncher {
     pub defects: Defects,
+    /// The documentation revision the reference client follows.
+    pub protocol: Profile,
 }
 
 impl Launcher for ReferenceLauncher {
     type Client = InProcess;
 
     async fn launch(&self, env: DriverEnv, workdir: &Path) -> Result<InProcess, DriverError> {
-        Ok(InProcess::with_defects(env, workdir, self.defects))
+        Ok(InProcess::with_defects(env, workdir, self.defects).with_protocol(self.protocol))
     }
 }
 
@@ -336,6 +339,7 @@ impl ClientUnderTest for ProcessDriver {
 pub struct InProcess {
     env: DriverEnv,
     defects: Defects,
+    protocol: Profile,
     state_file: PathBuf,
     client: Option<ReferenceClient>,
 }
@@ -350,9 +354,16 @@ impl InProcess {
         Self {
             env,
             defects,
+            protocol: Profile::Current,
             state_file: workdir.join(crate::reference::STATE_FILE),
             client: None,
         }
+    }
+
+    /// The same client written against another documentation revision (spec §0).
+    pub fn with_protocol(mut self, protocol: Profile) -> Self {
+        self.protocol = protocol;
+        self
     }
 }
 
@@ -361,6 +372,7 @@ impl ClientUnderTest for InProcess {
         Ok(run_reference(
             &self.env,
             self.defects,
+            self.protocol,
             &self.state_file,
             &mut self.client,
             command,
@@ -380,6 +392,7 @@ impl ClientUnderTest for InProcess {
 pub async fn run_reference(
     env: &DriverEnv,
     defects: Defects,
+    protocol: Profile,
     state_file: &Path,
     client: &mut Option<ReferenceClient>,
     command: Command,
@@ -392,6 +405,7 @@ pub async fn run_reference(
         host: env.host.clone(),
         streaming,
         defects,
+        protocol,
     };
     match command {
         Command::Start { streaming } => {

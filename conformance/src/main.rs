@@ -10,6 +10,7 @@ use conformance::driver::{DriverEnv, ProcessLauncher, ReferenceLauncher, run_ref
 use conformance::params::Params;
 use conformance::report::Run;
 use conformance::runner::{CaseResult, Verdict, run_cases, select};
+use mock_server::config::Profile;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Grades a Messaging API client SDK against the protocol's client obligations (spec §11).
@@ -39,7 +40,12 @@ enum CliCommand {
     Run(RunArgs),
     /// Act as a driver (contract §1–§6) for the reference client: read commands on stdin,
     /// answer on stdout. An example of a complete driver, and what the kit tests itself with.
-    Driver,
+    Driver {
+        /// The documentation revision the reference client follows (`2026-05`: `seq:<n>`
+        /// cursors).
+        #[arg(long, value_enum, default_value = "current")]
+        protocol_profile: Profile,
+    },
     /// Write schemas/conformance/ (the case file and the driver view) from the kit's types.
     GenerateSchemas {
         /// Directory to write into.
@@ -99,6 +105,12 @@ struct RunArgs {
     /// Run the reference client with one of its built-in defects (the kit's mutants).
     #[arg(long, requires = "reference", hide = true)]
     mutant: Option<String>,
+    /// Documentation revision every case's mock serves (spec §0): `current`, or `2026-05` for
+    /// SDKs written against the docs before June 2026 (then RC-2 expects `seq:<n>` cursors and
+    /// UX-6 is skipped: that revision has no LANGUAGE_CHANGED). With `--reference`, the
+    /// reference client follows the same revision.
+    #[arg(long, value_enum, default_value = "current")]
+    protocol_profile: Profile,
 }
 
 fn main() -> ExitCode {
@@ -106,7 +118,9 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         CliCommand::List { markdown } => list(markdown),
         CliCommand::Run(args) => run(args),
-        CliCommand::Driver => driver().map(|()| ExitCode::SUCCESS),
+        CliCommand::Driver { protocol_profile } => {
+            driver(protocol_profile).map(|()| ExitCode::SUCCESS)
+        }
         CliCommand::GenerateSchemas { out, check } => generate_schemas(&out, check),
     };
     outcome.unwrap_or_else(|error| {
@@ -230,7 +244,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let seed = args
         .seed
         .unwrap_or_else(|| getrandom::u64().unwrap_or_default() >> 16);
-    let params = Params::draw(seed);
+    let params = Params::draw(seed).with_protocol(args.protocol_profile);
     let jobs = args.jobs.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(usize::from)
@@ -262,7 +276,10 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .map(|m| m.defects)
                 .ok_or_else(|| anyhow::anyhow!("no mutant `{name}`"))?,
         };
-        let launcher = ReferenceLauncher { defects };
+        let launcher = ReferenceLauncher {
+            defects,
+            protocol: args.protocol_profile,
+        };
         anyhow::Ok(run_cases(&cases, &params, &launcher, jobs, progress_line).await)
     })?;
     let driver = match (&args.driver, &args.mutant) {
@@ -270,7 +287,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         (None, Some(mutant)) => format!("--reference --mutant {mutant}"),
         (None, None) => "--reference".into(),
     };
-    let run = Run::new(
+    let mut run = Run::new(
         driver,
         args.profile,
         seed,
@@ -278,6 +295,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_millis() as u64,
         &results,
     );
+    run.protocol = args.protocol_profile;
     print_summary(&run);
     if matches!(args.format, Format::Github) {
         for line in annotations(&run) {
@@ -310,21 +328,36 @@ fn absolutize(command: &str) -> String {
     if shell_syntax {
         return command.to_owned();
     }
+    let quote = |word: &str| shlex::try_quote(word).map_or_else(|_| word.to_owned(), Into::into);
+    let mut leading = true;
     let words: Vec<String> = words
         .into_iter()
         .map(|word| {
+            // `NAME=value cmd …`: the assignments stay assignments (quoting the whole word
+            // would make the shell run it as a command).
+            if leading {
+                if let Some((name, value)) = word.split_once('=') {
+                    let identifier = !name.is_empty()
+                        && !name.starts_with(|c: char| c.is_ascii_digit())
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if identifier {
+                        return format!("{name}={}", quote(value));
+                    }
+                }
+                leading = false;
+            }
             let path = std::path::Path::new(&word);
             if path.is_relative()
                 && (word.contains('/') || path.is_file())
                 && here.join(path).exists()
             {
-                here.join(path).display().to_string()
+                quote(&here.join(path).display().to_string())
             } else {
-                word
+                quote(&word)
             }
         })
         .collect();
-    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| command.to_owned())
+    words.join(" ")
 }
 
 fn print_summary(run: &Run<'_>) {
@@ -385,7 +418,7 @@ fn env(name: &str) -> anyhow::Result<String> {
         .map_err(|_| anyhow::anyhow!("{name} is not set (see the driver contract §1)"))
 }
 
-fn driver() -> anyhow::Result<()> {
+fn driver(protocol: Profile) -> anyhow::Result<()> {
     let env = DriverEnv {
         base_url: env("MESSAGING_BASE_URL")?,
         connector_token: env("MESSAGING_CONNECTOR_TOKEN")?,
@@ -425,6 +458,7 @@ fn driver() -> anyhow::Result<()> {
             let reply = run_reference(
                 &env,
                 Default::default(),
+                protocol,
                 &state_file,
                 &mut client,
                 command.command,
@@ -439,4 +473,25 @@ fn driver() -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolutize;
+
+    #[test]
+    fn driver_commands_keep_leading_assignments_and_absolutize_paths() {
+        let here = std::env::current_dir().expect("cwd");
+        let manifest = "Cargo.toml"; // exists in the crate directory tests run from
+        let abs = here.join(manifest).display().to_string();
+        assert_eq!(
+            absolutize(&format!("DRIVER_STRICT_VIEW=1 X_2='a b' cat {manifest}")),
+            format!("DRIVER_STRICT_VIEW=1 X_2='a b' cat {abs}")
+        );
+        // Not assignments: a word with `=` after the command, and a name that is not one.
+        assert_eq!(absolutize("cat --x=1"), "cat '--x=1'");
+        assert_eq!(absolutize("1A=b cat"), "'1A=b' cat");
+        // Shell syntax is left to the shell.
+        assert_eq!(absolutize("a | b"), "a | b");
+    }
 }

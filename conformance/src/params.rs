@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use mock_server::config::Profile;
 use mock_server::engine::ids::IdGen;
 use serde_json::{Map, Value};
 
@@ -17,6 +18,8 @@ use serde_json::{Map, Value};
 pub struct Params {
     seed: u64,
     values: BTreeMap<&'static str, Value>,
+    /// The documentation revision every case's mock serves (not drawn: chosen for the run).
+    protocol: Profile,
 }
 
 struct Draw(IdGen);
@@ -107,6 +110,16 @@ const OPENERS: &[&str] = &[
 ];
 
 impl Params {
+    /// The same draw, served under another documentation revision (spec §0).
+    pub fn with_protocol(mut self, protocol: Profile) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    pub fn protocol(&self) -> Profile {
+        self.protocol
+    }
+
     /// The parameters of a run with `seed`.
     pub fn draw(seed: u64) -> Self {
         let mut d = Draw(IdGen::from_seed(seed ^ 0x5EED_CA5E_D00D_F00D));
@@ -236,7 +249,11 @@ impl Params {
         let limit = 1024 * d.within(24, 96);
         number("max_message_size", limit);
         number("oversized_length", limit + d.within(2_000, 8_000));
-        let mut params = Self { seed, values: v };
+        let mut params = Self {
+            seed,
+            values: v,
+            protocol: Profile::Current,
+        };
         let oversized = "x".repeat(params.number("oversized_length") as usize);
         params
             .values

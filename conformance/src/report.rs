@@ -23,6 +23,8 @@ pub struct Run<'a> {
     pub profile: Tier,
     pub seed: u64,
     pub strict: bool,
+    /// The documentation revision the mock served (spec §0).
+    pub protocol: mock_server::config::Profile,
     pub duration_ms: u64,
     pub passed: bool,
     /// MUSTs the run's cases check but never graded, with the reasons.
@@ -44,6 +46,7 @@ impl<'a> Run<'a> {
             profile,
             seed,
             strict,
+            protocol: mock_server::config::Profile::Current,
             duration_ms,
             passed: run_passes(cases, strict),
             ungraded_musts: ungraded_musts(cases),
@@ -80,6 +83,10 @@ impl<'a> Run<'a> {
         }
         if self.strict {
             words.push("--strict".into());
+        }
+        if self.protocol != mock_server::config::Profile::Current {
+            words.push("--protocol-profile".into());
+            words.push(self.protocol.as_str().into());
         }
         shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
     }
@@ -437,9 +444,10 @@ pub fn html(run: &Run<'_>) -> String {
     };
     let _ = write!(
         html,
-        "<p class=\"muted\">Driver <code>{}</code> · profile {} · seed {} · {} case(s) · {:.1} s</p><p class=\"banner\" style=\"background:{colour}\">{banner}</p>",
+        "<p class=\"muted\">Driver <code>{}</code> · profile {} · protocol {} · seed {} · {} case(s) · {:.1} s</p><p class=\"banner\" style=\"background:{colour}\">{banner}</p>",
         escape(&run.driver),
         run.profile.as_str(),
+        run.protocol.as_str(),
         run.seed,
         run.cases.len(),
         run.duration_ms as f64 / 1000.0

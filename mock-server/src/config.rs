@@ -23,6 +23,50 @@ pub enum SessionBinding {
     Connector,
 }
 
+/// Which revision of the documentation the mock serves (spec §0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Profile {
+    /// The protocol as documented now (since the June 2026 revision).
+    #[default]
+    #[serde(rename = "current")]
+    #[value(name = "current")]
+    Current,
+    /// As documented before June 2026 (spec §0, 2026-05-20): the cursor is `seq:<n>` (a plain
+    /// `<n>` is unparseable, so the server replays everything), no `LANGUAGE_CHANGED` event,
+    /// and `platform` knows only `web`, `ios`, `android`, `custom`.
+    #[serde(rename = "2026-05")]
+    #[value(name = "2026-05")]
+    May2026,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "current",
+            Self::May2026 => "2026-05",
+        }
+    }
+
+    /// Whether a `cursor` of this form is understood: `seq:<n>` always, a plain `<n>` since
+    /// the 2026-05-29 revision.
+    pub fn accepts_plain_cursor(self) -> bool {
+        self == Self::Current
+    }
+
+    /// Whether `EVENT_TYPE_LANGUAGE_CHANGED` exists (added 2026-06-12).
+    pub fn has_language_changed(self) -> bool {
+        self == Self::Current
+    }
+
+    /// Whether `platform` lists this value (`ios-web` and `android-web` came 2026-06-01).
+    pub fn knows_platform(self, platform: &crate::protocol::Platform) -> bool {
+        use crate::protocol::Platform;
+        platform.is_known()
+            && (self == Self::Current
+                || !matches!(platform, Platform::IosWeb | Platform::AndroidWeb))
+    }
+}
+
 /// Optional rate limits (spec §10.5, §12 A11). Off unless configured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +82,8 @@ pub struct RateLimits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// The documentation revision served: `current` or `2026-05` (spec §0).
+    pub profile: Profile,
     /// Known connectors (spec §1.3). Default: one, token `mock-connector-token`, host `localhost`.
     pub connectors: Vec<Connector>,
     /// `expires_in` of access tokens (spec §12 A7).
@@ -137,6 +183,7 @@ impl Default for Config {
             token_ttl_seconds: 86_400,
             jwt_secret: None,
             session_binding: SessionBinding::Token,
+            profile: Profile::Current,
             strict_platform: false,
             max_message_size_bytes: 131_072,
             max_reconnect_attempts: 5,
@@ -328,6 +375,7 @@ impl Config {
             retention: self.session_retention(),
             replay_batch_size: self.replay_batch_size,
             strict_cursor: self.strict_cursor,
+            language_changed: self.profile.has_language_changed(),
             rejoin_after_handoff: self.rejoin_after_handoff,
             transient_types: self.transient_types.clone(),
             time_scale: self.time_scale,

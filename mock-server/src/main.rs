@@ -102,6 +102,11 @@ struct ServeArgs {
     /// Divide every scenario delay by this (100 = a hundred times faster).
     #[arg(long)]
     time_scale: Option<f64>,
+    /// Documentation revision to serve (spec §0): `current`, or `2026-05` for SDKs written
+    /// against the docs before June 2026 (`seq:<n>` cursors only, no LANGUAGE_CHANGED,
+    /// no `ios-web`/`android-web` platforms).
+    #[arg(long, env = "MESSAGING_MOCK_PROFILE", value_enum)]
+    profile: Option<mock_server::config::Profile>,
     /// Append each session's journal to DIR/<session_id>.jsonl (flushed per entry).
     #[arg(long, env = "MESSAGING_MOCK_RECORD")]
     record: Option<PathBuf>,
@@ -174,6 +179,9 @@ impl ServeArgs {
         if let Some(scale) = self.time_scale {
             config.time_scale = scale;
         }
+        if let Some(profile) = self.profile {
+            config.profile = profile;
+        }
         if let Some(dir) = self.record {
             std::fs::create_dir_all(&dir).with_context(|| {
                 format!("cannot create the recording directory {}", dir.display())
@@ -232,6 +240,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let seed = config.seed.or(scenario_seed).unwrap_or_else(rand_seed);
     config.seed = Some(seed);
     let scenario = config.scenario.clone();
+    let profile = config.profile;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -270,6 +279,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "host": connector.host,
             "seed": seed,
             "scenario": scenario,
+            "profile": profile.as_str(),
             "console_url": format!("{control_url}/ui/"),
             "control_url": control_url,
         });

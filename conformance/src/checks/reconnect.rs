@@ -1,5 +1,6 @@
 //! RC-1 … RC-5: what the client does when a connection goes away or is refused.
 
+use mock_server::config::Profile;
 use mock_server::http_log::{Endpoint, HttpCall};
 
 use super::{Evidence, Outcome, sequence};
@@ -69,10 +70,16 @@ pub fn same_session_after_drop(e: &Evidence) -> Outcome {
     ))
 }
 
-fn cursor_value(raw: Option<&String>) -> Option<u64> {
+/// The sequence a handshake's `cursor` names, in the forms the served revision documents:
+/// `N` or `seq:N` now, only `seq:N` under 2026-05 (spec §0).
+fn cursor_value(raw: Option<&String>, profile: Profile) -> Option<u64> {
     match raw {
         None => Some(0),
-        Some(text) => text.strip_prefix("seq:").unwrap_or(text).parse().ok(),
+        Some(text) => match text.strip_prefix("seq:") {
+            Some(digits) => digits.parse().ok(),
+            None if profile.accepts_plain_cursor() => text.parse().ok(),
+            None => None,
+        },
     }
 }
 
@@ -96,7 +103,8 @@ pub fn cursor_on_every_reconnect(e: &Evidence) -> Outcome {
                 .filter_map(|d| sequence(&d.event))
                 .max()
                 .unwrap_or(0);
-            let given = cursor_value(call.request.query.get("cursor"));
+            let profile = e.case.config.profile;
+            let given = cursor_value(call.request.query.get("cursor"), profile);
             let after_restart = restarts
                 .iter()
                 .any(|r| *r <= call.at_ms && handshakes[i - 1].at_ms < *r);
@@ -109,11 +117,19 @@ pub fn cursor_on_every_reconnect(e: &Evidence) -> Outcome {
                         call.at_ms
                     ));
                 }
+                None if !profile.accepts_plain_cursor() => {
+                    return Outcome::Broken(format!(
+                        "reconnected at {} ms with the cursor `{}`; the {} protocol's cursor is `seq:<n>`, and a server of that revision replays everything for any other form",
+                        call.at_ms,
+                        call.request.query.get("cursor").map_or("", String::as_str),
+                        profile.as_str()
+                    ));
+                }
                 None => {
                     return Outcome::Broken(format!(
-                        "reconnected at {} ms with the cursor {:?}, which is not a sequence",
+                        "reconnected at {} ms with the cursor `{}`, which is not a sequence",
                         call.at_ms,
-                        call.request.query.get("cursor")
+                        call.request.query.get("cursor").map_or("", String::as_str)
                     ));
                 }
             }

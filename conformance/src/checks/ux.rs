@@ -387,6 +387,12 @@ pub fn language(e: &Evidence) -> Outcome {
         .filter(|d| event_type(&d.event) == "EVENT_TYPE_LANGUAGE_CHANGED")
         .collect();
     let Some(latest) = changes.iter().max_by_key(|d| sequence(&d.event)) else {
+        if !e.case.config.profile.has_language_changed() {
+            return Outcome::NotObservable(format!(
+                "the {} protocol has no LANGUAGE_CHANGED (added 2026-06-12)",
+                e.case.config.profile.as_str()
+            ));
+        }
         return Outcome::NotObservable("no LANGUAGE_CHANGED arrived".into());
     };
     let code = latest.event["payload"]["language_code"]

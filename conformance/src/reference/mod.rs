@@ -52,6 +52,9 @@ pub struct ClientConfig {
     pub streaming: bool,
     /// Deliberate defects, for the kit's self-tests (all off: the honest client).
     pub defects: Defects,
+    /// The documentation revision the client is written against: under `2026-05` its
+    /// reconnect cursor is `seq:<n>` (spec §0).
+    pub protocol: mock_server::config::Profile,
 }
 
 /// How long to wait for an echo before resending a message (spec §4.4).
@@ -230,7 +233,12 @@ fn ws_url(config: &ClientConfig, session: &Session, cursor: u64) -> String {
         session.token
     );
     if cursor > 0 {
-        url.push_str(&format!("&cursor={cursor}"));
+        let prefix = if config.protocol.accepts_plain_cursor() {
+            ""
+        } else {
+            "seq:"
+        };
+        url.push_str(&format!("&cursor={prefix}{cursor}"));
     }
     url
 }

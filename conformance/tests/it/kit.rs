@@ -265,3 +265,61 @@ fn the_committed_conformance_schemas_are_fresh_and_every_case_file_validates() {
     let bad = serde_json::json!({"id": "x", "description": "d", "tier": "quick", "scenario": {}, "steps": ["start"], "checks": ["WS-9"]});
     assert!(!validator.is_valid(&bad));
 }
+
+/// The doc-revision profile (spec §0): against a 2026-05 mock, a reference client written to
+/// that revision (`seq:<n>` cursors) passes the cases that reconnect and change language, with
+/// UX-6 skipped for a reason that names the revision; a client written to the current docs
+/// (plain cursors) is warned on RC-2 there, and passes against the current mock (the control).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_2026_05_profile_grades_cursor_forms_and_skips_language() {
+    use mock_server::config::Profile;
+    bounded_by(Duration::from_secs(60), async {
+        let cases = catalogue().expect("the catalogue loads");
+        let only = ["conversation", "reconnect-mid-stream", "errors-and-limits"].map(String::from);
+        let selected = select(&cases, Tier::Full, &only);
+        assert_eq!(selected.len(), 3);
+        let run = |server: Profile, client: Profile| {
+            let selected = &selected;
+            async move {
+                let launcher = ReferenceLauncher {
+                    protocol: client,
+                    ..ReferenceLauncher::default()
+                };
+                let params = Params::draw(41).with_protocol(server);
+                run_cases(selected, &params, &launcher, 3, |_, _, _| {}).await
+            }
+        };
+        let verdicts = |results: &[CaseResult], id: ObligationId| -> Vec<Verdict> {
+            results
+                .iter()
+                .flat_map(|r| &r.findings)
+                .filter(|f| f.obligation == id)
+                .map(|f| f.verdict.clone())
+                .collect()
+        };
+
+        let old = run(Profile::May2026, Profile::May2026).await;
+        let found = problems(&old);
+        assert!(found.is_empty(), "{}", found.join("\n"));
+        let rc2 = verdicts(&old, ObligationId::Rc2);
+        assert!(rc2.iter().all(|v| matches!(v, Verdict::Pass(_))) && rc2.len() == 2, "{rc2:?}");
+        let ux6 = verdicts(&old, ObligationId::Ux6);
+        assert!(
+            matches!(&ux6[..], [Verdict::Skipped(why)] if why.contains("2026-05 protocol has no LANGUAGE_CHANGED")),
+            "{ux6:?}"
+        );
+
+        let mismatched = run(Profile::May2026, Profile::Current).await;
+        let rc2 = verdicts(&mismatched, ObligationId::Rc2);
+        assert!(
+            rc2.iter().all(|v| matches!(v, Verdict::Warn(why) if why.contains("`seq:<n>`"))) && rc2.len() == 2,
+            "a plain cursor against a 2026-05 mock: {rc2:?}"
+        );
+
+        let current = run(Profile::Current, Profile::Current).await;
+        let ux6 = verdicts(&current, ObligationId::Ux6);
+        assert!(matches!(&ux6[..], [Verdict::Pass(_)]), "{ux6:?}");
+        assert!(problems(&current).is_empty());
+    })
+    .await;
+}

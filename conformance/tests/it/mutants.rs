@@ -28,6 +28,7 @@ async fn run_all(pairs: Vec<(Mutant, Case)>, params: Arc<Params>) -> Vec<(Mutant
             let _permit = permits.acquire_owned().await.expect("semaphore open");
             let launcher = ReferenceLauncher {
                 defects: mutant.defects,
+                ..ReferenceLauncher::default()
             };
             let result = run_case(&case, &params, &launcher).await;
             (mutant, result)

@@ -139,18 +139,23 @@ fn encode_batch(events: &[&str], ids: &mut IdGen, unix_millis: u64) -> String {
     out
 }
 
-/// Parses the `cursor` query parameter (spec §3.1, §12 C1): `N` or `seq:N`. Anything else,
-/// including overflow, is `Err` and means full replay.
-pub fn parse_cursor(raw: Option<&str>) -> Result<u64, InvalidCursor> {
+/// Parses the `cursor` query parameter (spec §3.1, §12 C1): `N` or `seq:N`, or with
+/// `plain: false` (the 2026-05 revision, spec §0) only `seq:N`. Anything else, including
+/// overflow, is `Err` and means full replay.
+pub fn parse_cursor(raw: Option<&str>, plain: bool) -> Result<u64, InvalidCursor> {
     let Some(raw) = raw else { return Ok(0) };
-    let digits = raw.strip_prefix("seq:").unwrap_or(raw);
+    let digits = match raw.strip_prefix("seq:") {
+        Some(digits) => digits,
+        None if plain => raw,
+        None => return Err(InvalidCursor),
+    };
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(InvalidCursor);
     }
     digits.parse().map_err(|_| InvalidCursor)
 }
 
-/// A `cursor` that is neither `N` nor `seq:N`; the server logs it and replays everything.
+/// A `cursor` that is neither `N` nor `seq:N` (or not `seq:N` under 2026-05); the server logs it and replays everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidCursor;
 
@@ -250,10 +255,15 @@ mod tests {
 
     #[test]
     fn cursor_forms_of_spec_3_1() {
-        assert_eq!(parse_cursor(None), Ok(0));
-        assert_eq!(parse_cursor(Some("12")), Ok(12));
-        assert_eq!(parse_cursor(Some("seq:12")), Ok(12));
-        assert_eq!(parse_cursor(Some("0")), Ok(0));
+        assert_eq!(parse_cursor(None, true), Ok(0));
+        assert_eq!(parse_cursor(Some("12"), true), Ok(12));
+        assert_eq!(parse_cursor(Some("seq:12"), true), Ok(12));
+        assert_eq!(parse_cursor(Some("0"), true), Ok(0));
+        // The 2026-05 revision: only `seq:N`; a plain number means a full replay.
+        assert_eq!(parse_cursor(Some("seq:12"), false), Ok(12));
+        assert_eq!(parse_cursor(Some("12"), false), Err(InvalidCursor));
+        assert_eq!(parse_cursor(None, false), Ok(0));
+        assert_eq!(parse_cursor(Some("seq:x"), false), Err(InvalidCursor));
         for bad in [
             "",
             "-1",
@@ -266,7 +276,7 @@ mod tests {
             "abc",
             "99999999999999999999999",
         ] {
-            assert_eq!(parse_cursor(Some(bad)), Err(InvalidCursor), "{bad:?}");
+            assert_eq!(parse_cursor(Some(bad), true), Err(InvalidCursor), "{bad:?}");
         }
     }
 }

@@ -104,6 +104,9 @@ pub struct EngineConfig {
     pub strict_cursor: bool,
     /// Whether a join after a client-managed or failed handoff brings the agent back (§12 E2).
     pub rejoin_after_handoff: bool,
+    /// Whether `LANGUAGE_CHANGED` exists in the served revision; without it a language step
+    /// sends nothing (profile 2026-05).
+    pub language_changed: bool,
     /// Event types sent with `sequence: null` and not journaled (spec §12 B1).
     pub transient_types: Vec<String>,
     /// Scenario delays are divided by this (100 = a hundred times faster).
@@ -146,6 +149,7 @@ impl Default for EngineConfig {
             replay_batch_size: 50,
             strict_cursor: false,
             rejoin_after_handoff: true,
+            language_changed: true,
             transient_types: Self::default_transient_types(),
             time_scale: 1.0,
             logical_clock_epoch: None,
@@ -1000,6 +1004,8 @@ impl Session {
                 self.phase = Phase::NoAgent;
                 ServerEvent::HandoffTimeout(Empty {})
             }
+            // The 2026-05 revision has no such event: the step sends nothing.
+            Step::LanguageChanged(_) if !self.config.language_changed => return,
             Step::LanguageChanged(language_code) => {
                 ServerEvent::LanguageChanged(crate::protocol::LanguageChanged { language_code })
             }

@@ -443,6 +443,7 @@ fn client_managed_handoff_then_messages_get_no_reply_until_a_new_join() {
 fn rejoin_can_be_turned_off() {
     let config = EngineConfig {
         rejoin_after_handoff: false,
+        language_changed: true,
         ..EngineConfig::default()
     };
     let mut h = Harness::with(config, false);

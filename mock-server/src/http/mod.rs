@@ -8,10 +8,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::{self, AuthError};
+use crate::config::Profile;
 use crate::http_log::{ArmedFailure, AuthorizationForm, Endpoint, HttpCall, RequestFacts};
 use crate::journal::RequestNote;
 use crate::protocol::{
-    AccessTokenResponse, CreateSessionRequest, CreateSessionResponse, ErrorBody, catalog,
+    AccessTokenResponse, CreateSessionRequest, CreateSessionResponse, ErrorBody, Platform, catalog,
 };
 use crate::state::AppState;
 
@@ -226,7 +227,9 @@ fn session(
         .map_err(ApiError::rate_limited)?;
     let claims = state.issuer().verify(token, state.clock().unix_seconds())?;
     *presented = Some(claims.jti.clone());
-    let request = parse_session_request(body, state.config().strict_platform)?;
+    let config = state.config();
+    let strict = config.strict_platform.then_some(config.profile);
+    let request = parse_session_request(body, strict)?;
     armed_failure(
         state,
         Endpoint::Sessions,
@@ -246,9 +249,10 @@ fn session(
 
 /// An absent or blank body means defaults; anything else must be a JSON object with fields of
 /// the documented types (spec §12 A6).
+/// `strict_platform`: `Some(profile)` refuses a `platform` that revision does not list.
 fn parse_session_request(
     body: &[u8],
-    strict_platform: bool,
+    strict_platform: Option<Profile>,
 ) -> Result<CreateSessionRequest, ApiError> {
     let parse_error = || ApiError::new(StatusCode::BAD_REQUEST, catalog::ERROR_PARSING_REQUEST);
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -259,7 +263,8 @@ fn parse_session_request(
         return Err(parse_error());
     }
     let request: CreateSessionRequest = serde_json::from_slice(body).map_err(|_| parse_error())?;
-    if strict_platform && request.platform.as_ref().is_some_and(|p| !p.is_known()) {
+    let unlisted = |p: &Platform| strict_platform.is_some_and(|profile| !profile.knows_platform(p));
+    if request.platform.as_ref().is_some_and(unlisted) {
         return Err(parse_error());
     }
     Ok(request)
@@ -284,10 +289,7 @@ mod tests {
             r#"{"platform":"ios-web","x":1}"#,
             r#"{"platform":"toaster"}"#,
         ] {
-            assert!(
-                parse_session_request(ok.as_bytes(), false).is_ok(),
-                "{ok:?}"
-            );
+            assert!(parse_session_request(ok.as_bytes(), None).is_ok(), "{ok:?}");
         }
         for bad in [
             "{",
@@ -297,13 +299,20 @@ mod tests {
             r#"{"platform":7}"#,
         ] {
             assert_eq!(
-                parse_session_request(bad.as_bytes(), false)
+                parse_session_request(bad.as_bytes(), None)
                     .expect_err(bad)
                     .message,
                 "Error parsing request"
             );
         }
-        assert!(parse_session_request(br#"{"platform":"toaster"}"#, true).is_err());
-        assert!(parse_session_request(br#"{"platform":"android-web"}"#, true).is_ok());
+        let strict = Some(Profile::Current);
+        assert!(parse_session_request(br#"{"platform":"toaster"}"#, strict).is_err());
+        assert!(parse_session_request(br#"{"platform":"android-web"}"#, strict).is_ok());
+        // Before 2026-06-01 the list had no `-web` values.
+        let may = Some(Profile::May2026);
+        assert!(parse_session_request(br#"{"platform":"android-web"}"#, may).is_err());
+        assert!(parse_session_request(br#"{"platform":"ios-web"}"#, may).is_err());
+        assert!(parse_session_request(br#"{"platform":"ios"}"#, may).is_ok());
+        assert!(parse_session_request(br#"{"platform":"android-web"}"#, None).is_ok());
     }
 }

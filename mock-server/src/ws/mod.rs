@@ -170,7 +170,8 @@ fn handshake(
             };
         }
     };
-    let cursor = parse_cursor(params.cursor.as_deref()).unwrap_or_else(|_| {
+    let plain = state.config().profile.accepts_plain_cursor();
+    let cursor = parse_cursor(params.cursor.as_deref(), plain).unwrap_or_else(|_| {
         tracing::warn!(cursor = ?params.cursor, session = %slot.id, "invalid cursor; replaying everything");
         0
     });

@@ -175,16 +175,25 @@ fn cursor_parsing_accepts_exactly_the_documented_forms() {
         "(seq:)?-?[0-9a-f ]{0,6}",
         any::<String>(),
     ];
-    fuzz("cursors", cases(3_000), cursor, |raw| {
-        let parsed = parse_cursor(Some(&raw));
-        let digits = raw.strip_prefix("seq:").unwrap_or(&raw);
-        let valid = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
-        match digits.parse::<u64>() {
-            Ok(n) if valid => prop_assert_eq!(parsed.ok(), Some(n)),
-            _ => prop_assert!(parsed.is_err(), "{raw:?} is not a cursor"),
-        }
-        Ok(())
-    });
+    fuzz(
+        "cursors",
+        cases(3_000),
+        (cursor, any::<bool>()),
+        |(raw, plain)| {
+            // `plain: false` is the 2026-05 revision: only `seq:N`.
+            let parsed = parse_cursor(Some(&raw), plain);
+            let prefixed = raw.starts_with("seq:");
+            let digits = raw.strip_prefix("seq:").unwrap_or(&raw);
+            let valid = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && (plain || prefixed);
+            match digits.parse::<u64>() {
+                Ok(n) if valid => prop_assert_eq!(parsed.ok(), Some(n)),
+                _ => prop_assert!(parsed.is_err(), "{raw:?} is not a cursor (plain: {plain})"),
+            }
+            Ok(())
+        },
+    );
 }
 
 /// A valid scenario file (the embedded default), with one value somewhere replaced.

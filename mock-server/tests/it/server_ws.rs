@@ -421,3 +421,57 @@ async fn frames_over_the_websocket_rate_limit_are_dropped_silently() {
     })
     .await;
 }
+
+/// `profile: 2026-05` serves the protocol as documented before June 2026 (spec §0): only the
+/// `seq:N` cursor is understood (a plain `N` replays everything), and a language step sends no
+/// `LANGUAGE_CHANGED`. The current profile, the control, does both.
+#[tokio::test]
+async fn the_2026_05_profile_takes_seq_cursors_only_and_has_no_language_changed() {
+    use mock_server::config::Profile;
+    use mock_server::scenario::raw::{RawReply, RawStep};
+    bounded(async {
+        for profile in [Profile::May2026, Profile::Current] {
+            let server = start(Config {
+                profile,
+                ..Config::default()
+            })
+            .await;
+            let (token, session) = new_session(&server, false).await;
+            let mut first = Client::connect(&ws_url(&server, &session, &token, None))
+                .await
+                .expect("open");
+            assert_eq!(converse(&mut first).await, 6);
+            let plain_replays = match profile {
+                Profile::May2026 => vec![1, 2, 3, 4, 5, 6],
+                Profile::Current => vec![1, 5, 6],
+            };
+            for (cursor, expected) in [(Some("seq:4"), vec![1, 5, 6]), (Some("4"), plain_replays)] {
+                let mut again = Client::connect(&ws_url(&server, &session, &token, cursor))
+                    .await
+                    .expect("reconnect");
+                let sequences: Vec<u64> = batch_events(&[again.next_event().await])
+                    .iter()
+                    .map(|e| e["sequence"].as_u64().expect("journaled"))
+                    .collect();
+                assert_eq!(sequences, expected, "{profile:?}, cursor {cursor:?}");
+            }
+            let steps = vec![
+                RawStep::Language("fr-FR".into()),
+                RawStep::Reply(RawReply {
+                    text: "after the language step".into(),
+                    ..RawReply::default()
+                }),
+            ];
+            server.push_steps(&session, steps).expect("steps play");
+            let events = first.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+            let languages = events
+                .iter()
+                .filter(|e| e["type"] == "EVENT_TYPE_LANGUAGE_CHANGED")
+                .count();
+            let expected = usize::from(profile == Profile::Current);
+            assert_eq!(languages, expected, "{profile:?}: {events:?}");
+            server.shutdown().await;
+        }
+    })
+    .await;
+}
