@@ -1,11 +1,13 @@
 //! The one integration-test binary of `conformance`.
 
 mod controls;
+mod drivers;
 mod kit;
 mod mutants;
 mod node;
 mod process_driver;
 mod properties;
+mod python;
 mod reference;
 mod report_browser;
 

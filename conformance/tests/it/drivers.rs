@@ -1,0 +1,77 @@
+//! The driver helpers' own test suites (`drivers/js`: node's test runner; `drivers/python`:
+//! `python -m unittest`), run from `cargo test` so CI runs them with everything else.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `program args` in the repository, killed after `bound`; `None` when the program is
+/// missing outside CI. Returns its combined output on success, panics with it on failure.
+fn suite(program: &str, args: &[&str], bound: Duration) -> Option<String> {
+    let mut child = match Command::new(program)
+        .args(args)
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) => {
+            assert!(
+                !crate::required(),
+                "CI=true but `{program}` cannot run: {error}"
+            );
+            eprintln!("SKIPPED: `{program}` is not available ({error})");
+            return None;
+        }
+    };
+    let started = Instant::now();
+    while child.try_wait().expect("waiting").is_none() {
+        if started.elapsed() > bound {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed:\n{text}"
+    );
+    Some(text)
+}
+
+#[test]
+fn the_javascript_helper_passes_its_own_tests() {
+    let Some(output) = suite(
+        "node",
+        &["--test", "drivers/js/test/"],
+        Duration::from_secs(120),
+    ) else {
+        return;
+    };
+    // node's TAP summary: some tests ran and none failed.
+    assert!(output.contains("# fail 0"), "{output}");
+    assert!(!output.contains("# pass 0\n"), "{output}");
+}
+
+#[test]
+fn the_python_helper_passes_its_own_tests() {
+    let Some(output) = suite(
+        "python3",
+        &["-m", "unittest", "discover", "-s", "drivers/python/tests"],
+        Duration::from_secs(120),
+    ) else {
+        return;
+    };
+    assert!(output.contains("\nOK"), "{output}");
+    assert!(!output.contains("Ran 0 tests"), "{output}");
+}
