@@ -14,6 +14,7 @@
 //! - [`router`]: routes, CORS, correlation ids. [`server`]: `serve` and the [`MockServer`] handle.
 //! - [`schemas`]: the JSON Schemas published in `schemas/`, generated from [`protocol`].
 
+pub mod apidocs;
 pub mod auth;
 pub mod config;
 pub mod control;

@@ -52,7 +52,7 @@ fn document(title: &str, description: &str, body: Value, generator: &mut SchemaG
     Value::Object(doc)
 }
 
-fn server_event_body(event_type: &str, payload: Schema, metadata: Schema) -> Value {
+pub(crate) fn server_event_body(event_type: &str, payload: Schema, metadata: Schema) -> Value {
     json!({
         "type": "object",
         "required": ["id", "sequence", "timestamp", "type", "payload"],
@@ -71,7 +71,7 @@ fn server_event_body(event_type: &str, payload: Schema, metadata: Schema) -> Val
     })
 }
 
-fn client_event_body(event_type: &str, payload: Schema, metadata: Schema) -> Value {
+pub(crate) fn client_event_body(event_type: &str, payload: Schema, metadata: Schema) -> Value {
     json!({
         "type": "object",
         "required": ["type", "payload"],
@@ -91,7 +91,7 @@ fn client_event_body(event_type: &str, payload: Schema, metadata: Schema) -> Val
     })
 }
 
-fn client_payload_schema(event_type: &str, generator: &mut SchemaGenerator) -> Schema {
+pub(crate) fn client_payload_schema(event_type: &str, generator: &mut SchemaGenerator) -> Schema {
     match event_type {
         ClientEvent::USER_MESSAGE => generator.subschema_for::<UserMessage>(),
         ClientEvent::USER_TYPING => generator.subschema_for::<UserTyping>(),
@@ -220,14 +220,21 @@ pub fn generate() -> Vec<SchemaFile> {
         scenario_schema(),
         "scenario file",
     ));
-    let mut openapi = crate::control::openapi::document();
-    if let Value::Object(map) = &mut openapi {
-        map.insert(
-            "title".into(),
-            "messaging-mock control API (OpenAPI 3)".into(),
-        );
-    }
-    files.push(("control-openapi.json".into(), openapi, "control API"));
+    files.push((
+        "control-openapi.json".into(),
+        crate::control::openapi::document(),
+        "OpenAPI 3.1: the control API",
+    ));
+    files.push((
+        "asyncapi.json".into(),
+        crate::apidocs::asyncapi(),
+        "AsyncAPI 3.0: the WebSocket",
+    ));
+    files.push((
+        "openapi.json".into(),
+        crate::apidocs::openapi(),
+        "OpenAPI 3.1: the REST handshake",
+    ));
 
     let mut readme = String::from(
         "# JSON Schemas\n\n\
@@ -240,7 +247,11 @@ pub fn generate() -> Vec<SchemaFile> {
     );
     let mut out = Vec::with_capacity(files.len() + 1);
     for (name, doc, kind) in files {
-        let title = doc.get("title").and_then(Value::as_str).unwrap_or_default();
+        let title = doc
+            .get("title")
+            .or_else(|| doc.pointer("/info/title"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         readme.push_str(&format!("| [`{name}`]({name}) | {kind} | `{title}` |\n"));
         out.push(SchemaFile {
             name,

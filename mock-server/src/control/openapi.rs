@@ -34,7 +34,12 @@ fn body(schema: Value) -> Value {
 
 /// The document served at `/_mock/openapi.json` and committed as `schemas/control-openapi.json`.
 pub fn document() -> Value {
-    let mut generator = SchemaSettings::openapi3().into_generator();
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
     let mut components = Map::new();
     macro_rules! component {
         ($($t:ty => $name:literal),* $(,)?) => {$(
@@ -62,13 +67,17 @@ pub fn document() -> Value {
     }
     let id =
         json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } });
-    json!({
-        "openapi": "3.0.3",
+    let mut doc = json!({
+        "openapi": "3.1.0",
         "info": {
             "title": "messaging-mock control API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "See and steer a running mock. Loopback peers only unless `control_token` is configured (then `Authorization: Bearer <token>`). Errors: 404 unknown session, 400 malformed body (with the JSON pointer), 409 a step that does not fit the session's state (nothing changed)."
+            "description": "See and steer a running mock. Loopback peers only unless `control_token` is configured (then `Authorization: Bearer <token>`). Errors: 404 unknown session, 400 malformed body (with the JSON pointer), 409 a step that does not fit the session's state (nothing changed).",
+            "license": { "name": "MIT OR Apache-2.0", "identifier": "MIT OR Apache-2.0" }
         },
+        "servers": [ { "url": "http://127.0.0.1:8080", "description": "messaging-mock's default address (or --control-bind)" } ],
+        // Anonymous from loopback, or the bearer token when `control_token` is configured.
+        "security": [ {}, { "controlToken": [] } ],
         "paths": {
             "/_mock/health": { "get": { "summary": "Liveness, session count, mock clock", "responses": { "200": ok("Health", r("Health")) } } },
             "/_mock/sessions": { "get": { "summary": "Every session", "responses": { "200": ok("Sessions", json!({ "type": "array", "items": r("SessionSummary") })) } } },
@@ -103,9 +112,45 @@ pub fn document() -> Value {
             "/_mock/http-failures": { "post": { "summary": "The next REST calls answer 429 with Retry-After (first) or their documented 500 (counts add up)", "requestBody": body(r("HttpFailures")),
                 "responses": { "200": ok("Now armed", r("HttpFailures")), "400": error("Malformed body") } } },
             "/_mock/reset": { "post": { "summary": "Drop every session (sockets closed with 1001) and every control choice", "responses": { "200": ok("Health", r("Health")) } } },
-            "/_mock/ui/": { "get": { "summary": "The web console (HTML; its files load without the control token, its data does not)", "responses": { "200": { "description": "The console page", "content": { "text/html": {} } } } } },
+            "/_mock/ui/{file}": { "get": { "summary": "The web console: `/_mock/ui/` is index.html; its files load without the control token, its data does not",
+                "parameters": [{ "name": "file", "in": "path", "required": true, "schema": { "type": "string", "enum": super::ui::FILES.iter().map(|(name, _, _)| *name).collect::<Vec<_>>() } }],
+                "responses": { "200": { "description": "A console file", "content": { "text/html": {}, "text/javascript": {}, "text/css": {}, "application/json": {} } }, "404": error("No such console file") } } },
             "/_mock/openapi.json": { "get": { "summary": "This document", "responses": { "200": { "description": "OpenAPI 3" } } } }
         },
-        "components": { "schemas": components }
-    })
+        "components": {
+            "schemas": components,
+            "securitySchemes": { "controlToken": { "type": "http", "scheme": "bearer", "description": "The `control_token` of the configuration, when one is set." } }
+        }
+    });
+    // Every operation: an operationId from its method and path, and the guard's refusals.
+    if let Some(Value::Object(paths)) = doc.get_mut("paths") {
+        for (path, item) in paths.iter_mut() {
+            let Value::Object(item) = item else { continue };
+            for (method, operation) in item.iter_mut() {
+                operation["operationId"] = operation_id(method, path).into();
+                let responses = &mut operation["responses"];
+                responses["401"] = error("`control_token` is configured and was not presented");
+                responses["403"] =
+                    error("Not a loopback peer, or a Host/Origin that is not this server");
+            }
+        }
+    }
+    doc
+}
+
+/// `get` + `/_mock/sessions/{id}/journal` → `getSessionsIdJournal`.
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_owned();
+    for word in path
+        .trim_start_matches("/_mock")
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            id.push(first.to_ascii_uppercase());
+            id.push_str(chars.as_str());
+        }
+    }
+    id
 }

@@ -245,7 +245,7 @@ async fn sessions_journal_health_and_openapi_describe_the_server() {
         let openapi = http(&server, "GET", "/_mock/openapi.json", &[], "")
             .await
             .json();
-        assert_eq!(openapi["openapi"], "3.0.3");
+        assert_eq!(openapi["openapi"], "3.1.0");
         assert!(openapi["paths"]["/_mock/sessions/{id}/steps"]["post"].is_object());
         server.shutdown().await;
     })

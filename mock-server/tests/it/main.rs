@@ -2,6 +2,7 @@
 
 mod support;
 
+mod apidocs;
 mod cli;
 mod console;
 mod control;
