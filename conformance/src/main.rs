@@ -58,7 +58,7 @@ enum CliCommand {
 }
 
 /// How to print results on stdout.
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Format {
     /// A line per case and a table per obligation.
     Text,
@@ -477,7 +477,63 @@ fn driver(protocol: Profile) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::absolutize;
+    use clap::Parser;
+
+    use super::{Cli, CliCommand, Format, absolutize};
+
+    /// The CI recipes in the README use flags the kit has: each `messaging-conformance run`
+    /// line parses, and the recipes publish the `junit.xml` of the directory they report to.
+    #[test]
+    fn the_readme_ci_recipes_parse_with_the_kits_own_parser() {
+        let readme = include_str!("../../README.md");
+        let recipes = readme
+            .split("## CI recipes for an SDK repository")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("the README has the CI recipes section");
+        let lines: Vec<&str> = recipes
+            .lines()
+            .filter_map(|line| line.split_once("messaging-conformance run").map(|_| line))
+            .filter(|line| line.trim_start().starts_with(['-', 'r']))
+            .collect();
+        assert_eq!(
+            lines.len(),
+            2,
+            "one GitHub and one GitLab run line: {lines:?}"
+        );
+        let mut formats = Vec::new();
+        for line in lines {
+            let command = line
+                .split_once("messaging-conformance")
+                .expect("the command")
+                .1;
+            let words =
+                shlex::split(&format!("messaging-conformance{command}")).expect("shell words");
+            let cli = Cli::try_parse_from(&words).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let CliCommand::Run(args) = cli.command else {
+                panic!("{line}: not `run`");
+            };
+            let report = args.report.expect("the recipes write a report");
+            let junit = format!("{}/junit.xml", report.display());
+            assert!(recipes.contains(&junit), "the recipe publishes {junit}");
+            formats.push(args.format);
+        }
+        assert!(
+            formats.contains(&Format::Github),
+            "the GitHub recipe annotates"
+        );
+        // The negative control: a flag the kit does not have is refused.
+        assert!(
+            Cli::try_parse_from([
+                "messaging-conformance",
+                "run",
+                "--reference",
+                "--junit",
+                "x"
+            ])
+            .is_err()
+        );
+    }
 
     #[test]
     fn driver_commands_keep_leading_assignments_and_absolutize_paths() {
