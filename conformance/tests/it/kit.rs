@@ -27,6 +27,30 @@ pub async fn run_reference(profile: Tier, only: &[String], seed: u64) -> Vec<Cas
     .await
 }
 
+/// Runs each `(seed, cases)` against `launcher`, every case at once, and asserts a strict pass
+/// with nothing but reasoned skips (the external drivers' tests).
+pub async fn assert_strict_passes<L: conformance::driver::Launcher>(
+    launcher: &L,
+    runs: &[(u64, &[&conformance::cases::Case])],
+) {
+    for (seed, cases) in runs {
+        let results = run_cases(
+            cases,
+            &Params::draw(*seed),
+            launcher,
+            cases.len(),
+            |_, _, _| {},
+        )
+        .await;
+        let problems = problems(&results);
+        assert!(problems.is_empty(), "seed {seed}:\n{}", problems.join("\n"));
+        assert!(
+            run_passes(&results, true),
+            "seed {seed}: a strict run passes"
+        );
+    }
+}
+
 /// Every finding that is not a pass, with its case (AUTH-4 and SEC-1 are skipped for all).
 pub fn problems(results: &[CaseResult]) -> Vec<String> {
     let mut out = Vec::new();

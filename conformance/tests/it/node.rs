@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use conformance::cases::{Tier, catalogue};
 use conformance::driver::ProcessLauncher;
-use conformance::params::Params;
-use conformance::runner::{run_cases, run_passes, select};
+use conformance::runner::select;
 
 use crate::bounded_by;
-use crate::kit::problems;
+use crate::kit::assert_strict_passes;
 
 pub fn node_available() -> bool {
     let found = std::process::Command::new("node")
@@ -41,22 +40,7 @@ async fn the_node_driver_passes_the_full_profile_under_two_seeds() {
     bounded_by(Duration::from_secs(90), async {
         let cases = catalogue().expect("cases");
         let full = select(&cases, Tier::Full, &[]);
-        for seed in [31, 32] {
-            let results = run_cases(
-                &full,
-                &Params::draw(seed),
-                &launcher,
-                full.len(),
-                |_, _, _| {},
-            )
-            .await;
-            let problems = problems(&results);
-            assert!(problems.is_empty(), "seed {seed}:\n{}", problems.join("\n"));
-            assert!(
-                run_passes(&results, true),
-                "seed {seed}: a strict run passes"
-            );
-        }
+        assert_strict_passes(&launcher, &[(31, &full), (32, &full)]).await;
     })
     .await;
 }

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use conformance::cases::{Tier, catalogue};
 use conformance::driver::ProcessLauncher;
-use conformance::params::Params;
-use conformance::runner::{run_cases, run_passes, select};
+use conformance::runner::select;
 
 use crate::bounded_by;
-use crate::kit::problems;
+use crate::kit::assert_strict_passes;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -57,22 +56,8 @@ async fn the_python_driver_passes_the_whole_catalogue() {
             .filter(|c| c.tier == Tier::Thorough)
             .collect();
         assert!(!thorough_only.is_empty());
-        for (seed, selected) in [(51, &full), (52, &full), (53, &thorough_only)] {
-            let results = run_cases(
-                selected,
-                &Params::draw(seed),
-                &launcher,
-                selected.len(),
-                |_, _, _| {},
-            )
-            .await;
-            let problems = problems(&results);
-            assert!(problems.is_empty(), "seed {seed}:\n{}", problems.join("\n"));
-            assert!(
-                run_passes(&results, true),
-                "seed {seed}: a strict run passes"
-            );
-        }
+        let runs: [(u64, &[_]); 3] = [(51, &full), (52, &full), (53, &thorough_only)];
+        assert_strict_passes(&launcher, &runs).await;
     })
     .await;
 }
