@@ -42,14 +42,16 @@ async fn the_console_lets_a_user_play_the_live_agent_and_inject_a_drop() {
     server.shutdown().await;
 }
 
-/// The variant names of a schemars enum schema: `enum` values and single `required` keys.
+/// The variant names of a schemars enum schema: `enum`/`const` values and single `required`
+/// keys.
 fn variants(schema: &serde_json::Value) -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
     for option in schema["oneOf"]
         .as_array()
         .expect("an enum schema has oneOf")
     {
-        for value in option["enum"].as_array().into_iter().flatten() {
+        let units = option["enum"].as_array().into_iter().flatten();
+        for value in units.chain(option.get("const")) {
             names.insert(
                 value
                     .as_str()
