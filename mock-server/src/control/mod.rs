@@ -201,8 +201,23 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     })
 }
 
-async fn sessions(State(state): State<AppState>) -> Json<Vec<SessionSummary>> {
-    Json(state.sessions())
+#[derive(Debug, Deserialize)]
+struct SessionsQuery {
+    /// Only the newest this many (the console asks for a page, not for 20 000 sessions).
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// Every session, oldest first; with `?limit=N` only the newest N (still oldest first).
+async fn sessions(
+    State(state): State<AppState>,
+    Query(query): Query<SessionsQuery>,
+) -> Json<Vec<SessionSummary>> {
+    let mut all = state.sessions();
+    if let Some(limit) = query.limit {
+        all.drain(..all.len().saturating_sub(limit));
+    }
+    Json(all)
 }
 
 async fn session(State(state): State<AppState>, Path(id): Path<String>) -> Reply<SessionSummary> {

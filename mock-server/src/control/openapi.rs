@@ -80,7 +80,8 @@ pub fn document() -> Value {
         "security": [ {}, { "controlToken": [] } ],
         "paths": {
             "/_mock/health": { "get": { "summary": "Liveness, session count, mock clock", "responses": { "200": ok("Health", r("Health")) } } },
-            "/_mock/sessions": { "get": { "summary": "Every session", "responses": { "200": ok("Sessions", json!({ "type": "array", "items": r("SessionSummary") })) } } },
+            "/_mock/sessions": { "get": { "summary": "Every session, oldest first; `?limit=N`: only the newest N",
+                "parameters": [{ "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 0 } }], "responses": { "200": ok("Sessions", json!({ "type": "array", "items": r("SessionSummary") })) } } },
             "/_mock/sessions/{id}": { "get": { "summary": "One session", "parameters": [id], "responses": { "200": ok("Session", r("SessionSummary")), "404": error("Unknown session") } } },
             "/_mock/sessions/{id}/journal": { "get": {
                 "summary": "The session's journal; `?follow=true` streams JSON Lines as it grows; `?format=jsonl` downloads it as a recording (the `--record` format)",

@@ -229,3 +229,39 @@ async fn a_session_journal_downloads_as_a_recording() {
     })
     .await;
 }
+
+/// `GET /_mock/sessions?limit=N` gives the newest N, oldest first, for the console's list.
+#[tokio::test]
+async fn the_session_list_can_be_limited_to_the_newest() {
+    crate::support::bounded(async {
+        let server = start(Config::default()).await;
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            ids.push(crate::support::new_session(&server, false).await.1);
+            // The list is ordered by creation millisecond: keep the three apart.
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+        let listed = |path: &'static str| {
+            let server = &server;
+            async move {
+                let body = http(server, "GET", path, &[], "").await.json();
+                body.as_array()
+                    .expect("a list")
+                    .iter()
+                    .map(|s| s["session_id"].as_str().expect("id").to_owned())
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(listed("/_mock/sessions").await, ids);
+        assert_eq!(listed("/_mock/sessions?limit=2").await, ids[1..]);
+        assert_eq!(
+            listed("/_mock/sessions?limit=0").await,
+            Vec::<String>::new()
+        );
+        assert_eq!(listed("/_mock/sessions?limit=9").await, ids);
+        let bad = http(&server, "GET", "/_mock/sessions?limit=-1", &[], "").await;
+        assert_eq!(bad.status, 400);
+        server.shutdown().await;
+    })
+    .await;
+}

@@ -75,6 +75,9 @@ $("token-form").addEventListener("submit", (event) => {
 
 let sessions = [];
 let selected = null;
+/** The newest sessions the list shows; the count says how many there are in all. */
+const LIST_LIMIT = 200;
+let total = 0;
 
 function stateClass(state) {
   if (state.startsWith("ended")) return "state-ended";
@@ -112,7 +115,7 @@ function renderSessions() {
       ),
     );
   body.replaceChildren(...rows);
-  $("session-count").textContent = String(sessions.length);
+  $("session-count").textContent = total > sessions.length ? `${sessions.length} newest of ${total}` : String(sessions.length);
   $("no-sessions").hidden = sessions.length > 0;
   const current = sessions.find((s) => s.session_id === selected);
   if (current) renderMeta(current);
@@ -131,7 +134,8 @@ async function refreshSessions() {
   if (refreshing) return;
   refreshing = true;
   try {
-    const [list, health] = await Promise.all([api("GET", "/sessions"), api("GET", "/health")]);
+    const [list, health] = await Promise.all([api("GET", `/sessions?limit=${LIST_LIMIT}`), api("GET", "/health")]);
+    if (health.ok) total = health.body.sessions;
     if (list.ok) {
       sessions = list.body;
       renderSessions();
