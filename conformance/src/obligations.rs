@@ -157,8 +157,8 @@ obligations! {
         looks_for: "the timeline shows the handoff as triggered or accepted, the drawn queue position while queued, then live with the drawn live agent",
         cannot_see: "";
     Ux4 "UX-4" Must "on SESSION_END: show the reason, close, do not reconnect",
-        looks_for: "the view shows ended with the reason sent; the client closes its socket itself within the mock's grace; no handshake or new session afterwards until the user starts one",
-        cannot_see: "whether input is disabled";
+        looks_for: "the view shows ended with the reason sent; the client closes its socket itself within the mock's grace; no handshake or new session afterwards until the user starts one; a message the user sends once the end is shown is refused (input disabled)",
+        cannot_see: "how the app disables its input (only that the driver refuses the message)";
     Ux5 "UX-5" Should "route the user on CLIENT_HANDOFF_REQUIRED",
         looks_for: "the view shows client_required with the drawn reason and queue name",
         cannot_see: "where the app actually sends the user";

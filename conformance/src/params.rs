@@ -249,6 +249,12 @@ impl Params {
         let limit = 1024 * d.within(24, 96);
         number("max_message_size", limit);
         number("oversized_length", limit + d.within(2_000, 8_000));
+        // Drawn last, so the draws above stay what they were for every seed.
+        let late = d.pick(THINGS);
+        v.insert(
+            "after_end_text",
+            Value::String(format!("Hello? Is anyone still there about my {late}?")),
+        );
         let mut params = Self {
             seed,
             values: v,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Delivery, Evidence, Outcome, event_type, sequence};
+use super::{Delivery, Evidence, Outcome, StepReply, event_type, sequence};
 use crate::cases::{Step, shorten};
 use crate::contract::{ConnectionState, HandoffState};
 
@@ -269,6 +269,8 @@ pub fn handoff_progress(e: &Evidence) -> Outcome {
 /// nothing reconnects or starts a session until the user does.
 pub fn session_end(e: &Evidence) -> Outcome {
     let mut judged = Vec::new();
+    // Messages the user tried to send once the app knew the session was over.
+    let mut refused = 0;
     // The view has no `ended` (contract §4: not observable); the wire side is still judged.
     let mut blind = false;
     for session in &e.sessions {
@@ -324,6 +326,29 @@ pub fn session_end(e: &Evidence) -> Outcome {
                 created.at_ms
             ));
         }
+        // "Disable input": once the view shows the end (or 1.2 s after it arrived, for a view
+        // without `ended`), a `send` must be refused, not queued for a conversation that is over.
+        let known_from = e
+            .samples_after(end.at_ms)
+            .find(|s| s.view.ended.as_ref().is_some_and(Option::is_some))
+            .map_or(end.at_ms + 1_200, |s| s.replied_ms);
+        let late_sends = e.steps.iter().filter(|s| {
+            matches!(s.step, Step::Send(_))
+                && s.at_ms >= known_from
+                && next_start.is_none_or(|n| s.at_ms < n)
+        });
+        for late in late_sends {
+            match &late.reply {
+                StepReply::Ok => {
+                    return Outcome::Broken(format!(
+                        "accepted a message at {} ms, after SESSION_END ({reason}) at {} ms: input must be disabled once the session is over",
+                        late.at_ms, end.at_ms
+                    ));
+                }
+                StepReply::Failed(_) => refused += 1,
+                StepReply::Unsupported | StepReply::NotRun(_) => {}
+            }
+        }
         let still_open = e
             .samples_after(end.at_ms + 1_200)
             .filter(|s| next_start.is_none_or(|n| s.replied_ms < n))
@@ -344,7 +369,12 @@ pub fn session_end(e: &Evidence) -> Outcome {
         ));
     }
     Outcome::Kept(format!(
-        "ended {judged:?}: shown with the reason, socket closed by the client, no reconnect"
+        "ended {judged:?}: shown with the reason, socket closed by the client, no reconnect{}",
+        if refused > 0 {
+            format!(", {refused} message(s) refused afterwards")
+        } else {
+            String::new()
+        }
     ))
 }
 

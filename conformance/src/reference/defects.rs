@@ -22,6 +22,7 @@ pub struct Defects {
     pub reconnect_after_end: bool,
     pub new_session_after_end: bool,
     pub no_close_after_end: bool,
+    pub input_after_end: bool,
     pub generic_end_reason: bool,
     pub close_on_unknown_event: bool,
     pub close_on_error_message: bool,
@@ -101,6 +102,7 @@ mutants! {
     "reconnect-after-end" reconnect_after_end [Ux4] "reconnects after SESSION_END";
     "new-session-after-end" new_session_after_end [Ux4] "starts a new session on its own after SESSION_END";
     "no-close-after-end" no_close_after_end [Ux4] "leaves the socket for the server to close after SESSION_END";
+    "input-after-end" input_after_end [Ux4] "takes the user's messages after SESSION_END instead of disabling input";
     "generic-end-reason" generic_end_reason [Ux4] "shows every end as REASON_NATURAL_END";
     "close-on-unknown-event" close_on_unknown_event [Err2] "closes the socket on an event type it does not know";
     "close-on-error-message" close_on_error_message [Err1] "closes the socket on an error SYSTEM_MESSAGE";

@@ -354,6 +354,10 @@ impl ReferenceClient {
             return Err(ClientError::Usage("a message needs text".into()));
         }
         if lock(&self.shared.conversation).ended() {
+            // UX-4: input is disabled once the session is over (unless that is the defect).
+            if self.config.defects.input_after_end {
+                return Ok(());
+            }
             return Err(ClientError::Closed);
         }
         let id = uuid::Uuid::new_v4().to_string();
