@@ -67,6 +67,9 @@ run(async () => {
 
     await page.evaluate(() => window.scrollTo(0, 0));
     await screenshot(page, shots && join(shots, "report.png"));
+    // The failing case: its diff, then the two-lane sequence below it.
+    await first.locator("pre.diff").evaluate((node) => node.previousElementSibling.scrollIntoView());
+    await screenshot(page, shots && join(shots, "report-case.png"));
 
     await page.setViewportSize({ width: 420, height: 900 });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
