@@ -244,6 +244,8 @@ pub struct Case {
     pub tier: Tier,
     pub file: String,
     raw: CaseFile,
+    /// The [`EVERY_CASE`] obligations the file does not list itself.
+    added: Vec<ObligationId>,
 }
 
 /// A case with the run's parameters filled in: everything the runner needs.
@@ -260,9 +262,24 @@ pub struct CaseRun {
     pub settle: Duration,
     pub conversation: Option<Vec<ExpectedMessage>>,
     pub checks: Vec<ObligationId>,
+    /// Checks the kit adds to every case ([`EVERY_CASE`]): graded where the case left evidence,
+    /// left out of the findings where it did not.
+    pub added_checks: Vec<ObligationId>,
     /// The parameters the case uses, by name.
     pub params: BTreeMap<String, Value>,
 }
+
+/// Obligations about the form of what a client sends, graded in every case besides the ones
+/// a case lists: they do not depend on what the case plays, and a client that breaks them only
+/// on some path (X-Host left out of a later token call, a field added to heartbeats only)
+/// would otherwise pass every case that happens not to list them.
+pub const EVERY_CASE: [ObligationId; 5] = [
+    ObligationId::Auth1,
+    ObligationId::Auth2,
+    ObligationId::Ws5,
+    ObligationId::Ws6,
+    ObligationId::Ws7,
+];
 
 /// What the kit sets on every case's mock before the case's own `mock` fields: a client gets
 /// 1.5 s after `SESSION_END` to close its socket itself (spec §11 UX-4).
@@ -361,12 +378,19 @@ impl Case {
         if raw.checks.is_empty() {
             return Err(error("/checks", "a case must grade something".into()));
         }
+        let mut raw = raw;
+        let added: Vec<ObligationId> = EVERY_CASE
+            .into_iter()
+            .filter(|always| !raw.checks.contains(always))
+            .collect();
+        raw.checks.extend(&added);
         let case = Self {
             id: raw.id.clone(),
             description: raw.description.clone(),
             tier: raw.tier,
             file: file.to_owned(),
             raw,
+            added,
         };
         // Two draws, so a case that only works with one value of a parameter fails here.
         for seed in [0, 1] {
@@ -469,6 +493,7 @@ impl Case {
             settle: Duration::from_millis(self.raw.settle_ms.unwrap_or(500)),
             conversation,
             checks: self.raw.checks.clone(),
+            added_checks: self.added.clone(),
             params: params_used,
         })
     }

@@ -260,10 +260,19 @@ impl Params {
             values: v,
             protocol: Profile::Current,
         };
-        let oversized = "x".repeat(params.number("oversized_length") as usize);
+        // Over the limit in UTF-8 bytes, under it in characters: a client that counts
+        // characters (or measures only the text) would send it.
+        let length = params.number("oversized_length") as usize;
+        let oversized = "é".repeat(length.div_ceil(2));
         params
             .values
             .insert("oversized_text", Value::String(oversized));
+        // Under the limit as text, over it as a frame (type, payload, metadata around it).
+        let limit = params.number("max_message_size") as usize;
+        let frame_oversized = "y".repeat(limit - 16);
+        params
+            .values
+            .insert("frame_oversized_text", Value::String(frame_oversized));
         params
     }
 
@@ -390,6 +399,12 @@ mod tests {
             assert_ne!(p.number("queue_wait_seconds"), 180);
             assert!(p.number("oversized_length") > p.number("max_message_size"));
             assert!(p.number("oversized_length") + 200 < 131_072);
+            let limit = p.number("max_message_size") as usize;
+            let text = |name: &str| p.get(name).and_then(Value::as_str).expect(name).to_owned();
+            let multibyte = text("oversized_text");
+            assert!(multibyte.len() > limit && multibyte.chars().count() < limit);
+            let frame = serde_json::json!({"type": "EVENT_TYPE_USER_MESSAGE", "payload": {"text": text("frame_oversized_text")}});
+            assert!(text("frame_oversized_text").len() < limit && frame.to_string().len() > limit);
             assert!(p.number("story_drop_after") < p.number("story_pieces") - 1);
             let texts: Vec<&Value> = ["question_1", "question_2", "question_3", "question_4"]
                 .iter()

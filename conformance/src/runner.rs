@@ -224,6 +224,10 @@ pub fn grade(e: &Evidence) -> Vec<Finding> {
         .checks
         .iter()
         .map(|id| (*id, checks::judge(*id, e)))
+        // The kit's own additions speak only where the case left them evidence.
+        .filter(|(id, outcome)| {
+            !(e.case.added_checks.contains(id) && matches!(outcome, Outcome::NotObservable(_)))
+        })
         .collect();
     let stalled = stall_point(e);
     for missed in e
