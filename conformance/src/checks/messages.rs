@@ -47,9 +47,38 @@ fn shown<'v>(view: &'v [ViewMessage], message: &ServerMessage) -> Option<&'v Vie
         })
 }
 
+/// A `SESSION_END` that reached the client only inside a batch, when the view (which has
+/// `ended`) never showed the end afterwards: `(at_ms, reason)`. MSG-1's, not UX-4's.
+pub fn unapplied_batch_end(e: &Evidence) -> Option<(u64, String)> {
+    let deliveries = e.deliveries();
+    let ends: Vec<&Delivery> = deliveries
+        .iter()
+        .filter(|d| event_type(&d.event) == "EVENT_TYPE_SESSION_END")
+        .collect();
+    let first = ends.first()?;
+    if ends.iter().any(|d| !d.in_batch) {
+        return None;
+    }
+    let observable = e.samples_after(first.at_ms).any(|s| s.view.ended.is_some());
+    let shown = e
+        .samples_after(first.at_ms)
+        .any(|s| s.view.ended.as_ref().is_some_and(Option::is_some));
+    (observable && !shown).then(|| {
+        let reason = first.event["payload"]["reason"]
+            .as_str()
+            .unwrap_or_default();
+        (first.at_ms, reason.to_owned())
+    })
+}
+
 /// MSG-1: everything that reached the client only inside a batch is shown (a streamed
 /// message's batch-only chunk: its text is part of the message shown).
 pub fn batches_flattened(e: &Evidence) -> Outcome {
+    if let Some((at_ms, reason)) = unapplied_batch_end(e) {
+        return Outcome::Broken(format!(
+            "SESSION_END ({reason}) reached the client only inside EVENT_BATCH at {at_ms} ms; the view never shows the session ended"
+        ));
+    }
     let (view, deliveries) = match conversation(e) {
         Ok(found) => found,
         Err(nothing) => return nothing,

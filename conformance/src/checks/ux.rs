@@ -271,6 +271,8 @@ pub fn session_end(e: &Evidence) -> Outcome {
     let mut judged = Vec::new();
     // Messages the user tried to send once the app knew the session was over.
     let mut refused = 0;
+    // An end the client never applied because it came only in a batch is MSG-1's.
+    let unapplied = super::messages::unapplied_batch_end(e);
     // The view has no `ended` (contract §4: not observable); the wire side is still judged.
     let mut blind = false;
     for session in &e.sessions {
@@ -282,6 +284,9 @@ pub fn session_end(e: &Evidence) -> Outcome {
             continue;
         };
         let reason = end.event["payload"]["reason"].as_str().unwrap_or_default();
+        if unapplied.as_ref().is_some_and(|(at, _)| *at == end.at_ms) {
+            continue;
+        }
         let shows = e.samples_after(end.at_ms).any(|s| {
             s.view
                 .ended
@@ -361,6 +366,12 @@ pub fn session_end(e: &Evidence) -> Outcome {
         judged.push(reason.to_owned());
     }
     if judged.is_empty() {
+        if unapplied.is_some() {
+            return Outcome::NotObservable(
+                "the only SESSION_END came inside a batch the client never applied (MSG-1's)"
+                    .into(),
+            );
+        }
         return Outcome::NotObservable("no session ended".into());
     }
     if blind {
