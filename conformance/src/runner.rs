@@ -205,13 +205,13 @@ fn stall_point(e: &Evidence) -> Option<(ObligationId, String)> {
 }
 
 /// Obligations whose failure leaves another without evidence: a client that never resumes its
-/// session after a drop (RC-1) cannot run out of attempts (RC-4), back off (RC-3), or show what
-/// the session said after the drop; one that ignores batches (MSG-1) cannot show what only a
-/// batch carried.
+/// session after a drop (RC-1) cannot run out of attempts (RC-4), back off (RC-3), show what
+/// the session said after the drop, or survive an error only the replay carried (ERR-1); one
+/// that ignores batches (MSG-1) cannot show what only a batch carried.
 fn prerequisites(of: ObligationId) -> &'static [ObligationId] {
-    use ObligationId::{Msg1, Msg3, Msg4, Rc1, Rc3, Rc4};
+    use ObligationId::{Err1, Msg1, Msg3, Msg4, Rc1, Rc3, Rc4};
     match of {
-        Rc3 | Rc4 | Msg1 => &[Rc1],
+        Rc3 | Rc4 | Msg1 | Err1 => &[Rc1],
         Msg3 | Msg4 => &[Rc1, Msg1],
         _ => &[],
     }
