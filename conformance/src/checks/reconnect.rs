@@ -108,8 +108,27 @@ pub fn cursor_on_every_reconnect(e: &Evidence) -> Outcome {
             let after_restart = restarts
                 .iter()
                 .any(|r| *r <= call.at_ms && handshakes[i - 1].at_ms < *r);
+            // A restarted app that shows the conversation it persisted has seen its sequences:
+            // resuming with cursor 0 then is the stale-cursor bug, not a fresh start.
+            let restored_messages = restarts
+                .iter()
+                .filter(|r| **r <= call.at_ms && handshakes[i - 1].at_ms < **r)
+                .flat_map(|r| {
+                    e.samples
+                        .iter()
+                        .filter(move |s| s.sent_ms >= *r && s.replied_ms <= call.at_ms)
+                })
+                .filter_map(|s| s.view.messages().map(<[_]>::len))
+                .max()
+                .unwrap_or(0);
             match given {
                 Some(n) if n == highest => judged.push(n),
+                Some(0) if after_restart && restored_messages > 0 && highest > 0 => {
+                    return Outcome::Broken(format!(
+                        "after the restart the app showed {restored_messages} persisted message(s), yet reconnected at {} ms with cursor 0 (the highest sequence delivered was {highest})",
+                        call.at_ms
+                    ));
+                }
                 Some(0) if after_restart => judged.push(0),
                 Some(n) => {
                     return Outcome::Broken(format!(

@@ -16,6 +16,7 @@ pub struct Defects {
     pub new_session_on_reconnect: bool,
     pub no_cursor: bool,
     pub stale_cursor: bool,
+    pub cursor_lost_on_restart: bool,
     pub no_heartbeat: bool,
     pub fixed_heartbeat: bool,
     pub one_second_heartbeat: bool,
@@ -96,6 +97,7 @@ mutants! {
     "new-session-on-reconnect" new_session_on_reconnect [Rc1] "creates a new session instead of reconnecting";
     "no-cursor" no_cursor [Rc2] "reconnects without a cursor";
     "stale-cursor" stale_cursor [Rc2] "reconnects with a cursor two behind the highest sequence";
+    "cursor-lost-on-restart" cursor_lost_on_restart [Rc2] "after an app restart shows the persisted conversation but resumes with cursor 0";
     "no-heartbeat" no_heartbeat [Hb1, Hb2] "never sends heartbeats (so none at the advertised interval either)";
     "fixed-heartbeat" fixed_heartbeat [Hb2] "heartbeats every 30 s whatever the server advertises";
     "one-second-heartbeat" one_second_heartbeat [Hb2] "heartbeats every 1 s whatever the server advertises";

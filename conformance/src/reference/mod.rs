@@ -481,12 +481,14 @@ async fn run(
     let set = |state| *lock(&shared.connection) = state;
     // Failed reconnect attempts since the connection was lost.
     let mut failed: u32 = 0;
+    // A resumed instance starts without a socket; its first connection is the resume.
+    let mut resuming = socket.is_none();
     loop {
         let current = match socket.take() {
             Some(open) => open,
             None => {
                 let last = lock(&shared.conversation).last_sequence();
-                let cursor = if defects.no_cursor {
+                let cursor = if defects.no_cursor || (defects.cursor_lost_on_restart && resuming) {
                     0
                 } else if defects.stale_cursor {
                     last.saturating_sub(2)
@@ -495,7 +497,10 @@ async fn run(
                 };
                 let session = lock(&shared.session).clone();
                 match connect(&ws_url(&config, &session, cursor)).await {
-                    Ok(open) => open,
+                    Ok(open) => {
+                        resuming = false;
+                        open
+                    }
                     Err(error) => {
                         failed += 1;
                         let gone = matches!(refused_status(&error), Some(404 | 401));
