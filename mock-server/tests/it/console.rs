@@ -74,6 +74,31 @@ fn name_of(item: &serde_json::Value) -> String {
     }
 }
 
+/// The items of `templates[list]` (each under `key`) all parse as `T`, and together name every
+/// variant `schema` lists; returns the names offered.
+fn assert_templates_cover<T: serde::de::DeserializeOwned>(
+    templates: &serde_json::Value,
+    list: &str,
+    key: &str,
+    schema: &serde_json::Value,
+) -> std::collections::BTreeSet<String> {
+    let mut offered = std::collections::BTreeSet::new();
+    for item in templates[list].as_array().expect("a template list") {
+        let template = &item[key];
+        serde_json::from_value::<T>(template.clone())
+            .unwrap_or_else(|e| panic!("{key} template {template} does not parse: {e}"));
+        offered.insert(name_of(template));
+    }
+    let all = variants(schema);
+    assert!(all.len() > 15, "the schema lists the {list}: {all:?}");
+    let missing: Vec<_> = all.difference(&offered).collect();
+    assert!(
+        missing.is_empty(),
+        "{list} the console does not offer: {missing:?}"
+    );
+    offered
+}
+
 /// The console offers every step and every fault the control API takes, each as a body the
 /// API accepts (a template the server refuses as malformed would be a broken button).
 #[test]
@@ -86,43 +111,28 @@ fn the_console_templates_cover_every_step_and_fault_and_each_parses() {
     let templates: serde_json::Value = serde_json::from_str(text).expect("templates.json is JSON");
     let api = mock_server::control::openapi::document();
     let schemas = &api["components"]["schemas"];
-    let mut offered = std::collections::BTreeSet::new();
-    for item in templates["steps"].as_array().expect("steps") {
-        let step = &item["step"];
-        serde_json::from_value::<RawStep>(step.clone())
-            .unwrap_or_else(|e| panic!("step template {step} does not parse: {e}"));
-        offered.insert(name_of(step));
-    }
-    let steps = variants(&schemas["RawStep"]);
-    assert!(steps.len() > 15, "the schema lists the steps: {steps:?}");
-    let missing: Vec<_> = steps.difference(&offered).collect();
-    assert!(
-        missing.is_empty(),
-        "steps the console does not offer: {missing:?}"
-    );
+    assert_templates_cover::<RawStep>(&templates, "steps", "step", &schemas["RawStep"]);
+    assert_templates_cover::<RawFault>(&templates, "faults", "fault", &schemas["RawFault"]);
 
-    let mut offered = std::collections::BTreeSet::new();
-    for item in templates["faults"].as_array().expect("faults") {
-        let fault = &item["fault"];
-        serde_json::from_value::<RawFault>(fault.clone())
-            .unwrap_or_else(|e| panic!("fault template {fault} does not parse: {e}"));
-        offered.insert(name_of(fault));
-    }
-    let faults = variants(&schemas["RawFault"]);
-    assert!(faults.len() > 15, "the schema lists the faults: {faults:?}");
-    let missing: Vec<_> = faults.difference(&offered).collect();
+    // Negative controls: one fault left out is reported, and a typo'd step does not parse.
+    let mut short = templates.clone();
+    short["faults"].as_array_mut().expect("faults").remove(0);
+    let missing = std::panic::catch_unwind(|| {
+        assert_templates_cover::<RawFault>(&short, "faults", "fault", &schemas["RawFault"])
+    });
     assert!(
-        missing.is_empty(),
-        "faults the console does not offer: {missing:?}"
+        missing.is_err(),
+        "a fault missing from the templates is reported"
     );
-
-    // Negative controls: a typo'd template would not parse, and a step missing from the
-    // templates would be reported.
+    let mut typo = templates.clone();
+    typo["steps"][0]["step"] = serde_json::json!({"live_agent_mesage": {"text": "x"}});
+    let broken = std::panic::catch_unwind(|| {
+        assert_templates_cover::<RawStep>(&typo, "steps", "step", &schemas["RawStep"])
+    });
     assert!(
-        serde_json::from_value::<RawStep>(serde_json::json!({"live_agent_mesage": {"text": "x"}}))
-            .is_err()
+        broken.is_err(),
+        "a template that does not parse is reported"
     );
-    assert!(!offered.contains("no_such_fault") && faults.contains("drop"));
 }
 
 /// The console's files come with a CSP that allows only their own origin; with a control
