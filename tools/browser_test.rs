@@ -1,5 +1,6 @@
 //! Runs one of the browser tests (a Node script driving headless Chromium through
-//! playwright-core) from `cargo test`. Shared by the test crates with `#[path]`.
+//! playwright-core) from `cargo test`, and says whether a missing prerequisite may skip a test.
+//! Shared by the test crates with `#[path]` (as `mod browser` in each `tests/it/main.rs`).
 //!
 //! Prerequisites: `node`, `tools/node_modules/playwright-core` (`npm ci --prefix tools`) and
 //! Chromium (`/usr/bin/chromium`, or `$CHROMIUM`); `.ci/run` installs all three. When one is
@@ -25,7 +26,8 @@ pub fn screenshots() -> PathBuf {
     })
 }
 
-fn ci() -> bool {
+/// Whether a missing prerequisite must fail a test rather than skip it (under CI it must).
+pub fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
@@ -55,7 +57,7 @@ fn missing() -> Option<String> {
 pub fn run_browser_test(script: &Path, env: &[(&str, String)], bound: Duration) -> Option<String> {
     if let Some(why) = missing() {
         assert!(
-            !ci(),
+            !required(),
             "CI=true but the browser test cannot run: {why} (.ci/run installs it)"
         );
         eprintln!("SKIPPED browser test {}: {why}", script.display());

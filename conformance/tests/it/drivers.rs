@@ -1,13 +1,10 @@
 //! The driver helpers' own test suites (`drivers/js`: node's test runner; `drivers/python`:
 //! `python -m unittest`), run from `cargo test` so CI runs them with everything else.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use crate::browser::repo;
 
 /// Runs `program args` in the repository, killed after `bound`; `None` when the program is
 /// missing outside CI. Returns its combined output on success, panics with it on failure.

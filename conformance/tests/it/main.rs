@@ -1,5 +1,7 @@
 //! The one integration-test binary of `conformance`.
 
+#[path = "../../../tools/browser_test.rs"]
+mod browser;
 mod controls;
 mod drivers;
 mod kit;
@@ -91,7 +93,4 @@ pub async fn ok(client: &mut impl ClientUnderTest, command: Command) {
     assert_eq!(reply, Reply::Ok(None), "{command:?}");
 }
 
-/// Whether a missing tool must fail the test rather than skip it (under CI it must).
-pub fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
+pub use browser::required;

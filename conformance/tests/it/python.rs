@@ -11,11 +11,8 @@ use conformance::driver::ProcessLauncher;
 use conformance::runner::select;
 
 use crate::bounded_by;
+use crate::browser::repo;
 use crate::kit::assert_strict_passes;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The venv's interpreter when it exists and has `websockets`.
 fn venv_python() -> Option<PathBuf> {

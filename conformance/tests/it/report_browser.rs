@@ -5,8 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-#[path = "../../../tools/browser_test.rs"]
-mod browser;
+use crate::browser;
 
 #[test]
 fn the_report_shows_the_failing_case_first_with_its_diff_in_a_browser() {

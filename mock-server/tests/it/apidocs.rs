@@ -10,6 +10,7 @@ use mock_server::apidocs::{asyncapi, openapi};
 use mock_server::protocol::{ClientEvent, ServerEvent};
 use serde_json::{Value, json};
 
+use crate::browser::repo;
 use crate::support::{Client, JOIN, bounded, new_session, start, user_message, ws_url};
 
 /// A validator for the payload of message `name`, resolving refs inside the document.
@@ -140,10 +141,6 @@ async fn the_mocks_frames_fit_the_asyncapi_messages() {
     .await;
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 /// `node tools/validate-apis.mjs ARGS`: `None` when node or the tools are missing outside CI.
 fn validate(args: &[PathBuf]) -> Option<(bool, String)> {
     let installed = repo().join("tools/node_modules/@asyncapi/parser").is_dir()
@@ -152,9 +149,8 @@ fn validate(args: &[PathBuf]) -> Option<(bool, String)> {
             .is_dir();
     let node = Command::new("node").arg("--version").output().is_ok();
     if !(installed && node) {
-        let ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
         assert!(
-            !ci,
+            !crate::browser::required(),
             "CI=true but node or tools/node_modules is missing (.ci/run runs `npm ci --prefix tools`)"
         );
         eprintln!("SKIPPED: the API validators are not installed (npm ci --prefix tools)");

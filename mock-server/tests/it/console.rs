@@ -7,8 +7,7 @@ use mock_server::Config;
 
 use crate::support::{http, start};
 
-#[path = "../../../tools/browser_test.rs"]
-mod browser;
+use crate::browser;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_lets_a_user_play_the_live_agent_and_inject_a_drop() {

@@ -2,6 +2,9 @@
 
 mod support;
 
+#[path = "../../../tools/browser_test.rs"]
+mod browser;
+
 mod apidocs;
 mod cli;
 mod console;
