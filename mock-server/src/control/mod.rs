@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/next-scenario", put(next_scenario))
         .route("/connectors/{token}/scenario", put(connector_scenario))
         .route("/scenarios", get(scenarios))
+        .route("/requests", get(requests))
         .route("/clock", post(clock))
         .route("/http-failures", post(http_failures))
         .route("/reset", post(reset))
@@ -218,6 +219,82 @@ async fn sessions(
         all.drain(..all.len().saturating_sub(limit));
     }
     Json(all)
+}
+
+/// Which logged requests `GET /_mock/requests` answers with.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsQuery {
+    /// `access-token`, `sessions` or `ws` (or the path: `/api/v1/sessions`).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Mock-clock milliseconds: calls at or after.
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+    /// Calls before.
+    #[serde(default)]
+    pub until_ms: Option<u64>,
+    /// Answer `{"count": n}` instead of the calls.
+    #[serde(default)]
+    pub count: bool,
+}
+
+/// The endpoint a query names, in short or path form.
+fn endpoint_named(name: &str) -> Option<crate::http_log::Endpoint> {
+    use crate::http_log::Endpoint;
+    [
+        Endpoint::AccessToken,
+        Endpoint::Sessions,
+        Endpoint::WebSocket,
+    ]
+    .into_iter()
+    .find(|e| {
+        let path = e.path();
+        name == path || path.rsplit('/').next() == Some(name)
+    })
+}
+
+/// The server-wide log of REST calls and `/ws` handshakes (refused ones too, before any session
+/// exists), oldest first, filtered.
+async fn requests(
+    State(state): State<AppState>,
+    query: Result<Query<RequestsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Failure> {
+    let Query(query) =
+        query.map_err(|e| Failure::new(StatusCode::BAD_REQUEST, e.body_text(), None))?;
+    let endpoint = match query.endpoint.as_deref() {
+        None => None,
+        Some(name) => Some(endpoint_named(name).ok_or_else(|| {
+            Failure::new(
+                StatusCode::BAD_REQUEST,
+                format!("unknown endpoint `{name}`: access-token, sessions or ws"),
+                Some("/endpoint".into()),
+            )
+        })?),
+    };
+    let calls: Vec<crate::http_log::HttpCall> = state
+        .http_calls()
+        .into_iter()
+        .filter(|c| endpoint.is_none_or(|e| c.endpoint == e))
+        .filter(|c| query.status.is_none_or(|s| c.status == s))
+        .filter(|c| {
+            query
+                .session_id
+                .as_deref()
+                .is_none_or(|id| c.session_id.as_deref() == Some(id))
+        })
+        .filter(|c| query.since_ms.is_none_or(|t| c.at_ms >= t))
+        .filter(|c| query.until_ms.is_none_or(|t| c.at_ms < t))
+        .collect();
+    Ok(if query.count {
+        Json(serde_json::json!({ "count": calls.len() })).into_response()
+    } else {
+        Json(calls).into_response()
+    })
 }
 
 async fn session(State(state): State<AppState>, Path(id): Path<String>) -> Reply<SessionSummary> {

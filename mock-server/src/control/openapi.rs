@@ -61,6 +61,7 @@ pub fn document() -> Value {
         ClockChange => "ClockChange",
         EndRequest => "EndRequest",
         HttpFailures => "HttpFailures",
+        crate::http_log::HttpCall => "HttpCall",
     );
     for (name, schema) in generator.take_definitions(true) {
         components.insert(name, schema);
@@ -108,6 +109,21 @@ pub fn document() -> Value {
                 "parameters": [{ "name": "token", "in": "path", "required": true, "schema": { "type": "string" } }], "requestBody": body(r("ScenarioChoice")),
                 "responses": { "200": ok("Chosen", r("ScenarioChoice")), "400": error("Unknown connector or scenario") } } },
             "/_mock/scenarios": { "get": { "summary": "Scenario names", "responses": { "200": ok("Names", json!({ "type": "array", "items": { "type": "string" } })) } } },
+            "/_mock/requests": { "get": {
+                "summary": "Every REST call and /ws handshake the server answered, refused ones too (before any session exists), oldest first (the newest 10 000); filtered; `count=true` answers only how many",
+                "parameters": [
+                    { "name": "endpoint", "in": "query", "schema": { "type": "string", "enum": ["access-token", "sessions", "ws"] } },
+                    { "name": "status", "in": "query", "schema": { "type": "integer", "minimum": 100, "maximum": 599 } },
+                    { "name": "session_id", "in": "query", "schema": { "type": "string" } },
+                    { "name": "since_ms", "in": "query", "description": "Mock-clock ms: calls at or after", "schema": { "type": "integer", "minimum": 0 } },
+                    { "name": "until_ms", "in": "query", "description": "Mock-clock ms: calls before", "schema": { "type": "integer", "minimum": 0 } },
+                    { "name": "count", "in": "query", "schema": { "type": "boolean" } }],
+                "responses": {
+                    "200": { "description": "The calls, or their count", "content": { "application/json": { "schema": { "oneOf": [
+                        { "type": "array", "items": r("HttpCall") },
+                        { "type": "object", "properties": { "count": { "type": "integer", "minimum": 0 } }, "required": ["count"], "additionalProperties": false }
+                    ] } } } },
+                    "400": error("An unknown endpoint or a malformed filter") } } },
             "/_mock/clock": { "post": { "summary": "Advance or scale the mock clock", "requestBody": body(r("ClockChange")),
                 "responses": { "200": ok("Health", r("Health")), "400": error("Neither or an invalid value") } } },
             "/_mock/http-failures": { "post": { "summary": "The next REST calls answer 429 with Retry-After (first) or their documented 500 (counts add up)", "requestBody": body(r("HttpFailures")),

@@ -221,6 +221,8 @@ struct Pending {
     delay_echo: Option<Duration>,
     /// User messages still to lose (no echo, no processing).
     drop_echo: u32,
+    /// The next user message's echo goes into the history but not out live.
+    omit_echo: bool,
     refuse: Option<(u32, u16)>,
     token_expired: bool,
 }
@@ -668,7 +670,12 @@ impl Session {
                         self.timeline_tail = self.timeline_tail.max(at);
                         self.insert_at(at, Scheduled::Echo(echo, metadata));
                     }
-                    None => self.emit_event(out, ServerEvent::UserMessage(echo), metadata, now),
+                    None => {
+                        // Armed here rather than as the next delivery fault: a heartbeat's echo
+                        // would take that.
+                        self.delivery.omit |= std::mem::take(&mut self.pending.omit_echo);
+                        self.emit_event(out, ServerEvent::UserMessage(echo), metadata, now);
+                    }
                 }
                 self.user_messages += 1;
                 let steps = self.script.on_user_message(
@@ -866,6 +873,7 @@ impl Session {
                         interval: None,
                         interrupt_after: None,
                         drop_after: None,
+                        second_chunk_first: false,
                     };
                     at = self.schedule_stream(stream, at);
                 }
@@ -893,18 +901,21 @@ impl Session {
         let interval = self.scaled(stream.interval.unwrap_or(self.script.pacing.chunk_interval));
         let count = stream.chunks.len();
         let limit = stream.interrupt_after.unwrap_or(count);
-        for (i, chunk) in stream.chunks.into_iter().take(limit).enumerate() {
+        let mut chunks: Vec<(usize, Reply)> = stream.chunks.into_iter().enumerate().collect();
+        if stream.second_chunk_first && chunks.len() >= 2 {
+            chunks.swap(0, 1);
+        }
+        for (i, (index, chunk)) in chunks.into_iter().take(limit).enumerate() {
             if i > 0 {
                 at += interval;
             }
-            let last = i + 1 == count;
             let chunk = PolyAgentMessageChunk {
                 message_id: message_id.clone(),
                 response_suggestions: chunk.suggestions(),
                 text: chunk.text,
                 attachments: chunk.attachments,
-                chunk_index: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                is_complete: last,
+                chunk_index: u32::try_from(index + 1).unwrap_or(u32::MAX),
+                is_complete: index + 1 == count,
             };
             self.insert_at(at, Scheduled::Chunk(chunk));
             if stream.drop_after == Some(i + 1) {
@@ -1064,6 +1075,7 @@ impl Session {
             Fault::ReverseNextReplay => self.pending.reverse_replay = true,
             Fault::AlternateShapeNextReplay => self.pending.alternate_shape = true,
             Fault::DelayNextEcho(delay) => self.pending.delay_echo = Some(delay),
+            Fault::OmitNextEcho => self.pending.omit_echo = true,
             Fault::DropEchoes(n) => {
                 self.pending.drop_echo = self.pending.drop_echo.saturating_add(n)
             }
@@ -1091,9 +1103,9 @@ impl Session {
                 self.expired = true;
                 self.timeline.clear();
             }
-            Fault::UnknownEvent => {
+            Fault::UnknownEvent(event_type) => {
                 let event = ServerEvent::Unknown(UnknownEvent {
-                    event_type: "EVENT_TYPE_MOCK_UNDOCUMENTED".into(),
+                    event_type,
                     payload: serde_json::json!({ "note": "an event type the docs do not list" }),
                 });
                 self.emit(out, Recipient::All, event, None, true, now);

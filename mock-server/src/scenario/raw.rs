@@ -197,6 +197,10 @@ pub struct RawStream {
     /// so a reconnect replays the chunks sent meanwhile (spec §12 E8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drop_after: Option<usize>,
+    /// Send (and journal) chunk 2 before chunk 1: their sequences then run against their
+    /// `chunk_index`, which is the order to apply them in (spec §7).
+    #[serde(default)]
+    pub second_chunk_first: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -285,6 +289,9 @@ pub enum RawFault {
     DelayNextEchoMs(u64),
     /// Lose the next user message: no echo, no processing.
     DropNextEcho,
+    /// Process the next user message but send its echo only into the history: the client gets
+    /// the agent's answer, and the echo only in a replay.
+    OmitNextEcho,
     /// Lose the next this many user messages (resends included).
     DropEchoes(u32),
     /// Send the journaled event this many back again (1 = the newest).
@@ -297,6 +304,9 @@ pub enum RawFault {
     ExpireToken,
     /// Emit an event of a type the docs do not list.
     UnknownEvent,
+    /// Emit an event of this undocumented type (`EVENT_TYPE_…`); journaled, so a replay
+    /// carries it too (with `omit_next` before it, only a replay does).
+    UnknownEventType(String),
     /// Add unknown fields to the next event.
     UnknownFieldsNext,
     /// The next replay uses the alternate payload key of spec Appendix A.

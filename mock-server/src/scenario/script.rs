@@ -104,6 +104,8 @@ pub struct Stream {
     pub interrupt_after: Option<usize>,
     /// Drop every socket right after this many chunks; the rest still goes to the history.
     pub drop_after: Option<usize>,
+    /// Chunk 2 is sent (and journaled) before chunk 1.
+    pub second_chunk_first: bool,
 }
 
 /// Faults (spec §12 D1 and the fault list). Delivery faults act on the next event(s)
@@ -142,8 +144,10 @@ pub enum Fault {
     ExpireSession,
     /// The session's access token stops working: handshakes get 401.
     ExpireToken,
-    /// Emit an event whose type the docs do not list.
-    UnknownEvent,
+    /// Journal the next user message's echo without sending it live.
+    OmitNextEcho,
+    /// Emit an event of this type, which the docs do not list.
+    UnknownEvent(String),
     /// Add unknown fields to the next event's envelope and payload.
     UnknownFieldsNext,
     /// The next replay puts payloads under the alternate key of spec Appendix A.

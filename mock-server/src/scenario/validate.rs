@@ -364,11 +364,18 @@ fn stream_of(check: &Checker<'_>, at: &str, raw: &RawStream) -> Result<Stream, S
             ),
         ));
     }
+    if raw.second_chunk_first && chunks.len() < 2 {
+        return Err(check.error(
+            format!("{at}/second_chunk_first"),
+            "needs at least two chunks",
+        ));
+    }
     Ok(Stream {
         chunks,
         interval: raw.chunk_interval_ms.map(ms),
         interrupt_after: raw.interrupt_after,
         drop_after: raw.drop_after,
+        second_chunk_first: raw.second_chunk_first,
     })
 }
 
@@ -406,6 +413,7 @@ fn fault_of(check: &Checker<'_>, at: &str, raw: &RawFault) -> Result<Fault, Scen
         RawFault::ResendHistory => Fault::ResendHistory,
         RawFault::DelayNextEchoMs(n) => Fault::DelayNextEcho(ms(*n)),
         RawFault::DropNextEcho => Fault::DropEchoes(1),
+        RawFault::OmitNextEcho => Fault::OmitNextEcho,
         RawFault::DropEchoes(0) => {
             return Err(check.error(format!("{at}/drop_echoes"), "must be at least 1"));
         }
@@ -437,7 +445,26 @@ fn fault_of(check: &Checker<'_>, at: &str, raw: &RawFault) -> Result<Fault, Scen
         }
         RawFault::ExpireSession => Fault::ExpireSession,
         RawFault::ExpireToken => Fault::ExpireToken,
-        RawFault::UnknownEvent => Fault::UnknownEvent,
+        RawFault::UnknownEvent => Fault::UnknownEvent("EVENT_TYPE_MOCK_UNDOCUMENTED".into()),
+        RawFault::UnknownEventType(name) => {
+            let documented = crate::protocol::ServerEvent::KNOWN_TYPES.contains(&name.as_str())
+                || crate::protocol::ClientEvent::TYPES.contains(&name.as_str());
+            let wire_like = name.strip_prefix("EVENT_TYPE_").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            });
+            if documented || !wire_like {
+                return Err(check.error(
+                    format!("{at}/unknown_event_type"),
+                    format!(
+                        "`{name}` must be an undocumented type of the form EVENT_TYPE_[A-Z0-9_]+"
+                    ),
+                ));
+            }
+            Fault::UnknownEvent(name.clone())
+        }
         RawFault::UnknownFieldsNext => Fault::UnknownFieldsNext,
         RawFault::AlternateShapeNextReplay => Fault::AlternateShapeNextReplay,
         RawFault::NullSequenceNext => Fault::NullSequenceNext,

@@ -397,7 +397,7 @@ async fn serve(
 }
 
 /// A read error: a frame that breaks RFC 6455 is answered with the close code the RFC names
-/// (§7.4.1: 1002 protocol error, 1007 invalid UTF-8, 1009 too big); anything else is the
+/// (RFC 6455 §7.4.1: 1002 protocol error, 1007 invalid UTF-8, 1009 too big); anything else is the
 /// connection going away without a close frame.
 fn violation(error: axum::Error) -> End {
     use tungstenite::Error;

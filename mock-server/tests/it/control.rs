@@ -587,3 +587,68 @@ async fn a_recording_replayed_as_a_scenario_reproduces_the_transcript() {
         assert_eq!(normalise(&replayed), normalise(&original), "{fixture}");
     }
 }
+
+/// `GET /_mock/requests`: every REST call and handshake, refused ones included before any
+/// session exists, filtered by endpoint, status, session and time, or counted.
+#[tokio::test]
+async fn the_request_log_answers_over_http_with_refused_calls_filters_and_counts() {
+    bounded(async {
+        let server = start(Config::default()).await;
+        // Refused before any session: a token call without headers, a handshake to nowhere.
+        let refused = http(&server, "POST", "/api/v1/access-token", &[], "{}").await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        let nowhere = http(&server, "GET", "/ws?session_id=none", &[], "").await;
+        assert_eq!(nowhere.status, StatusCode::BAD_REQUEST);
+        let (_, session) = new_session(&server, false).await;
+        let get = |query: &str| {
+            let path = format!("/_mock/requests{query}");
+            let server = &server;
+            async move {
+                let response = http(server, "GET", &path, &[], "").await;
+                (response.status, response.json())
+            }
+        };
+        let (status, all) = get("").await;
+        assert_eq!(status, StatusCode::OK);
+        let statuses: Vec<u64> = all
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|c| c["status"].as_u64().unwrap_or(0))
+            .collect();
+        assert_eq!(
+            statuses,
+            [401, 400, 200, 200],
+            "oldest first, refused ones too: {all}"
+        );
+        let (_, refused) = get("?endpoint=access-token&status=401").await;
+        assert_eq!(refused.as_array().map(Vec::len), Some(1), "{refused}");
+        assert_eq!(refused[0]["error"], "Missing authentication headers");
+        let (_, by_path) = get("?endpoint=/api/v1/sessions").await;
+        assert_eq!(by_path[0]["session_id"], session.as_str(), "{by_path}");
+        let (_, counted) = get("?endpoint=ws&count=true").await;
+        assert_eq!(counted, json!({ "count": 1 }));
+        let (_, mine) = get(&format!("?session_id={session}&count=true")).await;
+        assert_eq!(
+            mine,
+            json!({ "count": 1 }),
+            "the sessions call names its session"
+        );
+        let last = all[3]["at_ms"].as_u64().expect("at_ms");
+        let (_, late) = get(&format!("?since_ms={}&count=true", last + 1)).await;
+        assert_eq!(late, json!({ "count": 0 }));
+        let (_, early) = get(&format!("?until_ms={}&count=true", last + 1)).await;
+        assert_eq!(early, json!({ "count": 4 }));
+        // Malformed filters are refused with what is wrong.
+        let (status, body) = get("?endpoint=chat").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains("chat")),
+            "{body}"
+        );
+        assert_eq!(get("?status=abc").await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(get("?colour=red").await.0, StatusCode::BAD_REQUEST);
+        server.shutdown().await;
+    })
+    .await;
+}
