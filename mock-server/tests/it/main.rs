@@ -8,6 +8,7 @@ mod browser;
 mod apidocs;
 mod cli;
 mod console;
+mod container;
 mod control;
 mod evidence;
 mod fuzz;
