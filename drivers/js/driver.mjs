@@ -1,4 +1,4 @@
-// The driver contract (shared/spec/driver-contract.md) for Node 20, without npm packages, so an
+// The driver contract (docs/driver-contract.md) for Node 20, without npm packages, so an
 // SDK author only writes an adapter object:
 //
 //   import { runDriver, Unsupported, NotImplemented } from "<repo>/drivers/js/driver.mjs";
@@ -8,7 +8,7 @@
 // `tapSuggestion`) with (command, { env, log }). See drivers/js/README.md.
 
 import { createInterface } from "node:readline";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -204,12 +204,47 @@ export function validate(value, schema) {
   return problems;
 }
 
-export const defaultSchemaPath = () =>
-  process.env.DRIVER_VIEW_SCHEMA
-    ? resolve(process.env.DRIVER_VIEW_SCHEMA)
-    : fileURLToPath(new URL("../../schemas/conformance/driver-view.schema.json", import.meta.url));
+/** The file name of the view schema, next to this module in the package. */
+export const SCHEMA_FILE = "driver-view.schema.json";
 
-/** The driver-view schema, or `{ schema: null, error }` when it cannot be read. */
+/**
+ * Where the view schema is looked for, in order: next to this module (the copy the npm package
+ * ships, `drivers/js/driver-view.schema.json` in the repository), then the repository's
+ * `schemas/conformance/driver-view.schema.json` relative to this module.
+ */
+export const schemaCandidates = () => [
+  fileURLToPath(new URL(`./${SCHEMA_FILE}`, import.meta.url)),
+  fileURLToPath(new URL(`../../schemas/conformance/${SCHEMA_FILE}`, import.meta.url)),
+];
+
+/** Thrown when no view schema can be found: views would otherwise go unchecked. */
+export class SchemaNotFound extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "SchemaNotFound";
+  }
+}
+
+/**
+ * The path of the view schema: `DRIVER_VIEW_SCHEMA` when set, else the first of
+ * schemaCandidates() that exists. Throws SchemaNotFound, naming the paths tried, when none does.
+ */
+export const defaultSchemaPath = () => {
+  if (process.env.DRIVER_VIEW_SCHEMA) return resolve(process.env.DRIVER_VIEW_SCHEMA);
+  const candidates = schemaCandidates();
+  const found = candidates.find((path) => existsSync(path));
+  if (found) return found;
+  throw new SchemaNotFound(
+    `driver-view schema not found: looked for ${candidates.join(" and ")}; ` +
+      "views cannot be validated. Reinstall the package, or set DRIVER_VIEW_SCHEMA to the absolute path of driver-view.schema.json",
+  );
+};
+
+/**
+ * The driver-view schema, or `{ schema: null, error }` when the file given (or named by
+ * `DRIVER_VIEW_SCHEMA`) cannot be read. Without either and without a schema in the default
+ * places, throws SchemaNotFound.
+ */
 export function loadViewSchema(path = defaultSchemaPath()) {
   try {
     return { path, schema: JSON.parse(readFileSync(path, "utf8")) };
@@ -254,10 +289,19 @@ export async function runDriver({ name, version, adapter = {} }) {
   process.on("uncaughtException", fatal);
   process.on("unhandledRejection", fatal);
 
+  // Before the ready line: without a schema no view could be checked, so the driver does not
+  // start (exit 1, the reason on stderr) rather than run unchecked.
+  let loaded;
+  try {
+    loaded = loadViewSchema();
+  } catch (error) {
+    process.stderr.write(`driver: ${error.message}\n`);
+    process.exit(1);
+  }
+  cachedSchema = loaded;
+
   write({ ready: true, name, version });
 
-  const loaded = loadViewSchema();
-  cachedSchema = loaded;
   if (!loaded.schema) {
     log(`driver-view schema ${loaded.error} (${loaded.path}): views are not validated`);
   } else {

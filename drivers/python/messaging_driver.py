@@ -1,6 +1,6 @@
 """Helper for writing conformance drivers in Python (standard library only, Python 3.11+).
 
-It implements the driver contract (shared/spec/driver-contract.md): the ready line, NDJSON
+It implements the driver contract (docs/driver-contract.md): the ready line, NDJSON
 framing on stdin/stdout, one reply per command in order, unsupported/failed replies, exit
 statuses, and a check of every `view` against schemas/conformance/driver-view.schema.json.
 An SDK author only writes an adapter object:
@@ -35,6 +35,7 @@ __all__ = [
     "Context",
     "Env",
     "validate_view",
+    "SchemaNotFound",
     "EXIT_OK",
     "EXIT_NOT_IMPLEMENTED",
 ]
@@ -43,9 +44,20 @@ EXIT_OK = 0
 EXIT_NOT_IMPLEMENTED = 89
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_SCHEMA_PATH = os.path.normpath(
-    os.path.join(_HERE, "..", "..", "schemas", "conformance", "driver-view.schema.json")
+SCHEMA_FILE = "driver-view.schema.json"
+# Where the view schema is looked for, in order: next to this module (the copy the package
+# installs; drivers/python/driver-view.schema.json in the repository), then the repository's
+# schemas/conformance/ relative to this module.
+SCHEMA_CANDIDATES = (
+    os.path.join(_HERE, SCHEMA_FILE),
+    os.path.normpath(os.path.join(_HERE, "..", "..", "schemas", "conformance", SCHEMA_FILE)),
 )
+# The repository's file (kept for callers of earlier versions).
+DEFAULT_SCHEMA_PATH = SCHEMA_CANDIDATES[1]
+
+
+class SchemaNotFound(Exception):
+    """No view schema in the places looked at: views would otherwise go unchecked."""
 
 
 class Unsupported(Exception):
@@ -268,11 +280,27 @@ def unknown_keywords(schema: Any) -> set[str]:
 
 
 def schema_path() -> str:
-    return os.environ.get("DRIVER_VIEW_SCHEMA") or DEFAULT_SCHEMA_PATH
+    """DRIVER_VIEW_SCHEMA when set, else the first of SCHEMA_CANDIDATES that exists.
+
+    Raises SchemaNotFound, naming the paths tried, when none does.
+    """
+    override = os.environ.get("DRIVER_VIEW_SCHEMA")
+    if override:
+        return override
+    for candidate in SCHEMA_CANDIDATES:
+        if os.path.isfile(candidate):
+            return candidate
+    raise SchemaNotFound(
+        f"driver-view schema not found: looked for {' and '.join(SCHEMA_CANDIDATES)}; views cannot be "
+        "validated. Reinstall the package, or set DRIVER_VIEW_SCHEMA to the absolute path of "
+        "driver-view.schema.json"
+    )
 
 
 def load_schema(path: str | None = None) -> Any:
-    """The view schema, or None when the file is missing (then no validation happens)."""
+    """The view schema, or None when the file given (or named by DRIVER_VIEW_SCHEMA) is missing
+    (then no validation happens). Without either, and with no schema in SCHEMA_CANDIDATES,
+    raises SchemaNotFound."""
     path = path or schema_path()
     if path not in _schema_cache:
         try:
@@ -286,7 +314,8 @@ def load_schema(path: str | None = None) -> Any:
 def validate_view(view: Any, schema: Any = _MISSING) -> list[str]:
     """Problems of `view` against the driver-view schema, each "<json pointer>: <problem>".
 
-    An empty list means the view is valid, or that the schema file is missing.
+    An empty list means the view is valid, or that the schema file DRIVER_VIEW_SCHEMA names is
+    missing. With no schema found at all, raises SchemaNotFound.
     """
     if schema is _MISSING:
         schema = load_schema()
@@ -391,8 +420,14 @@ class _Driver:
                 except RuntimeError:
                     pass  # the loop is already closed
 
+        # Before the ready line: without a schema no view could be checked, so the driver does
+        # not start (exit 1, the reason on stderr) rather than run unchecked.
+        try:
+            schema = load_schema()
+        except SchemaNotFound as error:
+            print(f"driver: {error}", file=sys.stderr, flush=True)
+            return 1
         self.write({"ready": True, "name": self.name, "version": self.version})
-        schema = load_schema()
         if schema is None:
             self.log(f"driver-view schema not found at {schema_path()}: views are not validated")
         elif unknown_keywords(schema):

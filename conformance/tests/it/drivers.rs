@@ -73,6 +73,40 @@ fn the_python_helper_passes_its_own_tests() {
     assert!(!output.contains("Ran 0 tests"), "{output}");
 }
 
+/// The JVM helper's suites (`drivers/jvm/test/`: plain `main`s, no JUnit offline), compiled
+/// with `javac` into a scratch directory and run against the real mock binary.
+#[test]
+fn the_jvm_helper_passes_its_own_tests() {
+    let out = repo().join(format!("target/jvm-helper-test-{}", std::process::id()));
+    let mut sources: Vec<String> = Vec::new();
+    for dir in ["drivers/jvm", "drivers/jvm/test"] {
+        for entry in std::fs::read_dir(repo().join(dir)).expect("drivers/jvm") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "java") {
+                sources.push(path.display().to_string());
+            }
+        }
+    }
+    let mut args = vec!["-d".to_owned(), out.display().to_string()];
+    args.extend(sources);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if suite("javac", &args, Duration::from_secs(120)).is_none() {
+        return;
+    }
+    let classes = out.display().to_string();
+    for main in ["MessagingDriverTest", "MockServerTest"] {
+        let Some(output) = suite("java", &["-cp", &classes, main], Duration::from_secs(120)) else {
+            return;
+        };
+        assert!(
+            !output.contains("SKIPPED") || !crate::required(),
+            "{main} skipped under CI: {output}"
+        );
+        assert!(output.contains(" passed"), "{main}: {output}");
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 /// Non-blank lines that are not comments (`//` or `#` first).
 fn adapter_lines(path: &str) -> usize {
     std::fs::read_to_string(repo().join(path))
@@ -94,6 +128,10 @@ fn the_example_adapters_are_small_and_their_readmes_say_how_small() {
         (
             "examples/drivers/python/driver.py",
             ["drivers/python/README.md", "README.md"],
+        ),
+        (
+            "examples/drivers/java/Driver.java",
+            ["examples/drivers/java/README.md", "README.md"],
         ),
     ] {
         let count = adapter_lines(adapter);

@@ -1,7 +1,7 @@
 // A conformance driver for the Messaging API, in plain Node 20 (built-in fetch and WebSocket, no
 // npm packages). The client ("SDK") is client.mjs: it keeps the obligations of spec §11 the
 // conformance kit checks. This file is only the adapter from the driver contract
-// (shared/spec/driver-contract.md) to that client; the contract itself (ready line, NDJSON
+// (docs/driver-contract.md) to that client; the contract itself (ready line, NDJSON
 // framing, replies, exit codes, view validation) is drivers/js/driver.mjs.
 //
 //   node --experimental-websocket examples/drivers/node/driver.mjs
