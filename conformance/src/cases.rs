@@ -219,11 +219,45 @@ pub fn shorten(text: &str) -> String {
     }
 }
 
-/// A message the app must show.
+/// Who said an entry of the conversation: the three authors of the view's messages, or the
+/// server (a `SYSTEM_MESSAGE`, which the view shows under `system_messages` and never as
+/// someone's message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    User,
+    Agent,
+    LiveAgent,
+    System,
+}
+
+impl Speaker {
+    /// The view author of a message entry; `None` for a system message.
+    pub fn author(self) -> Option<Author> {
+        match self {
+            Self::User => Some(Author::User),
+            Self::Agent => Some(Author::Agent),
+            Self::LiveAgent => Some(Author::LiveAgent),
+            Self::System => None,
+        }
+    }
+}
+
+impl From<Author> for Speaker {
+    fn from(author: Author) -> Self {
+        match author {
+            Author::User => Self::User,
+            Author::Agent => Self::Agent,
+            Author::LiveAgent => Self::LiveAgent,
+        }
+    }
+}
+
+/// An entry of the conversation the app must show: a message, or a system message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExpectedMessage {
-    pub from: Author,
+    pub from: Speaker,
     pub text: String,
 }
 
@@ -294,6 +328,31 @@ pub fn kit_config() -> Config {
         journal_max_entries: 100_000,
         ..Config::default()
     }
+}
+
+/// The kit's agents answer each user message once: a rule on a message fires once unless the
+/// file says otherwise, and a message no rule matches gets no answer unless the file gives a
+/// fallback. A client that sends a message twice (resending one already echoed) then gets only
+/// the echo of the repeat, which MSG-5 judges, instead of a second answer that would look like
+/// a conversation going wrong.
+fn answer_each_message_once(scenario: &mut Value) {
+    let Value::Object(file) = scenario else {
+        return;
+    };
+    for rule in file
+        .get_mut("rules")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Value::Object(rule) = rule
+            && rule.get("when").is_some_and(|w| w.get("message").is_some())
+        {
+            rule.entry("once").or_insert(Value::Bool(true));
+        }
+    }
+    file.entry("fallback")
+        .or_insert_with(|| serde_json::json!({ "agent": [], "live_agent": [] }));
 }
 
 /// The 2026-05 revision has no `LANGUAGE_CHANGED` (spec §0): a case's language steps go, and
@@ -419,6 +478,16 @@ impl Case {
         &self.raw.checks
     }
 
+    /// The obligations the case file lists itself (without the [`EVERY_CASE`] additions).
+    pub fn listed_checks(&self) -> Vec<ObligationId> {
+        self.raw
+            .checks
+            .iter()
+            .copied()
+            .filter(|id| !self.added.contains(id))
+            .collect()
+    }
+
     /// The case with `params` filled in.
     pub fn instantiate(&self, params: &Params) -> Result<CaseRun, CaseError> {
         let file = self.file.as_str();
@@ -458,6 +527,7 @@ impl Case {
             problem: e.to_string(),
         })?;
         let mut scenario = scenario;
+        answer_each_message_once(&mut scenario);
         if !params.protocol().has_language_changed() {
             without_language_steps(&mut scenario);
         }

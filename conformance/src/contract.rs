@@ -1,4 +1,4 @@
-//! The driver contract (`shared/spec/driver-contract.md`), as types: the commands the runner
+//! The driver contract (`docs/driver-contract.md`), as types: the commands the runner
 //! sends, the replies a driver gives, and the view it reports. Field names are the contract's.
 
 use schemars::JsonSchema;

@@ -240,6 +240,9 @@ async fn exit_error(child: &mut Child) -> DriverError {
     }
 }
 
+/// How many reply times a `start` may take (contract §6).
+pub const START_TIMEOUT_FACTOR: u32 = 3;
+
 impl ClientUnderTest for ProcessDriver {
     async fn call(&mut self, command: Command) -> Result<Reply, DriverError> {
         let id = self.next_id;
@@ -257,14 +260,21 @@ impl ClientUnderTest for ProcessDriver {
         if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
             return Err(exit_error(&mut self.child).await);
         }
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        // `start` waits out whatever the server throttles or refuses on the way (a 429's
+        // Retry-After, a backoff over 500s): three reply times (contract §6).
+        let allowed = if name == "start" {
+            self.timeout * START_TIMEOUT_FACTOR
+        } else {
+            self.timeout
+        };
+        let deadline = tokio::time::Instant::now() + allowed;
         loop {
             let next = tokio::time::timeout_at(deadline, self.lines.next_line()).await;
             let text = match next {
                 Err(_) => {
                     return Err(DriverError::Timeout {
                         command: name,
-                        seconds: self.timeout.as_secs(),
+                        seconds: allowed.as_secs(),
                     });
                 }
                 Ok(Ok(Some(text))) => text,

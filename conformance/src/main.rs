@@ -7,9 +7,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use conformance::cases::Tier;
 use conformance::contract::{CommandLine, ReadyLine, ReplyLine};
 use conformance::driver::{DriverEnv, ProcessLauncher, ReferenceLauncher, run_reference};
+use conformance::generative::Session;
 use conformance::params::Params;
 use conformance::report::Run;
-use conformance::runner::{CaseResult, Verdict, run_cases, select};
+use conformance::runner::{CaseResult, RunProfile, Verdict, run_case, run_cases, select};
 use mock_server::config::Profile;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -38,6 +39,11 @@ enum CliCommand {
     },
     /// Run the catalogue against a driver (or the reference client).
     Run(RunArgs),
+    /// Print the spec-coverage matrix: every server behaviour a client must handle, by how it
+    /// reaches the client, marked with what a profile's cases exercise. Computed by running
+    /// the profile with the reference client (in-process, every case at once) and reading the
+    /// evidence; takes as long as the profile's longest case.
+    Coverage(CoverageArgs),
     /// Act as a driver (contract §1–§6) for the reference client: read commands on stdin,
     /// answer on stdout. An example of a complete driver, and what the kit tests itself with.
     Driver {
@@ -55,6 +61,20 @@ enum CliCommand {
         #[arg(long)]
         check: bool,
     },
+}
+
+#[derive(Debug, clap::Args)]
+struct CoverageArgs {
+    /// Which cases.
+    #[arg(long, value_enum, default_value = "full")]
+    profile: Tier,
+    /// Seed of the drawn parameters.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Exit 1 when a cell an obligation touches is not exercised and the matrix gives no
+    /// reason why only the thorough profile can exercise it.
+    #[arg(long)]
+    check: bool,
 }
 
 /// How to print results on stdout.
@@ -77,14 +97,27 @@ struct RunArgs {
     /// Only cases whose id contains this text (repeatable).
     #[arg(long)]
     only: Vec<String>,
-    /// Which cases: `quick` (no deliberate waiting), `full` (every observable obligation,
-    /// timing ones under two draws), `thorough` (also the spec's long timers, about 70 s).
+    /// Which cases: `quick` (no deliberate waiting, about 5 s), `full` (every observable
+    /// obligation, timing ones under draws no constant fits, about 45 s), `thorough` (also the
+    /// spec's long timers, about 75 s), `generative` (generated sessions only).
     #[arg(long, value_enum, default_value = "full")]
-    profile: Tier,
+    profile: RunProfile,
+    /// Also play this many generated sessions: a scenario, user steps and faults drawn from the
+    /// seed across the coverage matrix (default 12 with `--profile generative`, else 0). A
+    /// failing session is shrunk to the fewest beats that still fail.
+    #[arg(long, value_name = "N")]
+    generative: Option<usize>,
+    /// Play this generated session (a case id from a report, `generated-<seed>` or
+    /// `generated-<seed>-beats-…`), instead of drawing new ones (repeatable).
+    #[arg(long, value_name = "ID")]
+    session: Vec<String>,
+    /// Do not shrink failing generated sessions.
+    #[arg(long)]
+    no_shrink: bool,
     /// Seed of the drawn parameters and the mock's ids (default: random, printed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Cases run at once (default: the available cores).
+    /// Cases run at once (default: four per core; cases mostly wait).
     #[arg(long)]
     jobs: Option<usize>,
     /// Seconds to wait for each driver reply.
@@ -118,6 +151,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         CliCommand::List { markdown } => list(markdown),
         CliCommand::Run(args) => run(args),
+        CliCommand::Coverage(args) => coverage(args),
         CliCommand::Driver { protocol_profile } => {
             driver(protocol_profile).map(|()| ExitCode::SUCCESS)
         }
@@ -231,22 +265,106 @@ fn annotations(run: &Run<'_>) -> Vec<String> {
     out
 }
 
+fn coverage(args: CoverageArgs) -> anyhow::Result<ExitCode> {
+    let matrix = conformance::coverage::Matrix::embedded().map_err(anyhow::Error::msg)?;
+    let catalogue = conformance::cases::catalogue()?;
+    let cases = select(&catalogue, args.profile, &[]);
+    eprintln!(
+        "running the {} profile ({} cases, seed {}) with the reference client…",
+        args.profile.as_str(),
+        cases.len(),
+        args.seed
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let results = runtime.block_on(run_cases(
+        &cases,
+        &Params::draw(args.seed),
+        &ReferenceLauncher::default(),
+        cases.len(),
+        progress_line,
+    ));
+    let mut observed = conformance::coverage::Observed::default();
+    for result in &results {
+        observed.merge(&result.exercised);
+    }
+    print!("{}", matrix.table(&observed));
+    let (touched, exercised, phases, phases_seen) = matrix.counts(&observed);
+    println!(
+        "\n✓ exercised  ✗ touched by an obligation, not exercised  t only in the thorough profile  · exercised, no obligation  - neither; (phase) not exercised"
+    );
+    println!(
+        "{exercised} of {touched} cells an obligation touches exercised by the {} profile; {phases_seen} of {phases} row phases",
+        args.profile.as_str()
+    );
+    let missing = matrix.missing(&observed);
+    let mut gaps = 0;
+    for (row, way, obligations, why) in &missing {
+        let ids: Vec<&str> = obligations.iter().map(|o| o.as_str()).collect();
+        match why {
+            Some(why) => println!(
+                "  {row} / {way:?} ({}): thorough only: {why}",
+                ids.join(", ")
+            ),
+            None => {
+                gaps += 1;
+                println!("  {row} / {way:?} ({}): NOT EXERCISED", ids.join(", "));
+            }
+        }
+    }
+    Ok(if args.check && gaps > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let catalogue = conformance::cases::catalogue()?;
-    let cases = select(&catalogue, args.profile, &args.only);
+    // 48 bits: short enough to type back in.
+    let seed = args
+        .seed
+        .unwrap_or_else(|| getrandom::u64().unwrap_or_default() >> 16);
+    let sessions: Vec<Session> = if args.session.is_empty() {
+        let count = args.generative.unwrap_or(match args.profile {
+            RunProfile::Generative => 12,
+            _ => 0,
+        });
+        (0..count as u64)
+            .map(|i| Session::generate(seed, i))
+            .collect()
+    } else {
+        args.session
+            .iter()
+            .map(|id| {
+                Session::from_id(id).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "`{id}` is not a generated session (generated-<seed>[-beats-…])"
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    let generated: Vec<conformance::cases::Case> = sessions
+        .iter()
+        .map(Session::case)
+        .collect::<Result<_, _>>()?;
+    let mut cases = match args.profile.tier() {
+        Some(tier) if args.session.is_empty() => select(&catalogue, tier, &args.only),
+        _ => Vec::new(),
+    };
+    cases.extend(generated.iter());
     anyhow::ensure!(
         !cases.is_empty(),
         "no case of the {} profile matches --only {:?}",
         args.profile.as_str(),
         args.only
     );
-    // 48 bits: short enough to type back in.
-    let seed = args
-        .seed
-        .unwrap_or_else(|| getrandom::u64().unwrap_or_default() >> 16);
     let params = Params::draw(seed).with_protocol(args.protocol_profile);
+    // Cases mostly wait (backoff, heartbeats, resends): four per core keeps a core busy.
     let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
+        4 * std::thread::available_parallelism()
             .map(usize::from)
             .unwrap_or(2)
     });
@@ -260,13 +378,15 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let started = Instant::now();
     let timeout = Duration::from_secs(args.timeout);
+    let shrink = !args.no_shrink;
     let results: Vec<CaseResult> = runtime.block_on(async {
         if let Some(command) = &args.driver {
             let launcher = ProcessLauncher {
                 command: absolutize(command),
                 timeout,
             };
-            return anyhow::Ok(run_cases(&cases, &params, &launcher, jobs, progress_line).await);
+            let results = run_cases(&cases, &params, &launcher, jobs, progress_line).await;
+            return anyhow::Ok(shrunk(results, &params, &launcher, shrink).await);
         }
         let defects = match &args.mutant {
             None => Default::default(),
@@ -280,7 +400,8 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             defects,
             protocol: args.protocol_profile,
         };
-        anyhow::Ok(run_cases(&cases, &params, &launcher, jobs, progress_line).await)
+        let results = run_cases(&cases, &params, &launcher, jobs, progress_line).await;
+        anyhow::Ok(shrunk(results, &params, &launcher, shrink).await)
     })?;
     let driver = match (&args.driver, &args.mutant) {
         (Some(command), _) => command.clone(),
@@ -315,6 +436,64 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Each failing generated session replaced by its shrunk form: the fewest beats that still
+/// break its first broken obligation (at most 12 more runs each), with a note of what it
+/// shrank from.
+async fn shrunk<L: conformance::driver::Launcher>(
+    results: Vec<CaseResult>,
+    params: &Params,
+    launcher: &L,
+    enabled: bool,
+) -> Vec<CaseResult> {
+    let mut out = Vec::new();
+    for result in results {
+        let broken = conformance::generative::broken(&result);
+        let (Some(session), Some(target)) = (
+            Session::from_id(&result.case).filter(|_| enabled),
+            broken.iter().next().copied(),
+        ) else {
+            out.push(result);
+            continue;
+        };
+        eprintln!(
+            "shrinking {} ({} beats, broke {target})…",
+            result.case,
+            session.beats.len()
+        );
+        let keep = conformance::generative::shrink(&session, 12, |fewer| async move {
+            let Ok(case) = fewer.case() else {
+                return false;
+            };
+            let again = run_case(&case, params, launcher).await;
+            conformance::generative::broken(&again).contains(&target)
+        })
+        .await;
+        if keep.len() == session.beats.len() {
+            out.push(result);
+            continue;
+        }
+        let smaller = session.only(&keep);
+        let Ok(case) = smaller.case() else {
+            out.push(result);
+            continue;
+        };
+        let mut again = run_case(&case, params, launcher).await;
+        if !conformance::generative::broken(&again).contains(&target) {
+            out.push(result);
+            continue;
+        }
+        again.notes.push(format!(
+            "shrunk from {} ({} beats) to {} of them, still breaking {target}",
+            result.case,
+            session.beats.len(),
+            keep.len()
+        ));
+        progress_line(&again, 0, 0);
+        out.push(again);
+    }
+    out
 }
 
 /// The driver command with every word that names an existing file relative to where the kit
@@ -378,15 +557,7 @@ fn print_summary(run: &Run<'_>) {
             println!("  {reason}");
         }
     }
-    let failed = run.cases.iter().filter(|r| r.failed()).count();
-    let warned = run.cases.iter().filter(|r| r.warned()).count();
-    println!(
-        "{} cases: {failed} failed, {warned} with warnings, {} MUST(s) never graded; seed {} ({:.1} s)",
-        run.cases.len(),
-        run.ungraded_musts.len(),
-        run.seed,
-        run.duration_ms as f64 / 1000.0
-    );
+    println!("{}", run.verdict_line());
     if !run.passed {
         println!("reproduce: {}", run.reproduce(None));
     }
@@ -394,13 +565,28 @@ fn print_summary(run: &Run<'_>) {
 
 fn generate_schemas(out: &std::path::Path, check: bool) -> anyhow::Result<ExitCode> {
     let mut stale = Vec::new();
+    let mut targets: Vec<(String, std::path::PathBuf, String)> = Vec::new();
     for file in conformance::schemas::generate() {
-        let path = out.join(file.name);
-        if std::fs::read_to_string(&path).unwrap_or_default() != file.contents {
-            stale.push(file.name);
+        // The helper packages' copies of the view schema, beside the repository's schemas/.
+        if file.name == "driver-view.schema.json" {
+            for copy in conformance::schemas::HELPER_VIEW_SCHEMA_COPIES {
+                targets.push((
+                    copy.to_owned(),
+                    out.join("../..").join(copy),
+                    file.contents.clone(),
+                ));
+            }
+        }
+        targets.push((file.name.to_owned(), out.join(file.name), file.contents));
+    }
+    for (name, path, contents) in targets {
+        if std::fs::read_to_string(&path).unwrap_or_default() != contents {
+            stale.push(name);
             if !check {
-                std::fs::create_dir_all(out)?;
-                std::fs::write(&path, &file.contents)?;
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                std::fs::write(&path, &contents)?;
             }
         }
     }

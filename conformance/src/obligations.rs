@@ -88,14 +88,14 @@ obligations! {
         looks_for: "nothing: always skipped",
         cannot_see: "the app's code and how it is deployed; a mock only sees requests";
     Auth5 "AUTH-5" Should "back off and respect Retry-After on 429; back off on 5xx",
-        looks_for: "after a 429 with a drawn Retry-After, no retry of that endpoint before it; after a 5xx a retry that is not immediate, and growing gaps over consecutive 5xx; a retry at all",
+        looks_for: "after a 429 with a drawn Retry-After (1 s and 5 s, or 2 s and 4 s), the retry neither before it nor long after (a quarter more and half a second: the wait was the header's); after a 5xx a retry that is not immediate, and growing gaps over consecutive 5xx; a retry at all",
         cannot_see: "";
     Ws1 "WS-1" Must "open /ws with session_id and access_token",
         looks_for: "every /ws handshake the mock answered carries both parameters; at least one was accepted",
         cannot_see: "whether production uses wss:// (the mock is plain ws:// on loopback)";
     Ws2 "WS-2" Should "wait for the history before deciding to join",
-        looks_for: "the mock holds each connection's history back for a drawn time; a join that arrives before it was sent",
-        cannot_see: "a client that waits longer than the drawn hold-back by chance";
+        looks_for: "the mock holds each connection's history back for a drawn time (330–640 ms, 2.3–3 s); a join before it was sent, or more than 1.5 s after it (a timer, not a decision taken on the history)",
+        cannot_see: "";
     Ws3 "WS-3" Must "join a new session exactly once",
         looks_for: "every session whose history had no POLY_AGENT_JOINED gets exactly one join over the whole case",
         cannot_see: "";
@@ -106,28 +106,28 @@ obligations! {
         looks_for: "every client frame of every session: JSON object, one of the five types, object payload, optional metadata.custom, no other top-level key",
         cannot_see: "";
     Ws6 "WS-6" Must "USER_MESSAGE text is a string; USER_TYPING state is valid",
-        looks_for: "every USER_MESSAGE has string text; every USER_TYPING a valid state matching what the user did",
+        looks_for: "every USER_MESSAGE has string text; every USER_TYPING a valid state matching what the user did; typing the driver accepted but never sent fails",
         cannot_see: "typing, when the driver answers `unsupported` to it";
     Ws7 "WS-7" Must "keep every frame within max_message_size_bytes",
         looks_for: "the mock advertises a drawn limit below 128 KiB and the user sends a longer text: no client frame may exceed the advertised limit",
         cannot_see: "";
     Hb1 "HB-1" Must "send heartbeats periodically",
-        looks_for: "heartbeats on open connections; a failure only when none came in a window long enough for the 30 s default",
-        cannot_see: "a 10-minute silence itself (cases last seconds); a slow cadence in the quick and full profiles (HB-2 judges the cadence)";
+        looks_for: "every connection on its own: none for 40 s (long enough for the 30 s default; the full profile's long-haul case holds one that long), or heartbeats that stop (a silence of 2.5 of the client's own gaps and a second, on the same connection or a later one)",
+        cannot_see: "a 10-minute silence itself (cases last seconds)";
     Hb2 "HB-2" Should "heartbeat at the advertised interval",
-        looks_for: "median gap between heartbeats on one connection within 25 % of the drawn advertised interval (two draws per profile), or of 30 s when none is advertised (thorough)",
+        looks_for: "on every connection: the first heartbeat within a quarter more than the interval (and a second) after it opened, and the median gap within 25 % of it; the interval is drawn (2 s or 3 s, 6 s or 7 s) or the 30 s default when none is advertised",
         cannot_see: "";
     Rc1 "RC-1" Must "after an unexpected close, reconnect to the same session",
         looks_for: "after every drop or non-final close: a handshake to the same session with its own token, and no new session while it lives",
         cannot_see: "";
     Rc2 "RC-2" Should "reconnect with cursor = highest sequence seen",
-        looks_for: "every handshake after a session's first (refused ones too): cursor equals the highest sequence delivered before it; after a restart 0 is also accepted, unless the restarted app showed the conversation it persisted",
+        looks_for: "every handshake after a session's first (refused ones too): cursor equals the highest sequence delivered before it; after an app restart, anything from the highest sequence the restarted app shows up to that (0 only when it shows nothing)",
         cannot_see: "";
     Rc3 "RC-3" Should "reconnect with exponential backoff from about 1 s, capped at 30 s",
-        looks_for: "first retry 0.6–2 s after the drop, each later gap clearly larger (×1.3) until the 30 s cap; the cap itself in the thorough profile",
+        looks_for: "first retry 0.6–2 s after the drop, each later gap clearly larger (×1.3) until the 30 s cap (four attempts in the full profile: three growth steps); the cap itself in the thorough profile",
         cannot_see: "the cap, in the quick and full profiles";
     Rc4 "RC-4" Should "stop after about max_reconnect_attempts failures",
-        looks_for: "exactly the drawn max_reconnect_attempts attempts after a drop into refusals (two draws), then the view shows the connection closed and no further attempt",
+        looks_for: "exactly the drawn max_reconnect_attempts attempts after a drop into refusals (1 or 2, and 4), then the view shows the connection closed, no further attempt, and no new session until the user starts one",
         cannot_see: "";
     Rc5 "RC-5" Should "on a 404/401 handshake, get a new token and session",
         looks_for: "after a 404: a new session, connected; after a 401: a token minted after the refusal, then a new session with it",
@@ -136,17 +136,17 @@ obligations! {
         looks_for: "every message, and every chunk's text, that reached the client only inside EVENT_BATCH is shown",
         cannot_see: "";
     Msg2 "MSG-2" Must "deduplicate events by id",
-        looks_for: "events delivered twice (duplicates, resent history, replays): no view sample ever shows a message twice",
+        looks_for: "events delivered twice (duplicates, resent history, replays, an old message again after a reconnect): no view sample ever shows a message twice, by id, or by author and text for messages shown without one",
         cannot_see: "";
     Msg3 "MSG-3" Must "order by sequence; tolerate sequence: null",
-        looks_for: "the final view's messages, duplicates aside and batch-only losses excused (MSG-1), equal the case's expected conversation exactly, user echoes included, in sequence order, with null-sequence events shown",
+        looks_for: "the final view's messages, duplicates aside and batch-only losses excused (MSG-1), equal the case's expected conversation exactly, each by its author (user, agent, live agent), user echoes included, in sequence order, with null-sequence events shown; the conversation's system messages shown under system_messages, never as someone's message",
         cannot_see: "";
     Msg4 "MSG-4" Must "assemble streamed chunks by message_id in chunk_index order",
         looks_for: "each streamed message shown once with its chunks in chunk_index order (also when swapped or split by a drop), extras of every chunk (an empty final one too), complete only after the final chunk",
         cannot_see: "";
     Msg5 "MSG-5" Should "use echoes as receipts; resend unechoed messages",
-        looks_for: "a message whose echo was lost is resent 4–7.5 s later with the same metadata.custom, never sooner than 4 s after the previous try, never after its echo; at most 3 resends, and the message shown failed 4–9 s after the third (thorough)",
-        cannot_see: "the cap of 3, in the quick and full profiles (it takes about 30 s)";
+        looks_for: "a message whose echo was lost is resent 4–7.5 s later with the same metadata.custom, never sooner than 4 s after the previous try, never after its echo (nor across a reconnect); at most 3 resends, and the message shown failed 4–9 s after the third (the full profile's long-haul case)",
+        cannot_see: "";
     Ux1 "UX-1" Should "show typing indicators and clear them on the message",
         looks_for: "the view timeline: typing shown while the agent thinks or the live agent types, and never when the evidence cannot justify it (before thinking started, 0.5 s after the message)",
         cannot_see: "";
@@ -154,7 +154,7 @@ obligations! {
         looks_for: "the greeting's drawn suggestions shown in order; tapping one sends exactly its text",
         cannot_see: "";
     Ux3 "UX-3" Should "show handoff progress and queue status",
-        looks_for: "the timeline shows the handoff as triggered or accepted, the drawn queue position while queued, then live with the drawn live agent",
+        looks_for: "the timeline shows the handoff as triggered or accepted, the drawn queue position while queued, then live with the drawn live agent; a handoff that fails or times out shown as such",
         cannot_see: "";
     Ux4 "UX-4" Must "on SESSION_END: show the reason, close, do not reconnect",
         looks_for: "the view shows ended with the reason sent; the client closes its socket itself within the mock's grace; no handshake or new session afterwards until the user starts one; a message the user sends once the end is shown is refused (input disabled)",
@@ -169,7 +169,7 @@ obligations! {
         looks_for: "after error system messages: no close or reconnect by the client, and the conversation goes on (the next reply shows)",
         cannot_see: "";
     Err2 "ERR-2" Should "ignore unknown event types and fields",
-        looks_for: "after an undocumented event type and unknown fields: no close or reconnect, later messages shown, nothing extra shown",
+        looks_for: "after an undocumented event type (live, or inside a replay) and unknown fields: no close or reconnect, later messages shown, nothing extra shown; the other events of a batch that carried one shown, as the client shows other batches",
         cannot_see: "";
     Sec1 "SEC-1" Must "never log or persist the access token; use TLS",
         looks_for: "nothing: always skipped",

@@ -22,19 +22,31 @@ pub struct Params {
     protocol: Profile,
 }
 
-struct Draw(IdGen);
+/// Draws from a seed (also the generated sessions' source of choices).
+#[derive(Debug)]
+pub struct Draw(IdGen);
 
 impl Draw {
-    fn below(&mut self, n: u64) -> u64 {
+    pub fn from_seed(seed: u64) -> Self {
+        Self(IdGen::from_seed(seed))
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
         self.0.next_u64() % n.max(1)
     }
 
     /// A number in `low..=high`.
-    fn within(&mut self, low: u64, high: u64) -> u64 {
+    pub fn within(&mut self, low: u64, high: u64) -> u64 {
         low + self.below(high - low + 1)
     }
 
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+    /// True one time in `n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+
+    pub fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
         from[self.below(from.len() as u64) as usize]
     }
 
@@ -69,7 +81,7 @@ const LIVE_NAMES: &[&str] = &[
 const LANGUAGES: &[&str] = &[
     "de-DE", "es-MX", "ja-JP", "pt-BR", "it-IT", "nl-NL", "pl-PL", "sv-SE", "ko-KR", "tr-TR",
 ];
-const THINGS: &[&str] = &[
+pub(crate) const THINGS: &[&str] = &[
     "parcel",
     "booking",
     "invoice",
@@ -83,7 +95,7 @@ const THINGS: &[&str] = &[
     "warranty",
     "reservation",
 ];
-const ASKS: &[&str] = &[
+pub(crate) const ASKS: &[&str] = &[
     "Where is my",
     "Can you move my",
     "Please check my",
@@ -122,7 +134,7 @@ impl Params {
 
     /// The parameters of a run with `seed`.
     pub fn draw(seed: u64) -> Self {
-        let mut d = Draw(IdGen::from_seed(seed ^ 0x5EED_CA5E_D00D_F00D));
+        let mut d = Draw::from_seed(seed ^ 0x5EED_CA5E_D00D_F00D);
         let mut v: BTreeMap<&'static str, Value> = BTreeMap::new();
         let mut text = |name: &'static str, value: String| {
             v.insert(name, Value::String(value));
@@ -223,26 +235,33 @@ impl Params {
         number("pre_think_ms", d.within(400, 650));
         number("think_ms", d.within(700, 1000));
         number("live_typing_ms", d.within(600, 850));
-        // Two heartbeat intervals (s), never 1 and never 30.
-        let (heartbeat_a, heartbeat_b) = d.two(&[2u64, 3]);
+        // Two heartbeat intervals (s), never 1 and never 30, far enough apart that no cadence
+        // is within HB-2's tolerance of both: 2 s or 3 s, and 7 s or 6 s.
+        let (heartbeat_a, other) = d.two(&[2u64, 3]);
+        let heartbeat_b = other + 4;
         number("heartbeat_a", heartbeat_a);
         number("heartbeat_b", heartbeat_b);
         // Long enough for HB-1/HB-2 to tell a missing or wrong cadence: 2.5 intervals and a
         // second (their threshold), plus half a second of margin.
         number("heartbeat_a_window_ms", heartbeat_a * 2_500 + 1_500);
         number("heartbeat_b_window_ms", heartbeat_b * 2_500 + 1_500);
-        // Two reconnect-attempt limits, never the documented 5.
-        let (attempts_a, attempts_b) = d.two(&[1u64, 2]);
+        // Two reconnect-attempt limits, never the documented 5: 1 or 2, and 4, so that one case
+        // shows three growth steps of the backoff (1 s, 2 s, 4 s, 8 s).
+        let (attempts_a, _) = d.two(&[1u64, 2]);
+        let attempts_b = 4;
         number("max_attempts_a", attempts_a);
         number("max_attempts_b", attempts_b);
         // How long to wait for the client to give up: the backoff 1 s, 2 s, 4 s … plus margin.
         number("give_up_a_ms", give_up_within(attempts_a));
         number("give_up_b_ms", give_up_within(attempts_b));
-        // History hold-backs: one short, one long, never a round 300 ms.
+        // History hold-backs: one short, one long, never a round 300 ms; further apart than
+        // WS-2's tolerance for a join after the history, so no fixed join timer fits both.
         number("hold_back_a", d.within(330, 640));
-        number("hold_back_b", d.within(860, 1_380));
-        // Retry-After seconds of the two 429s.
-        let (retry_a, retry_b) = d.two(&[2u64, 3]);
+        number("hold_back_b", d.within(2_300, 3_000));
+        // Retry-After seconds of the two 429s: 1 and 5, or 2 and 4 (never the SDKs' default 5
+        // for both), apart by more than AUTH-5's tolerance.
+        let (retry, _) = d.two(&[2u64, 3]);
+        let (retry_a, retry_b) = if retry == 2 { (1, 5) } else { (2, 4) };
         number("retry_after_a", retry_a);
         number("retry_after_b", retry_b);
         // A frame limit well under 128 KiB, and a message over it but under 128 KiB.
@@ -254,6 +273,34 @@ impl Params {
         v.insert(
             "after_end_text",
             Value::String(format!("Hello? Is anyone still there about my {late}?")),
+        );
+        let (gap, thing) = (d.within(2, 9), d.pick(THINGS));
+        let bye = d.pick(&[
+            "Take care",
+            "Have a good day",
+            "Glad I could help",
+            "All sorted",
+        ]);
+        v.insert(
+            "answer_5",
+            Value::String(format!(
+                "While you were away: your {thing} moves by {gap} days."
+            )),
+        );
+        let (extra_1, extra_2) = (d.pick(THINGS), d.pick(THINGS));
+        v.insert(
+            "suggestion_3",
+            Value::String(format!("Ask about a {extra_1}")),
+        );
+        v.insert(
+            "suggestion_4",
+            Value::String(format!("Cancel the {extra_2}")),
+        );
+        v.insert(
+            "live_bye",
+            Value::String(format!(
+                "{bye}! Your {thing} is noted. Closing the chat now."
+            )),
         );
         let mut params = Self {
             seed,

@@ -10,7 +10,6 @@ use std::path::Path;
 use mock_server::control::ui::THEME;
 use serde::Serialize;
 
-use crate::cases::Tier;
 use crate::obligations::{OBLIGATIONS, ObligationId};
 
 use crate::runner::{CaseResult, TimelineEntry, Verdict, run_passes, ungraded_musts};
@@ -20,7 +19,7 @@ use crate::runner::{CaseResult, TimelineEntry, Verdict, run_passes, ungraded_mus
 pub struct Run<'a> {
     /// The driver command, or `--reference`.
     pub driver: String,
-    pub profile: Tier,
+    pub profile: crate::runner::RunProfile,
     pub seed: u64,
     pub strict: bool,
     /// The documentation revision the mock served (spec §0).
@@ -35,7 +34,7 @@ pub struct Run<'a> {
 impl<'a> Run<'a> {
     pub fn new(
         driver: String,
-        profile: Tier,
+        profile: crate::runner::RunProfile,
         seed: u64,
         strict: bool,
         duration_ms: u64,
@@ -54,6 +53,36 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// The run's verdict in a line, saying why a run that failed failed: cases that broke a
+    /// MUST (or a SHOULD, with `--strict`), drivers that broke, MUSTs never graded. A run whose
+    /// only failure is an ungraded MUST says so, not "0 failed".
+    pub fn verdict_line(&self) -> String {
+        let failed = self.cases.iter().filter(|r| r.failed()).count();
+        let warned = self.cases.iter().filter(|r| r.warned()).count();
+        let ungraded = self.ungraded_musts.len();
+        let mut why = Vec::new();
+        if failed > 0 {
+            why.push(format!("{failed} case(s) broke a MUST or the driver"));
+        }
+        if ungraded > 0 {
+            why.push(format!("{ungraded} MUST(s) never graded"));
+        }
+        if self.strict && warned > 0 {
+            why.push(format!("{warned} case(s) broke a SHOULD (--strict)"));
+        }
+        let head = if self.passed {
+            "PASSED".to_owned()
+        } else {
+            format!("FAILED: {}", why.join(", "))
+        };
+        format!(
+            "{head} — {} cases: {failed} failed, {warned} with warnings, {ungraded} MUST(s) never graded; seed {} ({:.1} s)",
+            self.cases.len(),
+            self.seed,
+            self.duration_ms as f64 / 1000.0
+        )
+    }
+
     /// The command that reproduces the run, or one case of it.
     pub fn reproduce(&self, case: Option<&str>) -> String {
         let mut words = vec!["messaging-conformance".to_owned(), "run".to_owned()];
@@ -70,6 +99,13 @@ impl<'a> Run<'a> {
         words.push("--seed".into());
         words.push(self.seed.to_string());
         match case {
+            // A generated session is named by its seed and the beats kept.
+            Some(id) if crate::generative::Session::from_id(id).is_some() => {
+                words.push("--profile".into());
+                words.push("generative".into());
+                words.push("--session".into());
+                words.push(id.to_owned());
+            }
             Some(id) => {
                 words.push("--profile".into());
                 words.push("thorough".into());
@@ -200,8 +236,14 @@ fn escape(text: &str) -> String {
 
 /// Expected against shown, one message per line, as a unified diff (`similar`).
 pub fn conversation_diff(result: &CaseResult) -> Option<String> {
+    // Messages first, then system messages (the view keeps them apart), each in its order.
     let lines = |list: &[crate::cases::ExpectedMessage]| {
-        list.iter()
+        let (system, messages): (Vec<_>, Vec<_>) = list
+            .iter()
+            .partition(|m| m.from == crate::cases::Speaker::System);
+        messages
+            .into_iter()
+            .chain(system)
             .map(|m| format!("{:?}: {}", m.from, crate::cases::shorten(&m.text)))
             .collect::<Vec<_>>()
             .join("\n")
@@ -516,7 +558,7 @@ mod tests {
         CaseResult {
             case: "a-case".into(),
             description: "d".into(),
-            tier: Tier::Quick,
+            tier: crate::cases::Tier::Quick,
             seed: 7,
             params: Default::default(),
             findings: vec![Finding {
@@ -529,12 +571,13 @@ mod tests {
             timeline: Vec::new(),
             views: Vec::new(),
             expected: Some(vec![crate::cases::ExpectedMessage {
-                from: crate::contract::Author::Agent,
+                from: crate::cases::Speaker::Agent,
                 text: "hello".into(),
             }]),
             shown: Some(Vec::new()),
             driver_logs: vec!["log \u{1b}[31m line".into()],
             driver_stderr: "err \u{0} <x>".into(),
+            exercised: crate::coverage::Observed::default(),
         }
     }
 
@@ -547,7 +590,14 @@ mod tests {
                 Some("crash \u{7}"),
             ),
         ];
-        let run = Run::new("node d.js".into(), Tier::Full, 7, false, 10, &cases);
+        let run = Run::new(
+            "node d.js".into(),
+            crate::runner::RunProfile::Full,
+            7,
+            false,
+            10,
+            &cases,
+        );
         let xml = junit(&run);
         assert!(xml.contains("testsuite"), "{xml}");
         assert!(xml.contains("failures=\"1\""), "{xml}");
@@ -569,7 +619,7 @@ mod tests {
         ];
         let run = Run::new(
             "node my driver.js".into(),
-            Tier::Full,
+            crate::runner::RunProfile::Full,
             42,
             false,
             10,

@@ -15,7 +15,7 @@ use mock_server::MockServer;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cases::{Case, CaseRun, ExpectedMessage, Step, Tier, shorten};
+use crate::cases::{Case, CaseRun, ExpectedMessage, Speaker, Step, Tier, shorten};
 use crate::checks::{
     self, Evidence, ExpectationRecord, Met, Outcome, Sample, StepRecord, StepReply,
 };
@@ -111,6 +111,9 @@ pub struct CaseResult {
     pub shown: Option<Vec<ExpectedMessage>>,
     pub driver_logs: Vec<String>,
     pub driver_stderr: String,
+    /// The cells of the coverage matrix the case exercised.
+    #[serde(skip)]
+    pub exercised: crate::coverage::Observed,
 }
 
 impl CaseResult {
@@ -207,12 +210,15 @@ fn stall_point(e: &Evidence) -> Option<(ObligationId, String)> {
 /// Obligations whose failure leaves another without evidence: a client that never resumes its
 /// session after a drop (RC-1) cannot run out of attempts (RC-4), back off (RC-3), show what
 /// the session said after the drop, or survive an error only the replay carried (ERR-1); one
-/// that ignores batches (MSG-1) cannot show what only a batch carried.
+/// that ignores batches (MSG-1) cannot show what only a batch carried, beside an unknown event
+/// (ERR-2) or not, an end included (UX-4); one that assembles streams wrongly (MSG-4) cannot show
+/// the conversation (MSG-3).
 fn prerequisites(of: ObligationId) -> &'static [ObligationId] {
-    use ObligationId::{Err1, Msg1, Msg3, Msg4, Rc1, Rc3, Rc4};
+    use ObligationId::{Err1, Err2, Msg1, Msg3, Msg4, Rc1, Rc3, Rc4, Ux4};
     match of {
         Rc3 | Rc4 | Msg1 | Err1 => &[Rc1],
-        Msg3 | Msg4 => &[Rc1, Msg1],
+        Msg4 | Err2 | Ux4 => &[Rc1, Msg1],
+        Msg3 => &[Rc1, Msg1, Msg4],
         _ => &[],
     }
 }
@@ -230,14 +236,27 @@ pub fn grade(e: &Evidence) -> Vec<Finding> {
         })
         .collect();
     let stalled = stall_point(e);
+    // A client that gave up its socket for good mid-conversation (ERR-1's or ERR-2's to say
+    // why) shows nothing after: what it then never showed is theirs.
+    let quit = e
+        .conversation_session()
+        .and_then(|s| e.client_quit_at(s))
+        .and_then(|at| {
+            [ObligationId::Err1, ObligationId::Err2]
+                .into_iter()
+                .find(|id| matches!(outcomes.get(id), Some(Outcome::Broken(_))))
+                .map(|id| (at, id))
+        });
     for missed in e
         .expectations
         .iter()
         .filter(|x| matches!(x.met, Met::TimedOut(_)))
     {
-        let (blamed, why) = match &stalled {
-            Some((stage, why)) => (*stage, why.clone()),
-            None => {
+        let gave_up = quit.filter(|(at, _)| matches!(missed.met, Met::TimedOut(t) if *at < t));
+        let (blamed, why) = match (&stalled, gave_up) {
+            (Some((stage, why)), _) => (*stage, why.clone()),
+            (None, Some((_, id))) => (id, format!("the app never showed {}", missed.what)),
+            (None, None) => {
                 let own_broken = matches!(outcomes.get(&missed.serves), Some(Outcome::Broken(_)));
                 let before = prerequisites(missed.serves)
                     .iter()
@@ -514,6 +533,7 @@ pub async fn run_case<L: Launcher>(case: &Case, params: &Params, launcher: &L) -
         shown: None,
         driver_logs: Vec::new(),
         driver_stderr: String::new(),
+        exercised: crate::coverage::Observed::default(),
     };
     let run = match case.instantiate(params) {
         Ok(run) => run,
@@ -629,15 +649,22 @@ pub async fn run_case<L: Launcher>(case: &Case, params: &Params, launcher: &L) -
     if result.findings.is_empty() {
         result.findings = grade(&evidence);
     }
+    result.exercised = crate::coverage::observe(&evidence);
     result.timeline = timeline(&evidence, started_ms);
     result.views = view_spans(&evidence.samples, started_ms);
+    // Messages, then system messages: the order the report's diff lays the expected out in.
     result.shown = evidence.final_view().and_then(|v| {
         v.messages().map(|ms| {
+            let system = v.system_messages.iter().flatten().map(|m| ExpectedMessage {
+                from: Speaker::System,
+                text: m.message.clone(),
+            });
             ms.iter()
                 .map(|m| ExpectedMessage {
-                    from: m.from,
+                    from: m.from.into(),
                     text: m.text.clone(),
                 })
+                .chain(system)
                 .collect()
         })
     });
@@ -791,6 +818,41 @@ fn view_spans(samples: &[Sample], origin: u64) -> Vec<ViewSpan> {
     out
 }
 
+/// What a run plays: the catalogue's cases of a tier, or generated sessions only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunProfile {
+    /// No deliberate waiting: a few seconds.
+    Quick,
+    /// Every obligation the contract makes observable, each timing obligation under two draws.
+    Full,
+    /// Also what takes the spec's long timers (the 30 s backoff cap, the 30 s heartbeat).
+    Thorough,
+    /// Generated sessions only (12 unless `--generative` says how many).
+    Generative,
+}
+
+impl RunProfile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quick => "quick",
+            Self::Full => "full",
+            Self::Thorough => "thorough",
+            Self::Generative => "generative",
+        }
+    }
+
+    /// The catalogue tier it runs, if any.
+    pub fn tier(self) -> Option<Tier> {
+        match self {
+            Self::Quick => Some(Tier::Quick),
+            Self::Full => Some(Tier::Full),
+            Self::Thorough => Some(Tier::Thorough),
+            Self::Generative => None,
+        }
+    }
+}
+
 /// The cases of `profile` (and matching `only`, when given), in catalogue order.
 pub fn select<'c>(cases: &'c [Case], profile: Tier, only: &[String]) -> Vec<&'c Case> {
     cases
@@ -855,6 +917,32 @@ pub fn ungraded_musts(results: &[CaseResult]) -> Vec<(ObligationId, Vec<String>)
             .collect();
         reasons.dedup();
         out.push((obligation.id, reasons));
+    }
+    out
+}
+
+/// Every finding of `results` that is neither a pass nor a skip with its reason, and every
+/// driver error, one line each with its case (a strict, silent run has none). AUTH-4 and
+/// SEC-1, which no mock can see, must be skipped.
+pub fn unexpected_findings(results: &[CaseResult]) -> Vec<String> {
+    let mut out = Vec::new();
+    for result in results {
+        if let Some(error) = &result.driver_error {
+            out.push(format!("{}: driver error {error}", result.case));
+        }
+        for finding in &result.findings {
+            let fine = match &finding.verdict {
+                Verdict::Pass(_) => finding.obligation.observable(),
+                Verdict::Skipped(_) => true,
+                Verdict::Fail(_) | Verdict::Warn(_) => false,
+            };
+            if !fine {
+                out.push(format!(
+                    "{}: {} {:?} (notes {:?})",
+                    result.case, finding.obligation, finding.verdict, result.notes
+                ));
+            }
+        }
     }
     out
 }

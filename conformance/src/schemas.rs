@@ -62,6 +62,13 @@ fn schema_of<T: schemars::JsonSchema>(id: &str, title: &str, description: &str) 
 }
 
 /// Every file of `schemas/conformance/`.
+/// Where the driver helpers keep their packaged copy of the view schema (repository paths),
+/// which `generate-schemas` writes with the rest.
+pub const HELPER_VIEW_SCHEMA_COPIES: [&str; 2] = [
+    "drivers/js/driver-view.schema.json",
+    "drivers/python/driver-view.schema.json",
+];
+
 pub fn generate() -> Vec<SchemaFile> {
     vec![
         SchemaFile {

@@ -5,6 +5,7 @@ use mock_server::http_log::{AuthorizationForm, Endpoint, HttpCall};
 use serde_json::Value;
 
 use super::{Evidence, Outcome};
+use crate::tolerance::retry_after_ok;
 
 fn is_json(content_type: Option<&str>) -> bool {
     content_type.is_some_and(|c| {
@@ -188,18 +189,19 @@ pub fn rest_retries(e: &Evidence) -> Outcome {
             };
             let gap = next.at_ms.saturating_sub(call.at_ms);
             if call.status == 429 {
-                let wait = call.retry_after.unwrap_or(1) * 1000;
-                if gap + 100 < wait {
+                let seconds = call.retry_after.unwrap_or(1);
+                if !retry_after_ok(gap, seconds) {
+                    let how = if gap < seconds * 1_000 {
+                        "before it had passed"
+                    } else {
+                        "long after it: the wait was not the header's"
+                    };
                     return Outcome::Broken(format!(
-                        "retried {} {gap} ms after a 429 whose Retry-After was {} s",
+                        "retried {} {gap} ms after a 429 whose Retry-After was {seconds} s, {how}",
                         endpoint.path(),
-                        wait / 1000
                     ));
                 }
-                judged.push(format!(
-                    "429 (Retry-After {} s): waited {gap} ms",
-                    wait / 1000
-                ));
+                judged.push(format!("429 (Retry-After {seconds} s): waited {gap} ms"));
                 previous_5xx_gap = None;
                 continue;
             }

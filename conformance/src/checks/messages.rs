@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::{
     Delivery, Evidence, MESSAGE_TYPES, Outcome, ServerMessage, USER_MESSAGE, event_id, event_type,
 };
-use crate::cases::shorten;
+use crate::cases::{ExpectedMessage, Speaker, shorten};
 use crate::contract::{Author, MessageStatus, ViewMessage};
 
 /// Event ids the client got only inside batches, never live.
@@ -71,57 +71,90 @@ pub fn unapplied_batch_end(e: &Evidence) -> Option<(u64, String)> {
     })
 }
 
-/// MSG-1: everything that reached the client only inside a batch is shown (a streamed
-/// message's batch-only chunk: its text is part of the message shown).
-pub fn batches_flattened(e: &Evidence) -> Outcome {
-    if let Some((at_ms, reason)) = unapplied_batch_end(e) {
-        return Outcome::Broken(format!(
-            "SESSION_END ({reason}) reached the client only inside EVENT_BATCH at {at_ms} ms; the view never shows the session ended"
-        ));
-    }
-    let (view, deliveries) = match conversation(e) {
-        Ok(found) => found,
-        Err(nothing) => return nothing,
-    };
+/// A message event that reached the client only inside batches, and what the app made of it.
+pub struct BatchOnly {
+    /// Every batch that carried it also carried an event of an undocumented type.
+    pub beside_unknown: bool,
+    /// `None` when shown; else why not.
+    pub missing: Option<String>,
+}
+
+/// Every message event (and chunk) that reached the conversation's session only inside
+/// batches, judged against the final view; `Err` when there is nothing to judge it on.
+pub fn batch_only_messages(e: &Evidence) -> Result<Vec<BatchOnly>, Outcome> {
+    let (view, deliveries) = conversation(e)?;
     let only_in_batches = batch_only(&deliveries);
-    if only_in_batches.is_empty() {
-        return Outcome::NotObservable("no message reached the client only inside a batch".into());
-    }
     let messages = conversation_messages(e);
-    let mut judged = 0;
-    for delivery in deliveries.iter().filter(|d| {
-        d.in_batch
-            && event_id(&d.event).is_some_and(|id| only_in_batches.contains(id))
-            && !matches!(event_type(&d.event), "")
-    }) {
+    let mut out = Vec::new();
+    let mut judged = HashSet::new();
+    for delivery in deliveries.iter().filter(|d| d.in_batch) {
+        let Some(id) = event_id(&delivery.event).filter(|id| only_in_batches.contains(*id)) else {
+            continue;
+        };
+        if !judged.insert(id) {
+            continue;
+        }
         let Some(message) = messages
             .iter()
             .find(|m| m.message_id.as_deref() == payload_message_id(&delivery.event))
         else {
             continue;
         };
-        let Some(on_screen) = shown(view, message) else {
-            return Outcome::Broken(format!(
+        let beside_unknown = deliveries
+            .iter()
+            .filter(|d| d.in_batch && event_id(&d.event) == Some(id))
+            .all(|d| d.beside_unknown);
+        let missing = match shown(view, message) {
+            None => Some(format!(
                 "`{}` reached the client only inside EVENT_BATCH and is not shown",
                 shorten(&message.text)
-            ));
-        };
-        if event_type(&delivery.event) == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" {
-            let piece = delivery.event["payload"]["text"]
-                .as_str()
-                .unwrap_or_default();
-            if !on_screen.text.contains(piece) {
-                return Outcome::Broken(format!(
-                    "chunk {} of `{}` reached the client only inside EVENT_BATCH; its text `{piece}` is not shown",
-                    delivery.event["payload"]["chunk_index"],
-                    shorten(&message.text)
-                ));
+            )),
+            Some(on_screen)
+                if event_type(&delivery.event) == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" =>
+            {
+                let piece = delivery.event["payload"]["text"]
+                    .as_str()
+                    .unwrap_or_default();
+                (!on_screen.text.contains(piece)).then(|| {
+                    format!(
+                        "chunk {} of `{}` reached the client only inside EVENT_BATCH; its text `{piece}` is not shown",
+                        delivery.event["payload"]["chunk_index"],
+                        shorten(&message.text)
+                    )
+                })
             }
-        }
-        judged += 1;
+            Some(_) => None,
+        };
+        out.push(BatchOnly {
+            beside_unknown,
+            missing,
+        });
+    }
+    Ok(out)
+}
+
+/// MSG-1: everything that reached the client only inside a batch is shown (a streamed
+/// message's batch-only chunk: its text is part of the message shown). Batches that also
+/// carried an undocumented event type are ERR-2's.
+pub fn batches_flattened(e: &Evidence) -> Outcome {
+    if let Some((at_ms, reason)) = unapplied_batch_end(e) {
+        return Outcome::Broken(format!(
+            "SESSION_END ({reason}) reached the client only inside EVENT_BATCH at {at_ms} ms; the view never shows the session ended"
+        ));
+    }
+    let judged: Vec<BatchOnly> = match batch_only_messages(e) {
+        Ok(all) => all.into_iter().filter(|b| !b.beside_unknown).collect(),
+        Err(nothing) => return nothing,
+    };
+    if judged.is_empty() {
+        return Outcome::NotObservable("no message reached the client only inside a batch".into());
+    }
+    if let Some(missing) = judged.iter().find_map(|b| b.missing.clone()) {
+        return Outcome::Broken(missing);
     }
     Outcome::Kept(format!(
-        "{judged} event(s) that came only inside batches are shown"
+        "{} event(s) that came only inside batches are shown",
+        judged.len()
     ))
 }
 
@@ -160,22 +193,34 @@ pub fn shown_once(e: &Evidence) -> Outcome {
             }
         }
     }
-    // A client without message ids in its view: duplicates by author and text at the end.
-    if let Some(expected) = &e.case.conversation
-        && let Ok(view) = e.final_messages()
-    {
-        for m in view.iter().filter(|m| m.message_id.is_none()) {
-            let shown_n = view
+    // Messages the view shows without an id: by author and text, in every sample (a duplicate
+    // that a later replay happens to reconcile was still shown twice), against how many times
+    // the server said it.
+    let mut said: HashMap<(Author, &str), usize> = HashMap::new();
+    let server = e.server_messages();
+    for m in &server {
+        *said.entry((m.from, m.text.as_str())).or_default() += 1;
+    }
+    for sample in &e.samples {
+        let Some(messages) = sample.view.messages() else {
+            continue;
+        };
+        for m in messages.iter().filter(|m| m.message_id.is_none()) {
+            let shown_n = messages
                 .iter()
                 .filter(|x| x.from == m.from && x.text == m.text)
                 .count();
-            let wanted = expected
-                .iter()
-                .filter(|x| x.from == m.from && x.text == m.text)
-                .count()
+            let allowed = said
+                .get(&(m.from, m.text.as_str()))
+                .copied()
+                .unwrap_or(0)
                 .max(1);
-            if shown_n > wanted {
-                return Outcome::Broken(format!("shows `{}` {shown_n} times", shorten(&m.text)));
+            if shown_n > allowed {
+                return Outcome::Broken(format!(
+                    "the view at {} ms shows `{}` {shown_n} times; it was said {allowed} time(s)",
+                    sample.replied_ms,
+                    shorten(&m.text)
+                ));
             }
         }
     }
@@ -188,8 +233,82 @@ pub fn shown_once(e: &Evidence) -> Outcome {
 /// An expected message: author, text, and the server's message it matched.
 type Wanted<'a> = (Author, &'a str, Option<&'a ServerMessage>);
 
+/// The message ids of user-message echoes that repeat an earlier echo's `metadata.custom`: the
+/// server's answer to a client resending a message it already had the echo of (MSG-5's to
+/// judge, not a message of the conversation).
+fn echoes_of_resends(deliveries: &[Delivery]) -> HashSet<String> {
+    let mut seen: Vec<&Value> = Vec::new();
+    let mut echoes: Vec<&Delivery> = deliveries
+        .iter()
+        .filter(|d| event_type(&d.event) == USER_MESSAGE)
+        .collect();
+    echoes.sort_by_key(|d| super::sequence(&d.event));
+    let mut done = HashSet::new();
+    let mut out = HashSet::new();
+    for echo in echoes {
+        if event_id(&echo.event).is_none_or(|id| !done.insert(id)) {
+            continue;
+        }
+        let custom = &echo.event["metadata"]["custom"];
+        if custom.as_object().is_none_or(serde_json::Map::is_empty) {
+            continue;
+        }
+        if seen.contains(&custom) {
+            if let Some(message_id) = payload_message_id(&echo.event) {
+                out.insert(message_id.to_owned());
+            }
+        } else {
+            seen.push(custom);
+        }
+    }
+    out
+}
+
+/// The expected conversation's system messages: never shown as someone's message, and shown
+/// under `system_messages` when the view has them and the message came live. `Some` says what
+/// is wrong.
+fn system_entries_wrong(
+    expected: &[ExpectedMessage],
+    view: &[ViewMessage],
+    system_view: Option<&[crate::contract::ViewSystemMessage]>,
+    deliveries: &[Delivery],
+) -> Option<String> {
+    for x in expected.iter().filter(|x| x.from == Speaker::System) {
+        let arrived: Vec<&Delivery> = deliveries
+            .iter()
+            .filter(|d| {
+                event_type(&d.event) == "EVENT_TYPE_SYSTEM_MESSAGE"
+                    && d.event["payload"]["message"].as_str() == Some(x.text.as_str())
+            })
+            .collect();
+        if arrived.is_empty() {
+            continue;
+        }
+        if let Some(m) = view.iter().find(|m| m.text == x.text) {
+            return Some(format!(
+                "shows the system message `{}` as a message from {:?}",
+                shorten(&x.text),
+                m.from
+            ));
+        }
+        let live = arrived.iter().any(|d| !d.in_batch);
+        if let Some(shown) = system_view
+            && live
+            && !shown.iter().any(|m| m.message == x.text)
+        {
+            return Some(format!(
+                "does not show the system message `{}` (its `system_messages` has {} entr(ies))",
+                shorten(&x.text),
+                shown.len()
+            ));
+        }
+    }
+    None
+}
+
 /// MSG-3: the final view's messages, duplicates removed, equal the expected conversation
-/// (restricted to what reached the client; a batch-only message missing is MSG-1's), in order.
+/// (restricted to what reached the client; a batch-only message missing is MSG-1's), in order,
+/// each by its author; the conversation's system messages shown as such, not as messages.
 pub fn conversation_in_order(e: &Evidence) -> Outcome {
     let Some(expected) = &e.case.conversation else {
         return Outcome::NotObservable("this case has no expected conversation".into());
@@ -198,6 +317,12 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
         Ok(found) => found,
         Err(nothing) => return nothing,
     };
+    let system_view = e
+        .conversation_view()
+        .and_then(|v| v.system_messages.as_deref());
+    if let Some(problem) = system_entries_wrong(expected, view, system_view, &deliveries) {
+        return Outcome::Broken(problem);
+    }
     let delivered_ids: HashSet<&str> = deliveries
         .iter()
         .filter_map(|d| payload_message_id(&d.event))
@@ -210,20 +335,24 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
             .filter_map(|d| payload_message_id(&d.event).map(str::to_owned))
             .collect()
     };
+    let resent = echoes_of_resends(&deliveries);
     let messages = conversation_messages(e);
     // The expected conversation, each entry with the id the server gave it.
     let mut placed: Vec<(usize, Wanted<'_>)> = Vec::new();
     let mut used: HashSet<usize> = HashSet::new();
     for x in expected {
+        let Some(from) = x.from.author() else {
+            continue;
+        };
         let found = messages
             .iter()
             .enumerate()
-            .find(|(i, m)| !used.contains(i) && m.from == x.from && m.text == x.text);
+            .find(|(i, m)| !used.contains(i) && m.from == from && m.text == x.text);
         if let Some((i, _)) = found {
             used.insert(i);
         }
         let at = found.map_or(usize::MAX, |(i, _)| i);
-        placed.push((at, (x.from, x.text.as_str(), found.map(|(_, m)| m))));
+        placed.push((at, (from, x.text.as_str(), found.map(|(_, m)| m))));
     }
     // In the order the server sequenced them: a client whose own timing (an early resend)
     // moved a message is judged on what the server said, not on the script's usual order.
@@ -241,8 +370,9 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
         }
         !(batch_only_ids.contains(id) && shown(view, server).is_none())
     });
-    // What the view shows of the server's conversation: duplicates removed, and the user's
-    // messages still waiting for their echo left out (receipts are MSG-5's).
+    // What the view shows of the server's conversation: duplicates removed, the user's
+    // messages still waiting for their echo left out (receipts are MSG-5's), and so are the
+    // echoes of messages the client resent after their echo (MSG-5's too).
     let mut seen_ids = HashSet::new();
     let mut seen_texts = HashSet::new();
     let on_screen: Vec<&ViewMessage> = view
@@ -254,24 +384,35 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
                     Some(MessageStatus::Sending | MessageStatus::Failed)
                 ))
         })
+        .filter(|m| m.message_id.as_ref().is_none_or(|id| !resent.contains(id)))
         .filter(|m| match &m.message_id {
             Some(id) => seen_ids.insert(id.clone()),
             None => seen_texts.insert((m.from, m.text.clone())),
         })
         .collect();
-    let matches = |m: &ViewMessage, w: &(Author, &str, Option<&ServerMessage>)| {
+    // The same message (by id, or by text when the view has no id or the text is MSG-4's),
+    // whoever the view says wrote it.
+    let same = |m: &ViewMessage, w: &Wanted<'_>| {
         let by_id = w.2.and_then(|s| s.message_id.as_ref());
-        (m.message_id.is_some() && m.message_id.as_ref() == by_id)
-            || (m.from == w.0 && m.text == w.1)
+        (m.message_id.is_some() && m.message_id.as_ref() == by_id) || m.text == w.1
     };
     for (i, w) in wanted.iter().enumerate() {
         match on_screen.get(i) {
-            Some(m) if matches(m, w) => {}
+            Some(m) if same(m, w) && m.from == w.0 => {}
+            Some(m) if same(m, w) => {
+                return Outcome::Broken(format!(
+                    "shows `{}` as said by {:?}; {:?} said it; position {}",
+                    shorten(&m.text),
+                    m.from,
+                    w.0,
+                    i + 1
+                ));
+            }
             Some(m) => {
-                let later = wanted[i..].iter().any(|w| matches(m, w));
+                let later = wanted[i..].iter().any(|w| same(m, w));
                 let why = if later {
                     format!("shows `{}` before `{}`", shorten(&m.text), shorten(w.1))
-                } else if on_screen[i..].iter().any(|m| matches(m, w)) {
+                } else if on_screen[i..].iter().any(|m| same(m, w)) {
                     format!(
                         "shows `{}`, which the conversation does not have there",
                         shorten(&m.text)
@@ -301,7 +442,7 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
         return Outcome::NotObservable("no message of the conversation reached the client".into());
     }
     Outcome::Kept(format!(
-        "the {} messages of the conversation, in sequence order",
+        "the {} messages of the conversation, in sequence order, each by its author",
         wanted.len()
     ))
 }
@@ -343,8 +484,10 @@ pub fn chunks_assembled(e: &Evidence) -> Outcome {
         }
         let Some(on_screen) = shown(view, message) else {
             let live_only: String = live_assembly(message, &delivered, &only_in_batches);
-            if view.iter().any(|m| m.text == live_only) {
-                continue; // Shown as far as the live chunks go: MSG-1's.
+            if live_only.is_empty() || view.iter().any(|m| m.text == live_only) {
+                // Not shown beyond the chunks it got live, or it came only in batches: MSG-1's
+                // (or ERR-2's, beside an unknown event).
+                continue;
             }
             return Outcome::Broken(format!(
                 "the streamed message `{}` is not shown",
@@ -489,6 +632,7 @@ fn failed_on_time(e: &Evidence, text: &str, last_try_ms: u64) -> Option<String> 
 
 pub fn lost_messages_resent(e: &Evidence) -> Outcome {
     let mut judged = Vec::new();
+    let mut kept_across = 0;
     for session in &e.sessions {
         let sent = session.sent_of(USER_MESSAGE);
         let echoes: Vec<(u64, Value, String)> = session
@@ -575,6 +719,10 @@ pub fn lost_messages_resent(e: &Evidence) -> Outcome {
                 }
             }
             if !lost {
+                // Echoed, and not sent again across a reconnect that came after its echo.
+                if echoed_at.is_some_and(|echoed| reconnects.iter().any(|r| *r > echoed)) {
+                    kept_across += 1;
+                }
                 continue;
             }
             if tries.len() > 4 {
@@ -584,7 +732,14 @@ pub fn lost_messages_resent(e: &Evidence) -> Outcome {
                     tries.len()
                 ));
             }
+            // A session the client had left by the time a resend was due (a new session
+            // instead of a reconnect is RC-1's) cannot carry one.
+            let still_there = session
+                .connections()
+                .iter()
+                .any(|c| c.closed_ms.is_none_or(|t| t > first.at_ms + 5_000));
             match tries.get(1) {
+                None if !still_there => {}
                 None if e.end_ms.saturating_sub(first.at_ms) >= 7_500 => {
                     return Outcome::Broken(format!(
                         "`{}` got no echo and was never sent again",
@@ -610,13 +765,24 @@ pub fn lost_messages_resent(e: &Evidence) -> Outcome {
             }
         }
     }
-    if judged.is_empty() {
-        return Outcome::NotObservable("no message lost its echo".into());
+    if judged.is_empty() && kept_across == 0 {
+        return Outcome::NotObservable(
+            "no message lost its echo, and none was echoed before a reconnect".into(),
+        );
     }
-    let shown = judged
+    let mut shown: Vec<String> = judged
         .iter()
-        .map(|(t, n, gap)| format!("`{}` resent {n}× (first after {gap} ms)", shorten(t)))
-        .collect::<Vec<_>>()
-        .join("; ");
-    Outcome::Kept(format!("{shown}, with the same metadata.custom"))
+        .map(|(t, n, gap)| {
+            format!(
+                "`{}` resent {n}× (first after {gap} ms) with the same metadata.custom",
+                shorten(t)
+            )
+        })
+        .collect();
+    if kept_across > 0 {
+        shown.push(format!(
+            "{kept_across} message(s) echoed before a reconnect, none sent again after it"
+        ));
+    }
+    Outcome::Kept(shown.join("; "))
 }

@@ -160,7 +160,9 @@ pub struct Connection {
     pub closed_ms: Option<u64>,
     pub closed_by: Option<Closer>,
     pub close_code: Option<u16>,
-    /// `POLY_AGENT_JOINED` was in the session's history when it opened.
+    /// `POLY_AGENT_JOINED` was in the session's history when it opened: sent before, or in the
+    /// connection's own replay (an event only the history has, like a join the socket dropped
+    /// before delivering, shows in the evidence first there).
     pub agent_joined_before: bool,
 }
 
@@ -170,6 +172,14 @@ pub struct Delivery {
     pub at_ms: u64,
     pub event: Value,
     pub in_batch: bool,
+    /// It came inside a batch that also carried an event of a type the docs do not list (a
+    /// client that drops such a batch whole breaks ERR-2, not MSG-1).
+    pub beside_unknown: bool,
+}
+
+/// Whether `event_type` is one spec §6.6 documents.
+pub fn is_known_type(event_type: &str) -> bool {
+    mock_server::protocol::ServerEvent::KNOWN_TYPES.contains(&event_type)
 }
 
 /// A frame the client sent.
@@ -271,7 +281,48 @@ impl SessionRecord {
                 _ => {}
             }
         }
+        for connection in &mut out {
+            connection.agent_joined_before |= self.replay_has_join(connection.conn);
+        }
         out
+    }
+
+    /// Whether the first batch sent on `conn` (its replay) carries `POLY_AGENT_JOINED`.
+    fn replay_has_join(&self, conn: u64) -> bool {
+        self.journal
+            .iter()
+            .find_map(|entry| match &entry.event {
+                JournalEvent::ServerFrame {
+                    conn: Some(c),
+                    frame,
+                } if *c == conn => serde_json::from_str::<Value>(frame.get())
+                    .ok()
+                    .filter(|v| event_type(v) == "EVENT_TYPE_EVENT_BATCH"),
+                _ => None,
+            })
+            .is_some_and(|batch| {
+                batch["payload"]["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| event_type(e) == "EVENT_TYPE_POLY_AGENT_JOINED")
+            })
+    }
+
+    /// When the history (the first `EVENT_BATCH`) was sent on connection `conn`.
+    pub fn history_sent_at(&self, conn: u64) -> Option<u64> {
+        self.journal.iter().find_map(|entry| match &entry.event {
+            JournalEvent::ServerFrame {
+                conn: Some(c),
+                frame,
+            } if *c == conn
+                && serde_json::from_str::<Value>(frame.get())
+                    .is_ok_and(|v| event_type(&v) == "EVENT_TYPE_EVENT_BATCH") =>
+            {
+                Some(entry.at_ms)
+            }
+            _ => None,
+        })
     }
 
     /// Frames the client sent, in order.
@@ -336,11 +387,18 @@ impl SessionRecord {
                         continue;
                     }
                     if event_type(&value) == "EVENT_TYPE_EVENT_BATCH" {
-                        for inner in value["payload"]["events"].as_array().into_iter().flatten() {
+                        let inner: Vec<&Value> = value["payload"]["events"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .collect();
+                        let beside_unknown = inner.iter().any(|e| !is_known_type(event_type(e)));
+                        for event in inner {
                             out.push(Delivery {
                                 at_ms: entry.at_ms,
-                                event: with_payload(inner),
+                                event: with_payload(event),
                                 in_batch: true,
+                                beside_unknown,
                             });
                         }
                     } else {
@@ -348,6 +406,7 @@ impl SessionRecord {
                             at_ms: entry.at_ms,
                             event: value,
                             in_batch: false,
+                            beside_unknown: false,
                         });
                     }
                 }

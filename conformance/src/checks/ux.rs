@@ -259,8 +259,42 @@ pub fn handoff_progress(e: &Evidence) -> Outcome {
             ));
         }
     }
+    // A handoff that does not happen is shown as such (spec §8.3): failed, or timed out.
+    let mut outcomes = Vec::new();
+    for (kind, state) in [
+        ("EVENT_TYPE_HANDOFF_FAILED", HandoffState::Failed),
+        ("EVENT_TYPE_HANDOFF_TIMEOUT", HandoffState::Timeout),
+    ] {
+        for failed in deliveries.iter().filter(|d| event_type(&d.event) == kind) {
+            let next_trigger = deliveries
+                .iter()
+                .filter(|d| event_type(&d.event) == "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF")
+                .map(|d| d.at_ms)
+                .find(|at| *at > failed.at_ms)
+                .unwrap_or(u64::MAX);
+            let shown = e
+                .samples_after(failed.at_ms)
+                .filter(|s| s.sent_ms < next_trigger)
+                .any(|s| s.view.handoff == Some(state));
+            if !shown {
+                return Outcome::Broken(format!(
+                    "{} arrived at {} ms; the view never shows the handoff {state:?}",
+                    kind.trim_start_matches("EVENT_TYPE_"),
+                    failed.at_ms
+                ));
+            }
+            outcomes.push(format!("{state:?}"));
+        }
+    }
+    let ending = if joined != u64::MAX {
+        ", then live".to_owned()
+    } else if outcomes.is_empty() {
+        String::new()
+    } else {
+        format!(", then {}", outcomes.join(", "))
+    };
     Outcome::Kept(format!(
-        "handoff shown as it progressed, {} queue update(s) shown, then live",
+        "handoff shown as it progressed, {} queue update(s) shown{ending}",
         positions.len()
     ))
 }
@@ -303,10 +337,15 @@ pub fn session_end(e: &Evidence) -> Outcome {
             ));
         }
         let connections = session.connections();
+        // The mock closes with 1000 when the client has not closed within its grace; with no
+        // grace it closes at once, and a scripted drop is not the client's doing either.
+        let grace = e.case.config.session_end_close_grace_ms;
         if let Some(c) = connections
             .iter()
             .find(|c| c.closed_ms.is_some_and(|at| at >= end.at_ms) && c.opened_ms <= end.at_ms)
             && c.closed_by == Some(mock_server::journal::Closer::Server)
+            && c.close_code == Some(1000)
+            && grace > 0
         {
             return Outcome::Broken(format!(
                 "did not close its socket after SESSION_END; the mock closed it with {} {} ms later",
@@ -439,7 +478,8 @@ pub fn language(e: &Evidence) -> Outcome {
     let code = latest.event["payload"]["language_code"]
         .as_str()
         .unwrap_or_default();
-    let Some(view) = e.final_view() else {
+    // The conversation's last view: a client that moved on to a new session starts afresh.
+    let Some(view) = e.conversation_view() else {
         return Outcome::NotObservable("the driver gave no view".into());
     };
     match &view.language {

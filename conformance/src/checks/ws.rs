@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::{Evidence, JOIN, Outcome, Sent, USER_MESSAGE, USER_TYPING};
 use crate::cases::Step;
 use crate::contract::TypingChange;
+use crate::tolerance::{JOIN_AFTER_HISTORY_MS, join_timing_ok};
 
 /// WS-1: every `/ws` handshake carries `session_id` and `access_token`.
 pub fn handshake_parameters(e: &Evidence) -> Outcome {
@@ -33,25 +34,48 @@ pub fn handshake_parameters(e: &Evidence) -> Outcome {
     ))
 }
 
-/// WS-2: with the history held back, no join before it was sent.
+/// WS-2: with the history held back, every join comes after the history and soon after it
+/// (a decision taken on the history, not on a timer that happens to outlast a short hold-back).
 pub fn join_after_history(e: &Evidence) -> Outcome {
     let hold_back = e.case.config.replay_delay_ms;
     if hold_back == 0 {
         return Outcome::NotObservable("this case does not hold the history back".into());
     }
-    let joins: Vec<Sent> = e.sessions.iter().flat_map(|s| s.sent_of(JOIN)).collect();
-    if let Some(early) = joins.iter().find(|j| j.before_history) {
-        return Outcome::Broken(format!(
-            "sent REQUEST_POLY_AGENT_JOIN on connection {} before the history, which the mock held back {hold_back} ms",
-            early.conn
-        ));
+    let mut judged = Vec::new();
+    for session in &e.sessions {
+        let connections = session.connections();
+        for join in session.sent_of(JOIN) {
+            let opened = connections
+                .iter()
+                .find(|c| c.conn == join.conn)
+                .map_or(join.at_ms, |c| c.opened_ms);
+            let history = session.history_sent_at(join.conn);
+            let after_open = join.at_ms.saturating_sub(opened);
+            if join.before_history {
+                return Outcome::Broken(format!(
+                    "sent REQUEST_POLY_AGENT_JOIN on connection {} before the history, which the mock held back {hold_back} ms",
+                    join.conn
+                ));
+            }
+            // Judged against when the history was actually sent (the mock's hold-back plus
+            // its own scheduling), which the evidence has.
+            let held = history.map_or(hold_back, |at| at.saturating_sub(opened));
+            if !join_timing_ok(after_open, held) {
+                return Outcome::Broken(format!(
+                    "sent REQUEST_POLY_AGENT_JOIN on connection {} {} ms after the history arrived ({after_open} ms after the socket opened): not a decision taken on the history, which asks for it within {JOIN_AFTER_HISTORY_MS} ms",
+                    join.conn,
+                    after_open.saturating_sub(held)
+                ));
+            }
+            judged.push(after_open.saturating_sub(held));
+        }
     }
-    if joins.is_empty() {
+    if judged.is_empty() {
         return Outcome::NotObservable("the client never joined (see WS-3)".into());
     }
     Outcome::Kept(format!(
-        "{} join(s), each after the history (held back {hold_back} ms)",
-        joins.len()
+        "{} join(s), each {judged:?} ms after the history (held back {hold_back} ms)",
+        judged.len()
     ))
 }
 
@@ -241,7 +265,11 @@ pub fn message_and_typing_fields(e: &Evidence) -> Outcome {
     let typing = if typed.is_empty() {
         "typing not exercised".to_owned()
     } else if states.is_empty() {
-        "typing accepted by the driver but no USER_TYPING sent".to_owned()
+        // No pass without evidence: the driver said the user's typing was handled, yet nothing
+        // reached the server (an SDK without typing answers `unsupported`).
+        return Outcome::Broken(format!(
+            "the user typed {wanted:?} and the driver accepted it, but no USER_TYPING was sent (a driver whose SDK has no typing answers `unsupported`)"
+        ));
     } else {
         let mut compact = states.clone();
         compact.dedup();

@@ -9,6 +9,7 @@ use mock_server::protocol::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::Defect;
 use crate::contract::{
     Author, HandoffState, MessageStatus, View, ViewAgent, ViewClientHandoff, ViewEnded,
     ViewLiveAgent, ViewMessage, ViewQueue, ViewSystemMessage, ViewTyping,
@@ -46,6 +47,8 @@ pub struct Conversation {
     pub pending: Vec<Pending>,
     /// The join was sent in this session (it survives a restart with the rest).
     pub join_sent: bool,
+    /// Every user message frame this instance sent (for a defect that sends them all again).
+    pub sent_frames: Vec<String>,
 }
 
 fn client_event_id(metadata: Option<&Metadata>) -> Option<String> {
@@ -79,7 +82,14 @@ impl Conversation {
     /// arrived.
     pub fn ingest(&mut self, envelope: ServerEnvelope) -> bool {
         if let ServerEvent::EventBatch(batch) = envelope.event {
-            if self.defects.no_batch_flattening {
+            let unknown = batch
+                .events
+                .iter()
+                .any(|e| matches!(e.event, ServerEvent::Unknown(_)));
+            if unknown && self.defects.has(Defect::DropBatchWithUnknown) {
+                return false;
+            }
+            if self.defects.has(Defect::NoBatchFlattening) {
                 // Only what a flattening client needs to get going: the capabilities.
                 let start = batch
                     .events
@@ -98,7 +108,7 @@ impl Conversation {
 
     fn ingest_one(&mut self, envelope: ServerEnvelope) -> bool {
         // Deduplicate by id (spec §11 MSG-2).
-        if !self.seen.insert(envelope.id.0.clone()) && !self.defects.no_dedup {
+        if !self.seen.insert(envelope.id.0.clone()) && !self.defects.has(Defect::NoDedup) {
             return false;
         }
         if let ServerEvent::UserMessage(_) = &envelope.event
@@ -116,7 +126,7 @@ impl Conversation {
             None => (self.last_sequence, self.arrivals),
         };
         // Order by sequence (spec §11 MSG-3): insert in place.
-        let at = if self.defects.arrival_order {
+        let at = if self.defects.has(Defect::ArrivalOrder) {
             self.log.len()
         } else {
             self.log.partition_point(|(k, _)| *k <= key)
@@ -173,7 +183,7 @@ impl Conversation {
             from,
             text: text.to_owned(),
             attachments,
-            suggestions: if defects.no_suggestions {
+            suggestions: if defects.has(Defect::NoSuggestions) {
                 Vec::new()
             } else {
                 suggestions
@@ -182,7 +192,7 @@ impl Conversation {
             status: None,
         };
         let clear = |typing: &mut ViewTyping| {
-            if !defects.typing_forever {
+            if !defects.has(Defect::TypingForever) {
                 typing.agent = false;
             }
         };
@@ -237,16 +247,21 @@ impl Conversation {
                     typing.live_agent = false;
                     let (attachments, suggestions) =
                         extras(&m.attachments, &m.response_suggestions);
+                    let from = if defects.has(Defect::LiveAgentAsAgent) {
+                        Author::Agent
+                    } else {
+                        Author::LiveAgent
+                    };
                     messages.push(reply(
                         m.message_id.as_str(),
-                        Author::LiveAgent,
+                        from,
                         &m.text,
                         attachments,
                         suggestions,
                     ));
                 }
                 ServerEvent::PolyAgentThinking(_) => {
-                    typing.agent = !defects.no_typing_indicator;
+                    typing.agent = !defects.has(Defect::NoTypingIndicator);
                 }
                 ServerEvent::LiveAgentTyping(t) => {
                     typing.live_agent = t.state == TypingState::Started;
@@ -276,7 +291,7 @@ impl Conversation {
                     view.handoff = Some(HandoffState::Triggered);
                 }
                 ServerEvent::HandoffAccepted(_) => view.handoff = Some(HandoffState::Accepted),
-                ServerEvent::HandoffQueueStatus(q) if !defects.no_queue_status => {
+                ServerEvent::HandoffQueueStatus(q) if !defects.has(Defect::NoQueueStatus) => {
                     view.queue = Some(Some(ViewQueue {
                         queue_name: q.queue_name.clone(),
                         position_in_queue: q.position_in_queue.map(u64::from),
@@ -295,7 +310,7 @@ impl Conversation {
                 ServerEvent::LanguageChanged(l) => {
                     // The latest by order; with the defect, the latest to arrive.
                     let arrival = self.arrival_of.get(envelope.id.as_str()).copied();
-                    if defects.language_by_arrival {
+                    if defects.has(Defect::LanguageByArrival) {
                         let arrival = arrival.unwrap_or(0);
                         if arrival >= latest_language.0 {
                             latest_language = (arrival, Some(l.language_code.clone()));
@@ -303,6 +318,14 @@ impl Conversation {
                     } else {
                         latest_language.1 = Some(l.language_code.clone());
                     }
+                }
+                ServerEvent::SystemMessage(m)
+                    if defects.has(Defect::ErrorAsAgentMessage)
+                        && m.level == mock_server::protocol::SystemMessageLevel::Error =>
+                {
+                    clear(&mut typing);
+                    let id = envelope.id.as_str();
+                    messages.push(reply(id, Author::Agent, &m.message, Vec::new(), Vec::new()));
                 }
                 ServerEvent::SystemMessage(m) => {
                     clear(&mut typing);
@@ -312,7 +335,7 @@ impl Conversation {
                     });
                 }
                 ServerEvent::SessionEnd(end) => {
-                    let reason = if defects.generic_end_reason {
+                    let reason = if defects.has(Defect::GenericEndReason) {
                         "REASON_NATURAL_END".to_owned()
                     } else {
                         end.reason.as_str().to_owned()
@@ -342,13 +365,13 @@ impl Conversation {
                 .count();
             let mut applied: Vec<&PolyAgentMessageChunk> =
                 parts[..contiguous].iter().map(|(_, c)| c).collect();
-            if defects.chunks_in_arrival_order {
+            if defects.has(Defect::ChunksInArrivalOrder) {
                 let mut by_arrival: Vec<&(u64, PolyAgentMessageChunk)> =
                     parts[..contiguous].to_vec();
                 by_arrival.sort_by_key(|(arrival, _)| *arrival);
                 applied = by_arrival.into_iter().map(|(_, c)| c).collect();
             }
-            let drop_final = defects.drop_final_chunk_extras;
+            let drop_final = defects.has(Defect::DropFinalChunkExtras);
             let extras_of = move |c: &&&PolyAgentMessageChunk| !(drop_final && c.is_complete);
             message.text = applied.iter().map(|c| c.text.as_str()).collect();
             message.attachments = applied
@@ -364,9 +387,10 @@ impl Conversation {
                         .iter()
                         .map(|s| s.message_text.clone())
                 })
-                .filter(|_| !defects.no_suggestions)
+                .filter(|_| !defects.has(Defect::NoSuggestions))
                 .collect();
-            message.complete = defects.complete_early || applied.iter().any(|c| c.is_complete);
+            message.complete =
+                defects.has(Defect::CompleteEarly) || applied.iter().any(|c| c.is_complete);
         }
         for pending in &self.pending {
             messages.push(ViewMessage {
@@ -383,7 +407,7 @@ impl Conversation {
                 }),
             });
         }
-        if defects.typing_while_unanswered {
+        if defects.has(Defect::TypingWhileUnanswered) {
             // "Typing" whenever the user's last message has no answer after it.
             let last_user = messages.iter().rposition(|m| m.from == Author::User);
             let last_agent = messages.iter().rposition(|m| m.from != Author::User);

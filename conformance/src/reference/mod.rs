@@ -37,7 +37,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::contract::{ConnectionState, View};
 use crate::rest::post_json;
 use conversation::{CLIENT_EVENT_ID, Conversation, Pending};
-pub use defects::{Defects, Mutant, mutants};
+pub use defects::{Defect, Defects, Mutant, mutants};
 
 /// Where the client keeps its session across a restart, in the app's working directory. (A
 /// real app would use the platform's secure storage for the token, spec §11 SEC-1.)
@@ -143,16 +143,18 @@ async fn post_retrying(
             .await
             .map_err(ClientError::Http)?;
         let retryable = answer.status == 429 || answer.status >= 500;
-        if !retryable || attempt == REST_ATTEMPTS || defects.no_rest_retry {
+        if !retryable || attempt == REST_ATTEMPTS || defects.has(Defect::NoRestRetry) {
             return Ok(answer);
         }
         let wait = if answer.status == 429 {
-            if defects.retry_after_ignored {
+            if defects.has(Defect::RetryAfterIgnored) {
                 Duration::from_millis(500)
+            } else if defects.has(Defect::RetryAfterFixed3S) {
+                Duration::from_secs(3)
             } else {
                 Duration::from_secs(answer.retry_after.unwrap_or(1))
             }
-        } else if defects.rest_constant_backoff {
+        } else if defects.has(Defect::RestConstantBackoff) {
             Duration::from_secs(1)
         } else {
             let wait = delay;
@@ -167,19 +169,19 @@ async fn post_retrying(
 /// A token (fresh, unless `reuse` is given and the defect keeps tokens) and a session.
 async fn new_session(config: &ClientConfig, reuse: Option<&str>) -> Result<Session, ClientError> {
     let defects = config.defects;
-    let json = if defects.no_content_type {
+    let json = if defects.has(Defect::NoContentType) {
         "text/plain"
     } else {
         "application/json"
     };
-    let token = match reuse.filter(|_| defects.token_reuse) {
+    let token = match reuse.filter(|_| defects.has(Defect::TokenReuse)) {
         Some(token) => token.to_owned(),
         None => {
             let mut headers = vec![
                 ("x-token", config.connector_token.as_str()),
                 ("content-type", json),
             ];
-            if !defects.no_x_host {
+            if !defects.has(Defect::NoXHost) {
                 headers.push(("x-host", config.host.as_str()));
             }
             let answer = post_retrying(config, "/api/v1/access-token", &headers, "{}").await?;
@@ -330,12 +332,27 @@ impl ReferenceClient {
                 conversation.ingest(envelope);
             }
         }
+        // Messages the user sent that never went out before the restart go out now (the ones
+        // that went out are resent after the history when their echo is not in it).
+        let unsent: Vec<String> = saved
+            .pending
+            .iter()
+            .filter(|p| !p.sent && !p.failed)
+            .map(|p| p.frame.clone())
+            .collect();
         conversation.pending = saved.pending;
         let config = ClientConfig {
             streaming: saved.streaming,
             ..config
         };
-        Ok(Self::spawn(config, saved.session, conversation, None))
+        let client = Self::spawn(config, saved.session, conversation, None);
+        for frame in unsent {
+            client
+                .outgoing
+                .send(frame)
+                .map_err(|_| ClientError::Closed)?;
+        }
+        Ok(client)
     }
 
     fn encode(&self, frame: &ClientFrame) -> String {
@@ -355,7 +372,7 @@ impl ReferenceClient {
         }
         if lock(&self.shared.conversation).ended() {
             // UX-4: input is disabled once the session is over (unless that is the defect).
-            if self.config.defects.input_after_end {
+            if self.config.defects.has(Defect::InputAfterEnd) {
                 return Ok(());
             }
             return Err(ClientError::Closed);
@@ -367,12 +384,15 @@ impl ReferenceClient {
             .session_start()
             .and_then(|c| c.max_message_size_bytes)
             .unwrap_or(131_072);
-        if encoded.len() as u64 > limit && !self.config.defects.oversized_frames {
+        if encoded.len() as u64 > limit && !self.config.defects.has(Defect::OversizedFrames) {
             return Err(ClientError::Usage(format!(
                 "message too large: {} bytes over the {limit}-byte limit",
                 encoded.len()
             )));
         }
+        lock(&self.shared.conversation)
+            .sent_frames
+            .push(encoded.clone());
         lock(&self.shared.conversation).pending.push(Pending {
             client_event_id: id,
             text: text.to_owned(),
@@ -385,7 +405,10 @@ impl ReferenceClient {
     }
 
     pub fn typing(&self, started: bool) -> Result<(), ClientError> {
-        let started = started != self.config.defects.typing_state_inverted;
+        if self.config.defects.has(Defect::NoOpTyping) {
+            return Ok(());
+        }
+        let started = started != self.config.defects.has(Defect::TypingStateInverted);
         let state = if started {
             TypingState::Started
         } else {
@@ -450,8 +473,11 @@ enum Ended {
 
 /// The delay before reconnect attempt `n + 1` after `n` failed ones: 2 s, 4 s, … 30 s.
 fn backoff_after(failed: u32, defects: Defects) -> Duration {
-    if defects.constant_backoff {
+    if defects.has(Defect::ConstantBackoff) {
         return BACKOFF_START;
+    }
+    if defects.has(Defect::BackoffStopsGrowing) {
+        return BACKOFF_START * 2;
     }
     BACKOFF_START
         .saturating_mul(1 << failed.min(5))
@@ -483,14 +509,18 @@ async fn run(
     let mut failed: u32 = 0;
     // A resumed instance starts without a socket; its first connection is the resume.
     let mut resuming = socket.is_none();
+    // The connection being opened follows an unexpected close (not a start or a resume).
+    let mut after_drop = false;
     loop {
         let current = match socket.take() {
             Some(open) => open,
             None => {
                 let last = lock(&shared.conversation).last_sequence();
-                let cursor = if defects.no_cursor || (defects.cursor_lost_on_restart && resuming) {
+                let cursor = if defects.has(Defect::NoCursor)
+                    || (defects.has(Defect::CursorLostOnRestart) && resuming)
+                {
                     0
-                } else if defects.stale_cursor {
+                } else if defects.has(Defect::StaleCursor) {
                     last.saturating_sub(2)
                 } else {
                     last
@@ -504,7 +534,7 @@ async fn run(
                     Err(error) => {
                         failed += 1;
                         let gone = matches!(refused_status(&error), Some(404 | 401));
-                        if gone && !defects.retry_gone_session {
+                        if gone && !defects.has(Defect::RetryGoneSession) {
                             // The session or its token is dead: a new token and session (RC-5).
                             if start_over(&config, &shared).await {
                                 failed = 0;
@@ -515,7 +545,7 @@ async fn run(
                             .session_start()
                             .and_then(|c| c.max_reconnect_attempts)
                             .unwrap_or(5);
-                        if defects.no_backoff {
+                        if defects.has(Defect::NoBackoff) {
                             // Hammers the server: no delay, no limit (beyond a safety cap).
                             if failed > 200 {
                                 set(ConnectionState::Closed);
@@ -524,9 +554,18 @@ async fn run(
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             continue;
                         }
-                        let limit = max + u32::from(defects.one_attempt_too_many);
-                        if failed >= limit && !defects.never_give_up {
+                        let limit = max + u32::from(defects.has(Defect::OneAttemptTooMany));
+                        if failed >= limit && !defects.has(Defect::NeverGiveUp) {
                             set(ConnectionState::Closed);
+                            if defects.has(Defect::NewSessionAfterGivingUp) {
+                                // Gives up, then starts over by itself instead of the user.
+                                tokio::time::sleep(BACKOFF_START).await;
+                                if start_over(&config, &shared).await {
+                                    failed = 0;
+                                    after_drop = false;
+                                    continue;
+                                }
+                            }
                             return;
                         }
                         tokio::time::sleep(backoff_after(failed, defects)).await;
@@ -537,8 +576,8 @@ async fn run(
         };
         failed = 0;
         set(ConnectionState::Open);
-        match converse(current, &shared, &mut queue, defects).await {
-            Ended::Session if defects.new_session_after_end => {
+        match converse(current, &shared, &mut queue, defects, after_drop).await {
+            Ended::Session if defects.has(Defect::NewSessionAfterEnd) => {
                 tokio::time::sleep(BACKOFF_START).await;
                 if !start_over(&config, &shared).await {
                     set(ConnectionState::Closed);
@@ -546,7 +585,7 @@ async fn run(
                 }
                 set(ConnectionState::Connecting);
             }
-            Ended::Session if defects.reconnect_after_end => {
+            Ended::Session if defects.has(Defect::ReconnectAfterEnd) => {
                 set(ConnectionState::Reconnecting);
                 tokio::time::sleep(BACKOFF_START).await;
             }
@@ -555,13 +594,15 @@ async fn run(
                 return;
             }
             Ended::Dropped => {
+                after_drop = true;
                 set(ConnectionState::Reconnecting);
-                if defects.no_backoff {
+                if defects.has(Defect::NoBackoff) {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 } else {
                     tokio::time::sleep(BACKOFF_START).await;
                 }
-                if defects.new_session_on_reconnect && !start_over(&config, &shared).await {
+                if defects.has(Defect::NewSessionOnReconnect) && !start_over(&config, &shared).await
+                {
                     set(ConnectionState::Closed);
                     return;
                 }
@@ -572,13 +613,16 @@ async fn run(
 
 /// Heartbeat period: the advertised one, or 30 s (spec §3.5).
 fn heartbeat_period(advertised: Option<u32>, defects: Defects) -> Option<Duration> {
-    if defects.no_heartbeat {
+    if defects.has(Defect::NoHeartbeat) {
         return None;
     }
-    if defects.one_second_heartbeat {
+    if defects.has(Defect::OneSecondHeartbeat) {
         return Some(Duration::from_secs(1));
     }
-    let seconds = if defects.fixed_heartbeat {
+    if defects.has(Defect::Heartbeat2400Ms) {
+        return Some(Duration::from_millis(2_400));
+    }
+    let seconds = if defects.has(Defect::FixedHeartbeat) {
         30
     } else {
         advertised.unwrap_or(30)
@@ -589,13 +633,16 @@ fn heartbeat_period(advertised: Option<u32>, defects: Defects) -> Option<Duratio
 /// When an unechoed message is next due: resent, or marked failed (spec §4.4: 5 s, then
 /// 5000 × retries ms between tries; failed 5 s after the third resend).
 fn next_deadline(resends: u32, defects: Defects) -> Duration {
-    if defects.resend_too_early {
+    if defects.has(Defect::ResendTooEarly) {
         return Duration::from_millis(1_500);
     }
-    if defects.fail_late && resends >= MAX_RESENDS {
+    if defects.has(Defect::FailLate) && resends >= MAX_RESENDS {
         return ECHO_TIMEOUT * 4;
     }
-    if defects.resend_forever || resends >= MAX_RESENDS || resends == 0 {
+    if defects.has(Defect::ResendNoCap) {
+        return ECHO_TIMEOUT * (resends + 1);
+    }
+    if defects.has(Defect::ResendForever) || resends >= MAX_RESENDS || resends == 0 {
         return ECHO_TIMEOUT;
     }
     ECHO_TIMEOUT * (resends + 1)
@@ -607,6 +654,7 @@ async fn converse(
     shared: &Shared,
     queue: &mut mpsc::UnboundedReceiver<String>,
     defects: Defects,
+    after_drop: bool,
 ) -> Ended {
     let mut history_seen = false;
     let join_frame = || {
@@ -616,16 +664,21 @@ async fn converse(
         )
     };
     let agent_known = || lock(&shared.conversation).agent_joined_or_asked();
-    if defects.join_before_history && !agent_known() {
+    if defects.has(Defect::JoinBeforeHistory) && !agent_known() {
         lock(&shared.conversation).join_sent = true;
         if socket.send(Message::text(join_frame())).await.is_err() {
             return Ended::Dropped;
         }
     }
     let opened = Instant::now();
-    let mut fixed_join = defects
-        .join_after_fixed_delay
-        .then(|| opened + Duration::from_millis(400));
+    let timed_join = if defects.has(Defect::JoinAfterFixedDelay) {
+        Some(Duration::from_millis(400))
+    } else if defects.has(Defect::JoinOn1500MsTimer) {
+        Some(Duration::from_millis(1_500))
+    } else {
+        None
+    };
+    let mut fixed_join = timed_join.map(|delay| opened + delay);
     let mut heartbeat = None::<tokio::time::Interval>;
     let mut resend = tokio::time::interval(Duration::from_millis(250));
     let mut deadlines: Vec<(String, Instant)> = Vec::new();
@@ -659,7 +712,7 @@ async fn converse(
                 let unknown = matches!(envelope.event, ServerEvent::Unknown(_));
                 let error = matches!(&envelope.event, ServerEvent::SystemMessage(m)
                     if m.level == mock_server::protocol::SystemMessageLevel::Error);
-                if (defects.close_on_unknown_event && unknown) || (defects.close_on_error_message && error) {
+                if (defects.has(Defect::CloseOnUnknownEvent) && unknown) || (defects.has(Defect::CloseOnErrorMessage) && error) {
                     let _ = socket.close(None).await;
                     return Ended::Stopped;
                 }
@@ -669,7 +722,7 @@ async fn converse(
                 };
                 let ends = matches!(envelope.event, ServerEvent::SessionEnd(_))
                     || batch.as_ref().is_some_and(|types| types.iter().any(|t| t == "EVENT_TYPE_SESSION_END"));
-                if defects.drop_out_of_order_live && batch.is_none()
+                if defects.has(Defect::DropOutOfOrderLive) && batch.is_none()
                     && let Some(sequence) = envelope.sequence
                     && sequence.0 < lock(&shared.conversation).last_sequence()
                 {
@@ -681,20 +734,24 @@ async fn converse(
                     let advertised = lock(&shared.conversation)
                         .session_start()
                         .and_then(|c| c.heartbeat_interval_seconds);
+                    let stopped = defects.has(Defect::HeartbeatNotRestarted) && after_drop;
                     if heartbeat.is_none()
+                        && !stopped
                         && let Some(period) = heartbeat_period(advertised, defects)
                     {
                         heartbeat = Some(tokio::time::interval_at(Instant::now() + period, period));
                     }
                     // Join only after the history, only if the agent never joined (WS-2/3/4).
-                    let join = if defects.join_from_replay_only {
+                    let join = if defects.has(Defect::JoinFromReplayOnly) {
                         !types.iter().any(|t| t == "EVENT_TYPE_POLY_AGENT_JOINED")
-                    } else if defects.join_on_reconnect {
+                    } else if defects.has(Defect::JoinOnReconnect) {
                         lock(&shared.conversation).join_sent || !agent_known()
+                    } else if defects.has(Defect::RejoinAfterDrop) && after_drop {
+                        true
                     } else {
                         !agent_known()
                     };
-                    if join && !defects.join_before_history && !defects.join_after_fixed_delay && !ends {
+                    if join && !defects.has(Defect::JoinBeforeHistory) && timed_join.is_none() && !ends {
                         lock(&shared.conversation).join_sent = true;
                         if socket.send(Message::text(join_frame())).await.is_err() {
                             return Ended::Dropped;
@@ -702,12 +759,16 @@ async fn converse(
                     }
                     // Messages that went out before a drop and whose echo is not in the history
                     // are sent again now; messages never sent are still in the queue.
-                    let unechoed: Vec<String> = lock(&shared.conversation)
-                        .pending
-                        .iter()
-                        .filter(|p| p.sent && !p.failed)
-                        .map(|p| p.frame.clone())
-                        .collect();
+                    let unechoed: Vec<String> = if defects.has(Defect::ResendEchoedAfterReconnect) && after_drop {
+                        lock(&shared.conversation).sent_frames.clone()
+                    } else {
+                        lock(&shared.conversation)
+                            .pending
+                            .iter()
+                            .filter(|p| p.sent && !p.failed)
+                            .map(|p| p.frame.clone())
+                            .collect()
+                    };
                     for frame in unechoed {
                         if let Some(id) = frame_client_id(&frame) {
                             deadlines.retain(|(d, _)| *d != id);
@@ -720,7 +781,7 @@ async fn converse(
                 }
                 if ends && !ended {
                     ended = true;
-                    if !defects.no_close_after_end {
+                    if !defects.has(Defect::NoCloseAfterEnd) {
                         let _ = socket.close(None).await;
                         return Ended::Session;
                     }
@@ -781,7 +842,7 @@ fn due_resends(
             .any(|p| &p.client_event_id == id && !p.failed)
     });
     for (id, deadline) in deadlines.iter_mut() {
-        if *deadline > now || defects.no_resend {
+        if *deadline > now || defects.has(Defect::NoResend) {
             continue;
         }
         let Some(pending) = conversation
@@ -791,19 +852,20 @@ fn due_resends(
         else {
             continue;
         };
-        if pending.resends >= MAX_RESENDS && !defects.resend_forever {
+        let capped = !defects.has(Defect::ResendForever) && !defects.has(Defect::ResendNoCap);
+        if pending.resends >= MAX_RESENDS && capped {
             pending.failed = true;
             continue;
         }
         pending.resends += 1;
-        if defects.resend_new_id {
+        if defects.has(Defect::ResendNewId) {
             let fresh = uuid::Uuid::new_v4().to_string();
             pending.frame = encode(&message_frame(&pending.text, &fresh), defects);
             pending.client_event_id = fresh.clone();
             *id = fresh;
         }
         *deadline = now + next_deadline(pending.resends, defects);
-        if defects.fail_at_last_resend && pending.resends >= MAX_RESENDS {
+        if defects.has(Defect::FailAtLastResend) && pending.resends >= MAX_RESENDS {
             pending.failed = true;
         }
         again.push(pending.frame.clone());
@@ -814,10 +876,10 @@ fn due_resends(
 /// Encodes a frame as this client sends it (some defects add fields).
 fn encode(frame: &ClientFrame, defects: Defects) -> String {
     let text = encode_client_frame(frame);
-    if defects.server_fields {
+    if defects.has(Defect::ServerFields) {
         return format!("{{\"id\":\"{}\",{}", uuid::Uuid::new_v4(), &text[1..]);
     }
-    if defects.extra_frame_field {
+    if defects.has(Defect::ExtraFrameField) {
         return format!("{{\"client_ts\":1,{}", &text[1..]);
     }
     text

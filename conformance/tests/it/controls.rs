@@ -179,6 +179,15 @@ async fn the_cli_fails_a_null_driver_and_says_which_musts_went_ungraded() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert_eq!(output.status.code(), Some(1), "{stdout}");
         assert!(stdout.contains("MUST AUTH-1 was never graded"), "{stdout}");
+        // The verdict line says why the run failed, though no case "failed".
+        let verdict = stdout
+            .lines()
+            .find(|l| l.starts_with("FAILED: "))
+            .unwrap_or_else(|| panic!("no verdict line: {stdout}"));
+        assert!(
+            verdict.contains("MUST(s) never graded") && verdict.contains(" 0 failed,"),
+            "{verdict}"
+        );
         assert!(stdout.contains("does not support `start`"), "{stdout}");
         // And the launcher used here is the CLI's: the same driver through the library.
         let launcher = ProcessLauncher {

@@ -5,11 +5,8 @@ mod browser;
 mod controls;
 mod drivers;
 mod kit;
-mod mutants;
-mod node;
 mod process_driver;
 mod properties;
-mod python;
 mod reference;
 mod report_browser;
 

@@ -176,7 +176,7 @@ async fn converse(streaming: bool, schedule: Vec<(String, Injected)>) -> Result<
         canonical
             .iter()
             .map(|(from, text)| ExpectedMessage {
-                from: *from,
+                from: (*from).into(),
                 text: text.clone(),
             })
             .collect(),

@@ -1,0 +1,114 @@
+//! The example drivers (independent clients written from the spec, not from the reference)
+//! pass the catalogue strictly, and generated sessions; `CONFORMANCE_DRIVER` grades any other.
+
+use std::time::Duration;
+
+use conformance::cases::{Case, Tier, catalogue};
+use conformance::driver::ProcessLauncher;
+use conformance::runner::select;
+use libtest_mimic::{Completion, Trial};
+
+use crate::generated::sessions;
+use crate::support::{
+    UNBOUNDED_WAIT, java, needing, node, python, repo, run, strict_pass, with_permit,
+};
+
+/// What a driver runs: the full profile, the thorough cases, or a run seed's generated
+/// sessions.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    Full,
+    Thorough,
+    Generated,
+}
+
+fn launcher(command: String) -> ProcessLauncher {
+    ProcessLauncher {
+        command,
+        timeout: Duration::from_secs(10),
+    }
+}
+
+async fn passes(command: String, part: Part, seed: u64) -> Result<(), String> {
+    let all = catalogue().map_err(|e| e.to_string())?;
+    let generated;
+    let cases: Vec<&Case> = match part {
+        Part::Full => select(&all, Tier::Full, &[]),
+        Part::Thorough => all.iter().filter(|c| c.tier == Tier::Thorough).collect(),
+        Part::Generated => {
+            generated = sessions(seed)?;
+            generated.iter().collect()
+        }
+    };
+    strict_pass(&cases, seed, &launcher(command))
+        .await
+        .map(|_| ())
+}
+
+fn trial(
+    name: &str,
+    check: fn() -> Result<String, String>,
+    script: &'static str,
+    part: Part,
+    seed: u64,
+) -> Trial {
+    needing(name.to_owned(), check, move |program| {
+        let command = format!("{program} {}", repo().join(script).display());
+        run(
+            UNBOUNDED_WAIT,
+            with_permit(Duration::from_secs(400), passes(command, part, seed)),
+        )
+    })
+}
+
+pub fn trials() -> Vec<Trial> {
+    const NODE: &str = "examples/drivers/node/driver.mjs";
+    const PYTHON: &str = "examples/drivers/python/driver.py";
+    let mut out = vec![
+        trial("drivers::node::full", node, NODE, Part::Full, 31),
+        trial("drivers::node::generative", node, NODE, Part::Generated, 32),
+        trial("drivers::python::full", python, PYTHON, Part::Full, 51),
+        trial(
+            "drivers::python::thorough",
+            python,
+            PYTHON,
+            Part::Thorough,
+            53,
+        ),
+        trial(
+            "drivers::python::generative",
+            python,
+            PYTHON,
+            Part::Generated,
+            52,
+        ),
+    ];
+    // The Java command is the whole command (its classes are compiled first).
+    for (name, part, seed) in [
+        ("drivers::java::full", Part::Full, 61),
+        ("drivers::java::generative", Part::Generated, 62),
+    ] {
+        out.push(needing(name.to_owned(), java, move |command| {
+            run(
+                UNBOUNDED_WAIT,
+                with_permit(Duration::from_secs(400), passes(command, part, seed)),
+            )
+        }));
+    }
+    // `CONFORMANCE_DRIVER="<command>" cargo test -p conformance --test catalogue` grades any
+    // driver; without it the trial says so (not a prerequisite CI lacks: CI sets none).
+    out.push(Trial::ignorable_test(
+        "drivers::conformance_driver::full",
+        || {
+            let Ok(command) = std::env::var("CONFORMANCE_DRIVER") else {
+                return Ok(Completion::ignored_with("CONFORMANCE_DRIVER is not set"));
+            };
+            run(
+                UNBOUNDED_WAIT,
+                with_permit(Duration::from_secs(400), passes(command, Part::Full, 1)),
+            )
+            .map(|()| Completion::Completed)
+        },
+    ));
+    out
+}

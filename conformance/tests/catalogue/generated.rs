@@ -1,0 +1,90 @@
+//! Generated sessions: the reference client passes them under twenty run seeds, and they find
+//! each built-in mutant on one of its own obligations with no case written for it.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use conformance::cases::Case;
+use conformance::driver::ReferenceLauncher;
+use conformance::generative::Session;
+use conformance::obligations::ObligationId;
+use conformance::params::Params;
+use conformance::reference::{Mutant, mutants};
+use conformance::runner::run_cases;
+use libtest_mimic::Trial;
+
+use crate::support::{run, strict_pass};
+
+/// Sessions per run seed (the `generative` profile's default).
+pub const SESSIONS: u64 = 12;
+
+/// The sessions of run `seed`, as cases.
+pub fn sessions(seed: u64) -> Result<Vec<Case>, String> {
+    (0..SESSIONS)
+        .map(|i| Session::generate(seed, i).case().map_err(|e| e.to_string()))
+        .collect()
+}
+
+pub fn trials() -> Vec<Trial> {
+    let mut out: Vec<Trial> = (1..=20)
+        .map(|seed| {
+            Trial::test(
+                format!("generative::reference::seed-{seed:02}"),
+                move || {
+                    run(Duration::from_secs(200), async move {
+                        let cases = sessions(seed)?;
+                        let refs: Vec<&Case> = cases.iter().collect();
+                        strict_pass(&refs, seed, &ReferenceLauncher::default())
+                            .await
+                            .map(|_| ())
+                    })
+                },
+            )
+        })
+        .collect();
+    out.extend(mutants().into_iter().map(|mutant| {
+        Trial::test(format!("generative::mutants::{}", mutant.name), move || {
+            run(Duration::from_secs(400), found_on_its_own(mutant))
+        })
+    }));
+    out
+}
+
+/// Run seeds 1, 2, 3 in turn until a generated session breaks one of the mutant's
+/// obligations.
+async fn found_on_its_own(mutant: Mutant) -> Result<(), String> {
+    let launcher = ReferenceLauncher {
+        defects: mutant.defects,
+        ..ReferenceLauncher::default()
+    };
+    let mut seen = BTreeSet::new();
+    for seed in 1..=3 {
+        let cases = sessions(seed)?;
+        let refs: Vec<&Case> = cases.iter().collect();
+        let results = run_cases(
+            &refs,
+            &Params::draw(seed),
+            &launcher,
+            refs.len(),
+            |_, _, _| {},
+        )
+        .await;
+        let broken: BTreeSet<ObligationId> = results
+            .iter()
+            .flat_map(|r| &r.findings)
+            .filter(|f| f.verdict.is_broken())
+            .map(|f| f.obligation)
+            .collect();
+        if mutant.breaks.iter().any(|id| broken.contains(id)) {
+            return Ok(());
+        }
+        seen.extend(broken);
+    }
+    Err(format!(
+        "{} ({}) was not found on {:?} by {} generated sessions; they broke {seen:?}",
+        mutant.name,
+        mutant.description,
+        mutant.breaks,
+        3 * SESSIONS
+    ))
+}

@@ -1,0 +1,157 @@
+//! What the trials share: a runtime and a time bound per trial, the permits of trials that
+//! drive external processes, and prerequisites that make a trial ignored with its reason (or,
+//! under `CI=true`, failed).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use conformance::cases::Case;
+use conformance::driver::Launcher;
+use conformance::params::Params;
+use conformance::runner::{CaseResult, run_cases, run_passes, unexpected_findings};
+use libtest_mimic::{Completion, Failed, Trial};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use crate::browser::{repo, required};
+
+/// The outer bound of a trial that queues for a permit (its own bound starts with the permit).
+pub const UNBOUNDED_WAIT: Duration = Duration::from_secs(3 * 3600);
+
+/// Runs `test` on a runtime of its own within `bound`; an `Err` or a panic fails the trial.
+pub fn run<F>(bound: Duration, test: F) -> Result<(), Failed>
+where
+    F: Future<Output = Result<(), String>>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failed::from(format!("no runtime: {e}")))?;
+    runtime
+        .block_on(async { tokio::time::timeout(bound, test).await })
+        .map_err(|_| Failed::from(format!("exceeded its {} s bound", bound.as_secs())))?
+        .map_err(Failed::from)
+}
+
+/// Runs `test` once it holds a permit, within `bound` from then (waiting for the permit does not
+/// count).
+pub async fn with_permit<F>(bound: Duration, test: F) -> Result<(), String>
+where
+    F: Future<Output = Result<(), String>>,
+{
+    let _permit = external_permit().await;
+    tokio::time::timeout(bound, test)
+        .await
+        .map_err(|_| format!("exceeded its {} s bound", bound.as_secs()))?
+}
+
+/// One permit per core for trials that drive external processes.
+async fn external_permit() -> OwnedSemaphorePermit {
+    static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Arc::new(Semaphore::new(cores))
+    });
+    Arc::clone(permits)
+        .acquire_owned()
+        .await
+        .expect("the semaphore is never closed")
+}
+
+/// A trial that needs something the machine may lack: `check` says what (at run time); when
+/// it is missing the trial is ignored with the reason, or fails under `CI=true`.
+pub fn needing<T: Send + 'static>(
+    name: String,
+    check: fn() -> Result<T, String>,
+    test: impl FnOnce(T) -> Result<(), Failed> + Send + 'static,
+) -> Trial {
+    Trial::ignorable_test(name, move || match check() {
+        Ok(found) => test(found).map(|()| Completion::Completed),
+        Err(why) if required() => Err(format!("CI=true, but {why}").into()),
+        Err(why) => Ok(Completion::ignored_with(why)),
+    })
+}
+
+/// `node`, when it runs.
+pub fn node() -> Result<String, String> {
+    let found = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    found
+        .then(|| "node --experimental-websocket".to_owned())
+        .ok_or_else(|| "`node` is not on PATH".to_owned())
+}
+
+/// The virtualenv's Python with `websockets` (`.ci/run` makes `target/py-venv`).
+pub fn python() -> Result<String, String> {
+    let python = repo().join("target/py-venv/bin/python");
+    let usable = std::process::Command::new(&python)
+        .args(["-c", "import websockets.asyncio.client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    usable.then(|| python.display().to_string()).ok_or_else(|| {
+        "target/py-venv with `websockets` is missing (python3 -m venv target/py-venv && target/py-venv/bin/pip install -r examples/drivers/python/requirements.txt)".to_owned()
+    })
+}
+
+/// The Java example driver, compiled once with the JVM helper into `target/java-example`;
+/// the command that runs it.
+pub fn java() -> Result<String, String> {
+    static BUILT: OnceLock<Result<String, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let out = repo().join(format!("target/java-example-{}", std::process::id()));
+            let sources = [
+                "drivers/jvm/MessagingDriver.java",
+                "examples/drivers/java/Client.java",
+                "examples/drivers/java/Driver.java",
+            ];
+            let compiled = std::process::Command::new("javac")
+                .arg("-d")
+                .arg(&out)
+                .args(sources.map(|s| repo().join(s)))
+                .output()
+                .map_err(|e| format!("`javac` cannot run: {e}"))?;
+            if !compiled.status.success() {
+                return Err(format!(
+                    "javac failed: {}",
+                    String::from_utf8_lossy(&compiled.stderr)
+                ));
+            }
+            Ok(format!("java -cp {} Driver", out.display()))
+        })
+        .clone()
+}
+
+/// Runs `cases` at once with `seed` against `launcher`; `Err` lists every finding that is not
+/// a pass or a reasoned skip, or says the strict run failed.
+pub async fn strict_pass<L: Launcher>(
+    cases: &[&Case],
+    seed: u64,
+    launcher: &L,
+) -> Result<Vec<CaseResult>, String> {
+    let results = run_cases(
+        cases,
+        &Params::draw(seed),
+        launcher,
+        cases.len(),
+        |_, _, _| {},
+    )
+    .await;
+    let problems = unexpected_findings(&results);
+    if !problems.is_empty() {
+        return Err(format!("seed {seed}:\n{}", problems.join("\n")));
+    }
+    if !run_passes(&results, true) {
+        return Err(format!("seed {seed}: the strict run does not pass"));
+    }
+    Ok(results)
+}
+
+/// The repository path of the scratch directory a trial may write.
+pub fn scratch(name: &str) -> PathBuf {
+    repo().join("target/catalogue").join(name)
+}
