@@ -10,6 +10,7 @@ mod cli;
 mod console;
 mod container;
 mod control;
+mod docs;
 mod evidence;
 mod fuzz;
 mod hostile;

@@ -1,0 +1,312 @@
+//! The repository is the product: every relative link and anchor in every tracked Markdown
+//! file resolves inside it, nothing points outside it, and every spec section and obligation
+//! id the code and docs cite is a heading of `docs/protocol.md`. Each check has a negative
+//! control that must fail.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::browser::repo;
+
+/// Every file git tracks (and the untracked ones it does not ignore) under the repository.
+fn tracked() -> Vec<PathBuf> {
+    let output = std::process::Command::new("git")
+        .args(["ls-files", "--cached", "--others", "--exclude-standard"])
+        .current_dir(repo())
+        .output()
+        .expect("git runs");
+    assert!(output.status.success(), "git ls-files failed");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| repo().join(l))
+        .filter(|p| p.is_file())
+        .collect()
+}
+
+/// GitHub's anchor for a heading: lowercase; letters, digits, `-`, `_` and spaces kept;
+/// spaces become `-`.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_' || *c == ' ')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Lines outside fenced code blocks, with their numbers.
+fn prose(text: &str) -> Vec<(usize, &str)> {
+    let mut fenced = false;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if !fenced {
+            out.push((i + 1, line));
+        }
+    }
+    out
+}
+
+/// The anchors of a Markdown text's headings (duplicates get `-1`, `-2`, … as on GitHub).
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut out = BTreeSet::new();
+    for (_, line) in prose(text) {
+        let Some(heading) = line.strip_prefix('#').map(|h| h.trim_start_matches('#')) else {
+            continue;
+        };
+        if !heading.starts_with(' ') {
+            continue;
+        }
+        let base = slug(&heading.replace('`', ""));
+        let n = seen.entry(base.clone()).or_default();
+        out.insert(if *n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        });
+        *n += 1;
+    }
+    out
+}
+
+/// The link targets of a Markdown text: `[..](target)` and `src="target"`.
+fn links(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (number, line) in prose(text) {
+        let mut rest = line;
+        while let Some(at) = rest.find("](") {
+            let after = &rest[at + 2..];
+            let end = after.find(')').unwrap_or(after.len());
+            let target = after[..end].split_whitespace().next().unwrap_or("");
+            out.push((number, target.trim_matches(['<', '>']).to_owned()));
+            rest = &after[end..];
+        }
+        let mut rest = line;
+        while let Some(at) = rest.find("src=\"") {
+            let after = &rest[at + 5..];
+            let end = after.find('"').unwrap_or(after.len());
+            out.push((number, after[..end].to_owned()));
+            rest = &after[end..];
+        }
+    }
+    out
+}
+
+/// Every broken relative link or anchor of the Markdown file `file` (contents `text`), as
+/// `file:line: target (why)`.
+fn broken_links(file: &Path, text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let shown = file
+        .strip_prefix(repo())
+        .unwrap_or(file)
+        .display()
+        .to_string();
+    for (line, target) in links(text) {
+        if target.is_empty()
+            || target.starts_with("http://")
+            || target.starts_with("https://")
+            || target.starts_with("mailto:")
+        {
+            continue;
+        }
+        let (path, anchor) = match target.split_once('#') {
+            Some((path, anchor)) => (path, Some(anchor)),
+            None => (target.as_str(), None),
+        };
+        let resolved = if path.is_empty() {
+            file.to_path_buf()
+        } else {
+            file.parent().unwrap_or(Path::new(".")).join(path)
+        };
+        let Ok(canonical) = resolved.canonicalize() else {
+            out.push(format!("{shown}:{line}: {target} (no such file)"));
+            continue;
+        };
+        let Ok(root) = repo().canonicalize() else {
+            continue;
+        };
+        if !canonical.starts_with(&root) {
+            out.push(format!("{shown}:{line}: {target} (outside the repository)"));
+            continue;
+        }
+        if let Some(anchor) = anchor.filter(|a| !a.is_empty()) {
+            let is_markdown = canonical.extension().is_some_and(|e| e == "md");
+            let heads = if path.is_empty() {
+                anchors(text)
+            } else {
+                std::fs::read_to_string(&canonical)
+                    .map(|t| anchors(&t))
+                    .unwrap_or_default()
+            };
+            if is_markdown && !heads.contains(anchor) {
+                out.push(format!(
+                    "{shown}:{line}: {target} (no heading with that anchor)"
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_markdown_link_and_anchor_resolves_inside_the_repository() {
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in tracked()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "node_modules"))
+    {
+        let text = std::fs::read_to_string(&file).expect("readable");
+        checked += links(&text).len();
+        broken.extend(broken_links(&file, &text));
+    }
+    assert!(checked > 50, "only {checked} links found");
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn the_link_checker_finds_a_missing_file_a_missing_anchor_and_a_link_out_of_the_repository() {
+    let file = repo().join("README.md");
+    let text = "# Title\n\n## A heading\n\nSee [x](docs/nope.md), [y](#a-heading), [z](#no-such), \
+                [w](../outside.md), [v](docs/protocol.md#0-documentation-revisions) and \
+                [u](https://example.com/x).\n\n```\n[in code](ignored.md)\n```\n";
+    let broken = broken_links(&file, text);
+    assert_eq!(broken.len(), 3, "{broken:#?}");
+    assert!(
+        !broken.iter().any(|b| b.contains("#a-heading")),
+        "{broken:?}"
+    );
+    assert!(
+        broken[0].contains("docs/nope.md (no such file)"),
+        "{broken:?}"
+    );
+    assert!(broken[1].contains("#no-such (no heading"), "{broken:?}");
+    assert!(broken[2].contains("../outside.md"), "{broken:?}");
+    assert_eq!(
+        slug("MSG-2 — Deduplicate by id"),
+        "msg-2--deduplicate-by-id",
+        "GitHub's anchors"
+    );
+}
+
+/// No tracked file points at the team's working folder outside the repository.
+#[test]
+fn nothing_points_outside_the_repository() {
+    let needle = ["..", "/shared/"].concat();
+    let spec = ["shared/", "spec/"].concat();
+    let offending: Vec<String> = tracked()
+        .into_iter()
+        .filter(|p| !p.components().any(|c| c.as_os_str() == "node_modules"))
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            (text.contains(&needle) || text.contains(&spec))
+                .then(|| p.strip_prefix(repo()).unwrap_or(&p).display().to_string())
+        })
+        .collect();
+    assert!(offending.is_empty(), "{offending:#?}");
+}
+
+/// The spec sections cited in `text` (`§3.6`, `§12 C4`, `§0`), as heading prefixes.
+fn citations(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('§') {
+        rest = &rest[at + '§'.len_utf8()..];
+        let number: String = rest
+            .trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let number = number.trim_end_matches('.').to_owned();
+        if number.is_empty() {
+            continue;
+        }
+        let after = rest.trim_start()[number.len()..].to_owned();
+        // `§12 C4`: a decision of §12.
+        let decision: String = after
+            .strip_prefix(' ')
+            .map(|a| {
+                a.chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect::<String>()
+            })
+            .filter(|d| {
+                d.len() >= 2
+                    && d.starts_with(|c: char| ('A'..='F').contains(&c))
+                    && d[1..].chars().all(|c| c.is_ascii_digit())
+            })
+            .unwrap_or_default();
+        if number == "12" && !decision.is_empty() {
+            out.insert(format!("{decision} "));
+        } else {
+            out.insert(format!("{number} "));
+        }
+    }
+    out
+}
+
+/// The cited sections that are not headings of `protocol` (a heading `### 3.6 …` answers
+/// `3.6 `, `## 12. …` answers `12 `, `#### C4. …` answers `C4 `).
+fn unresolved(cited: &BTreeSet<String>, protocol: &str) -> Vec<String> {
+    let headings: Vec<String> = prose(protocol)
+        .into_iter()
+        .filter_map(|(_, l)| l.strip_prefix('#'))
+        .map(|h| h.trim_start_matches('#').trim().replacen(". ", " ", 1))
+        .collect();
+    cited
+        .iter()
+        .filter(|c| !headings.iter().any(|h| h.starts_with(c.as_str())))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn every_cited_spec_section_and_obligation_id_is_a_heading_of_the_protocol_document() {
+    let protocol =
+        std::fs::read_to_string(repo().join("docs/protocol.md")).expect("docs/protocol.md");
+    let mut cited = BTreeSet::new();
+    for file in tracked().into_iter().filter(|p| {
+        p.extension().is_some_and(|e| {
+            ["rs", "md", "mjs", "py", "java", "json"].contains(&e.to_str().unwrap_or(""))
+        }) && !p.ends_with("docs/protocol.md")
+            && !p.ends_with("mock-server/tests/it/docs.rs")
+            && !p.components().any(|c| c.as_os_str() == "node_modules")
+    }) {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        // RFC sections (`RFC 6455 §5.5.1`) are not the spec's.
+        let text = text
+            .replace("RFC 6455 §", "RFC 6455 section ")
+            .replace("RFC 9112 §", "RFC 9112 section ");
+        cited.extend(citations(&text));
+    }
+    assert!(cited.len() > 30, "{cited:?}");
+    let missing = unresolved(&cited, &protocol);
+    assert!(
+        missing.is_empty(),
+        "cited but not a heading of docs/protocol.md: {missing:?}"
+    );
+    for obligation in [
+        "AUTH-1", "AUTH-2", "AUTH-3", "AUTH-4", "AUTH-5", "WS-1", "WS-2", "WS-3", "WS-4", "WS-5",
+        "WS-6", "WS-7", "HB-1", "HB-2", "RC-1", "RC-2", "RC-3", "RC-4", "RC-5", "MSG-1", "MSG-2",
+        "MSG-3", "MSG-4", "MSG-5", "UX-1", "UX-2", "UX-3", "UX-4", "UX-5", "UX-6", "ERR-1",
+        "ERR-2", "SEC-1",
+    ] {
+        assert!(
+            protocol.contains(&format!("\n#### {obligation} — ")),
+            "{obligation} has no heading in docs/protocol.md"
+        );
+    }
+    // Negative control: sections that do not exist are reported.
+    let control = citations("see §3.6, §12 C4 and §12 Z9, §14.2 and §99");
+    assert_eq!(
+        unresolved(&control, &protocol),
+        ["14.2 ", "99 "],
+        "{control:?}"
+    );
+}
