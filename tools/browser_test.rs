@@ -3,8 +3,9 @@
 //! Shared by the test crates with `#[path]` (as `mod browser` in each `tests/it/main.rs`).
 //!
 //! Prerequisites: `node`, `tools/node_modules/playwright-core` (`npm ci --prefix tools`) and
-//! Chromium (`/usr/bin/chromium`, or `$CHROMIUM`); `.ci/run` installs all three. When one is
-//! missing the test says which and skips, except under `CI=true`, where it fails.
+//! Chromium (`/usr/bin/chromium`, or `$CHROMIUM`); `.ci/run` installs all three. A browser test
+//! is a trial (`tools/trials.rs`) that checks them with [`browser`] first: missing, it is
+//! ignored with the reason, or fails under `CI=true`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -16,7 +17,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// Where screenshots go: `docs/screenshots/` with `UPDATE_SCREENSHOTS=1` (the committed ones
-/// the README shows), else `target/screenshots/`.
+/// the docs show), else `target/screenshots/`.
 pub fn screenshots() -> PathBuf {
     let update = std::env::var("UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
     repo().join(if update {
@@ -31,38 +32,30 @@ pub fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
-fn missing() -> Option<String> {
+/// The browser tests' prerequisites, or which one is missing.
+pub fn browser() -> Result<(), String> {
     let node = Command::new("node")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
     if !node {
-        return Some("`node` is not on PATH".into());
+        return Err("`node` is not on PATH".into());
     }
     if !repo().join("tools/node_modules/playwright-core").is_dir() {
-        return Some("playwright-core is not installed (run `npm ci --prefix tools`)".into());
+        return Err("playwright-core is not installed (run `npm ci --prefix tools`)".into());
     }
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
-        return Some(format!(
+        return Err(format!(
             "no Chromium at {chromium} (apt-get install chromium)"
         ));
     }
-    None
+    Ok(())
 }
 
-/// Runs `node --experimental-websocket <script>` with `env`, killed after `bound`. `None` when
-/// a prerequisite is missing outside CI (the test skips, saying why); panics with the script's
-/// output when it fails.
-pub fn run_browser_test(script: &Path, env: &[(&str, String)], bound: Duration) -> Option<String> {
-    if let Some(why) = missing() {
-        assert!(
-            !required(),
-            "CI=true but the browser test cannot run: {why} (.ci/run installs it)"
-        );
-        eprintln!("SKIPPED browser test {}: {why}", script.display());
-        return None;
-    }
+/// Runs `node --experimental-websocket <script>` with `env`, killed after `bound`; its stdout
+/// when it succeeds, panics with its output when it fails. Check [`browser`] first.
+pub fn run_browser_test(script: &Path, env: &[(&str, String)], bound: Duration) -> String {
     let mut child = Command::new("node")
         .arg("--experimental-websocket")
         .arg(script)
@@ -86,7 +79,7 @@ pub fn run_browser_test(script: &Path, env: &[(&str, String)], bound: Duration) 
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     match status {
-        Some(status) if status.success() => Some(stdout),
+        Some(status) if status.success() => stdout,
         Some(status) => panic!("browser test failed ({status}):\n{stdout}\n{stderr}"),
         None => panic!("browser test exceeded {bound:?}:\n{stdout}\n{stderr}"),
     }

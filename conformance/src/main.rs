@@ -12,6 +12,7 @@ use conformance::params::Params;
 use conformance::report::Run;
 use conformance::runner::{CaseResult, RunProfile, Verdict, run_case, run_cases, select};
 use mock_server::config::Profile;
+use mock_server::{out, outln};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 /// Grades a Messaging API client SDK against the protocol's client obligations (spec §11).
@@ -166,15 +167,15 @@ fn main() -> ExitCode {
 fn list(markdown: bool) -> anyhow::Result<ExitCode> {
     let cases = conformance::cases::catalogue()?;
     if markdown {
-        print!("{}", conformance::obligations::markdown_table(&cases));
+        out!("{}", conformance::obligations::markdown_table(&cases));
         return Ok(ExitCode::SUCCESS);
     }
     for case in &cases {
         let ids: Vec<&str> = case.checks().iter().map(|id| id.as_str()).collect();
-        println!("{:22} {:9} {}", case.id, case.tier.as_str(), ids.join(" "));
-        println!("{:22} {}", "", case.description);
+        outln!("{:22} {:9} {}", case.id, case.tier.as_str(), ids.join(" "));
+        outln!("{:22} {}", "", case.description);
     }
-    println!();
+    outln!();
     for obligation in conformance::obligations::OBLIGATIONS {
         let covering: Vec<&str> = cases
             .iter()
@@ -188,7 +189,7 @@ fn list(markdown: bool) -> anyhow::Result<ExitCode> {
         } else {
             covering.join(", ")
         };
-        println!(
+        outln!(
             "{:7} {:8} {:60} {covered}",
             obligation.id.as_str(),
             obligation.level.as_str(),
@@ -289,12 +290,12 @@ fn coverage(args: CoverageArgs) -> anyhow::Result<ExitCode> {
     for result in &results {
         observed.merge(&result.exercised);
     }
-    print!("{}", matrix.table(&observed));
+    out!("{}", matrix.table(&observed));
     let (touched, exercised, phases, phases_seen) = matrix.counts(&observed);
-    println!(
+    outln!(
         "\n✓ exercised  ✗ touched by an obligation, not exercised  t only in the thorough profile  · exercised, no obligation  - neither; (phase) not exercised"
     );
-    println!(
+    outln!(
         "{exercised} of {touched} cells an obligation touches exercised by the {} profile; {phases_seen} of {phases} row phases",
         args.profile.as_str()
     );
@@ -303,13 +304,13 @@ fn coverage(args: CoverageArgs) -> anyhow::Result<ExitCode> {
     for (row, way, obligations, why) in &missing {
         let ids: Vec<&str> = obligations.iter().map(|o| o.as_str()).collect();
         match why {
-            Some(why) => println!(
+            Some(why) => outln!(
                 "  {row} / {way:?} ({}): thorough only: {why}",
                 ids.join(", ")
             ),
             None => {
                 gaps += 1;
-                println!("  {row} / {way:?} ({}): NOT EXERCISED", ids.join(", "));
+                outln!("  {row} / {way:?} ({}): NOT EXERCISED", ids.join(", "));
             }
         }
     }
@@ -362,12 +363,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.only
     );
     let params = Params::draw(seed).with_protocol(args.protocol_profile);
-    // Cases mostly wait (backoff, heartbeats, resends): four per core keeps a core busy.
-    let jobs = args.jobs.unwrap_or_else(|| {
-        4 * std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(2)
-    });
+    let jobs = args.jobs.unwrap_or_else(conformance::runner::default_jobs);
     eprintln!(
         "{} case(s), profile {}, seed {seed}, {jobs} at a time",
         cases.len(),
@@ -420,16 +416,16 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     print_summary(&run);
     if matches!(args.format, Format::Github) {
         for line in annotations(&run) {
-            println!("{line}");
+            outln!("{line}");
         }
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&run)?)?;
-        println!("results written to {}", path.display());
+        outln!("results written to {}", path.display());
     }
     if let Some(dir) = &args.report {
         conformance::report::write(dir, &run)?;
-        println!("report written to {}", dir.join("report.html").display());
+        outln!("report written to {}", dir.join("report.html").display());
     }
     Ok(if run.passed {
         ExitCode::SUCCESS
@@ -540,26 +536,31 @@ fn absolutize(command: &str) -> String {
 }
 
 fn print_summary(run: &Run<'_>) {
-    println!(
+    outln!(
         "{:7} {:8} {:>5} {:>5} {:>5} {:>8}",
-        "", "level", "pass", "fail", "warn", "skipped"
+        "",
+        "level",
+        "pass",
+        "fail",
+        "warn",
+        "skipped"
     );
     for (obligation, [pass, fail, warn, skipped]) in run.by_obligation() {
-        println!(
+        outln!(
             "{:7} {:8} {pass:>5} {fail:>5} {warn:>5} {skipped:>8}",
             obligation.id.as_str(),
             obligation.level.as_str(),
         );
     }
     for (id, reasons) in &run.ungraded_musts {
-        println!("MUST {id} was never graded:");
+        outln!("MUST {id} was never graded:");
         for reason in reasons {
-            println!("  {reason}");
+            outln!("  {reason}");
         }
     }
-    println!("{}", run.verdict_line());
+    outln!("{}", run.verdict_line());
     if !run.passed {
-        println!("reproduce: {}", run.reproduce(None));
+        outln!("reproduce: {}", run.reproduce(None));
     }
 }
 
@@ -591,7 +592,7 @@ fn generate_schemas(out: &std::path::Path, check: bool) -> anyhow::Result<ExitCo
         }
     }
     let verb = if check { "stale" } else { "updated" };
-    println!("{} {verb}: {stale:?}", stale.len());
+    outln!("{} {verb}: {stale:?}", stale.len());
     Ok(if check && !stale.is_empty() {
         ExitCode::FAILURE
     } else {
@@ -667,16 +668,16 @@ mod tests {
 
     use super::{Cli, CliCommand, Format, absolutize};
 
-    /// The CI recipes in the README use flags the kit has: each `messaging-conformance run`
+    /// The CI recipes in docs/ci.md use flags the kit has: each `messaging-conformance run`
     /// line parses, and the recipes publish the `junit.xml` of the directory they report to.
     #[test]
-    fn the_readme_ci_recipes_parse_with_the_kits_own_parser() {
-        let readme = include_str!("../../README.md");
-        let recipes = readme
+    fn the_ci_recipes_parse_with_the_kits_own_parser() {
+        let guide = include_str!("../../docs/ci.md");
+        let recipes = guide
             .split("## CI recipes for an SDK repository")
             .nth(1)
             .and_then(|rest| rest.split("\n## ").next())
-            .expect("the README has the CI recipes section");
+            .expect("docs/ci.md has the CI recipes section");
         let lines: Vec<&str> = recipes
             .lines()
             .filter_map(|line| line.split_once("messaging-conformance run").map(|_| line))

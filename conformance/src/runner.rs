@@ -864,6 +864,14 @@ pub fn select<'c>(cases: &'c [Case], profile: Tier, only: &[String]) -> Vec<&'c 
 
 /// Runs `cases` with up to `jobs` at once; `progress` hears of each as it finishes. Results
 /// come back in the order of `cases`.
+/// How many cases a run plays at once unless `--jobs` says: four per core. Cases mostly wait
+/// (backoff, heartbeats, resends), so a core stays busy with four.
+pub fn default_jobs() -> usize {
+    4 * std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(2)
+}
+
 pub async fn run_cases<L: Launcher>(
     cases: &[&Case],
     params: &Params,

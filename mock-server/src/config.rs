@@ -113,9 +113,9 @@ pub struct Config {
     pub session_retention_seconds: f64,
     pub max_connections_per_session: usize,
     /// Sessions held at once, live or ended-and-retained. At the cap the oldest ended session
-    /// is let go early; with none ended, `POST /api/v1/sessions` answers 429 (README, Limits).
+    /// is let go early; with none ended, `POST /api/v1/sessions` answers 429 (docs/mock.md, Limits).
     pub max_sessions: usize,
-    /// Open WebSockets across all sessions; the next handshake answers 503 (README, Limits).
+    /// Open WebSockets across all sessions; the next handshake answers 503 (docs/mock.md, Limits).
     pub max_connections: usize,
     /// A socket that has not taken a frame for this long is closed (1008) and its slot freed.
     pub write_timeout_seconds: f64,

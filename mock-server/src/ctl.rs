@@ -1,7 +1,5 @@
 //! `messaging-mock ctl`: the control API from a shell, over HTTP/1.1 on loopback.
 
-use std::io::Write as _;
-
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use http_body_util::{BodyExt, Full};
@@ -10,7 +8,8 @@ use hyper_util::rt::TokioIo;
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
-    /// Base URL of the running mock.
+    /// The running mock: its base URL, or the readiness line's `control_url` (which ends in
+    /// `/_mock`, and names the control port when `--control-bind` gave it its own).
     #[arg(
         long,
         env = "MESSAGING_MOCK_URL",
@@ -57,8 +56,42 @@ enum CtlCommand {
         #[arg(long)]
         scale: Option<f64>,
     },
+    /// Every REST call and /ws handshake the server answered, refused ones too, oldest first.
+    Requests(RequestFilter),
+    /// Make the next REST calls fail, e.g. '{"sessions": 2}' or
+    /// '{"sessions_429": {"count": 1, "retry_after_seconds": 3}}'.
+    HttpFailures { json: String },
     /// Drop every session and every control choice.
     Reset,
+}
+
+/// The filters of `GET /_mock/requests`; each one given narrows the answer.
+#[derive(Debug, Args, serde::Serialize)]
+struct RequestFilter {
+    /// Only calls to this endpoint: access-token, sessions or ws.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<String>,
+    /// Only calls answered with this HTTP status (101 for an accepted handshake).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    /// Only calls naming this session.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<String>,
+    /// Only calls at or after this mock-clock time, milliseconds.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    since_ms: Option<u64>,
+    /// Only calls before this mock-clock time, milliseconds.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until_ms: Option<u64>,
+    /// Answer only how many calls match.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    count: bool,
 }
 
 pub fn run(args: CtlArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -102,14 +135,30 @@ pub fn run(args: CtlArgs) -> anyhow::Result<std::process::ExitCode> {
             "/_mock/clock".to_owned(),
             Some(serde_json::json!({ "advance_ms": advance_ms, "scale": scale }).to_string()),
         ),
+        CtlCommand::Requests(filter) => {
+            let query = serde_urlencoded::to_string(filter).context("encoding the filters")?;
+            let path = if query.is_empty() {
+                "/_mock/requests".to_owned()
+            } else {
+                format!("/_mock/requests?{query}")
+            };
+            ("GET", path, None)
+        }
+        CtlCommand::HttpFailures { json } => (
+            "POST",
+            "/_mock/http-failures".to_owned(),
+            Some(json.clone()),
+        ),
         CtlCommand::Reset => ("POST", "/_mock/reset".to_owned(), None),
     };
+    let authority = authority(&args.url)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(request(
         &args.url,
+        &authority,
         args.token.as_deref(),
         method,
         &path,
@@ -117,17 +166,32 @@ pub fn run(args: CtlArgs) -> anyhow::Result<std::process::ExitCode> {
     ))
 }
 
+/// The `host:port` of `--url`: the mock's base URL, or its control URL (`…/_mock`).
+fn authority(url: &str) -> anyhow::Result<String> {
+    let rest = url.strip_prefix("http://").with_context(|| {
+        format!("--url {url}: not an http:// URL (the control API is plain HTTP)")
+    })?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !matches!(path.trim_end_matches('/'), "" | "_mock") {
+        bail!(
+            "--url {url}: give the mock's base URL (http://127.0.0.1:8080) or its control_url \
+             (http://127.0.0.1:8080/_mock), not a path under it"
+        );
+    }
+    if authority.is_empty() {
+        bail!("--url {url}: no host");
+    }
+    Ok(authority.to_owned())
+}
+
 async fn request(
     base: &str,
+    authority: &str,
     token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<String>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let authority = base
-        .strip_prefix("http://")
-        .context("--url must be an http:// URL (the control API is plain HTTP on loopback)")?
-        .trim_end_matches('/');
     let stream = tokio::net::TcpStream::connect(authority)
         .await
         .with_context(|| format!("cannot reach the mock at {base}"))?;
@@ -151,15 +215,13 @@ async fn request(
         .await
         .context("sending the request")?;
     let status = response.status();
-    let mut out = std::io::stdout().lock();
     while let Some(frame) = response.body_mut().frame().await {
         let frame = frame.context("reading the response")?;
         if let Some(data) = frame.data_ref() {
-            out.write_all(data)?;
-            out.flush()?;
+            mock_server::output::write_bytes(data);
         }
     }
-    writeln!(out)?;
+    mock_server::output::write_bytes(b"\n");
     if !status.is_success() {
         bail!("{method} {path}: {status}");
     }

@@ -13,6 +13,7 @@
 //! - [`control`]: the control API under `/_mock/` (and its OpenAPI description).
 //! - [`router`]: routes, CORS, correlation ids. [`server`]: `serve` and the [`MockServer`] handle.
 //! - [`schemas`]: the JSON Schemas published in `schemas/`, generated from [`protocol`].
+//! - [`output`]: stdout for the command-line tools, quiet when the reader has gone.
 
 pub mod apidocs;
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod engine;
 pub mod http;
 pub mod http_log;
 pub mod journal;
+pub mod output;
 pub mod protocol;
 pub mod router;
 pub mod scenario;
@@ -32,3 +34,14 @@ pub mod ws;
 
 pub use config::Config;
 pub use server::{MockServer, StartError, serve};
+
+/// The Rust examples of `docs/mock.md` compile (`cargo test --doc`), so the guide cannot drift
+/// from the API it shows.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/mock.md")]
+struct MockGuideExamples;
+
+/// The Rust example of the README compiles too.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExamples;

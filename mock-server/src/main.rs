@@ -11,6 +11,7 @@ mod ctl;
 
 use mock_server::Config;
 use mock_server::auth::Connector;
+use mock_server::outln;
 use mock_server::state::AppState;
 use tokio::net::TcpListener;
 
@@ -20,7 +21,7 @@ use tokio::net::TcpListener;
 /// With no arguments it serves on 127.0.0.1:8080 with one connector (X-Token
 /// `mock-connector-token`, X-Host `localhost`) and prints one JSON readiness line on stdout.
 /// Type `#handoff`, `#client_handoff`, `#end`, `#lang fr-FR`, ... in a user message to trigger
-/// the documented flows (see README.md).
+/// the documented flows (see docs/mock.md).
 #[derive(Debug, Parser)]
 #[command(name = "messaging-mock", version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("GIT_REV"), ")"), about, long_about)]
 struct Cli {
@@ -227,6 +228,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let bind = args.bind;
     let control_bind = args.control_bind;
     let mut config = args.into_config()?;
+    let default_token = Connector::default_connector().token;
+    if !config.connectors.iter().any(|c| c.token == default_token) {
+        let ids: Vec<&str> = config.connectors.iter().map(|c| c.id.as_str()).collect();
+        tracing::warn!(
+            "the configured connectors ({}) replace the default one: `{default_token}` is \
+             refused (list it in `connectors` to keep it)",
+            ids.join(", ")
+        );
+    }
     if let Some(addr) = control_bind
         && !addr.ip().is_loopback()
         && config.control_token.is_none()
@@ -283,7 +293,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "console_url": format!("{control_url}/ui/"),
             "control_url": control_url,
         });
-        println!("{ready}");
+        outln!("{ready}");
         tracing::info!(%addr, "messaging-mock listening");
         match control {
             Some(control) => {
@@ -336,7 +346,7 @@ fn replay(file: &Path) -> anyhow::Result<ExitCode> {
     let shown = file.display().to_string();
     let raw = mock_server::scenario::recording_scenario(&shown, &text)?;
     mock_server::scenario::validate::validate("replay", &shown, &raw)?;
-    println!("{}", serde_json::to_string_pretty(&raw)?);
+    outln!("{}", serde_json::to_string_pretty(&raw)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -348,7 +358,7 @@ fn list_scenarios() -> anyhow::Result<ExitCode> {
             .map(|s| s.description.clone())
             .unwrap_or_default();
         let _ = text;
-        println!("{name:40} {description}");
+        outln!("{name:40} {description}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -357,10 +367,10 @@ fn check_scenarios(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut failed = false;
     for file in files {
         match mock_server::scenario::load_file(file) {
-            Ok(script) => println!("ok: {} ({} rules)", file.display(), script.rules.len()),
+            Ok(script) => outln!("ok: {} ({} rules)", file.display(), script.rules.len()),
             Err(error) => {
                 failed = true;
-                println!("error: {error}");
+                outln!("error: {error}");
             }
         }
     }
@@ -388,9 +398,9 @@ fn generate_schemas(out: &Path, check: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let verb = if check { "stale" } else { "updated" };
-    println!("{} schema files, {} {verb}", files.len(), stale.len());
+    outln!("{} schema files, {} {verb}", files.len(), stale.len());
     for name in &stale {
-        println!("  {verb}: {name}");
+        outln!("  {verb}: {name}");
     }
     Ok(if check && !stale.is_empty() {
         ExitCode::FAILURE

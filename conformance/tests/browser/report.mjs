@@ -1,6 +1,6 @@
 // report.html opened in headless Chromium, read like a user would: the verdict first, the failing
 // case open before any passing one, its diff, its two-lane frame sequence, its view timeline,
-// and the command that reproduces it. Run by conformance/tests/it/report_browser.rs:
+// and the command that reproduces it. Run by the catalogue trial report::in_a_browser (conformance/tests/catalogue/helpers.rs):
 //
 //   REPORT=/path/report.html FAILING_CASE=delivery [SCREENSHOTS=dir] node report.mjs
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use conformance::cases::{Case, Tier, catalogue};
 use conformance::driver::ProcessLauncher;
-use conformance::runner::select;
+use conformance::runner::{default_jobs, select};
 use libtest_mimic::{Completion, Trial};
 
 use crate::generated::sessions;
@@ -40,7 +40,9 @@ async fn passes(command: String, part: Part, seed: u64) -> Result<(), String> {
             generated.iter().collect()
         }
     };
-    strict_pass(&cases, seed, &launcher(command))
+    // As many at once as a user's run would play (the kit's default `--jobs`): a driver is a
+    // process per case, and a JVM each is more than two cores run at once in real time.
+    strict_pass(&cases, seed, &launcher(command), default_jobs())
         .await
         .map(|_| ())
 }
@@ -83,9 +85,12 @@ pub fn trials() -> Vec<Trial> {
             52,
         ),
     ];
-    // The Java command is the whole command (its classes are compiled first).
+    // The Java command is the whole command (its classes are compiled first). The full
+    // profile under three run seeds: different draws of every timing and text.
     for (name, part, seed) in [
-        ("drivers::java::full", Part::Full, 61),
+        ("drivers::java::full::seed-61", Part::Full, 61),
+        ("drivers::java::full::seed-63", Part::Full, 63),
+        ("drivers::java::full::seed-65", Part::Full, 65),
         ("drivers::java::generative", Part::Generated, 62),
     ] {
         out.push(needing(name.to_owned(), java, move |command| {

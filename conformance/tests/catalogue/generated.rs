@@ -34,7 +34,7 @@ pub fn trials() -> Vec<Trial> {
                     run(Duration::from_secs(200), async move {
                         let cases = sessions(seed)?;
                         let refs: Vec<&Case> = cases.iter().collect();
-                        strict_pass(&refs, seed, &ReferenceLauncher::default())
+                        strict_pass(&refs, seed, &ReferenceLauncher::default(), refs.len())
                             .await
                             .map(|_| ())
                     })

@@ -10,7 +10,12 @@
 //!   the reference client, and find each mutant on its own obligation;
 //! - `drivers::<language>::<profile>`: the example drivers (Node, Python, Java) pass;
 //! - `foreign::<language>::<variant>`: each committed single-bug variant of an example client
-//!   is flagged on the obligation it breaks.
+//!   is flagged on the obligation it breaks;
+//! - `helpers::<language>`: the driver helpers' own test suites; `report::in_a_browser`: the
+//!   report read in headless Chromium.
+//!
+//! A trial that needs what the machine lacks (Node, Python with `websockets`, a JDK,
+//! Chromium) is ignored with the reason, or fails under `CI=true` (`tools/trials.rs`).
 //!
 //! Trials mostly wait (backoff, heartbeats, resends), so many run at once (16 unless
 //! `--test-threads` says otherwise); trials that drive external processes also take one of
@@ -26,9 +31,12 @@ mod browser;
 mod drivers;
 mod foreign;
 mod generated;
+mod helpers;
 mod mutants;
 mod reference;
 mod support;
+#[path = "../../../tools/trials.rs"]
+mod trials;
 
 use std::process::ExitCode;
 
@@ -41,5 +49,6 @@ fn main() -> ExitCode {
     trials.extend(generated::trials());
     trials.extend(drivers::trials());
     trials.extend(foreign::trials());
+    trials.extend(helpers::trials());
     libtest_mimic::run(&args, trials).exit_code()
 }

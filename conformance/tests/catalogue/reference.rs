@@ -40,7 +40,9 @@ async fn passes_with_pinned_view(case: Case) -> Result<(), String> {
         &[0, 1, 2]
     };
     let runs = futures_util::future::join_all(
-        seeds.iter().map(|seed| strict_pass(&one, *seed, &launcher)),
+        seeds
+            .iter()
+            .map(|seed| strict_pass(&one, *seed, &launcher, one.len())),
     )
     .await;
     for (seed, results) in seeds.iter().zip(runs) {

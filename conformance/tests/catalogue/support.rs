@@ -11,29 +11,13 @@ use conformance::cases::Case;
 use conformance::driver::Launcher;
 use conformance::params::Params;
 use conformance::runner::{CaseResult, run_cases, run_passes, unexpected_findings};
-use libtest_mimic::{Completion, Failed, Trial};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-pub use crate::browser::{repo, required};
+pub use crate::browser::repo;
+pub use crate::trials::{needing, node, run};
 
 /// The outer bound of a trial that queues for a permit (its own bound starts with the permit).
 pub const UNBOUNDED_WAIT: Duration = Duration::from_secs(3 * 3600);
-
-/// Runs `test` on a runtime of its own within `bound`; an `Err` or a panic fails the trial.
-pub fn run<F>(bound: Duration, test: F) -> Result<(), Failed>
-where
-    F: Future<Output = Result<(), String>>,
-{
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failed::from(format!("no runtime: {e}")))?;
-    runtime
-        .block_on(async { tokio::time::timeout(bound, test).await })
-        .map_err(|_| Failed::from(format!("exceeded its {} s bound", bound.as_secs())))?
-        .map_err(Failed::from)
-}
 
 /// Runs `test` once it holds a permit, within `bound` from then (waiting for the permit does not
 /// count).
@@ -58,31 +42,6 @@ async fn external_permit() -> OwnedSemaphorePermit {
         .acquire_owned()
         .await
         .expect("the semaphore is never closed")
-}
-
-/// A trial that needs something the machine may lack: `check` says what (at run time); when
-/// it is missing the trial is ignored with the reason, or fails under `CI=true`.
-pub fn needing<T: Send + 'static>(
-    name: String,
-    check: fn() -> Result<T, String>,
-    test: impl FnOnce(T) -> Result<(), Failed> + Send + 'static,
-) -> Trial {
-    Trial::ignorable_test(name, move || match check() {
-        Ok(found) => test(found).map(|()| Completion::Completed),
-        Err(why) if required() => Err(format!("CI=true, but {why}").into()),
-        Err(why) => Ok(Completion::ignored_with(why)),
-    })
-}
-
-/// `node`, when it runs.
-pub fn node() -> Result<String, String> {
-    let found = std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    found
-        .then(|| "node --experimental-websocket".to_owned())
-        .ok_or_else(|| "`node` is not on PATH".to_owned())
 }
 
 /// The virtualenv's Python with `websockets` (`.ci/run` makes `target/py-venv`).
@@ -121,26 +80,25 @@ pub fn java() -> Result<String, String> {
                     String::from_utf8_lossy(&compiled.stderr)
                 ));
             }
-            Ok(format!("java -cp {} Driver", out.display()))
+            // The flags a short-lived JVM per case wants (examples/drivers/java/README.md):
+            // the serial collector and the first JIT tier, so sixteen of them fit two cores.
+            Ok(format!(
+                "java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp {} Driver",
+                out.display()
+            ))
         })
         .clone()
 }
 
-/// Runs `cases` at once with `seed` against `launcher`; `Err` lists every finding that is not
-/// a pass or a reasoned skip, or says the strict run failed.
+/// Runs `cases`, `jobs` at a time, with `seed` against `launcher`; `Err` lists every finding
+/// that is not a pass or a reasoned skip, or says the strict run failed.
 pub async fn strict_pass<L: Launcher>(
     cases: &[&Case],
     seed: u64,
     launcher: &L,
+    jobs: usize,
 ) -> Result<Vec<CaseResult>, String> {
-    let results = run_cases(
-        cases,
-        &Params::draw(seed),
-        launcher,
-        cases.len(),
-        |_, _, _| {},
-    )
-    .await;
+    let results = run_cases(cases, &Params::draw(seed), launcher, jobs, |_, _, _| {}).await;
     let problems = unexpected_findings(&results);
     if !problems.is_empty() {
         return Err(format!("seed {seed}:\n{}", problems.join("\n")));

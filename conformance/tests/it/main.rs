@@ -1,5 +1,6 @@
 //! The one integration-test binary of `conformance`.
 
+#[allow(dead_code)] // the browser runner serves the `catalogue` binary
 #[path = "../../../tools/browser_test.rs"]
 mod browser;
 mod controls;
@@ -8,7 +9,6 @@ mod kit;
 mod process_driver;
 mod properties;
 mod reference;
-mod report_browser;
 
 use std::time::Duration;
 

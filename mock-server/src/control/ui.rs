@@ -1,4 +1,4 @@
-//! The web console at `/_mock/ui/`: four static files embedded in the binary (no CDN, no
+//! The web console at `/_mock/ui/`: five static files embedded in the binary (no CDN, no
 //! network, no build step). The page talks to the control API only, like any other client of
 //! it; these routes serve code, never session data.
 

@@ -240,7 +240,7 @@ fn session(
     )?;
     let streaming = request.streaming_enabled.unwrap_or(false);
     let request = RequestNote::new(header_str(headers, "content-type"), body);
-    // At the session cap: the documented rate-limit answer, so clients back off (README, Limits).
+    // At the session cap: the documented rate-limit answer, so clients back off (docs/mock.md, Limits).
     let session_id = state
         .create_session(&claims, streaming, request)
         .map_err(|_| ApiError::rate_limited(1))?;

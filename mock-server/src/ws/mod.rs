@@ -35,7 +35,7 @@ const LIBRARY_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// How long a final Close frame may take to write before the socket is dropped.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The close code for a client that stopped reading (README, Limits).
+/// The close code for a client that stopped reading (docs/mock.md, Limits).
 pub const CLOSE_STALLED: u16 = 1008;
 
 /// Query of `GET /ws` (spec §3.1).
@@ -175,7 +175,7 @@ fn handshake(
         tracing::warn!(cursor = ?params.cursor, session = %slot.id, "invalid cursor; replaying everything");
         0
     });
-    // The server-wide socket cap (README, Limits): held until the connection task ends.
+    // The server-wide socket cap (docs/mock.md, Limits): held until the connection task ends.
     let Some(permit) = state.socket_permit() else {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,

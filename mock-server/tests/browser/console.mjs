@@ -1,5 +1,5 @@
 // The web console, driven like a user in headless Chromium against a running mock, with a real
-// WebSocket client (examples/chat.mjs) on the other side. Run by mock-server/tests/it/console.rs:
+// WebSocket client (examples/chat.mjs) on the other side. Run by mock-server/tests/external/console.rs:
 //
 //   CONSOLE_URL=… BASE_URL=… [SCREENSHOTS=dir] node --experimental-websocket console.mjs
 //
@@ -44,7 +44,7 @@ run(async () => {
     page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
     page.on("console", (message) => {
       // The refusals this test provokes on purpose are logged by the browser as failed loads.
-      const provoked = /status of (400|409)/.test(message.text());
+      const provoked = /status of (400|401|409)/.test(message.text());
       if (message.type() === "error" && !provoked) problems.push(`console error: ${message.text()}`);
     });
     page.on("response", (response) => {
@@ -77,6 +77,12 @@ run(async () => {
       (await page.locator('#journal tr[data-kind="handshake"]').count()) === 1
       && (await page.locator('#journal tr[data-kind="client_frame"]').count()) >= 1
       && (await page.locator('#journal tr[data-kind="server_frame"]').count()) >= 2);
+
+    // The request log shows the client's REST calls and its handshake, as they happen.
+    await until("the request log shows the client's session and its WebSocket upgrade", async () => {
+      const rows = await page.locator("#requests li").evaluateAll((items) => items.map((i) => `${i.dataset.endpoint} ${i.dataset.status}`));
+      return rows.includes("/api/v1/access-token 200") && rows.includes("/api/v1/sessions 200") && rows.includes("/ws 101");
+    });
 
     // The user writes; the console shows it.
     client.say("I need a human, please");
@@ -166,6 +172,15 @@ run(async () => {
     await page.locator("#la-text").fill("Anyone there?");
     await page.locator("#la-send").press("Enter");
     await until("a message to an ended session is refused with 409", async () => (await page.locator("#answer").getAttribute("data-status")) === "409");
+
+    // A refused REST call shows in the request log, and the refused-only filter keeps it alone.
+    await page.evaluate(() => fetch("/api/v1/access-token", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" }));
+    await until("the request log shows the refused call with its error", async () =>
+      (await page.locator('#requests li[data-endpoint="/api/v1/access-token"][data-status="401"]').count()) === 1);
+    await page.locator("#requests-refused").check();
+    const refusedRows = await page.locator("#requests li").evaluateAll((items) => items.map((i) => Number(i.dataset.status)));
+    check(refusedRows.length >= 1 && refusedRows.every((s) => s >= 400), `"Refused only" shows only refusals (${refusedRows.join(", ")})`);
+    await page.locator("#requests-refused").uncheck();
 
     // The clock, from the server pane.
     await page.locator("#clock-advance").fill("5000");

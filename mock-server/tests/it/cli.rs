@@ -102,6 +102,49 @@ async fn ctl_talks_to_the_control_api() {
             "{}",
             String::from_utf8_lossy(&missing.stderr)
         );
+        // The readiness line's control_url works as --url too, and the request log answers.
+        let control_url = format!("{base}/_mock");
+        let count = run(vec![
+            "--url".into(),
+            control_url.clone(),
+            "requests".into(),
+            "--endpoint".into(),
+            "sessions".into(),
+            "--count".into(),
+        ])
+        .await
+        .expect("joined")
+        .expect("runs");
+        assert!(
+            count.status.success(),
+            "{}",
+            String::from_utf8_lossy(&count.stderr)
+        );
+        let body: serde_json::Value = serde_json::from_slice(&count.stdout).expect("JSON");
+        assert_eq!(body, serde_json::json!({"count": 0}));
+        let armed = run(vec![
+            "--url".into(),
+            format!("{control_url}/"),
+            "http-failures".into(),
+            r#"{"sessions": 2}"#.into(),
+        ])
+        .await
+        .expect("joined")
+        .expect("runs");
+        let body: serde_json::Value = serde_json::from_slice(&armed.stdout).expect("JSON");
+        assert_eq!(body["sessions"], 2, "{body}");
+        // A URL with some other path is refused with what to give instead, before any request.
+        let wrong = run(vec![
+            "--url".into(),
+            format!("{base}/api/v1"),
+            "health".into(),
+        ])
+        .await
+        .expect("joined")
+        .expect("runs");
+        assert!(!wrong.status.success());
+        let stderr = String::from_utf8_lossy(&wrong.stderr);
+        assert!(stderr.contains("control_url"), "{stderr}");
         server.shutdown().await;
     })
     .await;
@@ -129,4 +172,84 @@ fn version_names_the_binary_and_the_git_revision() {
             "built from this checkout's HEAD"
         );
     }
+}
+
+/// `messaging-mock scenarios | head -1`: the reader goes away, and the binary stops quietly
+/// with the status a shell reports for SIGPIPE instead of panicking.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_a_listing_quietly() {
+    use std::process::Stdio;
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader); // nobody will read: the first write fails with a broken pipe
+    let output = binary()
+        .arg("scenarios")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        output.status.code(),
+        Some(mock_server::output::BROKEN_PIPE_STATUS),
+        "{stderr}"
+    );
+    // The control: with a reader, the same listing succeeds.
+    let listed = binary().arg("scenarios").output().expect("runs");
+    assert!(listed.status.success());
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("playground"));
+}
+
+/// A configuration whose `connectors` leave out the default one says so at start-up.
+#[cfg(unix)]
+#[tokio::test]
+async fn configured_connectors_that_replace_the_default_one_are_announced() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let announced = |connectors: serde_json::Value| {
+            let dir = dir.path().to_owned();
+            tokio::task::spawn_blocking(move || {
+                use std::io::{BufRead, BufReader};
+                let config = dir.join("config.json");
+                let body = serde_json::json!({ "connectors": connectors });
+                std::fs::write(&config, body.to_string()).expect("write");
+                let log = dir.join("stderr.log");
+                let mut child = binary()
+                    .args(["--bind", "127.0.0.1:0", "--config"])
+                    .arg(&config)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::fs::File::create(&log).expect("log"))
+                    .spawn()
+                    .expect("spawns");
+                let mut line = String::new();
+                BufReader::new(child.stdout.take().expect("stdout"))
+                    .read_line(&mut line)
+                    .expect("a readiness line");
+                let _ = child.kill();
+                let _ = child.wait();
+                let ready: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+                (ready, std::fs::read_to_string(&log).expect("log"))
+            })
+        };
+        let (ready, stderr) = announced(serde_json::json!([
+            {"id": "acme", "token": "tok-acme", "host": "https://www.acme.example"}
+        ]))
+        .await
+        .expect("joined");
+        assert_eq!(ready["connector_token"], "tok-acme");
+        assert!(
+            stderr.contains("replace the default one") && stderr.contains("acme"),
+            "{stderr}"
+        );
+        // The control: keeping the default connector beside another announces nothing.
+        let (_, stderr) = announced(serde_json::json!([
+            {"id": "default", "token": "mock-connector-token", "host": "localhost"},
+            {"id": "acme", "token": "tok-acme", "host": "https://www.acme.example"}
+        ]))
+        .await
+        .expect("joined");
+        assert!(!stderr.contains("replace the default one"), "{stderr}");
+    })
+    .await;
 }

@@ -1,7 +1,5 @@
 //! The control API (`/_mock/`), the typed journal and recordings.
 
-use std::time::Duration;
-
 use axum::http::StatusCode;
 use mock_server::Config;
 use mock_server::journal::{JournalEvent, read_recording};
@@ -261,6 +259,7 @@ async fn the_journal_can_be_followed_as_json_lines() {
             server.base_url()
         );
         let authority = server.addr().to_string();
+        let (subscribed, following) = tokio::sync::oneshot::channel();
         let follower = tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(
                 url.trim_start_matches("http://")
@@ -287,10 +286,15 @@ async fn the_journal_can_be_followed_as_json_lines() {
             let mut response = sender.send_request(request).await.expect("response");
             assert_eq!(response.headers()["content-type"], "application/x-ndjson");
             let mut seen = String::new();
+            let mut subscribed = Some(subscribed);
             use http_body_util::BodyExt;
             while let Some(frame) = response.body_mut().frame().await {
                 if let Some(data) = frame.expect("frame").data_ref() {
                     seen.push_str(&String::from_utf8_lossy(data));
+                    // The entries so far have arrived: the follow is live.
+                    if let Some(subscribed) = subscribed.take() {
+                        let _ = subscribed.send(());
+                    }
                 }
                 if seen.contains("follow-me") {
                     break;
@@ -298,7 +302,7 @@ async fn the_journal_can_be_followed_as_json_lines() {
             }
             seen
         });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        following.await.expect("the follow starts");
         client.send(&user_message("follow-me")).await;
         let seen = follower.await.expect("follower");
         for line in seen.lines() {

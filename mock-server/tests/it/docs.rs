@@ -310,3 +310,50 @@ fn every_cited_spec_section_and_obligation_id_is_a_heading_of_the_protocol_docum
         "{control:?}"
     );
 }
+
+/// The control API routes of an OpenAPI document that a guide's table leaves out. A row names
+/// a route as `` `METHOD /path` `` (query strings in brackets after the path are allowed).
+fn undocumented_routes(openapi: &serde_json::Value, guide: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    for (path, operations) in openapi["paths"].as_object().expect("paths") {
+        for method in operations.as_object().expect("operations").keys() {
+            let route = format!("`{} {path}", method.to_uppercase());
+            let shown = guide
+                .lines()
+                .filter(|l| l.starts_with('|'))
+                .any(|l| l.contains(&route) || l.contains(&route.replace("/{file}", "/")));
+            if !shown {
+                missing.push(route);
+            }
+        }
+    }
+    missing
+}
+
+/// docs/mock.md's control-API table has a row for every route the server's OpenAPI
+/// description has, so a new endpoint cannot ship undocumented.
+#[test]
+fn the_guide_documents_every_control_api_route() {
+    let openapi: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schemas/control-openapi.json")).expect("openapi"),
+    )
+    .expect("json");
+    let guide = std::fs::read_to_string(repo().join("docs/mock.md")).expect("docs/mock.md");
+    let missing = undocumented_routes(&openapi, &guide);
+    assert!(
+        missing.is_empty(),
+        "docs/mock.md has no row for {missing:?}"
+    );
+    // Negative controls: a route the guide never mentions, and a table that lost a row.
+    let extra = serde_json::json!({"paths": {"/_mock/nope": {"delete": {}}}});
+    assert_eq!(undocumented_routes(&extra, &guide), ["`DELETE /_mock/nope"]);
+    let cut: String = guide
+        .lines()
+        .filter(|l| !l.contains("`GET /_mock/requests"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        undocumented_routes(&openapi, &cut),
+        ["`GET /_mock/requests"]
+    );
+}

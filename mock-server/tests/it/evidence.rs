@@ -158,7 +158,14 @@ async fn with_a_grace_a_client_that_closes_after_session_end_is_journaled_as_clo
             .await;
         // The server answers the close (a clean close at the client, not 1006).
         assert_eq!(client.closed().await, 1000);
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        crate::support::eventually("the close in the journal", || {
+            server
+                .journal(&session)
+                .expect("journal")
+                .iter()
+                .any(|e| matches!(e.event, JournalEvent::Close { .. }))
+        })
+        .await;
         assert_eq!(last_close(&server, &session), (Some(1000), Closer::Client));
         server.shutdown().await;
     })
@@ -266,7 +273,21 @@ async fn a_drop_is_journaled_when_ordered_so_later_frames_went_to_no_one() {
         client.until("EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK").await;
         client.send(&crate::support::user_message("go")).await;
         assert_eq!(client.closed().await, 1006, "dropped");
-        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        crate::support::eventually(
+            "the drop and the stream's last chunk in the journal",
+            || {
+                let journal = server.journal(&session).expect("journal");
+                let closed = journal
+                    .iter()
+                    .any(|e| matches!(e.event, JournalEvent::Close { .. }));
+                let finished = journal.iter().any(|e| {
+                    matches!(&e.event, JournalEvent::ServerFrame { frame, .. }
+                    if frame.get().contains(r#""three""#))
+                });
+                closed && finished
+            },
+        )
+        .await;
         let journal = server.journal(&session).expect("journal");
         let close = journal
             .iter()

@@ -3,7 +3,7 @@
 //! protocol documents.
 //!
 //! `cargo test` runs a few thousand cases in all. The long mode runs as many as you ask and
-//! reports cases per second (README, "Limits and hostile input"):
+//! reports cases per second (docs/mock.md, "Limits and hostile input"):
 //!
 //! ```sh
 //! FUZZ_CASES=1000000 cargo test --release -p mock-server --test it fuzz:: -- --nocapture

@@ -165,7 +165,7 @@ async fn the_control_api_refuses_browsers_other_hosts_unknown_peers_and_non_json
                 "POST",
                 "/_mock/reset",
                 vec![],
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE, // a body, and no type
             ),
             (
                 "POST",
@@ -186,6 +186,13 @@ async fn the_control_api_refuses_browsers_other_hosts_unknown_peers_and_non_json
             let response = http(&server, method, path, &headers, r#"{"advance_ms": 1}"#).await;
             assert_eq!(response.status, status, "{method} {path} {headers:?}");
         }
+        // A write with no body needs no type (`curl -X POST …/reset`); a cross-site one is
+        // still refused by its Origin.
+        let bodiless = http(&server, "POST", "/_mock/reset", &[], "").await;
+        assert_eq!(bodiless.status, StatusCode::OK, "a bodiless reset");
+        let cross_site = [("origin", "https://evil.example")];
+        let bodiless = http(&server, "POST", "/_mock/reset", &cross_site, "").await;
+        assert_eq!(bodiless.status, StatusCode::FORBIDDEN, "a cross-site reset");
         for host in [
             own.clone(),
             format!("localhost:{port}"),

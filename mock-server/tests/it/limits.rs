@@ -1,4 +1,4 @@
-//! The bounds a client cannot push the server past (README, "Limits and hostile input"):
+//! The bounds a client cannot push the server past (docs/mock.md, "Limits and hostile input"):
 //! journal bytes, sessions held, sockets open, a socket that stops reading, shutdown.
 
 use std::time::{Duration, Instant};

@@ -2,13 +2,13 @@
 
 mod support;
 
+#[allow(dead_code)] // the browser runner serves the `external` binary
 #[path = "../../../tools/browser_test.rs"]
 mod browser;
 
 mod apidocs;
 mod cli;
 mod console;
-mod container;
 mod control;
 mod docs;
 mod evidence;
@@ -17,7 +17,6 @@ mod hostile;
 mod hostile_frames;
 mod hostile_inputs;
 mod limits;
-mod node_example;
 mod protocol_bad_frames;
 mod protocol_examples;
 mod protocol_properties;

@@ -23,6 +23,19 @@ pub async fn bounded<T>(test: impl Future<Output = T>) -> T {
         .expect("test exceeded its 20 s bound")
 }
 
+/// Polls `condition` every 10 ms until it holds (the caller's `bounded` limits the wait):
+/// instead of a fixed sleep that a busy machine can outrun.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let mut polls = 0u64;
+    while !condition() {
+        polls += 1;
+        if polls.is_multiple_of(500) {
+            eprintln!("still waiting for {what} ({} s)", polls / 100);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 pub struct HttpResponse {
     pub status: StatusCode,
     pub headers: axum::http::HeaderMap,

@@ -591,6 +591,57 @@ $("reset-confirm").addEventListener("click", async () => {
   history.replaceState(null, "", "#");
 });
 
+// --- the request log: every REST call and handshake, refused ones included --------------------
+
+const REQUESTS_KEPT = 200;
+let requests = []; // oldest first, the newest REQUESTS_KEPT
+let requestCount = 0;
+let requestsSince = 0; // mock-clock ms of the newest call shown
+let requestsAtSince = 0; // how many calls at exactly that ms are already shown
+
+function requestLine(call) {
+  const what = call.endpoint === "/ws" && !call.request.upgrade ? "/ws (no upgrade)" : call.endpoint;
+  const detail = [call.error, call.retry_after != null ? `Retry-After ${call.retry_after}` : null,
+    call.session_id ? `session ${call.session_id.slice(0, 8)}…` : null].filter(Boolean).join(" · ");
+  return `${(call.at_ms / 1000).toFixed(1)} s ${what} ${call.status}${detail ? ` — ${detail}` : ""}`;
+}
+
+function renderRequests() {
+  const refusedOnly = $("requests-refused").checked;
+  const shown = requests.filter((c) => !refusedOnly || c.status >= 400).slice(-50).reverse();
+  $("requests").replaceChildren(...shown.map((call) => el("li", {
+    class: call.status >= 400 ? "refused" : "",
+    "data-endpoint": call.endpoint,
+    "data-status": String(call.status),
+    text: requestLine(call),
+  })));
+  $("request-count").textContent = String(requestCount);
+}
+
+let fetchingRequests = false;
+async function refreshRequests() {
+  if (fetchingRequests) return;
+  fetchingRequests = true;
+  try {
+    // Only what is new: the log is oldest first, so the calls at `requestsSince` already shown
+    // come first in the answer.
+    const answer = await api("GET", `/requests?since_ms=${requestsSince}`);
+    if (!answer.ok || !Array.isArray(answer.body)) return;
+    const fresh = answer.body.slice(requestsAtSince);
+    if (fresh.length === 0) return;
+    const newest = fresh[fresh.length - 1].at_ms;
+    requestsAtSince = answer.body.filter((c) => c.at_ms === newest).length;
+    requestsSince = newest;
+    requestCount += fresh.length;
+    requests = requests.concat(fresh).slice(-REQUESTS_KEPT);
+    renderRequests();
+  } finally {
+    fetchingRequests = false;
+  }
+}
+
+$("requests-refused").addEventListener("change", renderRequests);
+
 // --- start ------------------------------------------------------------------------------------
 
 function fillSelect(select, options) {
@@ -620,4 +671,8 @@ async function boot() {
 }
 
 boot();
-setInterval(refreshSessions, 1000);
+refreshRequests();
+setInterval(() => {
+  refreshSessions();
+  refreshRequests();
+}, 1000);
