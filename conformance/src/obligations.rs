@@ -121,7 +121,7 @@ obligations! {
         looks_for: "after every drop or non-final close: a handshake to the same session with its own token, and no new session while it lives",
         cannot_see: "";
     Rc2 "RC-2" Should "reconnect with cursor = highest sequence seen",
-        looks_for: "every handshake after a session's first (refused ones too): cursor equals the highest sequence delivered before it; after an app restart, anything from the highest sequence the restarted app shows up to that (0 only when it shows nothing)",
+        looks_for: "every handshake after a session's first (refused ones too): cursor equals the highest sequence delivered before it (or stops short only of frames written in the second before a drop without a close frame, which the network may have lost); after an app restart, anything from the highest sequence the restarted app shows up to that (0 only when it shows nothing)",
         cannot_see: "";
     Rc3 "RC-3" Should "reconnect with exponential backoff from about 1 s, capped at 30 s",
         looks_for: "first retry 0.6–2 s after the drop, each later gap clearly larger (×1.3) until the 30 s cap (four attempts in the full profile: three growth steps); the cap itself in the thorough profile",

@@ -175,7 +175,14 @@ pub struct Delivery {
     /// It came inside a batch that also carried an event of a type the docs do not list (a
     /// client that drops such a batch whole breaks ERR-2, not MSG-1).
     pub beside_unknown: bool,
+    /// It was written less than [`IN_FLIGHT_MS`] before its connection ended without a close
+    /// frame: it may still have been in the network or the client's buffers, and a reset
+    /// connection loses those (a client that never saw it is not at fault).
+    pub in_flight_at_drop: bool,
 }
+
+/// How long before a drop without a close frame a frame counts as possibly lost in transit.
+pub const IN_FLIGHT_MS: u64 = 1_000;
 
 /// Whether `event_type` is one spec §6.6 documents.
 pub fn is_known_type(event_type: &str) -> bool {
@@ -364,7 +371,9 @@ impl SessionRecord {
     /// Server events that reached an open connection, batches flattened.
     pub fn deliveries(&self) -> Vec<Delivery> {
         let mut open: Vec<u64> = Vec::new();
-        let mut out = Vec::new();
+        let mut out: Vec<Delivery> = Vec::new();
+        // Which deliveries went out on each open connection (indexes into `out`).
+        let mut on_conn: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for entry in &self.journal {
             match &entry.event {
                 JournalEvent::Handshake {
@@ -373,8 +382,20 @@ impl SessionRecord {
                     ..
                 } => open.push(*conn),
                 JournalEvent::Close {
-                    conn: Some(conn), ..
-                } => open.retain(|c| c != conn),
+                    conn: Some(conn),
+                    code,
+                    ..
+                } => {
+                    open.retain(|c| c != conn);
+                    let sent = on_conn.remove(conn).unwrap_or_default();
+                    if code.is_none() {
+                        for i in sent {
+                            if out[i].at_ms + IN_FLIGHT_MS >= entry.at_ms {
+                                out[i].in_flight_at_drop = true;
+                            }
+                        }
+                    }
+                }
                 JournalEvent::ServerFrame { conn, frame } => {
                     let reached = match conn {
                         Some(c) => open.contains(c),
@@ -386,6 +407,7 @@ impl SessionRecord {
                     if !reached {
                         continue;
                     }
+                    let first = out.len();
                     if event_type(&value) == "EVENT_TYPE_EVENT_BATCH" {
                         let inner: Vec<&Value> = value["payload"]["events"]
                             .as_array()
@@ -399,6 +421,7 @@ impl SessionRecord {
                                 event: with_payload(event),
                                 in_batch: true,
                                 beside_unknown,
+                                in_flight_at_drop: false,
                             });
                         }
                     } else {
@@ -407,7 +430,15 @@ impl SessionRecord {
                             event: value,
                             in_batch: false,
                             beside_unknown: false,
+                            in_flight_at_drop: false,
                         });
+                    }
+                    let recipients = match conn {
+                        Some(c) => vec![*c],
+                        None => open.clone(),
+                    };
+                    for c in recipients {
+                        on_conn.entry(c).or_default().extend(first..out.len());
                     }
                 }
                 _ => {}

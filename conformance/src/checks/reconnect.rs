@@ -3,7 +3,7 @@
 use mock_server::config::Profile;
 use mock_server::http_log::{Endpoint, HttpCall};
 
-use super::{Evidence, Outcome, sequence};
+use super::{Delivery, Evidence, Outcome, sequence};
 use crate::cases::Step;
 use crate::tolerance::{attempts_ok, backoff_step_ok, first_retry_ok};
 
@@ -95,13 +95,23 @@ pub fn cursor_on_every_reconnect(e: &Evidence) -> Outcome {
         .map(|s| s.at_ms)
         .collect();
     let mut judged = Vec::new();
+    let mut short = 0;
     for session in &e.sessions {
         let handshakes = e.handshakes_to(session.id(), 0);
         let deliveries = session.deliveries();
         for (i, call) in handshakes.iter().enumerate().skip(1) {
-            let highest = deliveries
+            let before: Vec<&Delivery> =
+                deliveries.iter().filter(|d| d.at_ms < call.at_ms).collect();
+            let highest = before
                 .iter()
-                .filter(|d| d.at_ms < call.at_ms)
+                .filter_map(|d| sequence(&d.event))
+                .max()
+                .unwrap_or(0);
+            // What certainly reached the client: frames still in flight when a connection
+            // dropped without a close frame may have been lost with it.
+            let surely = before
+                .iter()
+                .filter(|d| !d.in_flight_at_drop)
                 .filter_map(|d| sequence(&d.event))
                 .max()
                 .unwrap_or(0);
@@ -146,6 +156,10 @@ pub fn cursor_on_every_reconnect(e: &Evidence) -> Outcome {
                 }
                 Some(0) if after_restart => judged.push(0),
                 Some(n) if after_restart && (shown_floor..=highest).contains(&n) => judged.push(n),
+                Some(n) if (surely..highest).contains(&n) => {
+                    judged.push(n);
+                    short += 1;
+                }
                 Some(n) => {
                     return Outcome::Broken(format!(
                         "reconnected at {} ms with cursor {n}; the highest sequence delivered was {highest}",
@@ -173,8 +187,12 @@ pub fn cursor_on_every_reconnect(e: &Evidence) -> Outcome {
     if judged.is_empty() {
         return Outcome::NotObservable("the client never reconnected".into());
     }
+    let lost = match short {
+        0 => String::new(),
+        n => format!(" ({n} short only of frames in flight when the socket dropped)"),
+    };
     Outcome::Kept(format!(
-        "{} reconnect(s), cursors {judged:?}, each the highest sequence delivered",
+        "{} reconnect(s), cursors {judged:?}, each the highest sequence delivered{lost}",
         judged.len()
     ))
 }

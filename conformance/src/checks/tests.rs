@@ -139,3 +139,101 @@ fn a_drop_is_unexpected_but_a_close_after_session_end_is_not() {
     assert!(evidence(ended).unexpected_closes().is_empty());
     assert_eq!(evidence(dropped).unexpected_closes().len(), 1);
 }
+
+fn handshake_call(at_ms: u64, cursor: Option<u64>) -> HttpCall {
+    let query = match cursor {
+        Some(n) => json!({"session_id": "s1", "cursor": n.to_string()}),
+        None => json!({"session_id": "s1"}),
+    };
+    serde_json::from_value(json!({
+        "at_ms": at_ms, "endpoint": "/ws", "status": 101, "session_id": "s1",
+        "request": {"query": query, "upgrade": true}
+    }))
+    .expect("an HTTP call")
+}
+
+/// Two connections: the first gets sequences 1–3 at 10 ms and 4–5 at `late_ms`, then ends at
+/// 1,500 ms with `close_code` (none: dropped without a close frame); the second opens with
+/// `cursor` at 2,600 ms.
+fn reconnect_evidence(late_ms: u64, close_code: Option<u16>, cursor: u64) -> Evidence {
+    let events = |from: u64, to: u64| -> Vec<serde_json::Value> {
+        (from..=to)
+            .map(|n| {
+                frame(
+                    &format!("e{n}"),
+                    Some(n),
+                    "EVENT_TYPE_POLY_AGENT_MESSAGE",
+                    json!({"message_id": format!("m{n}"), "text": "hi"}),
+                )
+            })
+            .collect()
+    };
+    let batch = |from, to| json!({"type": "EVENT_TYPE_EVENT_BATCH", "payload": {"events": events(from, to)}});
+    let mut close = json!({"kind": "close", "conn": 1, "by": "server"});
+    if let Some(code) = close_code {
+        close["code"] = code.into();
+    }
+    let record = session(vec![
+        entry(
+            5,
+            json!({"kind": "handshake", "conn": 1, "query": {}, "status": 101}),
+        ),
+        entry(
+            10,
+            json!({"kind": "server_frame", "conn": 1, "frame": batch(1, 3)}),
+        ),
+        entry(
+            late_ms,
+            json!({"kind": "server_frame", "conn": 1, "frame": batch(4, 5)}),
+        ),
+        entry(1_500, close),
+        entry(
+            2_600,
+            json!({"kind": "handshake", "conn": 2, "query": {"cursor": cursor.to_string()}, "status": 101}),
+        ),
+    ]);
+    Evidence {
+        case: crate::cases::catalogue().expect("cases")[0]
+            .instantiate(&crate::params::Params::draw(0))
+            .expect("instantiates"),
+        sessions: vec![record],
+        http: vec![handshake_call(5, None), handshake_call(2_600, Some(cursor))],
+        samples: Vec::new(),
+        steps: Vec::new(),
+        expectations: Vec::new(),
+        exit_ms: 3_000,
+        end_ms: 3_000,
+    }
+}
+
+#[test]
+fn frames_written_just_before_a_drop_are_in_flight_and_a_cursor_may_stop_short_of_them() {
+    let kept = |o: &Outcome| matches!(o, Outcome::Kept(_));
+    let in_flight: Vec<bool> = reconnect_evidence(1_400, None, 3).sessions[0]
+        .deliveries()
+        .iter()
+        .map(|d| d.in_flight_at_drop)
+        .collect();
+    assert_eq!(in_flight, [false, false, false, true, true]);
+    // The whole history, or all but what was in flight: both kept.
+    for cursor in [5, 3] {
+        let outcome =
+            super::reconnect::cursor_on_every_reconnect(&reconnect_evidence(1_400, None, cursor));
+        assert!(kept(&outcome), "cursor {cursor}: {outcome:?}");
+    }
+    // Negative controls: short of a frame that had arrived long before the drop, short of
+    // frames followed by a close frame (they arrived before it), and ahead of the history.
+    for (late_ms, code, cursor) in [
+        (1_400, None, 2),
+        (200, None, 3),
+        (1_400, Some(4002), 3),
+        (1_400, None, 6),
+    ] {
+        let outcome =
+            super::reconnect::cursor_on_every_reconnect(&reconnect_evidence(late_ms, code, cursor));
+        assert!(
+            matches!(outcome, Outcome::Broken(_)),
+            "frames at {late_ms} ms, close {code:?}, cursor {cursor}: {outcome:?}"
+        );
+    }
+}
