@@ -24,6 +24,7 @@ pub fn control_router(state: AppState) -> Router {
     Router::new()
         .nest("/_mock", crate::control::router(state.clone()))
         .layer(middleware::from_fn(correlation_id))
+        .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
         .with_state(state)
 }
 
@@ -59,7 +60,63 @@ pub fn app(state: AppState, with_control: bool) -> Router {
     }
     routes
         .layer(middleware::from_fn(correlation_id))
+        .layer(middleware::from_fn_with_state(state.clone(), body_deadline))
         .with_state(state)
+}
+
+/// The largest request body read (axum's default limit, which the handlers' extractors keep).
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// A request's body must arrive whole within the header timeout, like its headers: a body
+/// trickled a byte at a time would otherwise hold a connection and a task open for ever.
+/// Too slow: 408 and the connection closed; too large: 413.
+async fn body_deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    use axum::response::IntoResponse as _;
+    let (parts, body) = request.into_parts();
+    let limit = state.config().http_header_timeout();
+    let refuse = |status, message: String| {
+        let mut response = (
+            status,
+            axum::Json(serde_json::json!({ "message": message })),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    };
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(error)) => {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                refuse(
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is over {MAX_BODY_BYTES} bytes"),
+                )
+            } else {
+                refuse(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "the request body could not be read".into(),
+                )
+            }
+        }
+        Err(_) => refuse(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs_f64()
+            ),
+        ),
+    }
 }
 
 /// Echoes the request's `X-Polyai-Correlation-Id`, or mints one.

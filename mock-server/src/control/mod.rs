@@ -137,11 +137,27 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
                     "the control API answers loopback peers only (configure `control_token` to allow others)",
                 );
             }
-            let host = request
-                .headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok());
-            if !host.is_some_and(|h| state.is_own_loopback_authority(h)) {
+            // One `Host`, one `Origin` at most (RFC 9112 §3.2: more than one Host is a 400),
+            // so the guard judges the header the application would read.
+            let headers = request.headers();
+            if headers.get_all(header::HOST).iter().count() > 1 {
+                return refuse(
+                    StatusCode::BAD_REQUEST,
+                    "a request carries one `Host` header",
+                );
+            }
+            if headers.get_all(header::ORIGIN).iter().count() > 1 {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "a request carries one `Origin` header at most",
+                );
+            }
+            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+            // An absolute-form target names its own authority, which then wins over `Host`
+            // (RFC 9112 §3.2.2): it must be this server's loopback address too.
+            let target = request.uri().authority().map(|a| a.as_str());
+            let own = |h: Option<&str>| h.is_some_and(|h| state.is_own_loopback_authority(h));
+            if !own(host) || target.is_some_and(|t| !own(Some(t))) {
                 return refuse(
                     StatusCode::FORBIDDEN,
                     "the control API answers requests for this server's loopback address only (check the Host header, or configure `control_token`)",

@@ -386,7 +386,7 @@ fn fault_of(check: &Checker<'_>, at: &str, raw: &RawFault) -> Result<Fault, Scen
             if !sendable_close_code(*code) {
                 return Err(check.error(
                     format!("{at}/close"),
-                    format!("{code} is not a close code a server can send"),
+                    format!("not a close code a server can send: {code}"),
                 ));
             }
             Fault::Close(*code)

@@ -68,8 +68,8 @@ impl AppState {
 
     /// The scenario of the next session created, once (a catalogue name or a file).
     pub async fn set_next_scenario(&self, name: &str) -> Result<(), ControlError> {
-        self.load_scenario(name).await?;
-        *lock(&self.inner.next_scenario) = Some(name.to_owned());
+        let key = self.load_scenario(name).await?;
+        *lock(&self.inner.next_scenario) = Some(key);
         Ok(())
     }
 
@@ -84,8 +84,8 @@ impl AppState {
                 "no connector with token `{token}`"
             )));
         }
-        self.load_scenario(name).await?;
-        lock(&self.inner.connector_scenarios).insert(token.to_owned(), name.to_owned());
+        let key = self.load_scenario(name).await?;
+        lock(&self.inner.connector_scenarios).insert(token.to_owned(), key);
         Ok(())
     }
 
@@ -94,12 +94,14 @@ impl AppState {
         lock(&self.inner.connector_scenarios).get(token).cloned()
     }
 
-    /// Makes `name` selectable: a catalogue name as it is, or a file read off the async
-    /// runtime and outside every lock, bounded in size, from the configured scenario
-    /// directories only when some are configured.
-    async fn load_scenario(&self, name: &str) -> Result<(), ControlError> {
+    /// Makes `name` selectable and returns the name it is selected by: a catalogue name as it
+    /// is, or a file's canonical path (however `name` spells it, one copy is held). The file
+    /// is read off the async runtime and outside every lock, bounded in size, never waiting on
+    /// a FIFO, from the configured scenario directories only when some are configured (judged
+    /// by the file opened), and its errors echo none of its values.
+    async fn load_scenario(&self, name: &str) -> Result<String, ControlError> {
         if !self.catalogue().is_file_reference(name) {
-            return Ok(());
+            return Ok(name.to_owned());
         }
         let unreadable = || {
             ControlError::Invalid(format!(
@@ -117,27 +119,19 @@ impl AppState {
             return Err(unreadable());
         }
         let dirs = self.inner.config.scenario_dirs.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
-            if !dirs.is_empty() {
-                let real = path.canonicalize().map_err(|_| None)?;
-                let inside = dirs
-                    .iter()
-                    .filter_map(|d| d.canonicalize().ok())
-                    .any(|d| real.starts_with(d));
-                if !inside {
-                    return Err(None);
-                }
-            }
-            crate::scenario::load_file(&path).map_err(Some)
-        })
-        .await
-        .map_err(|_| unreadable())?;
+        let loaded =
+            tokio::task::spawn_blocking(move || crate::scenario::load_file_within(&path, &dirs))
+                .await
+                .map_err(|_| unreadable())?;
         match loaded {
-            Ok(script) => {
-                self.catalogue().insert(name, script);
-                Ok(())
+            Ok(file) => {
+                let key = file.key.clone();
+                self.catalogue()
+                    .insert_loaded(file)
+                    .map_err(ControlError::Conflict)?;
+                Ok(key)
             }
-            Err(Some(error)) if error.problem != crate::scenario::UNREADABLE => {
+            Err(error) if error.problem != crate::scenario::UNREADABLE => {
                 Err(ControlError::Invalid(error.to_string()))
             }
             Err(_) => Err(unreadable()),
@@ -204,6 +198,7 @@ impl AppState {
         }
         *lock(&self.inner.next_scenario) = None;
         lock(&self.inner.connector_scenarios).clear();
+        self.catalogue().forget_loaded();
         lock(&self.inner.pending_http).clear();
         *lock(&self.inner.http_failures) = HttpFailures::default();
         lock(&self.inner.http_log).clear();

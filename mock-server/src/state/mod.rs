@@ -35,12 +35,24 @@ mod session;
 pub use clock::Clock;
 pub use control::ControlError;
 use rest::HttpLimiter;
+pub use session::{CLOSE_OVERFLOW, Outbound, ReserveError, SessionSlot, SessionSummary};
 use session::{ConnHandle, Locked, OUTBOUND_QUEUE, Slots, dispatch};
-pub use session::{Outbound, ReserveError, SessionSlot, SessionSummary};
 
 /// Gone sessions whose journals are kept for reading (and no more than
 /// `journal_total_max_bytes` of journal between them).
 const ARCHIVE: usize = 256;
+
+/// A connection just opened ([`AppState::open_connection`]).
+#[derive(Debug)]
+pub struct OpenConnection {
+    pub id: ConnId,
+    /// Frames other tasks queue for it.
+    pub queue: mpsc::Receiver<Outbound>,
+    /// Cancelled when the session dropped it for falling too far behind (journaled then).
+    pub overflowed: CancellationToken,
+    /// The history, to write before anything else.
+    pub replay: Vec<Outbound>,
+}
 
 /// The server is holding `max_sessions` sessions and none of them has ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -449,16 +461,17 @@ impl AppState {
         locked.slots.reserved = locked.slots.reserved.saturating_sub(1);
     }
 
-    /// Turns a reservation into a live connection: returns its id, its inbound queue, and the
-    /// replay frames to write before anything else (spec §12 C3).
+    /// Turns a reservation into a live connection: its id, its queue, and the replay frames to
+    /// write before anything else (spec §12 C3).
     pub fn open_connection(
         &self,
         slot: &SessionSlot,
         cursor: u64,
         query: BTreeMap<String, String>,
-    ) -> (ConnId, mpsc::Receiver<Outbound>, Vec<Outbound>) {
+    ) -> OpenConnection {
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        let overflowed = CancellationToken::new();
         let now = self.inner.clock.now();
         let mut locked = slot.lock();
         locked.slots.reserved = locked.slots.reserved.saturating_sub(1);
@@ -472,11 +485,20 @@ impl AppState {
             },
         );
         let actions = locked.engine.connect(id, cursor, now);
-        locked.conns.push(ConnHandle { id, tx });
-        let own = dispatch(&mut locked, Some(id), actions, now);
+        locked.conns.push(ConnHandle {
+            id,
+            tx,
+            overflowed: overflowed.clone(),
+        });
+        let replay = dispatch(&mut locked, Some(id), actions, now);
         drop(locked);
         slot.journal_grew.notify_waiters();
-        (id, rx, own)
+        OpenConnection {
+            id,
+            queue: rx,
+            overflowed,
+            replay,
+        }
     }
 
     /// Journals a refused handshake of a known session.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
 
 use crate::auth::AccessClaims;
 use crate::config::SessionBinding;
@@ -31,10 +32,16 @@ pub enum Outbound {
 /// Per-connection queue depth. A client this far behind is closed rather than buffered forever.
 pub(super) const OUTBOUND_QUEUE: usize = 1024;
 
+/// The close code for a connection that fell [`OUTBOUND_QUEUE`] frames behind.
+pub const CLOSE_OVERFLOW: u16 = 1011;
+
 #[derive(Debug)]
 pub(super) struct ConnHandle {
     pub(super) id: ConnId,
     pub(super) tx: mpsc::Sender<Outbound>,
+    /// Cancelled when the session drops the connection for overflowing its queue: its task,
+    /// blocked on a client that does not read, then closes it at once.
+    pub(super) overflowed: CancellationToken,
 }
 
 /// What a handshake reserved: one of the session's connection slots.
@@ -248,7 +255,7 @@ pub(super) fn dispatch(
             };
             if Some(conn.id) == own {
                 mine.push(copy);
-            } else if conn.tx.try_send(copy).is_err() {
+            } else if conn.tx.try_send(copy).is_err() && !overflowed.contains(&conn.id) {
                 overflowed.push(conn.id);
             }
         }
@@ -270,7 +277,21 @@ pub(super) fn dispatch(
             }
         }
     }
-    // A connection that cannot keep up loses its queue; its task then closes it with 1011.
-    locked.conns.retain(|c| !overflowed.contains(&c.id));
+    // A connection that cannot keep up loses its queue, and its task closes it with 1011 at
+    // once; the journal says so now (later frames went to no one).
+    for conn in overflowed {
+        if let Some(at) = locked.conns.iter().position(|c| c.id == conn) {
+            let handle = locked.conns.remove(at);
+            handle.overflowed.cancel();
+            locked.note(
+                now,
+                JournalEvent::Close {
+                    conn: Some(conn),
+                    code: Some(CLOSE_OVERFLOW),
+                    by: Closer::Server,
+                },
+            );
+        }
+    }
     mine
 }

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt as _;
 use serde::Deserialize;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::engine::history::parse_cursor;
 use crate::engine::{CLOSE_SESSION_ENDED, ConnId};
@@ -23,7 +24,7 @@ use crate::journal::Closer;
 use crate::protocol::{
     ClientFrameError, ClientFrameRejection, RawFrame, catalog, decode_client_frame,
 };
-use crate::state::{AppState, Outbound, ReserveError, SessionSlot};
+use crate::state::{AppState, CLOSE_OVERFLOW, Outbound, ReserveError, SessionSlot};
 
 /// tungstenite's own read buffer default is 128 KiB per connection; 4 KiB keeps idle sockets
 /// small and costs nothing for chat-sized frames.
@@ -233,6 +234,8 @@ enum End {
     Drop,
     /// The client stopped taking frames for `write_timeout_seconds`.
     Stalled,
+    /// The session dropped this connection for falling too far behind (journaled then).
+    Overflowed,
 }
 
 async fn run_connection(
@@ -262,20 +265,25 @@ async fn run_connection(
             }
         }
     }
-    let (conn, mut queue, replay) = state.open_connection(&slot, cursor, query);
-    let mut end = write_all(&mut socket, &state, replay).await;
+    let opened = state.open_connection(&slot, cursor, query);
+    let (conn, mut queue) = (opened.id, opened.queue);
+    let out = Writer {
+        state: &state,
+        overflowed: &opened.overflowed,
+    };
+    let mut end = out.write_all(&mut socket, opened.replay).await;
     for message in &early {
         if end.is_some() {
             break;
         }
         end = match handle(&state, &slot, conn, message, true) {
-            Ok(own) => write_all(&mut socket, &state, own).await,
+            Ok(own) => out.write_all(&mut socket, own).await,
             Err(stop) => Some(stop),
         };
     }
     let end = match end {
         Some(end) => end,
-        None => serve(&mut socket, &state, &slot, conn, &mut queue).await,
+        None => serve(&mut socket, &out, &slot, conn, &mut queue).await,
     };
     match end {
         End::Gone(code) => {
@@ -301,6 +309,8 @@ async fn run_connection(
             state.close_connection(&slot, conn, Some(code), Closer::Server);
             send_close(&mut socket, code, reason).await;
         }
+        // Journaled by the session when it dropped the connection's queue.
+        End::Overflowed => send_close(&mut socket, CLOSE_OVERFLOW, "send queue overflow").await,
         End::Stalled => {
             state.close_connection(&slot, conn, Some(CLOSE_STALLED), Closer::Server);
             // It is not reading: a Close frame gets one short chance, then TCP goes.
@@ -349,11 +359,12 @@ async fn await_client_close(
 
 async fn serve(
     socket: &mut WebSocket,
-    state: &AppState,
+    out: &Writer<'_>,
     slot: &SessionSlot,
     conn: ConnId,
     queue: &mut tokio::sync::mpsc::Receiver<Outbound>,
 ) -> End {
+    let state = out.state;
     let idle = state.config().connection_idle_timeout();
     let mut idle_deadline = Instant::now() + idle;
     let shutdown = state.shutdown_token().clone();
@@ -361,14 +372,15 @@ async fn serve(
         tokio::select! {
             biased;
             () = shutdown.cancelled() => return End::Close(1001, "server shutting down"),
+            () = out.overflowed.cancelled() => return End::Overflowed,
             queued = queue.recv() => match queued {
                 Some(outbound) => {
-                    if let Some(end) = write_all(socket, state, [outbound]).await {
+                    if let Some(end) = out.write_all(socket, [outbound]).await {
                         return end;
                     }
                 }
                 // Dropped from the session for falling too far behind.
-                None => return End::Close(1011, "send queue overflow"),
+                None => return End::Overflowed,
             },
             received = socket.recv() => {
                 let message = match received {
@@ -387,7 +399,7 @@ async fn serve(
                     Ok(own) => own,
                     Err(end) => return end,
                 };
-                if let Some(end) = write_all(socket, state, own).await {
+                if let Some(end) = out.write_all(socket, own).await {
                     return end;
                 }
             }
@@ -439,36 +451,47 @@ fn is_too_large<T>(decoded: &Result<T, ClientFrameRejection>) -> bool {
     matches!(decoded, Err(r) if matches!(r.error, ClientFrameError::TooLarge { .. }))
 }
 
-/// Writes frames in order; `Some` when the connection must end. A frame the client does not
-/// take within `write_timeout_seconds` ends it (`End::Stalled`), and so does shutdown.
-async fn write_all(
-    socket: &mut WebSocket,
-    state: &AppState,
-    frames: impl IntoIterator<Item = Outbound>,
-) -> Option<End> {
-    for outbound in frames {
-        match outbound {
-            Outbound::Frame(frame) => {
-                let write = tokio::time::timeout(
-                    state.config().write_timeout(),
-                    socket.send(Message::Text(frame)),
-                );
-                tokio::select! {
-                    written = write => match written {
-                        Ok(Ok(())) => {}
-                        Ok(Err(_)) => return Some(End::Gone(None)),
-                        Err(_) => return Some(End::Stalled),
-                    },
-                    () = state.shutdown_token().cancelled() => {
-                        return Some(End::Close(1001, "server shutting down"));
+/// Writes one connection's frames, watching for shutdown and for the session dropping it.
+struct Writer<'a> {
+    state: &'a AppState,
+    overflowed: &'a CancellationToken,
+}
+
+impl Writer<'_> {
+    /// Writes frames in order; `Some` when the connection must end. A frame the client does
+    /// not take within `write_timeout_seconds` ends it (`End::Stalled`), and so do shutdown and
+    /// an overflowing queue (other tasks' frames piling up meanwhile).
+    async fn write_all(
+        &self,
+        socket: &mut WebSocket,
+        frames: impl IntoIterator<Item = Outbound>,
+    ) -> Option<End> {
+        for outbound in frames {
+            match outbound {
+                Outbound::Frame(frame) => {
+                    let write = tokio::time::timeout(
+                        self.state.config().write_timeout(),
+                        socket.send(Message::Text(frame)),
+                    );
+                    tokio::select! {
+                        biased;
+                        () = self.state.shutdown_token().cancelled() => {
+                            return Some(End::Close(1001, "server shutting down"));
+                        }
+                        () = self.overflowed.cancelled() => return Some(End::Overflowed),
+                        written = write => match written {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => return Some(End::Gone(None)),
+                            Err(_) => return Some(End::Stalled),
+                        },
                     }
                 }
+                Outbound::Close { code, reason } => return Some(End::Ordered(code, reason)),
+                Outbound::Drop => return Some(End::Drop),
             }
-            Outbound::Close { code, reason } => return Some(End::Ordered(code, reason)),
-            Outbound::Drop => return Some(End::Drop),
         }
+        None
     }
-    None
 }
 
 /// Sends a Close frame, giving a client that is not reading a moment at most.

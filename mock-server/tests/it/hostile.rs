@@ -412,3 +412,102 @@ async fn half_sent_requests_and_idle_keep_alive_connections_are_closed_after_the
     })
     .await;
 }
+
+/// Round three, finding 7: a second `Host` or `Origin`, or an absolute-form target naming
+/// another host, slipped past the guard (it read only the first header).
+#[tokio::test]
+async fn duplicate_host_or_origin_headers_and_foreign_absolute_targets_are_refused() {
+    bounded(async {
+        let server = start(Config::default()).await;
+        let own = server.addr().to_string();
+        let same_origin = format!("http://{own}");
+        type Probe<'a> = (String, Vec<(&'a str, &'a str)>, StatusCode);
+        let refused: [Probe<'_>; 3] = [
+            (
+                "/_mock/sessions".into(),
+                vec![("host", &own), ("host", "evil.example")],
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                "/_mock/sessions".into(),
+                vec![("origin", &same_origin), ("origin", "https://evil.example")],
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                "http://evil.example/_mock/sessions".into(),
+                vec![("host", &own)],
+                StatusCode::FORBIDDEN,
+            ),
+        ];
+        for (target, headers, status) in &refused {
+            let response = http(&server, "GET", target, headers, "").await;
+            assert_eq!(response.status, *status, "{target} {headers:?}");
+        }
+        // Controls: one of each, and an absolute-form target naming this server, still pass.
+        let own_target = format!("http://{own}/_mock/sessions");
+        for (target, headers) in [
+            ("/_mock/sessions", vec![("host", own.as_str())]),
+            ("/_mock/sessions", vec![("origin", same_origin.as_str())]),
+            (own_target.as_str(), vec![("host", own.as_str())]),
+        ] {
+            let response = http(&server, "GET", target, &headers, "").await;
+            assert_eq!(response.status, StatusCode::OK, "{target} {headers:?}");
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// Round three, finding 4: with the headers sent in time, a body trickled at a byte a second
+/// held the connection open indefinitely.
+#[tokio::test]
+async fn a_request_body_must_arrive_within_the_header_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    bounded(async {
+        let server = start(Config {
+            http_header_timeout_seconds: 0.5,
+            ..Config::default()
+        })
+        .await;
+        for path in ["/api/v1/access-token", "/api/v1/sessions", "/_mock/clock"] {
+            let mut stream = tokio::net::TcpStream::connect(server.addr())
+                .await
+                .expect("connect");
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n",
+                server.addr()
+            );
+            stream.write_all(head.as_bytes()).await.expect("write");
+            let started = Instant::now();
+            let mut answer = Vec::new();
+            let mut buffer = [0u8; 1024];
+            // A byte every 100 ms, for far longer than the timeout, reading what comes back.
+            for _ in 0..40 {
+                if stream.write_all(b" ").await.is_err() {
+                    break;
+                }
+                match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut buffer))
+                    .await
+                {
+                    Ok(Ok(0) | Err(_)) => break,
+                    Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+                    Err(_) => {}
+                }
+            }
+            let elapsed = started.elapsed();
+            let _ = closed_within(&mut stream, Duration::from_secs(2)).await;
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(
+                answer.starts_with("HTTP/1.1 408"),
+                "{path}: answered {answer:?} after {elapsed:?}"
+            );
+            assert!(elapsed < Duration::from_secs(3), "{path}: {elapsed:?}");
+        }
+        // A body that arrives in time is served as before.
+        let response = http(&server, "POST", "/_mock/clock", &[JSON], r#"{"advance_ms": 1}"#).await;
+        assert_eq!(response.status, StatusCode::OK);
+        still_serves(&server).await;
+        server.shutdown().await;
+    })
+    .await;
+}

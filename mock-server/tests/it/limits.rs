@@ -399,3 +399,46 @@ async fn held_sessions_without_sockets_hold_no_recording_descriptor() {
     })
     .await;
 }
+
+/// Round three, finding 5: a socket whose queue overflowed lost its slot at once, but nothing
+/// was journaled, and the recording later said 1008 (write timeout), not 1011.
+#[tokio::test]
+async fn a_socket_whose_queue_overflows_is_journaled_and_closed_with_1011_at_once() {
+    bounded(async {
+        let server = start(Config {
+            // Far beyond the test's bound: only the overflow can close it in time.
+            write_timeout_seconds: 600.0,
+            max_connections: 1,
+            ..Config::default()
+        })
+        .await;
+        let (mut stalled, session) = RawSocket::open(&server).await;
+        stalled.send(&[frame(TEXT, JOIN.as_bytes().to_vec())]).await;
+        let close = flood_until_closed(&server, &session, 20_000).await;
+        assert_eq!(close, (Some(1011), Closer::Server));
+        let closes = server
+            .journal(&session)
+            .expect("journal")
+            .into_iter()
+            .filter(|e| matches!(e.event, JournalEvent::Close { .. }))
+            .count();
+        assert_eq!(closes, 1, "the close is journaled once");
+        // The task let go of the socket too: its permit (the only one) is free again.
+        let (token, other) = new_session(&server, false).await;
+        let url = ws_url(&server, &other, &token, None);
+        let mut freed = false;
+        for _ in 0..50 {
+            if Client::connect(&url).await.is_ok() {
+                freed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            freed,
+            "the overflowed socket's permit came back within a second"
+        );
+        server.shutdown().await;
+    })
+    .await;
+}

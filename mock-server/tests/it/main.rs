@@ -14,6 +14,7 @@ mod docs;
 mod evidence;
 mod fuzz;
 mod hostile;
+mod hostile_files;
 mod hostile_frames;
 mod hostile_inputs;
 mod limits;
