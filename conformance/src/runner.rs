@@ -354,6 +354,7 @@ async fn play<C: ClientUnderTest>(
 ) -> Played {
     for (index, step) in run.steps.iter().enumerate() {
         let at_ms = rec.now();
+        let samples_before = rec.samples.len();
         let command = match step {
             Step::Start => Command::Start {
                 streaming: run.streaming,
@@ -379,6 +380,7 @@ async fn play<C: ClientUnderTest>(
                             index,
                             step: step.clone(),
                             at_ms,
+                            samples_before,
                             reply: StepReply::NotRun(format!(
                                 "the view shows no suggestion `{text}` to tap"
                             )),
@@ -412,6 +414,7 @@ async fn play<C: ClientUnderTest>(
                     index,
                     step: step.clone(),
                     at_ms,
+                    samples_before,
                     reply,
                 });
                 continue;
@@ -487,6 +490,7 @@ async fn play<C: ClientUnderTest>(
             index,
             step: step.clone(),
             at_ms,
+            samples_before,
             reply,
         });
         if unsupported && matches!(step, Step::Start | Step::Send(_)) {

@@ -103,6 +103,10 @@ pub struct StepRecord {
     pub index: usize,
     pub step: crate::cases::Step,
     pub at_ms: u64,
+    /// How many view samples had been taken when the step began: orders it against them
+    /// where milliseconds cannot (a view read in the same millisecond came before it only
+    /// if its index is below this).
+    pub samples_before: usize,
     pub reply: StepReply,
 }
 

@@ -237,3 +237,66 @@ fn frames_written_just_before_a_drop_are_in_flight_and_a_cursor_may_stop_short_o
         );
     }
 }
+
+/// A session that ends at 100 ms (the client closes its socket at 101 ms), a view read at
+/// 100 ms that shows the end, and a `send` accepted at 100 ms that began before (`0`) or
+/// after (`1`) that view was read.
+fn ended_evidence(send_samples_before: usize) -> Evidence {
+    let end = frame(
+        "e9",
+        Some(9),
+        "EVENT_TYPE_SESSION_END",
+        json!({"reason": "REASON_NATURAL_END"}),
+    );
+    let record = session(vec![
+        entry(
+            5,
+            json!({"kind": "handshake", "conn": 1, "query": {}, "status": 101}),
+        ),
+        entry(100, json!({"kind": "server_frame", "frame": end})),
+        entry(
+            101,
+            json!({"kind": "close", "conn": 1, "code": 1000, "by": "client"}),
+        ),
+    ]);
+    let view: crate::contract::View =
+        serde_json::from_value(json!({"ended": {"reason": "REASON_NATURAL_END"}})).expect("a view");
+    Evidence {
+        case: crate::cases::catalogue().expect("cases")[0]
+            .instantiate(&crate::params::Params::draw(0))
+            .expect("instantiates"),
+        sessions: vec![record],
+        http: vec![handshake_call(5, None)],
+        samples: vec![Sample {
+            sent_ms: 100,
+            replied_ms: 100,
+            view: Arc::new(view),
+        }],
+        steps: vec![StepRecord {
+            index: 3,
+            step: crate::cases::Step::Send("bye".into()),
+            at_ms: 100,
+            samples_before: send_samples_before,
+            reply: StepReply::Ok,
+        }],
+        expectations: Vec::new(),
+        exit_ms: 2_000,
+        end_ms: 2_000,
+    }
+}
+
+#[test]
+fn input_after_end_is_judged_by_the_order_of_steps_and_views_not_by_the_millisecond() {
+    // The message whose answer ended the session began before the view showed the end.
+    let outcome = super::ux::session_end(&ended_evidence(0));
+    assert!(
+        !matches!(outcome, Outcome::Broken(_)),
+        "the ending message itself: {outcome:?}"
+    );
+    // Negative control: a message taken after the view showed the end, in the same ms.
+    let outcome = super::ux::session_end(&ended_evidence(1));
+    assert!(
+        matches!(&outcome, Outcome::Broken(why) if why.contains("accepted a message")),
+        "{outcome:?}"
+    );
+}

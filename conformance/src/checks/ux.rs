@@ -372,14 +372,17 @@ pub fn session_end(e: &Evidence) -> Outcome {
         }
         // "Disable input": once the view shows the end (or 1.2 s after it arrived, for a view
         // without `ended`), a `send` must be refused, not queued for a conversation that is over.
-        let known_from = e
-            .samples_after(end.at_ms)
-            .find(|s| s.view.ended.as_ref().is_some_and(Option::is_some))
-            .map_or(end.at_ms + 1_200, |s| s.replied_ms);
+        // Ordered by sample count, not by millisecond: the message whose answer ended the
+        // session can begin in the very millisecond the next view shows the end.
+        let shown_at = e.samples.iter().position(|s| {
+            s.sent_ms >= end.at_ms && s.view.ended.as_ref().is_some_and(Option::is_some)
+        });
         let late_sends = e.steps.iter().filter(|s| {
-            matches!(s.step, Step::Send(_))
-                && s.at_ms >= known_from
-                && next_start.is_none_or(|n| s.at_ms < n)
+            let after_end = match shown_at {
+                Some(i) => s.samples_before > i,
+                None => s.at_ms >= end.at_ms + 1_200,
+            };
+            matches!(s.step, Step::Send(_)) && after_end && next_start.is_none_or(|n| s.at_ms < n)
         });
         for late in late_sends {
             match &late.reply {
