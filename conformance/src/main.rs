@@ -100,7 +100,7 @@ struct RunArgs {
     only: Vec<String>,
     /// Which cases: `quick` (no deliberate waiting, about 5 s), `full` (every observable
     /// obligation, timing ones under draws no constant fits, about 45 s), `thorough` (also the
-    /// spec's long timers, about 75 s), `generative` (generated sessions only).
+    /// spec's long timers, about 65 s), `generative` (generated sessions only).
     #[arg(long, value_enum, default_value = "full")]
     profile: RunProfile,
     /// Also play this many generated sessions: a scenario, user steps and faults drawn from the
