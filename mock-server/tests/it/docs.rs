@@ -357,3 +357,57 @@ fn the_guide_documents_every_control_api_route() {
         ["`GET /_mock/requests"]
     );
 }
+
+/// The paths ARCHITECTURE.md's codemap names that do not exist under `root`. An entry is a
+/// line of the block whose text starts before column 24 (later columns continue a
+/// description); its indentation nests it under the last shallower entry, and one line may
+/// name several paths (`ui.rs, ui/`).
+fn missing_codemap_paths(architecture: &str, root: &Path) -> Vec<String> {
+    let Some(block) = architecture
+        .split("## Codemap")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+    else {
+        return vec!["no codemap block".into()];
+    };
+    let mut parents: Vec<(usize, PathBuf)> = Vec::new();
+    let mut missing = Vec::new();
+    for line in block.lines().skip(1) {
+        let indent = line.len() - line.trim_start().len();
+        if line.trim().is_empty() || indent >= 24 {
+            continue;
+        }
+        let names = line.trim_start().split("  ").next().unwrap_or_default();
+        parents.retain(|(depth, _)| *depth < indent);
+        let base = parents.last().map_or_else(PathBuf::new, |(_, p)| p.clone());
+        for name in names.split(", ") {
+            let path = base.join(name.trim());
+            if !root.join(&path).exists() {
+                missing.push(path.display().to_string());
+            }
+        }
+        if let Some(first) = names.split(", ").last().filter(|n| n.ends_with('/')) {
+            parents.push((indent, base.join(first.trim())));
+        }
+    }
+    missing
+}
+
+#[test]
+fn every_path_in_the_architecture_codemap_exists() {
+    let root = repo();
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+    assert_eq!(missing_codemap_paths(&text, &root), Vec::<String>::new());
+    // Negative controls: a missing file at the top, a missing one nested under a real
+    // directory, and a nested one whose parent directory does not exist.
+    let bogus = "## Codemap\n\n```\nmock-server/            lib\n  src/nowhere.rs        x\n  src/state/            y\n    ghost.rs            z\nno-such-dir/            w\n  inner.rs              v\n```\n";
+    assert_eq!(
+        missing_codemap_paths(bogus, &root),
+        [
+            "mock-server/src/nowhere.rs",
+            "mock-server/src/state/ghost.rs",
+            "no-such-dir/",
+            "no-such-dir/inner.rs"
+        ]
+    );
+}
