@@ -18,6 +18,10 @@ impl Harness {
     }
 
     fn with(config: EngineConfig, streaming: bool) -> Self {
+        Self::seeded(config, streaming, 42)
+    }
+
+    fn seeded(config: EngineConfig, streaming: bool, seed: u64) -> Self {
         let now = Now {
             elapsed: Duration::ZERO,
             unix_millis: 1_707_739_200_000,
@@ -27,7 +31,7 @@ impl Harness {
             .get("playground")
             .expect("the playground is embedded");
         Self {
-            session: Session::new(Arc::new(config), script, streaming, 42, now),
+            session: Session::new(Arc::new(config), script, streaming, seed, now),
             now,
         }
     }
@@ -551,9 +555,9 @@ fn sequences_are_contiguous_from_one() {
 }
 
 #[test]
-fn the_same_seed_and_clock_give_byte_identical_frames() {
-    let run = || {
-        let mut h = Harness::new(true);
+fn the_same_seed_and_clock_give_byte_identical_frames_and_another_seed_other_ids() {
+    let run = |seed: u64| {
+        let mut h = Harness::seeded(EngineConfig::default(), true, seed);
         let mut frames = Vec::new();
         for action in h.send(JOIN).into_iter().chain(h.settle()) {
             if let Action::Send { frame, .. } = action {
@@ -562,7 +566,23 @@ fn the_same_seed_and_clock_give_byte_identical_frames() {
         }
         frames
     };
-    assert_eq!(run(), run());
+    let ids = |frames: &[String]| -> Vec<String> {
+        frames
+            .iter()
+            .filter_map(|f| serde_json::from_str::<serde_json::Value>(f).ok())
+            .filter_map(|v| v["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (first, again, other) = (run(42), run(42), run(43));
+    assert!(!first.is_empty());
+    assert_eq!(first, again, "the same seed and clock: the same bytes");
+    // Ids that ignored the seed (constant, or from a counter) would repeat under another one.
+    let (mine, theirs) = (ids(&first), ids(&other));
+    assert!(!mine.is_empty());
+    assert!(
+        mine.iter().all(|id| !theirs.contains(id)),
+        "another seed mints other ids: {mine:?} / {theirs:?}"
+    );
 }
 
 #[test]

@@ -411,3 +411,52 @@ fn every_path_in_the_architecture_codemap_exists() {
         ]
     );
 }
+
+/// The strings of `pub const NAME: &str = "…";` items in `source` that `protocol` does not
+/// quote verbatim, and how many such items there were.
+fn unquoted_catalogue_strings(source: &str, protocol: &str) -> (usize, Vec<String>) {
+    let mut count = 0;
+    let mut unquoted = Vec::new();
+    for item in source.split("pub const ").skip(1) {
+        let Some(value) = item
+            .split_once('=')
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .and_then(|(_, rest)| rest.split_once("\";"))
+            .map(|(value, _)| value)
+        else {
+            continue;
+        };
+        count += 1;
+        if !protocol.contains(value) {
+            unquoted.push(value.to_owned());
+        }
+    }
+    (count, unquoted)
+}
+
+/// The tests assert the mock's answers as literal strings; this is the one place that checks
+/// the mock's catalogue (`protocol::catalog`) against the protocol document.
+#[test]
+fn every_catalogue_string_is_quoted_verbatim_in_the_protocol_document() {
+    let root = repo();
+    let source = std::fs::read_to_string(root.join("mock-server/src/protocol/catalog.rs"))
+        .expect("catalog.rs");
+    let protocol = std::fs::read_to_string(root.join("docs/protocol.md")).expect("protocol.md");
+    let (count, unquoted) = unquoted_catalogue_strings(&source, &protocol);
+    assert_eq!(
+        count,
+        source.matches("pub const ").count(),
+        "every item parsed"
+    );
+    assert!(count >= 30, "{count} strings");
+    assert_eq!(unquoted, Vec::<String>::new());
+    // Negative controls: a string the document never quotes, and one whose case differs.
+    let drifted = "pub const A: &str = \"Sesion not found\";\npub const B: &str =\n    \"Session Not Found\";\n";
+    assert_eq!(
+        unquoted_catalogue_strings(drifted, &protocol),
+        (
+            2,
+            vec!["Sesion not found".into(), "Session Not Found".into()]
+        )
+    );
+}

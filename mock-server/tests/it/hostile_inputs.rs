@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use mock_server::protocol::catalog;
 use mock_server::{Config, MockServer};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -77,9 +76,9 @@ async fn judge(server: &MockServer, cases: Vec<Bad>) -> usize {
 
 fn access_token_inputs(token: &str, host: &str) -> Vec<Bad> {
     let path = "/api/v1/access-token";
-    let missing = catalog::MISSING_AUTHENTICATION_HEADERS;
-    let unknown = catalog::CONNECTOR_TOKEN_DOES_NOT_EXIST;
-    let mismatch = catalog::FAILED_TO_VALIDATE_CONNECTOR;
+    let missing = "Missing authentication headers";
+    let unknown = "Connector token does not exist";
+    let mismatch = "Failed to validate connector";
     let both = |t: &str, h: &str| vec![("x-token", t.to_owned()), ("x-host", h.to_owned()), json()];
     vec![
         bad(
@@ -272,10 +271,10 @@ fn session_inputs(token: &str) -> Vec<Bad> {
     let path = "/api/v1/sessions";
     let bearer = |v: &str| vec![("authorization", v.to_owned()), json()];
     let ok = || bearer(&format!("Bearer {token}"));
-    let missing = catalog::MISSING_ACCESS_TOKEN;
-    let malformed = catalog::MISSING_AUTHENTICATION_HEADERS;
-    let invalid = catalog::INVALID_ACCESS_TOKEN;
-    let parsing = catalog::ERROR_PARSING_REQUEST;
+    let missing = "Missing access token";
+    let malformed = "Missing authentication headers";
+    let invalid = "Invalid access token";
+    let parsing = "Error parsing request";
     // A JWT with `alg: none`, and one signed with another key.
     let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhY21lIiwiZXhwIjo0MTAyNDQ0ODAwfQ.";
     let forged = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJkZWZhdWx0IiwiaG9zdCI6ImxvY2FsaG9zdCIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwLCJqdGkiOiJ4In0.c2lnbmVkLXdpdGgtYW5vdGhlci1rZXk";
@@ -812,9 +811,9 @@ fn handshake_inputs(
     token: &str,
     other_token: &str,
 ) -> Vec<(String, HandshakeAnswer)> {
-    let params = catalog::INVALID_CONNECTION_PARAMETERS;
-    let not_found = catalog::SESSION_NOT_FOUND;
-    let auth = catalog::AUTHENTICATION_FAILED;
+    let params = "invalid connection parameters";
+    let not_found = "session not found";
+    let auth = "authentication failed";
     let unknown = "00000000-0000-4000-8000-000000000000";
     vec![
         (String::new(), Err((400, params))),
@@ -936,7 +935,7 @@ async fn handshake_inputs_get_their_documented_answers_and_the_server_still_serv
 /// A client frame and the answer on the socket: the `SYSTEM_MESSAGE` error text, or the type
 /// of the event that answers an accepted frame.
 fn frame_inputs() -> Vec<(String, Message, &'static str)> {
-    let format = catalog::UNKNOWN_EVENT_OR_INVALID_FORMAT;
+    let format = "Unknown event type or invalid message format";
     let text = |s: &str| Message::text(s.to_owned());
     let user =
         |payload: &str| format!(r#"{{"type":"EVENT_TYPE_USER_MESSAGE","payload":{payload}}}"#);
@@ -1072,7 +1071,7 @@ fn frame_inputs() -> Vec<(String, Message, &'static str)> {
         (
             "over 128 KB".into(),
             text(&user(&format!(r#"{{"text":"{}"}}"#, "x".repeat(140_000)))),
-            catalog::MESSAGE_TOO_LARGE,
+            "Message too large",
         ),
         (
             "metadata a string".into(),
