@@ -53,32 +53,84 @@ pub fn browser() -> Result<(), String> {
     Ok(())
 }
 
-/// Runs `node --experimental-websocket <script>` with `env`, killed after `bound`; its stdout
-/// when it succeeds, panics with its output when it fails. Check [`browser`] first.
-pub fn run_browser_test(script: &Path, env: &[(&str, String)], bound: Duration) -> String {
-    let mut child = Command::new("node")
-        .arg("--experimental-websocket")
-        .arg(script)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+/// What a bounded child process did: its exit status (`None`: killed at the bound) and its
+/// output.
+pub struct Bounded {
+    pub status: Option<std::process::ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` with piped output, killed after `bound` together with everything it started
+/// (it leads a process group of its own). Its stdout and stderr are read while it runs (a child
+/// that writes more than a pipe holds must not stall on a full pipe); a descendant that escaped
+/// the group and keeps a pipe open costs at most 5 s more, and what was read is kept.
+pub fn run_bounded(command: &mut Command, bound: Duration) -> std::io::Result<Bounded> {
+    use std::sync::{Arc, Mutex};
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(command, 0);
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("node starts");
+        .spawn()?;
+    type Drained = (Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>);
+    fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> Drained {
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&read);
+        let reader = std::thread::spawn(move || {
+            let Some(mut pipe) = pipe else { return };
+            let mut chunk = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&chunk[..n]);
+            }
+        });
+        (read, reader)
+    }
+    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for node") {
+        if let Some(status) = child.try_wait()? {
             break Some(status);
         }
         if started.elapsed() > bound {
+            #[cfg(unix)]
+            let _ = Command::new("kill")
+                .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+                .status();
             let _ = child.kill();
+            let _ = child.wait();
             break None;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     };
-    let output = child.wait_with_output().expect("node output");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    match status {
+    let until = Instant::now() + Duration::from_secs(5);
+    while !(out.1.is_finished() && err.1.is_finished()) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let text = |(read, _): Drained| {
+        let bytes = read.lock().unwrap_or_else(|e| e.into_inner());
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    Ok(Bounded {
+        status,
+        stdout: text(out),
+        stderr: text(err),
+    })
+}
+
+/// Runs `node --experimental-websocket <script>` with `env`, killed after `bound`; its stdout
+/// when it succeeds, panics with its output when it fails. Check [`browser`] first.
+pub fn run_browser_test(script: &Path, env: &[(&str, String)], bound: Duration) -> String {
+    let mut command = Command::new("node");
+    command
+        .arg("--experimental-websocket")
+        .arg(script)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    let run = run_bounded(&mut command, bound).expect("node starts");
+    let (stdout, stderr) = (run.stdout, run.stderr);
+    match run.status {
         Some(status) if status.success() => stdout,
         Some(status) => panic!("browser test failed ({status}):\n{stdout}\n{stderr}"),
         None => panic!("browser test exceeded {bound:?}:\n{stdout}\n{stderr}"),

@@ -4,7 +4,7 @@
 //! when the machine lacks one (failed under `CI=true`).
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libtest_mimic::{Failed, Trial};
 
@@ -14,33 +14,17 @@ use crate::support::{needing, node, repo};
 /// Runs `program args` in the repository, killed after `bound`; its combined output when it
 /// succeeds.
 fn suite(program: &str, args: &[&str], bound: Duration) -> Result<String, Failed> {
-    let mut child = Command::new(program)
-        .args(args)
-        .current_dir(repo())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+    let mut command = Command::new(program);
+    command.args(args).current_dir(repo());
+    let run = browser::run_bounded(&mut command, bound)
         .map_err(|e| format!("`{program}` cannot run: {e}"))?;
-    let started = Instant::now();
-    let mut overran = false;
-    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
-        if started.elapsed() > bound {
-            overran = true;
-            let _ = child.kill();
+    let text = format!("{}{}", run.stdout, run.stderr);
+    match run.status {
+        None => return Err(format!("{program} {args:?} exceeded {bound:?}:\n{text}").into()),
+        Some(status) if !status.success() => {
+            return Err(format!("{program} {args:?} failed:\n{text}").into());
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if overran {
-        return Err(format!("{program} {args:?} exceeded {bound:?}:\n{text}").into());
-    }
-    if !output.status.success() {
-        return Err(format!("{program} {args:?} failed:\n{text}").into());
+        Some(_) => {}
     }
     Ok(text)
 }

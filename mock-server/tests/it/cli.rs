@@ -253,3 +253,39 @@ async fn configured_connectors_that_replace_the_default_one_are_announced() {
     })
     .await;
 }
+
+/// The harness that runs the Node, Python and JVM suites and the browser tests reads a child's
+/// output while it runs: 1 MiB on stdout (16 pipe buffers) and some on stderr finish at once,
+/// whole. Negative control: a child that outlives its bound is killed and says so.
+#[test]
+fn a_bounded_child_that_writes_more_than_a_pipe_holds_is_read_while_it_runs() {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+    let started = Instant::now();
+    let run = crate::browser::run_bounded(
+        Command::new("sh").args([
+            "-c",
+            "head -c 1048576 /dev/zero | tr '\\0' x; echo done >&2",
+        ]),
+        Duration::from_secs(15),
+    )
+    .expect("sh runs");
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "finished on its own"
+    );
+    assert_eq!(run.stdout.len(), 1 << 20);
+    assert_eq!(run.stderr, "done\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    let slow = crate::browser::run_bounded(
+        Command::new("sh").args(["-c", "echo started; sleep 30"]),
+        Duration::from_millis(300),
+    )
+    .expect("sh runs");
+    assert!(slow.status.is_none(), "killed at the bound");
+    assert_eq!(slow.stdout, "started\n");
+}
