@@ -54,7 +54,7 @@ pub enum Closer {
 pub enum JournalEvent {
     /// A REST call attributed to this session (its token or its creation).
     Http {
-        endpoint: String,
+        endpoint: crate::http_log::Endpoint,
         status: u16,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
@@ -132,12 +132,11 @@ impl JournalEntry {
         ENTRY_OVERHEAD
             + match &self.event {
                 JournalEvent::Http {
-                    endpoint,
                     error,
                     content_type,
                     body,
                     ..
-                } => endpoint.len() + text(error) + text(content_type) + text(body),
+                } => text(error) + text(content_type) + text(body),
                 JournalEvent::Handshake { query, error, .. } => {
                     query
                         .iter()

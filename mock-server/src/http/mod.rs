@@ -186,7 +186,7 @@ fn access_token(
         state.clock().unix_seconds(),
     )?;
     let request = RequestNote::new(header_str(headers, "content-type"), body);
-    state.note_token_call(&claims.jti, "/api/v1/access-token", 200, request);
+    state.note_token_call(&claims.jti, Endpoint::AccessToken, 200, request);
     *minted = Some(claims.jti.clone());
     Ok(Json(AccessTokenResponse {
         access_token,

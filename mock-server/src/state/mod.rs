@@ -400,7 +400,7 @@ impl AppState {
         locked.note(
             now,
             JournalEvent::Http {
-                endpoint: "/api/v1/sessions".into(),
+                endpoint: crate::http_log::Endpoint::Sessions,
                 status: 200,
                 error: None,
                 content_type: request.content_type,

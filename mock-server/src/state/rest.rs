@@ -17,7 +17,13 @@ pub(super) struct HttpLimiter {
 
 impl AppState {
     /// Remembers a REST call made with token `jti` for the session it will create.
-    pub fn note_token_call(&self, jti: &str, endpoint: &str, status: u16, request: RequestNote) {
+    pub fn note_token_call(
+        &self,
+        jti: &str,
+        endpoint: crate::http_log::Endpoint,
+        status: u16,
+        request: RequestNote,
+    ) {
         let now = self.inner.clock.now();
         let mut pending = self
             .inner
@@ -35,7 +41,7 @@ impl AppState {
                 at_ms: now.elapsed.as_millis() as u64,
                 unix_ms: now.unix_millis,
                 event: JournalEvent::Http {
-                    endpoint: endpoint.into(),
+                    endpoint,
                     status,
                     error: None,
                     content_type: request.content_type,
