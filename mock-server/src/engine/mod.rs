@@ -8,9 +8,21 @@
 //!
 //! - [`history`]: the replayable history, replay batching and cursor parsing.
 //! - [`ids`]: seeded id minting (and the seeded chance behind probabilistic rules).
+//! - `receive`: what a client's frame does (message, typing, join, heartbeat, error answers).
+//! - `timeline`: the scheduled steps, in time order, scaled by pacing, played when due.
+//! - `faults`: delivery, replay and handshake faults, on purpose.
+//! - `fit`: whether pushed steps make sense in the phase they will play in.
+//! - `config`: [`EngineConfig`], the §12 decisions a session consults.
 
+mod config;
+mod faults;
+mod fit;
 pub mod history;
 pub mod ids;
+mod receive;
+mod timeline;
+
+pub use config::EngineConfig;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -85,77 +97,6 @@ pub enum Note {
 pub const CLOSE_SESSION_ENDED: u16 = 1000;
 /// Close code when the server forgets a session under an open socket (spec §12 D1).
 pub const CLOSE_SESSION_UNKNOWN: u16 = 4001;
-
-/// Server-wide settings the engine consults (spec §12, the configurable parts).
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Advertised in `SESSION_START`; `streaming` is filled per session, and a scenario may
-    /// override the rest.
-    pub capabilities: Capabilities,
-    /// `SESSION_START.context_id`, omitted when `None` (spec §12 B12).
-    pub context_id: Option<String>,
-    /// Session inactivity before `REASON_USER_ABANDONED` (spec §12 C7).
-    pub idle_timeout: Duration,
-    /// How long an ended session still replays before it is gone (spec §12 C8).
-    pub retention: Duration,
-    /// Maximum events per replay batch (spec §12 C3).
-    pub replay_batch_size: usize,
-    /// Replay strictly `sequence > cursor`, without the leading `SESSION_START` (spec §12 C2).
-    pub strict_cursor: bool,
-    /// Whether a join after a client-managed or failed handoff brings the agent back (§12 E2).
-    pub rejoin_after_handoff: bool,
-    /// Whether `LANGUAGE_CHANGED` exists in the served revision; without it a language step
-    /// sends nothing (profile 2026-05).
-    pub language_changed: bool,
-    /// Event types sent with `sequence: null` and not journaled (spec §12 B1).
-    pub transient_types: Vec<String>,
-    /// Scenario delays are divided by this (100 = a hundred times faster).
-    pub time_scale: f64,
-    /// When set, timestamps and ids come from a logical clock starting here (Unix ms) and
-    /// advancing 1 ms per frame: same seed, same inputs, byte-identical frames.
-    pub logical_clock_epoch: Option<u64>,
-}
-
-impl EngineConfig {
-    /// The transient types of spec §12 B1.
-    pub fn default_transient_types() -> Vec<String> {
-        [
-            "EVENT_TYPE_LIVE_AGENT_TYPING",
-            "EVENT_TYPE_POLY_AGENT_THINKING",
-            "EVENT_TYPE_HANDOFF_QUEUE_STATUS",
-            "EVENT_TYPE_HEARTBEAT",
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-
-    fn is_transient(&self, event_type: &str) -> bool {
-        self.transient_types.iter().any(|t| t == event_type)
-    }
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        Self {
-            capabilities: Capabilities {
-                streaming: None,
-                max_message_size_bytes: Some(131_072),
-                max_reconnect_attempts: Some(5),
-                heartbeat_interval_seconds: Some(30),
-            },
-            context_id: None,
-            idle_timeout: Duration::from_secs(600),
-            retention: Duration::from_secs(600),
-            replay_batch_size: 50,
-            strict_cursor: false,
-            rejoin_after_handoff: true,
-            language_changed: true,
-            transient_types: Self::default_transient_types(),
-            time_scale: 1.0,
-            logical_clock_epoch: None,
-        }
-    }
-}
 
 /// Who is in the conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -397,7 +338,7 @@ impl Session {
         let stamp = self.stamp(now);
         let mut batches = self.history.replay_batches(&request, &mut self.ids, stamp);
         if std::mem::take(&mut self.pending.alternate_shape) {
-            batches = batches.iter().map(|b| alternate_shape(b)).collect();
+            batches = batches.iter().map(|b| faults::alternate_shape(b)).collect();
         }
         let drop_after = self.pending.drop_replay_after.take();
         if let Some(keep) = drop_after {
@@ -444,84 +385,6 @@ impl Session {
         self.schedule(steps, now);
         self.run_due(&mut out, now);
         Ok(out)
-    }
-
-    /// Walks `steps` through the phases they would cause, refusing the first that does not fit.
-    fn check_fits(&self, steps: &[Step]) -> Result<(), String> {
-        #[derive(PartialEq)]
-        enum P {
-            None,
-            Agent,
-            Queue,
-            Live,
-            Ended,
-        }
-        let mut phase = match &self.phase {
-            _ if self.expired => return Err("the session has expired".into()),
-            Phase::Ended(_) => return Err("the session has ended".into()),
-            Phase::AwaitingJoin | Phase::NoAgent => P::None,
-            Phase::Joining | Phase::PolyAgent => P::Agent,
-            Phase::Queue => P::Queue,
-            Phase::LiveAgent(_) => P::Live,
-        };
-        for (i, step) in steps.iter().enumerate() {
-            let need = |ok: bool, why: &str| {
-                if ok {
-                    Ok(())
-                } else {
-                    Err(format!("step {i}: {why}"))
-                }
-            };
-            if phase == P::Ended {
-                return Err(format!("step {i}: the session ends before it"));
-            }
-            match step {
-                Step::Join => {
-                    need(
-                        phase == P::None,
-                        "the PolyAI agent is already in the conversation",
-                    )?;
-                    phase = P::Agent;
-                }
-                Step::Think | Step::Say(_) | Step::Stream(_) | Step::TriggerHandoff => {
-                    need(
-                        phase == P::Agent,
-                        "the PolyAI agent is not in the conversation",
-                    )?;
-                }
-                Step::AgentLeft => {
-                    need(
-                        phase == P::Agent,
-                        "the PolyAI agent is not in the conversation",
-                    )?;
-                    phase = P::None;
-                }
-                Step::HandoffAccepted => {
-                    need(phase != P::Live, "a live agent is already present")?;
-                    phase = P::Queue;
-                }
-                Step::QueueStatus(_) => need(phase == P::Queue, "no handoff is queued")?,
-                Step::LiveAgentJoined(_) => {
-                    need(phase != P::Live, "a live agent is already present")?;
-                    phase = P::Live;
-                }
-                Step::LiveAgentTyping(_) | Step::LiveAgentSays(_) => {
-                    need(phase == P::Live, "no live agent is present")?;
-                }
-                Step::LiveAgentLeft => {
-                    need(phase == P::Live, "no live agent is present")?;
-                    phase = P::None;
-                }
-                Step::HandoffFailed | Step::HandoffTimeout => phase = P::None,
-                Step::End(_) => phase = P::Ended,
-                Step::Pause(_)
-                | Step::ClientHandoffRequired { .. }
-                | Step::LanguageChanged(_)
-                | Step::Notice { .. }
-                | Step::Fault(_) => {}
-            }
-        }
-        Ok(())
     }
 
     /// The server drops the session (control-API reset): sockets closed with 1001.
@@ -614,127 +477,6 @@ impl Session {
         out
     }
 
-    fn handle(&mut self, out: &mut Vec<Action>, conn: ConnId, frame: ClientFrame, now: Now) {
-        let ClientFrame {
-            event, metadata, ..
-        } = frame;
-        match event {
-            ClientEvent::Heartbeat => {
-                self.emit_event(out, ServerEvent::Heartbeat(Empty {}), metadata, now);
-            }
-            // Not echoed, not journaled (spec §12 E6).
-            ClientEvent::UserTyping(_) => {}
-            ClientEvent::RequestPolyAgentJoin => match self.phase {
-                Phase::AwaitingJoin => self.join(out, metadata, now),
-                Phase::NoAgent if self.config.rejoin_after_handoff => self.join(out, metadata, now),
-                Phase::NoAgent => self.reply_error(
-                    out,
-                    conn,
-                    catalog::ERROR_CONVERSATION_NOT_FOUND.into(),
-                    metadata,
-                    now,
-                ),
-                // Already present or joining: echo only (spec §12 E4).
-                _ => self.emit_event(
-                    out,
-                    ServerEvent::RequestPolyAgentJoin(Empty {}),
-                    metadata,
-                    now,
-                ),
-            },
-            ClientEvent::UserMessage(message) => {
-                let audience = match &self.phase {
-                    Phase::AwaitingJoin => {
-                        // No conversation yet (spec §12 E1): no echo.
-                        let text = catalog::ERROR_CONVERSATION_NOT_FOUND.into();
-                        return self.reply_error(out, conn, text, metadata, now);
-                    }
-                    Phase::Joining | Phase::PolyAgent => Audience::PolyAgent,
-                    Phase::Queue => Audience::Queue,
-                    Phase::LiveAgent(_) => Audience::LiveAgent,
-                    Phase::NoAgent | Phase::Ended(_) => Audience::Nobody,
-                };
-                if self.pending.drop_echo > 0 {
-                    self.pending.drop_echo -= 1;
-                    // Lost on the way: never processed, so the client's resend is the first.
-                    return;
-                }
-                let echo = UserMessageEcho {
-                    text: message.text,
-                    message_id: self.ids.message_id(),
-                };
-                let text = echo.text.clone();
-                match self.pending.delay_echo.take() {
-                    Some(delay) => {
-                        let at = now.elapsed + self.scaled(delay);
-                        self.timeline_tail = self.timeline_tail.max(at);
-                        self.insert_at(at, Scheduled::Echo(echo, metadata));
-                    }
-                    None => {
-                        // Armed here rather than as the next delivery fault: a heartbeat's echo
-                        // would take that.
-                        self.delivery.omit |= std::mem::take(&mut self.pending.omit_echo);
-                        self.emit_event(out, ServerEvent::UserMessage(echo), metadata, now);
-                    }
-                }
-                self.user_messages += 1;
-                let steps = self.script.on_user_message(
-                    audience,
-                    &text,
-                    self.user_messages,
-                    &mut self.memory,
-                    &mut self.ids,
-                );
-                self.schedule(steps, now);
-            }
-            ClientEvent::UserEndSession => {
-                self.emit_event(out, ServerEvent::UserEndSession(Empty {}), metadata, now);
-                if matches!(self.phase, Phase::LiveAgent(_)) {
-                    self.emit_event(out, ServerEvent::LiveAgentLeft(Empty {}), None, now);
-                }
-                self.end(out, SessionEndReason::UserEnd, now);
-            }
-        }
-    }
-
-    fn join(&mut self, out: &mut Vec<Action>, metadata: Option<Metadata>, now: Now) {
-        self.emit_event(
-            out,
-            ServerEvent::RequestPolyAgentJoin(Empty {}),
-            metadata,
-            now,
-        );
-        self.phase = Phase::Joining;
-        let steps = self.script.on_join(&mut self.memory, &mut self.ids);
-        self.schedule(steps, now);
-        for (delay, steps) in self.script.timed() {
-            let mut at = now.elapsed + self.scaled(delay);
-            for step in steps {
-                match step {
-                    Step::Pause(pause) => at += self.scaled(pause),
-                    other => self.insert_at(at, Scheduled::Step(other)),
-                }
-            }
-        }
-    }
-
-    /// An error caused by one connection's frame: transient, to that connection only, with the
-    /// frame's metadata (spec §12 B1, B7, C5).
-    fn reply_error(
-        &mut self,
-        out: &mut Vec<Action>,
-        conn: ConnId,
-        message: String,
-        metadata: Option<Metadata>,
-        now: Now,
-    ) {
-        let event = ServerEvent::SystemMessage(SystemMessage {
-            level: SystemMessageLevel::Error,
-            message,
-        });
-        self.emit(out, Recipient::Conn(conn), event, metadata, false, now);
-    }
-
     /// Sends `event` to every connection, journaled unless its type is transient.
     fn emit_event(
         &mut self,
@@ -786,7 +528,7 @@ impl Session {
             return;
         }
         if std::mem::take(&mut self.delivery.unknown_fields) {
-            frame = with_unknown_fields(&frame);
+            frame = faults::with_unknown_fields(&frame);
         }
         self.deliver(out, frame);
     }
@@ -838,345 +580,12 @@ impl Session {
         self.timeline.clear();
     }
 
-    fn scaled(&self, delay: Duration) -> Duration {
-        if self.config.time_scale > 0.0 && self.config.time_scale.is_finite() {
-            // Saturating: a scenario pause of days at a tiny scale must not overflow.
-            Duration::try_from_secs_f64(delay.as_secs_f64() / self.config.time_scale)
-                .unwrap_or(Duration::from_secs(100 * 365 * 24 * 3600))
-        } else {
-            delay
-        }
-    }
-
-    /// Inserts an item at an absolute time, after items due at the same time.
-    fn insert_at(&mut self, at: Duration, item: Scheduled) {
-        let index = self.timeline.partition_point(|(due, _)| *due <= at);
-        self.timeline.insert(index, (at, item));
-    }
-
-    /// Appends `steps` to the timeline, after whatever is still playing. Steps due now play at
-    /// the end of the current input, in the same batch of actions.
-    fn schedule(&mut self, steps: Vec<Step>, now: Now) {
-        let mut at = self.timeline_tail.max(now.elapsed);
-        for step in steps {
-            match step {
-                Step::Pause(pause) => at += self.scaled(pause),
-                Step::Say(reply) if self.streaming => {
-                    let chunks = self
-                        .script
-                        .chunk_texts(&reply.text)
-                        .into_iter()
-                        .map(Reply::text)
-                        .collect::<Vec<_>>();
-                    let stream = Stream {
-                        chunks: with_final_extras(chunks, reply.attachments, reply.suggestions),
-                        interval: None,
-                        interrupt_after: None,
-                        drop_after: None,
-                        second_chunk_first: false,
-                    };
-                    at = self.schedule_stream(stream, at);
-                }
-                Step::Stream(stream) if self.streaming => at = self.schedule_stream(stream, at),
-                Step::Stream(stream) => {
-                    let step = match stream.interrupt_after {
-                        Some(_) => Step::Notice {
-                            level: SystemMessageLevel::Error,
-                            message: catalog::STREAMING_ERROR.into(),
-                        },
-                        None => Step::Say(whole_message(&stream.chunks)),
-                    };
-                    self.insert_at(at, Scheduled::Step(step));
-                }
-                other => self.insert_at(at, Scheduled::Step(other)),
-            }
-        }
-        self.timeline_tail = at;
-    }
-
-    /// The chunks of one message (spec §7, §12 E8): one `message_id`, indexes from 1,
-    /// `is_complete` only on the last; an interrupted stream ends with the streaming error.
-    fn schedule_stream(&mut self, stream: Stream, mut at: Duration) -> Duration {
-        let message_id = self.ids.message_id();
-        let interval = self.scaled(stream.interval.unwrap_or(self.script.pacing.chunk_interval));
-        let count = stream.chunks.len();
-        let limit = stream.interrupt_after.unwrap_or(count);
-        let mut chunks: Vec<(usize, Reply)> = stream.chunks.into_iter().enumerate().collect();
-        if stream.second_chunk_first && chunks.len() >= 2 {
-            chunks.swap(0, 1);
-        }
-        for (i, (index, chunk)) in chunks.into_iter().take(limit).enumerate() {
-            if i > 0 {
-                at += interval;
-            }
-            let chunk = PolyAgentMessageChunk {
-                message_id: message_id.clone(),
-                response_suggestions: chunk.suggestions(),
-                text: chunk.text,
-                attachments: chunk.attachments,
-                chunk_index: u32::try_from(index + 1).unwrap_or(u32::MAX),
-                is_complete: index + 1 == count,
-            };
-            self.insert_at(at, Scheduled::Chunk(chunk));
-            if stream.drop_after == Some(i + 1) {
-                let drop = Step::Fault(Fault::Drop);
-                self.insert_at(at, Scheduled::Step(drop));
-            }
-        }
-        if limit < count {
-            at += interval;
-            let notice = Step::Notice {
-                level: SystemMessageLevel::Error,
-                message: catalog::STREAMING_ERROR.into(),
-            };
-            self.insert_at(at, Scheduled::Step(notice));
-        }
-        at
-    }
-
-    fn run_due(&mut self, out: &mut Vec<Action>, now: Now) {
-        while let Some((due, _)) = self.timeline.front() {
-            if *due > now.elapsed || matches!(self.phase, Phase::Ended(_)) || self.expired {
-                break;
-            }
-            let Some((_, item)) = self.timeline.pop_front() else {
-                break;
-            };
-            match item {
-                Scheduled::Chunk(chunk) => {
-                    self.emit_event(out, ServerEvent::PolyAgentMessageChunk(chunk), None, now);
-                }
-                Scheduled::Echo(echo, metadata) => {
-                    self.emit_event(out, ServerEvent::UserMessage(echo), metadata, now);
-                }
-                Scheduled::Step(step) => self.play(out, step, now),
-            }
-        }
-    }
-
-    fn play(&mut self, out: &mut Vec<Action>, step: Step, now: Now) {
-        let event = match step {
-            Step::Pause(_) | Step::Stream(_) => return,
-            Step::Join => {
-                self.phase = Phase::PolyAgent;
-                let persona = &self.script.persona;
-                ServerEvent::PolyAgentJoined(PolyAgentJoined {
-                    agent_name: persona.name.clone(),
-                    agent_avatar_url: persona.avatar_url.clone(),
-                })
-            }
-            Step::Think => ServerEvent::PolyAgentThinking(Empty {}),
-            Step::Say(reply) => ServerEvent::PolyAgentMessage(PolyAgentMessage {
-                message_id: self.ids.message_id(),
-                response_suggestions: reply.suggestions(),
-                text: reply.text,
-                attachments: reply.attachments,
-            }),
-            Step::TriggerHandoff => ServerEvent::PolyAgentTriggeredHandoff(Empty {}),
-            Step::AgentLeft => {
-                self.phase = Phase::NoAgent;
-                ServerEvent::PolyAgentLeft(Empty {})
-            }
-            Step::HandoffAccepted => {
-                self.phase = Phase::Queue;
-                ServerEvent::HandoffAccepted(Empty {})
-            }
-            Step::QueueStatus(status) => ServerEvent::HandoffQueueStatus(status),
-            Step::LiveAgentJoined(agent) => {
-                self.phase = Phase::LiveAgent(agent.clone());
-                ServerEvent::LiveAgentJoined(LiveAgentJoined { agent })
-            }
-            Step::LiveAgentTyping(state) => ServerEvent::LiveAgentTyping(LiveAgentTyping {
-                state,
-                agent_id: self.live_agent_id(),
-            }),
-            Step::LiveAgentSays(reply) => ServerEvent::LiveAgentMessage(LiveAgentMessage {
-                message_id: self.ids.message_id(),
-                agent_id: self.live_agent_id().unwrap_or_default(),
-                response_suggestions: reply.suggestions(),
-                text: reply.text,
-                attachments: reply.attachments,
-            }),
-            Step::LiveAgentLeft => {
-                self.phase = Phase::NoAgent;
-                ServerEvent::LiveAgentLeft(Empty {})
-            }
-            Step::ClientHandoffRequired { reason, queue_name } => {
-                ServerEvent::ClientHandoffRequired(crate::protocol::ClientHandoffRequired {
-                    reason,
-                    queue_name,
-                })
-            }
-            Step::HandoffFailed => {
-                self.phase = Phase::NoAgent;
-                ServerEvent::HandoffFailed(Empty {})
-            }
-            Step::HandoffTimeout => {
-                self.phase = Phase::NoAgent;
-                ServerEvent::HandoffTimeout(Empty {})
-            }
-            // The 2026-05 revision has no such event: the step sends nothing.
-            Step::LanguageChanged(_) if !self.config.language_changed => return,
-            Step::LanguageChanged(language_code) => {
-                ServerEvent::LanguageChanged(crate::protocol::LanguageChanged { language_code })
-            }
-            Step::Notice { level, message } => {
-                let event = ServerEvent::SystemMessage(SystemMessage { level, message });
-                // Agent, session and handoff notices are history (spec §12 B1).
-                return self.emit(out, Recipient::All, event, None, true, now);
-            }
-            Step::End(reason) => return self.end(out, reason, now),
-            Step::Fault(fault) => return self.fault(out, fault, now),
-        };
-        self.emit_event(out, event, None, now);
-    }
-
-    fn fault(&mut self, out: &mut Vec<Action>, fault: Fault, now: Now) {
-        out.push(Action::Note(Note::Fault(format!("{fault:?}"))));
-        match fault {
-            Fault::Drop => out.push(Action::Drop { to: Recipient::All }),
-            Fault::Close(code) => out.push(Action::Close {
-                to: Recipient::All,
-                code,
-                reason: "scenario fault",
-            }),
-            Fault::DuplicateNext => self.delivery.duplicate = true,
-            Fault::SwapNext => self.delivery.swap = true,
-            Fault::OmitNext => self.delivery.omit = true,
-            Fault::UnknownFieldsNext => self.delivery.unknown_fields = true,
-            Fault::NullSequenceNext => self.delivery.null_sequence = true,
-            Fault::Resend(sequence) => {
-                if let Some(frame) = self.history.get(Sequence(sequence)) {
-                    let frame = frame.to_owned();
-                    out.push(Action::Send {
-                        to: Recipient::All,
-                        frame,
-                    });
-                }
-            }
-            Fault::ResendHistory => {
-                let request = ReplayRequest {
-                    cursor: 0,
-                    strict_cursor: true,
-                    batch_size: self.config.replay_batch_size,
-                    max_frame_bytes: self.max_frame_bytes(),
-                    reversed: false,
-                };
-                let stamp = self.stamp(now);
-                for frame in self.history.replay_batches(&request, &mut self.ids, stamp) {
-                    out.push(Action::Send {
-                        to: Recipient::All,
-                        frame,
-                    });
-                }
-            }
-            Fault::SplitNextReplay(n) => self.pending.split_replay = Some(n),
-            Fault::DropNextReplayAfter(n) => self.pending.drop_replay_after = Some(n),
-            Fault::ReverseNextReplay => self.pending.reverse_replay = true,
-            Fault::AlternateShapeNextReplay => self.pending.alternate_shape = true,
-            Fault::DelayNextEcho(delay) => self.pending.delay_echo = Some(delay),
-            Fault::OmitNextEcho => self.pending.omit_echo = true,
-            Fault::DropEchoes(n) => {
-                self.pending.drop_echo = self.pending.drop_echo.saturating_add(n)
-            }
-            Fault::ResendPrevious(back) => {
-                let newest = self.history.last_sequence().map_or(0, |s| s.0);
-                let wanted = newest.checked_sub(back - 1).filter(|s| *s > 0);
-                if let Some(frame) = wanted.and_then(|s| self.history.get(Sequence(s))) {
-                    let frame = frame.to_owned();
-                    out.push(Action::Send {
-                        to: Recipient::All,
-                        frame,
-                    });
-                }
-            }
-            Fault::RefuseHandshakes { count, status } => {
-                self.pending.refuse = Some((count, status));
-            }
-            Fault::ExpireToken => self.pending.token_expired = true,
-            Fault::ExpireSession => {
-                out.push(Action::Close {
-                    to: Recipient::All,
-                    code: CLOSE_SESSION_UNKNOWN,
-                    reason: "session not found",
-                });
-                self.expired = true;
-                self.timeline.clear();
-            }
-            Fault::UnknownEvent(event_type) => {
-                let event = ServerEvent::Unknown(UnknownEvent {
-                    event_type,
-                    payload: serde_json::json!({ "note": "an event type the docs do not list" }),
-                });
-                self.emit(out, Recipient::All, event, None, true, now);
-            }
-        }
-    }
-
     fn live_agent_id(&self) -> Option<String> {
         match &self.phase {
             Phase::LiveAgent(agent) => Some(agent.id.clone()),
             _ => None,
         }
     }
-}
-
-/// All chunks as one message, for sessions that do not stream.
-fn whole_message(chunks: &[Reply]) -> Reply {
-    Reply {
-        text: chunks.iter().map(|c| c.text.as_str()).collect(),
-        attachments: chunks.iter().flat_map(|c| c.attachments.clone()).collect(),
-        suggestions: chunks.iter().flat_map(|c| c.suggestions.clone()).collect(),
-    }
-}
-
-/// Puts a reply's attachments and suggestions on its last chunk (spec §12 E8).
-fn with_final_extras(
-    mut chunks: Vec<Reply>,
-    attachments: Vec<crate::protocol::Attachment>,
-    suggestions: Vec<String>,
-) -> Vec<Reply> {
-    if let Some(last) = chunks.last_mut() {
-        last.attachments = attachments;
-        last.suggestions = suggestions;
-    }
-    chunks
-}
-
-/// Adds fields the docs do not define, to the envelope and the payload (spec §11 ERR-2).
-fn with_unknown_fields(frame: &str) -> String {
-    let Ok(Value::Object(mut envelope)) = serde_json::from_str::<Value>(frame) else {
-        return frame.to_owned();
-    };
-    envelope.insert("mock_unknown_envelope_field".into(), Value::Bool(true));
-    if let Some(Value::Object(payload)) = envelope.get_mut("payload") {
-        payload.insert(
-            "mock_unknown_field".into(),
-            serde_json::json!({ "nested": [1, 2, 3] }),
-        );
-    }
-    Value::Object(envelope).to_string()
-}
-
-/// Rewrites a batch so each element carries its payload under the alternate key of spec
-/// Appendix A (`"poly_agent_message": {...}` instead of `"payload"`).
-fn alternate_shape(batch: &str) -> String {
-    let Ok(mut value) = serde_json::from_str::<Value>(batch) else {
-        return batch.to_owned();
-    };
-    if let Some(Value::Array(events)) = value.pointer_mut("/payload/events") {
-        for event in events {
-            let Value::Object(map) = event else { continue };
-            let key = map
-                .get("type")
-                .and_then(Value::as_str)
-                .map(crate::protocol::server::alternate_payload_key);
-            if let (Some(key), Some(payload)) = (key, map.remove("payload")) {
-                map.insert(key, payload);
-            }
-        }
-    }
-    value.to_string()
 }
 
 #[cfg(test)]
