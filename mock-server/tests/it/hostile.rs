@@ -24,7 +24,8 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 /// A request and the status it must get: method, path, headers.
 type Refusal<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, StatusCode);
 
-async fn put_scenario(server: &MockServer, scenario: &str) -> (StatusCode, String) {
+/// `PUT /_mock/next-scenario`: its status and message.
+pub async fn put_scenario(server: &MockServer, scenario: &str) -> (StatusCode, String) {
     let body = serde_json::json!({ "scenario": scenario }).to_string();
     let response = http(server, "PUT", "/_mock/next-scenario", &[JSON], &body).await;
     let message = serde_json::from_slice::<serde_json::Value>(&response.body)

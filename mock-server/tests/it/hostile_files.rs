@@ -8,20 +8,8 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use mock_server::{Config, MockServer};
 
-use crate::hostile::still_serves;
+use crate::hostile::{put_scenario, still_serves};
 use crate::support::{bounded, http, start};
-
-const JSON: (&str, &str) = ("content-type", "application/json");
-
-async fn put_scenario(server: &MockServer, scenario: &str) -> (StatusCode, String) {
-    let body = serde_json::json!({ "scenario": scenario }).to_string();
-    let response = http(server, "PUT", "/_mock/next-scenario", &[JSON], &body).await;
-    let message = serde_json::from_slice::<serde_json::Value>(&response.body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    (response.status, message)
-}
 
 async fn scenario_names(server: &MockServer) -> Vec<String> {
     let listed = http(server, "GET", "/_mock/scenarios", &[], "").await;

@@ -278,6 +278,20 @@ async fn flood_until_closed(
     panic!("the stalled socket was never closed");
 }
 
+/// Whether a new socket opens within about a second (on a server whose only permit a closed
+/// socket held).
+async fn permit_comes_back(server: &MockServer) -> bool {
+    let (token, other) = new_session(server, false).await;
+    let url = ws_url(server, &other, &token, None);
+    for _ in 0..50 {
+        if Client::connect(&url).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// Finding 5: a client that stops reading blocked its connection task for ever.
 #[tokio::test]
 async fn a_socket_that_stops_reading_is_closed_with_1008_and_its_slot_freed() {
@@ -294,18 +308,8 @@ async fn a_socket_that_stops_reading_is_closed_with_1008_and_its_slot_freed() {
         let close = flood_until_closed(&server, &session, 60_000).await;
         assert_eq!(close, (Some(1008), Closer::Server));
         // Its permit (the only one) is free again once the task has let TCP go.
-        let (token, other) = new_session(&server, false).await;
-        let url = ws_url(&server, &other, &token, None);
-        let mut freed = false;
-        for _ in 0..50 {
-            if Client::connect(&url).await.is_ok() {
-                freed = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         assert!(
-            freed,
+            permit_comes_back(&server).await,
             "the stalled socket's permit came back within a second"
         );
     })
@@ -424,18 +428,8 @@ async fn a_socket_whose_queue_overflows_is_journaled_and_closed_with_1011_at_onc
             .count();
         assert_eq!(closes, 1, "the close is journaled once");
         // The task let go of the socket too: its permit (the only one) is free again.
-        let (token, other) = new_session(&server, false).await;
-        let url = ws_url(&server, &other, &token, None);
-        let mut freed = false;
-        for _ in 0..50 {
-            if Client::connect(&url).await.is_ok() {
-                freed = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
         assert!(
-            freed,
+            permit_comes_back(&server).await,
             "the overflowed socket's permit came back within a second"
         );
         server.shutdown().await;
