@@ -12,7 +12,7 @@ use axum::extract::ws::{
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::SinkExt as _;
+use futures_util::{FutureExt as _, SinkExt as _};
 use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -469,21 +469,30 @@ impl Writer<'_> {
         for outbound in frames {
             match outbound {
                 Outbound::Frame(frame) => {
-                    let write = tokio::time::timeout(
-                        self.state.config().write_timeout(),
-                        socket.send(Message::Text(frame)),
-                    );
-                    tokio::select! {
-                        biased;
-                        () = self.state.shutdown_token().cancelled() => {
-                            return Some(End::Close(1001, "server shutting down"));
+                    // The common case, a socket with room, completes on the first poll: no
+                    // timer and no cancellation waiters are set up for it (they cost a timer
+                    // entry and two locks a frame on the echo path).
+                    let mut send = std::pin::pin!(socket.send(Message::Text(frame)));
+                    let written = match send.as_mut().now_or_never() {
+                        Some(written) => written,
+                        None => {
+                            let write =
+                                tokio::time::timeout(self.state.config().write_timeout(), send);
+                            tokio::select! {
+                                biased;
+                                () = self.state.shutdown_token().cancelled() => {
+                                    return Some(End::Close(1001, "server shutting down"));
+                                }
+                                () = self.overflowed.cancelled() => return Some(End::Overflowed),
+                                written = write => match written {
+                                    Ok(written) => written,
+                                    Err(_) => return Some(End::Stalled),
+                                },
+                            }
                         }
-                        () = self.overflowed.cancelled() => return Some(End::Overflowed),
-                        written = write => match written {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => return Some(End::Gone(None)),
-                            Err(_) => return Some(End::Stalled),
-                        },
+                    };
+                    if written.is_err() {
+                        return Some(End::Gone(None));
                     }
                 }
                 Outbound::Close { code, reason } => return Some(End::Ordered(code, reason)),
