@@ -67,6 +67,10 @@ pub struct DriverEnv {
     pub connector_token: String,
     pub host: String,
     pub case_id: String,
+    /// The CA certificate (PEM) of a TLS mock (`run --tls`): `MESSAGING_CA_FILE`.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// `NODE_EXTRA_CA_CERTS` for a TLS mock: the CA, plus the kit's own bundle when it has one.
+    pub node_extra_ca_certs: Option<std::path::PathBuf>,
 }
 
 /// Makes the client of each case.
@@ -170,14 +174,24 @@ impl ProcessDriver {
         workdir: &Path,
         timeout: Duration,
     ) -> Result<Self, DriverError> {
-        let mut child = tokio::process::Command::new("sh")
+        let mut child = tokio::process::Command::new("sh");
+        child
             .arg("-c")
             .arg(command)
             .current_dir(workdir)
             .env("MESSAGING_BASE_URL", &env.base_url)
             .env("MESSAGING_CONNECTOR_TOKEN", &env.connector_token)
             .env("MESSAGING_HOST", &env.host)
-            .env("CONFORMANCE_CASE", &env.case_id)
+            .env("CONFORMANCE_CASE", &env.case_id);
+        if let Some(ca_file) = &env.ca_file {
+            child.env("MESSAGING_CA_FILE", ca_file);
+        }
+        // Node reads its extra CAs at start-up only, so a Node driver could not add the CA
+        // itself (contract §1.2).
+        if let Some(bundle) = &env.node_extra_ca_certs {
+            child.env("NODE_EXTRA_CA_CERTS", bundle);
+        }
+        let mut child = child
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -409,7 +423,13 @@ pub async fn run_reference(
 ) -> Reply {
     let failed = |e: crate::reference::ClientError| Reply::Failed(e.to_string());
     let not_started = || Reply::Failed("no conversation: send `start` first".into());
+    let tls = match env.ca_file.as_deref().map(crate::tls::client_config) {
+        None => None,
+        Some(Ok(tls)) => Some(tls),
+        Some(Err(error)) => return Reply::Failed(format!("MESSAGING_CA_FILE: {error}")),
+    };
     let config = |streaming| ClientConfig {
+        tls: tls.clone(),
         base_url: env.base_url.clone(),
         connector_token: env.connector_token.clone(),
         host: env.host.clone(),

@@ -35,4 +35,5 @@ pub mod report;
 pub mod rest;
 pub mod runner;
 pub mod schemas;
+pub mod tls;
 pub mod tolerance;

@@ -145,6 +145,12 @@ struct RunArgs {
     /// reference client follows the same revision.
     #[arg(long, value_enum, default_value = "current")]
     protocol_profile: Profile,
+    /// Serve every case's mock over TLS (`https://`, `wss://`) with a certificate made for the
+    /// run, and give the driver the CA file as `MESSAGING_CA_FILE` (contract §1.2; Node
+    /// drivers also get `NODE_EXTRA_CA_CERTS`). WS-1 then fails a client that speaks plain
+    /// HTTP or `ws://` to it.
+    #[arg(long)]
+    tls: bool,
 }
 
 fn main() -> ExitCode {
@@ -362,12 +368,17 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.profile.as_str(),
         args.only
     );
-    let params = Params::draw(seed).with_protocol(args.protocol_profile);
+    let mut params = Params::draw(seed).with_protocol(args.protocol_profile);
+    if args.tls {
+        let tls = conformance::tls::RunTls::generate().map_err(anyhow::Error::msg)?;
+        params = params.with_tls(tls);
+    }
     let jobs = args.jobs.unwrap_or_else(conformance::runner::default_jobs);
     eprintln!(
-        "{} case(s), profile {}, seed {seed}, {jobs} at a time",
+        "{} case(s), profile {}, seed {seed}, {jobs} at a time{}",
         cases.len(),
-        args.profile.as_str()
+        args.profile.as_str(),
+        if args.tls { ", over TLS" } else { "" }
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -386,11 +397,17 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let defects = match &args.mutant {
             None => Default::default(),
-            Some(name) => conformance::reference::mutants()
-                .into_iter()
-                .find(|m| m.name == name)
-                .map(|m| m.defects)
-                .ok_or_else(|| anyhow::anyhow!("no mutant `{name}`"))?,
+            Some(name) => {
+                let mutant = conformance::reference::mutants()
+                    .into_iter()
+                    .find(|m| m.name == name)
+                    .ok_or_else(|| anyhow::anyhow!("no mutant `{name}`"))?;
+                anyhow::ensure!(
+                    !mutant.tls || args.tls,
+                    "mutant `{name}` only shows over TLS: add --tls"
+                );
+                mutant.defects
+            }
         };
         let launcher = ReferenceLauncher {
             defects,
@@ -413,6 +430,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         &results,
     );
     run.protocol = args.protocol_profile;
+    run.tls = args.tls;
     print_summary(&run);
     if matches!(args.format, Format::Github) {
         for line in annotations(&run) {
@@ -611,6 +629,8 @@ fn driver(protocol: Profile) -> anyhow::Result<()> {
         connector_token: env("MESSAGING_CONNECTOR_TOKEN")?,
         host: env("MESSAGING_HOST")?,
         case_id: std::env::var("CONFORMANCE_CASE").unwrap_or_default(),
+        ca_file: std::env::var_os("MESSAGING_CA_FILE").map(Into::into),
+        node_extra_ca_certs: None,
     };
     // The working directory is the driver's to persist in (contract §1).
     let state_file = std::env::current_dir()?.join(conformance::reference::STATE_FILE);

@@ -91,8 +91,8 @@ obligations! {
         looks_for: "after a 429 with a drawn Retry-After (1 s and 5 s, or 2 s and 4 s), the retry neither before it nor long after (a quarter more and half a second: the wait was the header's); after a 5xx a retry that is not immediate, and growing gaps over consecutive 5xx; a retry at all",
         cannot_see: "";
     Ws1 "WS-1" Must "open /ws with session_id and access_token",
-        looks_for: "every /ws handshake the mock answered carries both parameters; at least one was accepted",
-        cannot_see: "whether production uses wss:// (the mock is plain ws:// on loopback)";
+        looks_for: "every /ws handshake the mock answered carries both parameters; at least one was accepted; under `--tls`, no request in the clear (a `ws://` socket or an `http://` REST call to the TLS mock)",
+        cannot_see: "without `--tls`, whether the client would use wss:// (the mock is then plain ws:// on loopback)";
     Ws2 "WS-2" Should "wait for the history before deciding to join",
         looks_for: "the mock holds each connection's history back for a drawn time (330–640 ms, 2.3–3 s); a join before it was sent, or more than 1.5 s after it (a timer, not a decision taken on the history)",
         cannot_see: "";
@@ -172,8 +172,8 @@ obligations! {
         looks_for: "after an undocumented event type (live, or inside a replay) and unknown fields: no close or reconnect, later messages shown, nothing extra shown; the other events of a batch that carried one shown, as the client shows other batches",
         cannot_see: "";
     Sec1 "SEC-1" Must "never log or persist the access token; use TLS",
-        looks_for: "nothing: always skipped",
-        cannot_see: "the app's logs and storage, and TLS (the mock is plain on loopback)";
+        looks_for: "nothing: always skipped (the TLS half is judged under WS-1 with `--tls`)",
+        cannot_see: "the app's logs and storage";
 }
 
 impl ObligationId {

@@ -20,6 +20,8 @@ pub struct Params {
     values: BTreeMap<&'static str, Value>,
     /// The documentation revision every case's mock serves (not drawn: chosen for the run).
     protocol: Profile,
+    /// Every case's mock serves TLS with this (`run --tls`; not drawn: chosen for the run).
+    tls: Option<crate::tls::RunTls>,
 }
 
 /// Draws from a seed (also the generated sessions' source of choices).
@@ -130,6 +132,16 @@ impl Params {
 
     pub fn protocol(&self) -> Profile {
         self.protocol
+    }
+
+    /// The same draw, every case's mock serving TLS with `tls`.
+    pub fn with_tls(mut self, tls: crate::tls::RunTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    pub fn tls(&self) -> Option<&crate::tls::RunTls> {
+        self.tls.as_ref()
     }
 
     /// The parameters of a run with `seed`.
@@ -306,6 +318,7 @@ impl Params {
             seed,
             values: v,
             protocol: Profile::Current,
+            tls: None,
         };
         // Over the limit in UTF-8 bytes, under it in characters: a client that counts
         // characters (or measures only the text) would send it.

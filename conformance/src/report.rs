@@ -24,6 +24,8 @@ pub struct Run<'a> {
     pub strict: bool,
     /// The documentation revision the mock served (spec §0).
     pub protocol: mock_server::config::Profile,
+    /// The mocks served `https://` and `wss://` (`--tls`).
+    pub tls: bool,
     pub duration_ms: u64,
     pub passed: bool,
     /// MUSTs the run's cases check but never graded, with the reasons.
@@ -46,6 +48,7 @@ impl<'a> Run<'a> {
             seed,
             strict,
             protocol: mock_server::config::Profile::Current,
+            tls: false,
             duration_ms,
             passed: run_passes(cases, strict),
             ungraded_musts: ungraded_musts(cases),
@@ -123,6 +126,9 @@ impl<'a> Run<'a> {
         if self.protocol != mock_server::config::Profile::Current {
             words.push("--protocol-profile".into());
             words.push(self.protocol.as_str().into());
+        }
+        if self.tls {
+            words.push("--tls".into());
         }
         shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
     }
@@ -486,10 +492,11 @@ pub fn html(run: &Run<'_>) -> String {
     };
     let _ = write!(
         html,
-        "<p class=\"muted\">Driver <code>{}</code> · profile {} · protocol {} · seed {} · {} case(s) · {:.1} s</p><p class=\"banner\" style=\"background:{colour}\">{banner}</p>",
+        "<p class=\"muted\">Driver <code>{}</code> · profile {} · protocol {}{} · seed {} · {} case(s) · {:.1} s</p><p class=\"banner\" style=\"background:{colour}\">{banner}</p>",
         escape(&run.driver),
         run.profile.as_str(),
         run.protocol.as_str(),
+        if run.tls { " over TLS" } else { "" },
         run.seed,
         run.cases.len(),
         run.duration_ms as f64 / 1000.0

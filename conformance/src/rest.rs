@@ -1,9 +1,11 @@
-//! A minimal HTTP/1.1 client for the two REST calls of the handshake (loopback, plain HTTP).
+//! A minimal HTTP/1.1 client for the two REST calls of the handshake (loopback; `https://`
+//! with the mock's CA under `run --tls`).
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// What a REST call answered.
 #[derive(Debug, Clone)]
@@ -15,24 +17,37 @@ pub struct Answer {
     pub retry_after: Option<u64>,
 }
 
-/// `POST base+path` with `headers` (the caller sets `Content-Type`) and `body`.
+/// `POST base+path` with `headers` (the caller sets `Content-Type`) and `body`; an `https://`
+/// base URL is verified with `tls`.
 pub async fn post_json(
     base_url: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<Answer, String> {
-    let authority = base_url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("{base_url}: only http:// base URLs are supported"))?
-        .trim_end_matches('/');
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .map_err(|e| format!("connect {authority}: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake: {e}"))?;
-    tokio::spawn(connection);
+    let (authority, tls) = match (base_url.split_once("://"), tls) {
+        (Some(("http", rest)), _) => (rest, None),
+        (Some(("https", rest)), Some(tls)) => (rest, Some(Arc::clone(tls))),
+        (Some(("https", _)), None) => return Err(format!("{base_url}: https:// without a CA")),
+        _ => return Err(format!("{base_url}: not an http:// or https:// base URL")),
+    };
+    let authority = authority.trim_end_matches('/');
+    let connect = |e: std::io::Error| format!("connect {authority}: {e}");
+    let mut sender = match tls {
+        Some(tls) => {
+            let stream = mock_server::tls::connect(authority, tls)
+                .await
+                .map_err(connect)?;
+            handshake(stream).await?
+        }
+        None => {
+            let stream = tokio::net::TcpStream::connect(authority)
+                .await
+                .map_err(connect)?;
+            handshake(stream).await?
+        }
+    };
     let mut request = hyper::Request::post(path)
         .header("host", authority)
         .header("accept", "application/json");
@@ -63,4 +78,15 @@ pub async fn post_json(
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         retry_after,
     })
+}
+
+async fn handshake<I>(io: I) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
 }

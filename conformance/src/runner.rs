@@ -551,9 +551,10 @@ pub async fn run_case<L: Launcher>(case: &Case, params: &Params, launcher: &L) -
     let mut config = run.config.clone();
     // A seed of its own per case, derived from the run's.
     config.seed = Some(params.seed() ^ fnv(&run.id));
-    let server = match MockServer::start_with_scenarios(
+    let server = match MockServer::launch(
         config,
         vec![(run.scenario_name.clone(), run.scenario.clone())],
+        params.tls().map(|tls| tls.identity().clone()),
     )
     .await
     {
@@ -569,6 +570,8 @@ pub async fn run_case<L: Launcher>(case: &Case, params: &Params, launcher: &L) -
         connector_token,
         host,
         case_id: run.id.clone(),
+        ca_file: params.tls().map(|tls| tls.ca_file().to_owned()),
+        node_extra_ca_certs: params.tls().map(|tls| tls.node_extra_ca_certs().to_owned()),
     };
     let workdir = match tempfile::Builder::new()
         .prefix(&format!("conformance-{}-", run.id))

@@ -15,6 +15,8 @@ export interface DriverEnv {
   connectorToken?: string;
   host?: string;
   caseId?: string;
+  /** MESSAGING_CA_FILE: the PEM CA of a TLS mock (`run --tls`); unset otherwise. */
+  caFile?: string;
 }
 export interface Ctx {
   env: DriverEnv;

@@ -60,6 +60,9 @@ export function readEnv(source = process.env) {
     connectorToken: source.MESSAGING_CONNECTOR_TOKEN,
     host: source.MESSAGING_HOST,
     caseId: source.CONFORMANCE_CASE,
+    // A TLS mock's CA (`run --tls`). Node's built-in fetch and WebSocket trust it through
+    // NODE_EXTRA_CA_CERTS, which the kit sets too; other libraries take it as `ca`.
+    caFile: source.MESSAGING_CA_FILE,
   };
 }
 

@@ -84,12 +84,22 @@ public final class MessagingDriver {
 
     // --- the environment and the context -----------------------------------------------------
 
-    /** MESSAGING_* and CONFORMANCE_CASE (contract §1); any of them may be null. */
-    public record Env(String baseUrl, String wsUrl, String connectorToken, String host, String caseId) {
+    /**
+     * MESSAGING_* and CONFORMANCE_CASE (contract §1); any of them may be null. {@code caFile} is
+     * MESSAGING_CA_FILE, the PEM CA of a TLS mock ({@code run --tls}).
+     */
+    public record Env(String baseUrl, String wsUrl, String connectorToken, String host, String caseId,
+                      String caFile) {
+        /** Without a CA file (the form before {@code caFile} was added). */
+        public Env(String baseUrl, String wsUrl, String connectorToken, String host, String caseId) {
+            this(baseUrl, wsUrl, connectorToken, host, caseId, null);
+        }
+
         public static Env from(Map<String, String> source) {
             String base = source.get("MESSAGING_BASE_URL");
             return new Env(base, wsUrlFrom(base), source.get("MESSAGING_CONNECTOR_TOKEN"),
-                    source.get("MESSAGING_HOST"), source.get("CONFORMANCE_CASE"));
+                    source.get("MESSAGING_HOST"), source.get("CONFORMANCE_CASE"),
+                    source.get("MESSAGING_CA_FILE"));
         }
 
         /** As a real SDK derives it: trailing '/' removed, http -> ws, https -> wss, then "/ws". */

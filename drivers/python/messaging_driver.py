@@ -92,6 +92,8 @@ class Env:
     connector_token: str | None
     host: str | None
     case_id: str | None
+    # MESSAGING_CA_FILE: the PEM CA of a TLS mock (`run --tls`); None otherwise.
+    ca_file: str | None = None
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> "Env":
@@ -105,6 +107,7 @@ class Env:
             connector_token=e.get("MESSAGING_CONNECTOR_TOKEN"),
             host=e.get("MESSAGING_HOST"),
             case_id=e.get("CONFORMANCE_CASE"),
+            ca_file=e.get("MESSAGING_CA_FILE"),
         )
 
 

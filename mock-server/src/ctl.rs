@@ -16,6 +16,10 @@ pub struct CtlArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     url: String,
+    /// The CA certificate (PEM) to trust for an `https://` URL: the readiness line's `ca_file`
+    /// of a `--tls` mock, or the CA of its `--tls-cert`.
+    #[arg(long, env = "MESSAGING_MOCK_CA_FILE", value_name = "FILE")]
+    ca_file: Option<std::path::PathBuf>,
     /// Bearer token, when the mock was started with a control token.
     #[arg(long, env = "MESSAGING_MOCK_CONTROL_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -152,6 +156,20 @@ pub fn run(args: CtlArgs) -> anyhow::Result<std::process::ExitCode> {
         CtlCommand::Reset => ("POST", "/_mock/reset".to_owned(), None),
     };
     let authority = authority(&args.url)?;
+    let tls = match (args.url.starts_with("https://"), &args.ca_file) {
+        (false, _) => None,
+        (true, None) => bail!(
+            "--url {}: an https:// mock needs --ca-file (its readiness line's `ca_file`)",
+            args.url
+        ),
+        (true, Some(file)) => {
+            let pem = std::fs::read(file)
+                .with_context(|| format!("cannot read --ca-file {}", file.display()))?;
+            let config = mock_server::tls::client_config(&pem)
+                .with_context(|| format!("--ca-file {}", file.display()))?;
+            Some(std::sync::Arc::new(config))
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -159,6 +177,7 @@ pub fn run(args: CtlArgs) -> anyhow::Result<std::process::ExitCode> {
     runtime.block_on(request(
         &args.url,
         &authority,
+        tls,
         args.token.as_deref(),
         method,
         &path,
@@ -166,11 +185,23 @@ pub fn run(args: CtlArgs) -> anyhow::Result<std::process::ExitCode> {
     ))
 }
 
+async fn handshake<I>(io: I) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .context("HTTP handshake")?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
 /// The `host:port` of `--url`: the mock's base URL, or its control URL (`…/_mock`).
 fn authority(url: &str) -> anyhow::Result<String> {
-    let rest = url.strip_prefix("http://").with_context(|| {
-        format!("--url {url}: not an http:// URL (the control API is plain HTTP)")
-    })?;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .with_context(|| format!("--url {url}: not an http:// or https:// URL"))?;
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     if !matches!(path.trim_end_matches('/'), "" | "_mock") {
         bail!(
@@ -187,18 +218,27 @@ fn authority(url: &str) -> anyhow::Result<String> {
 async fn request(
     base: &str,
     authority: &str,
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     token: Option<&str>,
     method: &str,
     path: &str,
     body: Option<String>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .with_context(|| format!("cannot reach the mock at {base}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .context("HTTP handshake")?;
-    tokio::spawn(connection);
+    let unreachable = || format!("cannot reach the mock at {base}");
+    let mut sender = match tls {
+        Some(config) => {
+            let stream = mock_server::tls::connect(authority, config)
+                .await
+                .with_context(unreachable)?;
+            handshake(stream).await?
+        }
+        None => {
+            let stream = tokio::net::TcpStream::connect(authority)
+                .await
+                .with_context(unreachable)?;
+            handshake(stream).await?
+        }
+    };
     let mut builder = hyper::Request::builder()
         .method(method)
         .uri(path)

@@ -26,6 +26,13 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The endpoint a request path addresses, if any.
+    pub fn of_path(path: &str) -> Option<Self> {
+        [Self::AccessToken, Self::Sessions, Self::WebSocket]
+            .into_iter()
+            .find(|e| e.path() == path)
+    }
+
     pub fn path(self) -> &'static str {
         match self {
             Self::AccessToken => "/api/v1/access-token",
@@ -67,6 +74,10 @@ pub struct RequestFacts {
     /// (a client asking why its socket did not open) is not one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub upgrade: bool,
+    /// Sent in plain HTTP to a port that serves TLS, and refused (400) unread: the client used
+    /// `http://` or `ws://` where it should have used `https://` or `wss://`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plaintext: bool,
 }
 
 /// One answered request.

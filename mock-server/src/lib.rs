@@ -30,6 +30,7 @@ pub mod scenario;
 pub mod schemas;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod ws;
 
 pub use config::Config;

@@ -127,6 +127,43 @@ struct ServeArgs {
     /// reads any path the server can (regular files of at most 4 MiB).
     #[arg(long = "scenario-dir", value_name = "DIR")]
     scenario_dirs: Vec<std::path::PathBuf>,
+    /// Serve `https://` and `wss://` (every port, the console and control API too) with a
+    /// certificate made at start-up for localhost, 127.0.0.1 and ::1, signed by a throwaway
+    /// CA. The CA's PEM is written to `--tls-ca-out` and named in the readiness line
+    /// (`ca_file`): a client trusts that file and nothing else changes (docs/tls.md).
+    #[arg(long, env = "MESSAGING_MOCK_TLS")]
+    tls: bool,
+    /// Serve `https://` and `wss://` with this PEM certificate chain (leaf first) instead of a
+    /// generated one; needs `--tls-key`.
+    #[arg(
+        long,
+        env = "MESSAGING_MOCK_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(
+        long,
+        env = "MESSAGING_MOCK_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Where `--tls` writes its CA certificate (PEM). Default: `messaging-mock-<pid>-ca.pem`
+    /// in the temporary directory, removed at exit.
+    #[arg(
+        long,
+        env = "MESSAGING_MOCK_TLS_CA_OUT",
+        value_name = "FILE",
+        requires = "tls"
+    )]
+    tls_ca_out: Option<PathBuf>,
+    /// Another name the generated certificate is valid for, besides localhost, 127.0.0.1 and
+    /// ::1 (repeatable): a container's service name, a LAN address.
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls")]
+    tls_names: Vec<String>,
     /// Log filter, e.g. `info`, `debug`, `mock_server=trace`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -227,6 +264,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .init();
     let bind = args.bind;
     let control_bind = args.control_bind;
+    let tls = match tls_setup(&args) {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("messaging-mock: {error:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let mut config = args.into_config()?;
     let default_token = Connector::default_connector().token;
     if !config.connectors.iter().any(|c| c.token == default_token) {
@@ -268,23 +312,28 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ),
             None => None,
         };
+        let (http, ws) = if tls.is_some() {
+            ("https", "wss")
+        } else {
+            ("http", "ws")
+        };
         let control_url = match &control {
             Some(listener) => format!(
-                "http://{}/_mock",
+                "{http}://{}/_mock",
                 listener
                     .local_addr()
                     .context("reading the control address")?
             ),
-            None => format!("http://{addr}/_mock"),
+            None => format!("{http}://{addr}/_mock"),
         };
         let default = Connector::default_connector();
         let connector = config.connectors.first().cloned().unwrap_or(default);
         let state = AppState::new(config)?;
         let shutdown = shutdown_signal()?;
-        let ready = serde_json::json!({
+        let mut ready = serde_json::json!({
             "ready": true,
-            "base_url": format!("http://{addr}"),
-            "ws_url": format!("ws://{addr}/ws"),
+            "base_url": format!("{http}://{addr}"),
+            "ws_url": format!("{ws}://{addr}/ws"),
             "connector_token": connector.token,
             "host": connector.host,
             "seed": seed,
@@ -293,19 +342,72 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             "console_url": format!("{control_url}/ui/"),
             "control_url": control_url,
         });
+        if let Some(tls) = &tls {
+            ready["tls"] = true.into();
+            if let Some(ca) = &tls.ca_file {
+                ready["ca_file"] = ca.path.display().to_string().into();
+            }
+        }
         outln!("{ready}");
         tracing::info!(%addr, "messaging-mock listening");
-        match control {
-            Some(control) => {
-                mock_server::server::serve_with_control_listener(listener, control, state, shutdown)
-                    .await
-            }
-            None => mock_server::serve(listener, state, shutdown).await,
-        }
-        .context("serving")?;
+        let identity = tls.as_ref().map(|t| t.identity.clone());
+        mock_server::server::serve_on(listener, control, identity, state, shutdown)
+            .await
+            .context("serving")?;
+        drop(tls);
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// What `--tls` or `--tls-cert`/`--tls-key` serve.
+struct TlsSetup {
+    identity: mock_server::tls::TlsIdentity,
+    /// The generated CA's PEM file, removed at exit unless the user named it.
+    ca_file: Option<CaFile>,
+}
+
+struct CaFile {
+    path: PathBuf,
+    remove: bool,
+}
+
+impl Drop for CaFile {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Loads or makes the TLS identity before anything is bound: bad files end the start (exit 2).
+fn tls_setup(args: &ServeArgs) -> anyhow::Result<Option<TlsSetup>> {
+    use mock_server::tls::TlsIdentity;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let identity = TlsIdentity::from_pem_files(cert, key)?;
+        return Ok(Some(TlsSetup {
+            identity,
+            ca_file: None,
+        }));
+    }
+    if !args.tls {
+        return Ok(None);
+    }
+    let identity = TlsIdentity::generate_for(&args.tls_names)?;
+    let (path, remove) = match &args.tls_ca_out {
+        Some(path) => (path.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("messaging-mock-{}-ca.pem", std::process::id())),
+            true,
+        ),
+    };
+    let ca = identity.ca_pem().unwrap_or_default();
+    std::fs::write(&path, ca)
+        .with_context(|| format!("cannot write the CA certificate to {}", path.display()))?;
+    Ok(Some(TlsSetup {
+        identity,
+        ca_file: Some(CaFile { path, remove }),
+    }))
 }
 
 fn rand_seed() -> u64 {

@@ -64,6 +64,55 @@ pub fn app(state: AppState, with_control: bool) -> Router {
         .with_state(state)
 }
 
+/// What a TLS port answers a client speaking plain HTTP to it: 400, the connection closed, and
+/// the request noted in the HTTP log (with `plaintext`) when it addressed a protocol endpoint,
+/// so the conformance kit can say the client did not use `https://`/`wss://` (spec §11 WS-1).
+pub fn plaintext_refusal(state: AppState) -> Router {
+    Router::new().fallback(refuse_plaintext).with_state(state)
+}
+
+/// The refusal's body and HTTP-log `error`.
+pub const PLAINTEXT_REFUSED: &str = "This port serves TLS: use https:// and wss://";
+
+async fn refuse_plaintext(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+) -> Response {
+    use crate::http_log::{Endpoint, HttpCall, RequestFacts};
+    use axum::response::IntoResponse as _;
+    if let Some(endpoint) = Endpoint::of_path(request.uri().path()) {
+        let headers = request.headers();
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        state.note_http_call(HttpCall {
+            at_ms: 0,
+            endpoint,
+            status: 400,
+            error: Some(PLAINTEXT_REFUSED.to_owned()),
+            retry_after: None,
+            request: RequestFacts {
+                x_token: headers.contains_key("x-token"),
+                x_host: text("x-host"),
+                upgrade: text("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
+                plaintext: true,
+                ..RequestFacts::default()
+            },
+            token: None,
+            session_id: None,
+        });
+    }
+    (
+        axum::http::StatusCode::BAD_REQUEST,
+        [(header::CONNECTION, "close")],
+        PLAINTEXT_REFUSED,
+    )
+        .into_response()
+}
+
 /// The largest request body read (axum's default limit, which the handlers' extractors keep).
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 

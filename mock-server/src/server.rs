@@ -16,6 +16,7 @@ use crate::router::router;
 use crate::scenario::raw::{RawFault, RawStep};
 use crate::scenario::validate::validate_steps;
 use crate::state::{AppState, ControlError, SessionSummary, StateError};
+use crate::tls::TlsIdentity;
 
 /// How long open sockets get to close after a shutdown starts.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -30,6 +31,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     State(#[from] StateError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Serves until `shutdown` resolves, then closes every socket with 1001 and returns once they
@@ -39,39 +42,46 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_app(listener, state.clone(), router(state), shutdown).await
+    serve_on(listener, None, None, state, shutdown).await
 }
 
-/// Serves the protocol on `listener` and the control API on `control` (its own port),
-/// until `shutdown` resolves.
-pub async fn serve_with_control_listener(
+/// Serves the protocol on `listener` and the control API on `control` (its own port) when
+/// given, both over TLS when `tls` is, until `shutdown` resolves.
+pub async fn serve_on(
     listener: TcpListener,
-    control: TcpListener,
+    control: Option<TcpListener>,
+    tls: Option<TlsIdentity>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let Some(control) = control else {
+        let app = router(state.clone());
+        return serve_app(listener, tls, state, app, shutdown).await;
+    };
     let control_app = crate::router::control_router(state.clone());
     let stopping = state.shutdown_token().clone();
     let control_task = tokio::spawn(accept_loop(
         control,
+        tls.clone(),
         state.clone(),
         control_app,
         async move { stopping.cancelled().await },
     ));
     let app = crate::router::app(state.clone(), false);
-    let served = serve_app(listener, state, app, shutdown).await;
+    let served = serve_app(listener, tls, state, app, shutdown).await;
     let _ = control_task.await;
     served
 }
 
 async fn serve_app(
     listener: TcpListener,
+    tls: Option<TlsIdentity>,
     state: AppState,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stopping = state.shutdown_token().clone();
-    let served = accept_loop(listener, state.clone(), app, async move {
+    let served = accept_loop(listener, tls, state.clone(), app, async move {
         shutdown.await;
         stopping.cancel();
     })
@@ -84,17 +94,24 @@ async fn serve_app(
 /// client that sends half a request, or keeps an idle connection open, is closed after it),
 /// then lets open requests finish within [`SHUTDOWN_GRACE`]. WebSockets, once upgraded, are
 /// the connection tasks' (`ws/`), closed by the state's shutdown.
+///
+/// With `tls`, a connection whose first byte opens a TLS handshake is served over TLS (the
+/// handshake bounded by the header timeout); one that speaks plain HTTP is answered 400 by
+/// [`crate::router::plaintext_refusal`], which notes it in the HTTP log.
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<TlsIdentity>,
     state: AppState,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
     if let Ok(addr) = listener.local_addr() {
         state.note_bound(addr);
     }
     let header_timeout = state.config().http_header_timeout();
+    let refusal = tls
+        .as_ref()
+        .map(|_| crate::router::plaintext_refusal(state.clone()));
     let connections = tokio_util::task::TaskTracker::new();
     let stop = CancellationToken::new();
     tokio::pin!(shutdown);
@@ -116,7 +133,66 @@ async fn accept_loop(
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let app = app.clone();
+        let served = Served {
+            app: app.clone(),
+            peer,
+            header_timeout,
+            stop: stop.clone(),
+        };
+        match (&tls, &refusal) {
+            (Some(tls), Some(refusal)) => {
+                let acceptor = tls.acceptor().clone();
+                let refusal = refusal.clone();
+                connections.spawn(async move {
+                    let mut first = [0u8; 1];
+                    match tokio::time::timeout(header_timeout, tcp.peek(&mut first)).await {
+                        Ok(Ok(1..)) if first[0] == crate::tls::HANDSHAKE_RECORD => {}
+                        Ok(Ok(1..)) => return served.with_app(refusal).run(tcp).await,
+                        _ => return,
+                    }
+                    match tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => served.run(stream).await,
+                        Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+            _ => {
+                connections.spawn(served.run(tcp));
+            }
+        }
+    }
+    stop.cancel();
+    connections.close();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await;
+    Ok(())
+}
+
+/// One accepted connection's HTTP/1.1 service.
+struct Served {
+    app: axum::Router,
+    peer: SocketAddr,
+    header_timeout: Duration,
+    stop: CancellationToken,
+}
+
+impl Served {
+    fn with_app(self, app: axum::Router) -> Self {
+        Self { app, ..self }
+    }
+
+    /// Serves `io` until the client is done, or gracefully once the server stops.
+    async fn run<I>(self, io: I)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use hyper_util::rt::{TokioIo, TokioTimer};
+        let Self {
+            app,
+            peer,
+            header_timeout,
+            stop,
+        } = self;
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request
@@ -128,24 +204,17 @@ async fn accept_loop(
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .serve_connection(TokioIo::new(tcp), service)
+            .serve_connection(TokioIo::new(io), service)
             .with_upgrades();
-        let stop = stop.clone();
-        connections.spawn(async move {
-            tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = stop.cancelled() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
-                }
+        tokio::pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            () = stop.cancelled() => {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
             }
-        });
+        }
     }
-    stop.cancel();
-    connections.close();
-    let _ = tokio::time::timeout(SHUTDOWN_GRACE, connections.wait()).await;
-    Ok(())
 }
 
 /// A running mock server on a loopback port of its own.
@@ -163,6 +232,7 @@ pub struct MockServer {
     state: AppState,
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    tls: Option<TlsIdentity>,
 }
 
 impl MockServer {
@@ -182,6 +252,27 @@ impl MockServer {
         config: Config,
         scenarios: Vec<(String, crate::scenario::Script)>,
     ) -> Result<Self, StartError> {
+        Self::launch(config, scenarios, None).await
+    }
+
+    /// Starts over TLS (`https://`, `wss://`) with the default configuration and a generated
+    /// certificate for `localhost`, `127.0.0.1` and `::1`: a client trusts
+    /// [`MockServer::ca_pem`].
+    pub async fn start_tls() -> Result<Self, StartError> {
+        Self::start_tls_with(Config::default(), TlsIdentity::generate()?).await
+    }
+
+    /// Starts over TLS with `config`, serving `identity` (generated or from PEM files).
+    pub async fn start_tls_with(config: Config, identity: TlsIdentity) -> Result<Self, StartError> {
+        Self::launch(config, Vec::new(), Some(identity)).await
+    }
+
+    /// [`MockServer::start_with_scenarios`], over TLS when `tls` is given.
+    pub async fn launch(
+        config: Config,
+        scenarios: Vec<(String, crate::scenario::Script)>,
+        tls: Option<TlsIdentity>,
+    ) -> Result<Self, StartError> {
         let state = AppState::with_scenarios(config, scenarios)?;
         let listener =
             TcpListener::bind("127.0.0.1:0")
@@ -198,14 +289,21 @@ impl MockServer {
         state.note_bound(addr);
         let stop = CancellationToken::new();
         let signal = stop.clone();
-        let task = tokio::spawn(serve(listener, state.clone(), async move {
-            signal.cancelled().await;
-        }));
+        let task = tokio::spawn(serve_on(
+            listener,
+            None,
+            tls.clone(),
+            state.clone(),
+            async move {
+                signal.cancelled().await;
+            },
+        ));
         Ok(Self {
             addr,
             state,
             stop,
             task,
+            tls,
         })
     }
 
@@ -213,14 +311,21 @@ impl MockServer {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`
+    /// `http://127.0.0.1:PORT` (`https://` over TLS)
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// `ws://127.0.0.1:PORT/ws`
+    /// `ws://127.0.0.1:PORT/ws` (`wss://` over TLS)
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws", self.addr)
+    }
+
+    /// The PEM of the CA a client must trust, when the server made its own certificate.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().and_then(TlsIdentity::ca_pem)
     }
 
     pub fn state(&self) -> &AppState {

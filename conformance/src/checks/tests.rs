@@ -300,3 +300,43 @@ fn input_after_end_is_judged_by_the_order_of_steps_and_views_not_by_the_millisec
         "{outcome:?}"
     );
 }
+
+/// A client that went in the clear to a TLS mock fails WS-1, whether it was the socket
+/// (`ws://`) or a REST call (`http://`); a TLS-only run with the same calls keeps it.
+#[test]
+fn a_request_in_the_clear_to_a_tls_mock_breaks_ws1() {
+    let plaintext = |mut call: HttpCall, endpoint: &str| {
+        call.request.plaintext = true;
+        call.status = 400;
+        call.endpoint = serde_json::from_value(json!(endpoint)).expect("an endpoint");
+        call
+    };
+    let ws1 = |http: Vec<HttpCall>| {
+        let mut e = reconnect_evidence(1_400, None, 5);
+        e.http = http;
+        super::ws::handshake_parameters(&e)
+    };
+    let mut fine = reconnect_evidence(1_400, None, 5).http;
+    for call in &mut fine {
+        call.request.query.insert("access_token".into(), "t".into());
+    }
+    assert!(
+        matches!(ws1(fine.clone()), Outcome::Kept(_)),
+        "{:?}",
+        ws1(fine.clone())
+    );
+    for (endpoint, says) in [
+        ("/ws", "opened /ws with ws://"),
+        (
+            "/api/v1/access-token",
+            "sent POST /api/v1/access-token over http://",
+        ),
+    ] {
+        let mut http = fine.clone();
+        http.insert(0, plaintext(handshake_call(1, None), endpoint));
+        match ws1(http) {
+            Outcome::Broken(reason) => assert!(reason.contains(says), "{reason}"),
+            other => panic!("{endpoint} in the clear: {other:?}"),
+        }
+    }
+}

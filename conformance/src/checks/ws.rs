@@ -9,8 +9,22 @@ use crate::cases::Step;
 use crate::contract::TypingChange;
 use crate::tolerance::{JOIN_AFTER_HISTORY_MS, join_timing_ok};
 
-/// WS-1: every `/ws` handshake carries `session_id` and `access_token`.
+/// WS-1: every `/ws` handshake carries `session_id` and `access_token`; against a mock
+/// serving TLS (`run --tls`), every request went over TLS (the mock refuses one in the clear
+/// unread and logs it as `plaintext`).
 pub fn handshake_parameters(e: &Evidence) -> Outcome {
+    if let Some(call) = e.http.iter().find(|c| c.request.plaintext) {
+        let what = if call.endpoint == Endpoint::WebSocket {
+            "opened /ws with ws://".to_owned()
+        } else {
+            format!("sent POST {} over http://", call.endpoint.path())
+        };
+        return Outcome::Broken(format!(
+            "{what} at {} ms although the base URL was https://: the mock serves TLS only and \
+             refused it ({})",
+            call.at_ms, call.status
+        ));
+    }
     let handshakes = e.http_of(Endpoint::WebSocket);
     if handshakes.is_empty() {
         return match e.no_session() {

@@ -71,6 +71,7 @@ pub enum Defect {
     LanguageByArrival,
     NoQueueStatus,
     NoSuggestions,
+    PlaintextWs,
 }
 
 /// The defects a client has: none (the honest client), or the one a mutant switches on.
@@ -100,10 +101,14 @@ pub struct Mutant {
     /// never got it); the mutant table allows them, and no more.
     pub consequences: &'static [ObligationId],
     pub description: &'static str,
+    /// Only visible when the mock serves TLS (`run --tls`): the kit's own tests run it so.
+    pub tls: bool,
 }
 
 macro_rules! mutants {
-    ($( $name:literal $defect:ident [$($id:ident),+] $([also $($also:ident),+])? $description:literal; )*) => {
+    (@tls) => { false };
+    (@tls tls) => { true };
+    ($( $name:literal $defect:ident $(($tls:ident))? [$($id:ident),+] $([also $($also:ident),+])? $description:literal; )*) => {
         /// Every built-in mutant.
         pub fn mutants() -> Vec<Mutant> {
             vec![$(
@@ -113,6 +118,7 @@ macro_rules! mutants {
                     breaks: &[$(ObligationId::$id),+],
                     consequences: &[$($(ObligationId::$also),+)?],
                     description: $description,
+                    tls: mutants!(@tls $($tls)?),
                 },
             )*]
         }
@@ -185,6 +191,7 @@ mutants! {
     "language-by-arrival" LanguageByArrival [Ux6] "shows the LANGUAGE_CHANGED that arrived last";
     "no-queue-status" NoQueueStatus [Ux3] "never shows the queue status";
     "no-suggestions" NoSuggestions [Ux2] "renders no response suggestions";
+    "plaintext-ws" PlaintextWs (tls) [Ws1] "opens the WebSocket with ws:// even when the base URL is https://";
 }
 
 #[cfg(test)]

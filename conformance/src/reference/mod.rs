@@ -55,6 +55,8 @@ pub struct ClientConfig {
     /// The documentation revision the client is written against: under `2026-05` its
     /// reconnect cursor is `seq:<n>` (spec §0).
     pub protocol: mock_server::config::Profile,
+    /// For an `https://` base URL: trusts the mock's CA alone (`MESSAGING_CA_FILE`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// How long to wait for an echo before resending a message (spec §4.4).
@@ -139,7 +141,7 @@ async fn post_retrying(
     let defects = config.defects;
     let mut delay = REST_BACKOFF_START;
     for attempt in 1..=REST_ATTEMPTS {
-        let answer = post_json(&config.base_url, path, headers, body)
+        let answer = post_json(&config.base_url, config.tls.as_ref(), path, headers, body)
             .await
             .map_err(ClientError::Http)?;
         let retryable = answer.status == 429 || answer.status >= 500;
@@ -224,9 +226,14 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn ws_url(config: &ClientConfig, session: &Session, cursor: u64) -> String {
+    let secure = if config.defects.has(Defect::PlaintextWs) {
+        "ws://"
+    } else {
+        "wss://"
+    };
     let base = config
         .base_url
-        .replacen("https://", "wss://", 1)
+        .replacen("https://", secure, 1)
         .replacen("http://", "ws://", 1);
     let mut url = format!(
         "{}/ws?session_id={}&access_token={}",
@@ -245,8 +252,9 @@ fn ws_url(config: &ClientConfig, session: &Session, cursor: u64) -> String {
     url
 }
 
-async fn connect(url: &str) -> Result<Socket, tungstenite::Error> {
-    tokio_tungstenite::connect_async(url)
+async fn connect(config: &ClientConfig, url: &str) -> Result<Socket, tungstenite::Error> {
+    let tls = config.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+    tokio_tungstenite::connect_async_tls_with_config(url, None, true, tls)
         .await
         .map(|(socket, _)| socket)
 }
@@ -264,7 +272,7 @@ impl ReferenceClient {
     /// join follows the history.
     pub async fn start(config: ClientConfig) -> Result<Self, ClientError> {
         let session = new_session(&config, None).await?;
-        let socket = connect(&ws_url(&config, &session, 0))
+        let socket = connect(&config, &ws_url(&config, &session, 0))
             .await
             .map_err(|e| ClientError::Connect(e.to_string()))?;
         let conversation = Conversation::with_defects(config.defects);
@@ -526,7 +534,7 @@ async fn run(
                     last
                 };
                 let session = lock(&shared.session).clone();
-                match connect(&ws_url(&config, &session, cursor)).await {
+                match connect(&config, &ws_url(&config, &session, cursor)).await {
                     Ok(open) => {
                         resuming = false;
                         open

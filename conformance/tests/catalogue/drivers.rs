@@ -10,7 +10,7 @@ use libtest_mimic::{Completion, Trial};
 
 use crate::generated::sessions;
 use crate::support::{
-    UNBOUNDED_WAIT, java, needing, node, python, repo, run, strict_pass, with_permit,
+    UNBOUNDED_WAIT, java, needing, node, params, python, repo, run, strict_pass, with_permit,
 };
 
 /// What a driver runs: the full profile, the thorough cases, or a run seed's generated
@@ -29,7 +29,7 @@ fn launcher(command: String) -> ProcessLauncher {
     }
 }
 
-async fn passes(command: String, part: Part, seed: u64) -> Result<(), String> {
+async fn passes(command: String, part: Part, seed: u64, tls: bool) -> Result<(), String> {
     let all = catalogue().map_err(|e| e.to_string())?;
     let generated;
     let cases: Vec<&Case> = match part {
@@ -42,23 +42,25 @@ async fn passes(command: String, part: Part, seed: u64) -> Result<(), String> {
     };
     // As many at once as a user's run would play (the kit's default `--jobs`): a driver is a
     // process per case, and a JVM each is more than two cores run at once in real time.
-    strict_pass(&cases, seed, &launcher(command), default_jobs())
+    let params = params(seed, tls)?;
+    strict_pass(&cases, &params, &launcher(command), default_jobs())
         .await
         .map(|_| ())
 }
 
+/// A trial of `script` run by the program `check` finds; `tls`: every mock serves TLS and the
+/// driver trusts it through `MESSAGING_CA_FILE` (Node: `NODE_EXTRA_CA_CERTS`) alone.
 fn trial(
     name: &str,
     check: fn() -> Result<String, String>,
     script: &'static str,
-    part: Part,
-    seed: u64,
+    (part, seed, tls): (Part, u64, bool),
 ) -> Trial {
     needing(name.to_owned(), check, move |program| {
         let command = format!("{program} {}", repo().join(script).display());
         run(
             UNBOUNDED_WAIT,
-            with_permit(Duration::from_secs(400), passes(command, part, seed)),
+            with_permit(Duration::from_secs(400), passes(command, part, seed, tls)),
         )
     })
 }
@@ -67,36 +69,57 @@ pub fn trials() -> Vec<Trial> {
     const NODE: &str = "examples/drivers/node/driver.mjs";
     const PYTHON: &str = "examples/drivers/python/driver.py";
     let mut out = vec![
-        trial("drivers::node::full", node, NODE, Part::Full, 31),
-        trial("drivers::node::generative", node, NODE, Part::Generated, 32),
-        trial("drivers::python::full", python, PYTHON, Part::Full, 51),
+        trial("drivers::node::full", node, NODE, (Part::Full, 31, false)),
+        trial(
+            "drivers::node::full::tls",
+            node,
+            NODE,
+            (Part::Full, 33, true),
+        ),
+        trial(
+            "drivers::node::generative",
+            node,
+            NODE,
+            (Part::Generated, 32, false),
+        ),
+        trial(
+            "drivers::python::full",
+            python,
+            PYTHON,
+            (Part::Full, 51, false),
+        ),
+        trial(
+            "drivers::python::full::tls",
+            python,
+            PYTHON,
+            (Part::Full, 55, true),
+        ),
         trial(
             "drivers::python::thorough",
             python,
             PYTHON,
-            Part::Thorough,
-            53,
+            (Part::Thorough, 53, false),
         ),
         trial(
             "drivers::python::generative",
             python,
             PYTHON,
-            Part::Generated,
-            52,
+            (Part::Generated, 52, false),
         ),
     ];
     // The Java command is the whole command (its classes are compiled first). The full
-    // profile under three run seeds: different draws of every timing and text.
-    for (name, part, seed) in [
-        ("drivers::java::full::seed-61", Part::Full, 61),
-        ("drivers::java::full::seed-63", Part::Full, 63),
-        ("drivers::java::full::seed-65", Part::Full, 65),
-        ("drivers::java::generative", Part::Generated, 62),
+    // profile under three run seeds: different draws of every timing and text; the third
+    // over TLS.
+    for (name, part, seed, tls) in [
+        ("drivers::java::full::seed-61", Part::Full, 61, false),
+        ("drivers::java::full::seed-63", Part::Full, 63, false),
+        ("drivers::java::full::tls::seed-65", Part::Full, 65, true),
+        ("drivers::java::generative", Part::Generated, 62, false),
     ] {
         out.push(needing(name.to_owned(), java, move |command| {
             run(
                 UNBOUNDED_WAIT,
-                with_permit(Duration::from_secs(400), passes(command, part, seed)),
+                with_permit(Duration::from_secs(400), passes(command, part, seed, tls)),
             )
         }));
     }
@@ -110,7 +133,10 @@ pub fn trials() -> Vec<Trial> {
             };
             run(
                 UNBOUNDED_WAIT,
-                with_permit(Duration::from_secs(400), passes(command, Part::Full, 1)),
+                with_permit(
+                    Duration::from_secs(400),
+                    passes(command, Part::Full, 1, false),
+                ),
             )
             .map(|()| Completion::Completed)
         },

@@ -34,7 +34,8 @@ pub fn trials() -> Vec<Trial> {
                     run(Duration::from_secs(200), async move {
                         let cases = sessions(seed)?;
                         let refs: Vec<&Case> = cases.iter().collect();
-                        strict_pass(&refs, seed, &ReferenceLauncher::default(), refs.len())
+                        let params = Params::draw(seed);
+                        strict_pass(&refs, &params, &ReferenceLauncher::default(), refs.len())
                             .await
                             .map(|_| ())
                     })
@@ -63,7 +64,7 @@ async fn found_on_its_own(mutant: Mutant) -> Result<(), String> {
         let refs: Vec<&Case> = cases.iter().collect();
         let results = run_cases(
             &refs,
-            &Params::draw(seed),
+            &crate::support::params(seed, mutant.tls)?,
             &launcher,
             refs.len(),
             |_, _, _| {},

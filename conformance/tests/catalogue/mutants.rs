@@ -7,7 +7,6 @@ use std::time::Duration;
 use conformance::cases::{Tier, catalogue};
 use conformance::driver::ReferenceLauncher;
 use conformance::obligations::ObligationId;
-use conformance::params::Params;
 use conformance::reference::{Mutant, mutants};
 use conformance::runner::{CaseResult, run_cases, select};
 use libtest_mimic::Trial;
@@ -40,7 +39,8 @@ async fn fails_only_its_own(mutant: Mutant) -> Result<(), String> {
         defects: mutant.defects,
         ..ReferenceLauncher::default()
     };
-    let params = Params::draw(21);
+    // A mutant only TLS shows runs with every mock serving it (`run --tls`).
+    let params = crate::support::params(21, mutant.tls)?;
     let full = select(&cases, Tier::Full, &[]);
     let mut results = run_cases(&full, &params, &launcher, full.len(), |_, _, _| {}).await;
     // A mutant whose obligations only the thorough cases can judge runs those too.

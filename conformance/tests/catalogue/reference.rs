@@ -9,7 +9,7 @@ use conformance::params::Params;
 use conformance::runner::{run_cases, select};
 use libtest_mimic::Trial;
 
-use crate::support::{run, strict_pass};
+use crate::support::{params, run, strict_pass};
 
 pub fn trials() -> Vec<Trial> {
     let cases = catalogue().expect("the catalogue loads");
@@ -28,9 +28,9 @@ pub fn trials() -> Vec<Trial> {
     out
 }
 
-/// Under two seeds (one for the long thorough cases) the reference passes strictly; under
-/// seed 0 its final view is the committed regression pin (not the oracle: what a client must
-/// show is the case's expected conversation).
+/// Under three seeds (one for the long thorough cases) the reference passes strictly, the
+/// last over TLS (`run --tls`); under seed 0 its final view is the committed regression pin
+/// (not the oracle: what a client must show is the case's expected conversation).
 async fn passes_with_pinned_view(case: Case) -> Result<(), String> {
     let launcher = ReferenceLauncher::default();
     let one = [&case];
@@ -39,10 +39,14 @@ async fn passes_with_pinned_view(case: Case) -> Result<(), String> {
     } else {
         &[0, 1, 2]
     };
+    let params: Vec<Params> = seeds
+        .iter()
+        .map(|seed| params(*seed, *seed == 2))
+        .collect::<Result<_, _>>()?;
     let runs = futures_util::future::join_all(
-        seeds
+        params
             .iter()
-            .map(|seed| strict_pass(&one, *seed, &launcher, one.len())),
+            .map(|params| strict_pass(&one, params, &launcher, one.len())),
     )
     .await;
     for (seed, results) in seeds.iter().zip(runs) {

@@ -94,19 +94,35 @@ pub fn java() -> Result<String, String> {
 /// that is not a pass or a reasoned skip, or says the strict run failed.
 pub async fn strict_pass<L: Launcher>(
     cases: &[&Case],
-    seed: u64,
+    params: &Params,
     launcher: &L,
     jobs: usize,
 ) -> Result<Vec<CaseResult>, String> {
-    let results = run_cases(cases, &Params::draw(seed), launcher, jobs, |_, _, _| {}).await;
+    let seed = params.seed();
+    let over = if params.tls().is_some() {
+        " over TLS"
+    } else {
+        ""
+    };
+    let results = run_cases(cases, params, launcher, jobs, |_, _, _| {}).await;
     let problems = unexpected_findings(&results);
     if !problems.is_empty() {
-        return Err(format!("seed {seed}:\n{}", problems.join("\n")));
+        return Err(format!("seed {seed}{over}:\n{}", problems.join("\n")));
     }
     if !run_passes(&results, true) {
-        return Err(format!("seed {seed}: the strict run does not pass"));
+        return Err(format!("seed {seed}{over}: the strict run does not pass"));
     }
     Ok(results)
+}
+
+/// The parameters of `seed`, every mock serving TLS when `tls` (`run --tls`).
+pub fn params(seed: u64, tls: bool) -> Result<Params, String> {
+    let params = Params::draw(seed);
+    if tls {
+        Ok(params.with_tls(conformance::tls::RunTls::generate()?))
+    } else {
+        Ok(params)
+    }
 }
 
 /// The repository path of the scratch directory a trial may write.

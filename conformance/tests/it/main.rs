@@ -40,6 +40,8 @@ pub fn env_for(server: &MockServer, scenario: Option<&str>) -> DriverEnv {
         connector_token: scenario.map_or(token, |name| format!("scenario:{name}")),
         host,
         case_id: "test".into(),
+        ca_file: None,
+        node_extra_ca_certs: None,
     }
 }
 

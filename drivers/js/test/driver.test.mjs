@@ -31,7 +31,10 @@ test("the first line is the ready line with name and version", T, async () => {
 });
 
 test("start gets the command and the parsed environment", T, async () => {
-  const child = start(ADAPTER, { MESSAGING_BASE_URL: "https://mock.test:8443" });
+  const child = start(ADAPTER, {
+    MESSAGING_BASE_URL: "https://mock.test:8443",
+    MESSAGING_CA_FILE: "/tmp/ca.pem",
+  });
   child.send({ id: 1, cmd: "start", streaming: true });
   assert.deepEqual(await child.reply(1), { re: 1, ok: true });
   const line = child.logs().find((l) => l.startsWith("start "));
@@ -44,6 +47,7 @@ test("start gets the command and the parsed environment", T, async () => {
     connectorToken: "tok",
     host: "host-1",
     caseId: "case-1",
+    caFile: "/tmp/ca.pem",
   });
 });
 

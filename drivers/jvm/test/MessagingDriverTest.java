@@ -213,6 +213,9 @@ public final class MessagingDriverTest {
             Env env = Env.from(Map.of("MESSAGING_BASE_URL", "http://x:1", "MESSAGING_CONNECTOR_TOKEN", "tok",
                     "MESSAGING_HOST", "h", "CONFORMANCE_CASE", "c"));
             eq(new Env("http://x:1", "ws://x:1/ws", "tok", "h", "c"), env);
+            Env tls = Env.from(Map.of("MESSAGING_BASE_URL", "https://x:1", "MESSAGING_CA_FILE", "/ca.pem"));
+            eq("wss://x:1/ws", tls.wsUrl());
+            eq("/ca.pem", tls.caFile());
         });
     }
 

@@ -283,6 +283,13 @@ class ContractTests(unittest.TestCase):
         self.assertEqual(messaging_driver.ws_url_from("https://a.b/api"), "wss://a.b/ws")
         self.assertIsNone(messaging_driver.ws_url_from(None))
 
+    def test_env_carries_the_ca_file_of_a_tls_run(self):
+        tls = messaging_driver.Env.from_environ(
+            {"MESSAGING_BASE_URL": "https://127.0.0.1:9/", "MESSAGING_CA_FILE": "/tmp/ca.pem"})
+        self.assertEqual((tls.ws_url, tls.ca_file), ("wss://127.0.0.1:9/ws", "/tmp/ca.pem"))
+        plain = messaging_driver.Env.from_environ({"MESSAGING_BASE_URL": "http://127.0.0.1:9"})
+        self.assertIsNone(plain.ca_file)
+
 
 class ViewValidationTests(unittest.TestCase):
     def view_of(self, which, env=None):

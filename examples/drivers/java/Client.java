@@ -16,6 +16,7 @@ import messaging.driver.MessagingDriver.Env;
 import messaging.driver.MessagingDriver.Json;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpClient;
@@ -26,6 +27,10 @@ import java.net.http.WebSocketHandshakeException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -42,15 +47,18 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
 
 public final class Client {
     private static final ScheduledExecutorService TIMERS = Executors.newSingleThreadScheduledExecutor(daemon("timers"));
     // Blocking work (a new session after a refused reconnect) stays off the timer thread.
     private static final ExecutorService WORK = Executors.newCachedThreadPool(daemon("work"));
 
-    private static final HttpClient HTTP = HttpClient.newBuilder()
-            .version(HttpClient.Version.HTTP_1_1)
-            .connectTimeout(Duration.ofSeconds(5))
+    // Over TLS (the kit's `--tls`), both clients trust the mock's CA alone (MESSAGING_CA_FILE).
+    private static final SSLContext TLS = trusting(System.getenv("MESSAGING_CA_FILE"));
+
+    private static final HttpClient HTTP = builder()
             .build();
     // WebSockets get their own HttpClient whose executor runs tasks in the calling thread, so
     // the listener runs on the client's selector thread. With the default (pooled) executor,
@@ -59,11 +67,36 @@ public final class Client {
     // WebSocketImpl.onComplete -> acknowledgeReception() throws InternalError, and neither
     // onClose nor onError is ever called, so a dropped socket looks open forever. Inline, the
     // next frame is asked for before the transport reads on. The listener must not block.
-    private static final HttpClient WS_HTTP = HttpClient.newBuilder()
-            .version(HttpClient.Version.HTTP_1_1)
-            .connectTimeout(Duration.ofSeconds(5))
+    private static final HttpClient WS_HTTP = builder()
             .executor(Runnable::run)
             .build();
+
+    private static HttpClient.Builder builder() {
+        HttpClient.Builder builder = HttpClient.newBuilder()
+                .version(HttpClient.Version.HTTP_1_1)
+                .connectTimeout(Duration.ofSeconds(5));
+        return TLS == null ? builder : builder.sslContext(TLS);
+    }
+
+    /** An SSLContext trusting the PEM certificates in {@code caFile} alone; null without one. */
+    private static SSLContext trusting(String caFile) {
+        if (caFile == null || caFile.isEmpty()) return null;
+        try (InputStream in = Files.newInputStream(Path.of(caFile))) {
+            KeyStore roots = KeyStore.getInstance(KeyStore.getDefaultType());
+            roots.load(null, null);
+            int n = 0;
+            for (Certificate ca : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+                roots.setCertificateEntry("ca-" + n++, ca);
+            }
+            TrustManagerFactory trust = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+            trust.init(roots);
+            SSLContext context = SSLContext.getInstance("TLS");
+            context.init(null, trust.getTrustManagers(), null);
+            return context;
+        } catch (IOException | GeneralSecurityException e) {
+            throw new IllegalStateException("MESSAGING_CA_FILE " + caFile + ": " + e, e);
+        }
+    }
 
     private final Env env;
     private final boolean streaming;

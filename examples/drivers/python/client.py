@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 import time
 import urllib.error
@@ -21,7 +22,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 BATCH = "EVENT_TYPE_EVENT_BATCH"
 SESSION_END = "EVENT_TYPE_SESSION_END"
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the mock is local
+
+
+def _tls(ca_file: str | None) -> ssl.SSLContext | None:
+    """Trusts a TLS mock's CA alone (MESSAGING_CA_FILE, `run --tls`); None: the defaults."""
+    return ssl.create_default_context(cafile=ca_file) if ca_file else None
 
 
 def _log(text: str) -> None:
@@ -44,10 +49,10 @@ class HttpResult:
         return json.loads(self.body or b"null")
 
 
-def _http(method: str, url: str, headers: dict, body: bytes | None) -> HttpResult:
+def _http(opener, method: str, url: str, headers: dict, body: bytes | None) -> HttpResult:
     request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
-        with _OPENER.open(request, timeout=10) as response:
+        with opener.open(request, timeout=10) as response:
             return HttpResult(response.status, response.headers, response.read())
     except urllib.error.HTTPError as error:
         return HttpResult(error.code, error.headers, error.read())
@@ -58,6 +63,10 @@ class Client:
         self.env = env
         self.streaming = streaming
         self.log_line = on_log
+        self._ssl = _tls(getattr(env, "ca_file", None))
+        # No proxy (the mock is local); over TLS, the mock's CA alone.
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=self._ssl))
         self.seen: set[str] = set()  # event ids: dedupe (MSG-2)
         self.events: list[tuple[tuple[int, int], dict]] = []  # sorted by key (MSG-3)
         self.last_sequence = 0
@@ -83,7 +92,8 @@ class Client:
         delay = 0.5
         attempt = 1
         while True:
-            response = await asyncio.to_thread(_http, "POST", self.env.base_url + path, headers, body)
+            response = await asyncio.to_thread(
+                _http, self._opener, "POST", self.env.base_url + path, headers, body)
             retry = response.status == 429 or response.status >= 500
             if not retry or attempt == 5:
                 return response
@@ -126,8 +136,10 @@ class Client:
         return {}
 
     async def _open(self, cursor: int):
-        return await connect(self.url(cursor), ping_interval=None, compression=None,
-                             max_size=None, proxy=None, open_timeout=10, close_timeout=2)
+        url = self.url(cursor)
+        tls = {"ssl": self._ssl} if self._ssl and url.startswith("wss:") else {}
+        return await connect(url, ping_interval=None, compression=None, max_size=None,
+                             proxy=None, open_timeout=10, close_timeout=2, **tls)
 
     async def start(self) -> None:
         await self.new_session()

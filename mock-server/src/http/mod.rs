@@ -117,6 +117,7 @@ fn call_of<T>(
             body: note.body,
             query: Default::default(),
             upgrade: false,
+            plaintext: false,
         },
         token,
         session_id,

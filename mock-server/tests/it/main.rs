@@ -27,3 +27,4 @@ mod server_http;
 mod server_lifecycle;
 mod server_timers;
 mod server_ws;
+mod tls;

@@ -187,22 +187,47 @@ pub struct Refused {
     pub body: String,
 }
 
+/// Why a connection did not open.
+#[derive(Debug)]
+pub enum ConnectError {
+    Refused(Refused),
+    /// Anything before an HTTP answer: TCP, TLS, a malformed handshake.
+    Other(String),
+}
+
 impl Client {
     pub async fn connect(url: &str) -> Result<Self, Refused> {
-        match tokio_tungstenite::connect_async(url).await {
+        Self::connect_with(url, None).await.map_err(|e| match e {
+            ConnectError::Refused(refused) => refused,
+            ConnectError::Other(other) => panic!("connect failed: {other}"),
+        })
+    }
+
+    /// `wss://` trusting `ca_pem` alone.
+    pub async fn connect_tls(url: &str, ca_pem: &str) -> Result<Self, ConnectError> {
+        let config = mock_server::tls::client_config(ca_pem.as_bytes()).expect("a CA");
+        let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(config));
+        Self::connect_with(url, Some(connector)).await
+    }
+
+    async fn connect_with(
+        url: &str,
+        connector: Option<tokio_tungstenite::Connector>,
+    ) -> Result<Self, ConnectError> {
+        match tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector).await {
             Ok((ws, _)) => Ok(Self {
                 ws,
                 log: Vec::new(),
             }),
-            Err(tungstenite::Error::Http(response)) => Err(Refused {
+            Err(tungstenite::Error::Http(response)) => Err(ConnectError::Refused(Refused {
                 status: response.status().as_u16(),
                 body: response
                     .body()
                     .as_ref()
                     .map(|b| String::from_utf8_lossy(b).into_owned())
                     .unwrap_or_default(),
-            }),
-            Err(other) => panic!("connect failed: {other}"),
+            })),
+            Err(other) => Err(ConnectError::Other(other.to_string())),
         }
     }
 
