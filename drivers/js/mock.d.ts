@@ -41,6 +41,8 @@ export interface StartOptions {
   controlToken?: string;
   /** `--log` filter. */
   log?: string;
+  /** `--tls`: serve https:// and wss:// with a throwaway CA (MockHandle.caFile); the control client trusts only that CA. */
+  tls?: boolean;
   /** Any other flags, appended as given. */
   args?: string[];
   /** Added to this process's environment; `undefined` removes a variable. */
@@ -68,6 +70,10 @@ export interface Readiness {
   profile: string;
   console_url: string;
   control_url: string;
+  /** True under `--tls`. */
+  tls?: boolean;
+  /** Under `--tls`: the PEM file of the CA that signed the server certificate. */
+  ca_file?: string;
 }
 
 export interface Health {
@@ -139,8 +145,11 @@ export type Step = string | Record<string, unknown>;
 export type Fault = string | Record<string, unknown>;
 
 export declare class ControlClient {
-  constructor(controlUrl: string, opts?: { token?: string; timeoutMs?: number });
+  /** `ca` (PEM) or `caFile`: for an https control URL, the only CA trusted (without either, Node's default CAs). */
+  constructor(controlUrl: string, opts?: { token?: string; timeoutMs?: number; ca?: string | Buffer; caFile?: string });
   url: string;
+  /** The CA trusted for https, as given or read from `caFile`. */
+  ca?: string | Buffer;
   request(method: string, path: string, body?: unknown): Promise<any>;
   health(): Promise<Health>;
   sessions(limit?: number): Promise<SessionSummary[]>;
@@ -170,6 +179,10 @@ export declare class MockHandle {
   wsUrl: string;
   controlUrl: string;
   consoleUrl: string;
+  /** Whether the mock serves https:// and wss:// (`tls: true`). */
+  tls: boolean;
+  /** Under TLS: the CA's PEM file, for your SDK to trust (removed when the mock exits). */
+  caFile?: string;
   connectorToken: string;
   host: string;
   /** The seed as a decimal string (a u64 does not fit a JS number). */

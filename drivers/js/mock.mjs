@@ -15,7 +15,8 @@
 // See drivers/js/README.md ("Starting the mock from a test").
 
 import { spawn } from "node:child_process";
-import { accessSync, constants, statSync } from "node:fs";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { request as httpsRequest } from "node:https";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 
 /** The environment variable naming the binary when `options.binary` is not given. */
@@ -158,6 +159,7 @@ const STDERR_KEEP = 64 * 1024;
  * @property {string} [bind] `--bind`, default `127.0.0.1:0` (a free port)
  * @property {string} [controlToken] `--control-token`; the control client then sends it
  * @property {string} [log] `--log` filter (e.g. `debug`)
+ * @property {boolean} [tls] `--tls`: serve https:// and wss:// with a throwaway CA (handle.caFile); the control client trusts only that CA
  * @property {string[]} [args] any other flags, appended as given (e.g. `["--time-scale", "100"]`)
  * @property {Record<string, string|undefined>} [env] environment added to this process's (undefined removes a variable)
  * @property {string} [cwd] working directory of the mock
@@ -179,6 +181,8 @@ const STDERR_KEEP = 64 * 1024;
  * @property {string} profile
  * @property {string} console_url
  * @property {string} control_url
+ * @property {boolean} [tls] true under `--tls`
+ * @property {string} [ca_file] under `--tls`: the PEM file of the CA that signed the server certificate
  */
 
 /**
@@ -195,6 +199,7 @@ export async function startMock(options = {}) {
   if (options.config !== undefined) args.push("--config", String(options.config));
   if (options.controlToken !== undefined) args.push("--control-token", String(options.controlToken));
   if (options.log !== undefined) args.push("--log", String(options.log));
+  if (options.tls) args.push("--tls");
   args.push(...(options.args ?? []).map(String));
 
   const env = { ...process.env };
@@ -326,6 +331,10 @@ export class MockHandle {
     this.controlUrl = readiness.control_url;
     /** @type {string} the web console */
     this.consoleUrl = readiness.console_url;
+    /** @type {boolean} whether the mock serves https:// and wss:// (`tls: true`) */
+    this.tls = readiness.tls === true;
+    /** @type {string|undefined} under TLS: the CA's PEM file, for your SDK to trust (removed when the mock exits) */
+    this.caFile = readiness.ca_file ?? undefined;
     /** @type {string} send as X-Token */
     this.connectorToken = readiness.connector_token;
     /** @type {string} send as X-Host */
@@ -340,6 +349,7 @@ export class MockHandle {
     this.control = new ControlClient(readiness.control_url, {
       token: options.controlToken,
       timeoutMs: options.requestTimeoutMs,
+      caFile: this.caFile,
     });
     this._exited = exited;
     this._stderr = stderr;
@@ -434,16 +444,31 @@ if (typeof Symbol.asyncDispose === "symbol") {
  * @property {boolean} [count] answer `{count}` only
  */
 
+// The answer as request() needs it, whichever transport carried it.
+async function viaFetch(url, init) {
+  const response = await fetch(url, init);
+  return {
+    ok: response.ok,
+    status: response.status,
+    statusText: response.statusText,
+    contentType: response.headers.get("content-type"),
+    text: await response.text(),
+  };
+}
+
 /** A small client of the mock's control API (`/_mock/`). Every method rejects with a ControlError on a non-2xx answer. */
 export class ControlClient {
   /**
    * @param {string} controlUrl the readiness line's `control_url`, e.g. http://127.0.0.1:41234/_mock
-   * @param {{token?: string, timeoutMs?: number}} [opts]
+   * @param {{token?: string, timeoutMs?: number, ca?: string|Buffer, caFile?: string}} [opts]
+   *   `ca` (PEM) or `caFile`: for an https control URL, the only CA trusted (without either, Node's default CAs)
    */
-  constructor(controlUrl, { token, timeoutMs } = {}) {
+  constructor(controlUrl, { token, timeoutMs, ca, caFile } = {}) {
     this.url = String(controlUrl).replace(/\/+$/, "");
     this.token = token;
     this.timeoutMs = timeoutMs ?? 10_000;
+    // Read now, while the mock runs: it deletes its CA file when it exits.
+    this.ca = ca ?? (caFile ? readFileSync(caFile) : undefined);
   }
 
   /**
@@ -463,12 +488,14 @@ export class ControlClient {
     }
     let response;
     try {
-      response = await fetch(url, init);
+      response = url.startsWith("https:") ? await this._https(url, init) : await viaFetch(url, init);
     } catch (error) {
-      throw new ControlError(0, `${method} ${url} failed: ${error.cause?.message ?? error.message}`, { method, url });
+      const cause = error.cause ?? error;
+      const code = cause.code ? ` (${cause.code})` : "";
+      throw new ControlError(0, `${method} ${url} failed: ${cause.message}${code}`, { method, url });
     }
-    const text = await response.text();
-    const isJson = (response.headers.get("content-type") ?? "").includes("json");
+    const { text } = response;
+    const isJson = (response.contentType ?? "").includes("json");
     let parsed = text;
     if (isJson && text.length) {
       try {
@@ -485,6 +512,35 @@ export class ControlClient {
       throw new ControlError(response.status, message, { method, url, body: parsed });
     }
     return parsed;
+  }
+
+  /**
+   * One request over node:https, because Node 20's fetch cannot trust a CA per request.
+   * @internal
+   */
+  _https(url, { method, headers, body, signal }) {
+    return new Promise((resolveResponse, rejectResponse) => {
+      // agent: false — a fresh connection each time, so no pooled socket or TLS session outlives a
+      // stopped mock or is shared with a client trusting another CA.
+      const options = { method, headers, signal, agent: false };
+      if (this.ca !== undefined) options.ca = this.ca;
+      const req = httpsRequest(url, options, (res) => {
+        const chunks = [];
+        res.on("data", (chunk) => chunks.push(chunk));
+        res.on("error", rejectResponse);
+        res.on("end", () =>
+          resolveResponse({
+            ok: res.statusCode >= 200 && res.statusCode < 300,
+            status: res.statusCode,
+            statusText: res.statusMessage ?? "",
+            contentType: res.headers["content-type"],
+            text: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+      });
+      req.on("error", rejectResponse);
+      req.end(body);
+    });
   }
 
   /** @returns {Promise<Health>} */

@@ -36,6 +36,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.security.GeneralSecurityException;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -50,6 +54,8 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
 
 public final class MockServer implements AutoCloseable {
     /** The environment variable naming the binary when {@link Options#binary(Path)} is not set. */
@@ -73,6 +79,7 @@ public final class MockServer implements AutoCloseable {
         private final Map<String, String> env = new LinkedHashMap<>();
         private Path directory;
         private String controlToken;
+        private boolean tls;
         private Duration readyTimeout = Duration.ofSeconds(10);
         private Duration closeGrace = Duration.ofSeconds(5);
         private Consumer<String> stderrLines;
@@ -95,6 +102,11 @@ public final class MockServer implements AutoCloseable {
         public Options directory(Path directory) { this.directory = directory; return this; }
         /** {@code --control-token}: the control client then sends it as a bearer token. */
         public Options controlToken(String token) { this.controlToken = token; return this; }
+        /**
+         * {@code --tls}: https:// and wss:// with a throwaway CA whose PEM file is {@link
+         * MockServer#caFile()}; {@link MockServer#control()} trusts that CA and no other.
+         */
+        public Options tls(boolean tls) { this.tls = tls; return this; }
         /** How long to wait for the readiness line (default 10 s). */
         public Options readyTimeout(Duration timeout) { this.readyTimeout = positive(timeout, "readyTimeout"); return this; }
         /** How long close() waits after SIGTERM before it kills (default 5 s). */
@@ -111,6 +123,7 @@ public final class MockServer implements AutoCloseable {
         public Map<String, String> env() { return Collections.unmodifiableMap(env); }
         public Path directory() { return directory; }
         public String controlToken() { return controlToken; }
+        public boolean tls() { return tls; }
         public Duration readyTimeout() { return readyTimeout; }
         public Duration closeGrace() { return closeGrace; }
 
@@ -244,6 +257,7 @@ public final class MockServer implements AutoCloseable {
             command.add("--control-token");
             command.add(options.controlToken);
         }
+        if (options.tls) command.add("--tls");
         command.addAll(options.args);
         ProcessBuilder builder = new ProcessBuilder(command);
         options.env.forEach((name, value) -> {
@@ -397,6 +411,18 @@ public final class MockServer implements AutoCloseable {
     public String scenario() { return field("scenario"); }
     /** {@code profile}: {@code current} or {@code 2026-05}. */
     public String profile() { return field("profile"); }
+    /** {@code tls}: whether it serves https:// and wss:// ({@link Options#tls(boolean)}). */
+    public boolean tls() { return Boolean.TRUE.equals(readyLine.get("tls")); }
+
+    /**
+     * {@code ca_file}: under TLS, the PEM file of the CA that signed the server's certificate
+     * (for the SDK under test to trust, e.g. with {@link #sslContextTrusting(Path)}); null
+     * without TLS. The mock deletes it when it exits unless {@code --tls-ca-out} chose the path.
+     */
+    public Path caFile() {
+        String f = field("ca_file");
+        return f == null ? null : Paths.get(f);
+    }
 
     /**
      * {@code seed}: a u64, in a long (above Long.MAX_VALUE it is negative; print it with
@@ -430,9 +456,35 @@ public final class MockServer implements AutoCloseable {
             } else if (token == null) {
                 token = System.getenv("MESSAGING_MOCK_CONTROL_TOKEN");
             }
-            control = new Control(controlUrl(), token);
+            control = new Control(controlUrl(), token, caFile());
         }
         return control;
+    }
+
+    /**
+     * An SSLContext that trusts the certificates of one PEM file and nothing else (not the JDK's
+     * cacerts): what a client of a {@code --tls} mock needs, without ever turning verification off.
+     */
+    public static SSLContext sslContextTrusting(Path caPem) {
+        Objects.requireNonNull(caPem, "caPem");
+        try (InputStream in = Files.newInputStream(caPem)) {
+            KeyStore trusted = KeyStore.getInstance(KeyStore.getDefaultType());
+            trusted.load(null, null); // empty: only what follows is trusted
+            int n = 0;
+            for (Certificate cert : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+                trusted.setCertificateEntry("ca-" + n++, cert);
+            }
+            if (n == 0) throw new IllegalArgumentException(caPem + " holds no certificate");
+            TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+            tmf.init(trusted);
+            SSLContext context = SSLContext.getInstance("TLS");
+            context.init(null, tmf.getTrustManagers(), null);
+            return context;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the CA file " + caPem + ": " + e.getMessage(), e);
+        } catch (GeneralSecurityException e) {
+            throw new IllegalArgumentException(caPem + " is not a usable PEM CA certificate: " + e.getMessage(), e);
+        }
     }
 
     // --- stopping ---------------------------------------------------------------------------
@@ -615,11 +667,20 @@ public final class MockServer implements AutoCloseable {
         private final Duration timeout = Duration.ofSeconds(10);
 
         /** A client of {@code controlUrl} (e.g. {@code http://127.0.0.1:8080/_mock}); token may be null. */
-        public Control(String controlUrl, String token) {
+        public Control(String controlUrl, String token) { this(controlUrl, token, null); }
+
+        /**
+         * A client of {@code controlUrl}; token may be null. For https, {@code caFile} (a PEM file,
+         * e.g. {@link MockServer#caFile()}) is the only CA trusted; null: the JDK's default trust.
+         * The file is read now (the mock deletes it when it exits).
+         */
+        public Control(String controlUrl, String token, Path caFile) {
             this.base = Objects.requireNonNull(controlUrl, "controlUrl").replaceAll("/+$", "");
             this.token = token;
-            this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
-                    .connectTimeout(Duration.ofSeconds(5)).build();
+            HttpClient.Builder builder = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
+                    .connectTimeout(Duration.ofSeconds(5));
+            if (caFile != null) builder.sslContext(sslContextTrusting(caFile));
+            this.http = builder.build();
         }
 
         /** {@code GET /health}. */

@@ -23,6 +23,7 @@ import os
 import queue
 import shutil
 import signal
+import ssl
 import subprocess
 import threading
 import time
@@ -159,6 +160,7 @@ def start_mock(
     bind: str = "127.0.0.1:0",
     control_token: str | None = None,
     log: str | None = None,
+    tls: bool = False,
     args: Iterable[str] = (),
     env: Mapping[str, str | None] | None = None,
     cwd: str | os.PathLike | None = None,
@@ -174,6 +176,8 @@ def start_mock(
     - `scenario`, `seed`, `config`, `bind`, `control_token`, `log` become `--scenario`, `--seed`,
       `--config`, `--bind` (default 127.0.0.1:0, a free port), `--control-token` (the control
       client then sends it), `--log`; `args` are appended as given (e.g. ["--time-scale", "100"]).
+    - `tls`: `--tls`, https:// and wss:// with a throwaway CA whose PEM file is `mock.ca_file`;
+      the control client trusts that CA and no other.
     - `env` is added to this process's environment (a None value removes a variable).
     - `timeout`: seconds to wait for the readiness line; then, or if the binary exits first, it
       is killed and MockStartError carries the tail of its stderr.
@@ -198,6 +202,8 @@ def start_mock(
         argv += ["--control-token", control_token]
     if log is not None:
         argv += ["--log", log]
+    if tls:
+        argv.append("--tls")
     argv += [str(a) for a in args]
 
     try:
@@ -314,7 +320,12 @@ class MockHandle:
         self.seed: int = int(readiness["seed"])
         self.scenario: str = readiness["scenario"]
         self.profile: str | None = readiness.get("profile")
-        self.control = ControlClient(self.control_url, token=control_token, timeout=request_timeout)
+        # Under --tls: https/wss, and the CA's PEM file for the SDK to trust (removed when the
+        # mock exits unless --tls-ca-out chose the path).
+        self.tls: bool = readiness.get("tls") is True
+        self.ca_file: str | None = readiness.get("ca_file")
+        self.control = ControlClient(self.control_url, token=control_token, timeout=request_timeout,
+                                     ca_file=self.ca_file)
         self._stderr_text = stderr_text
         self._grace = stop_grace
         self._stop_lock = threading.Lock()
@@ -362,12 +373,19 @@ class ControlClient:
     """A small client of the mock's control API (`/_mock/`).
 
     Every method returns the parsed JSON answer and raises ControlError on a non-2xx status.
+    For an https control URL, `ca_file` (a PEM file) is the only CA trusted; without it, the
+    system's default CAs.
     """
 
-    def __init__(self, control_url: str, *, token: str | None = None, timeout: float = 10.0):
+    def __init__(self, control_url: str, *, token: str | None = None, timeout: float = 10.0,
+                 ca_file: str | os.PathLike | None = None):
         self.url = control_url.rstrip("/")
         self.token = token
         self.timeout = timeout
+        self.ca_file = None if ca_file is None else os.fspath(ca_file)
+        # Built now, so the CA is loaded while the mock (which deletes its file on exit) runs.
+        self._ssl_context = (ssl.create_default_context(cafile=self.ca_file)
+                             if self.ca_file is not None and self.url.startswith("https:") else None)
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         url = self.url + path
@@ -380,7 +398,7 @@ class ControlClient:
             data = json.dumps({} if body is None else body).encode()
         req = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl_context) as resp:
                 return _decode(resp.read(), resp.headers.get("Content-Type", ""))
         except urllib.error.HTTPError as e:
             parsed = _decode(e.read(), e.headers.get("Content-Type", "") if e.headers else "")

@@ -15,6 +15,9 @@ Load it as a plugin: installed with `pip install`, pytest finds it by itself (en
         a = messaging_mock_factory(scenario="basic-conversation")
         b = messaging_mock_factory(args=["--profile", "2026-05"])
 
+    @pytest.mark.messaging_mock(tls=True)       # https:// and wss://; trust messaging_mock.ca_file
+    def test_over_tls(messaging_mock): ...
+
 Each mock is stopped when its test ends, whether it passed, failed or raised. Only this module
 imports pytest; messaging_mock works without it.
 """
@@ -34,7 +37,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers",
         f"{MARKER}(**options): options for the messaging_mock fixture's start_mock() "
-        "(scenario=, seed=, config=, args=, env=, ...)",
+        "(scenario=, seed=, config=, tls=, args=, env=, ...)",
     )
 
 

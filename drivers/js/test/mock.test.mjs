@@ -352,6 +352,41 @@ test("a control token is sent by the client", needsBinary(), async (t) => {
   await assert.rejects(new ControlClient(mock.controlUrl).health(), (error) => error.status === 401);
 });
 
+test("tls: https with a throwaway CA; the control client trusts that CA and no other", needsBinary(), async (t) => {
+  const mock = await startMock({ tls: true });
+  t.after(() => mock.stop());
+  // A second mock only for its CA: a real CA that did not sign the first mock's certificate.
+  const other = await startMock({ tls: true });
+  t.after(() => other.stop());
+  assert.equal(mock.tls, true);
+  assert.match(mock.baseUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
+  assert.equal(mock.wsUrl, mock.baseUrl.replace("https", "wss") + "/ws");
+  assert.equal(mock.controlUrl, mock.baseUrl + "/_mock");
+  assert.ok(existsSync(mock.caFile), mock.caFile);
+  assert.match(readFileSync(mock.caFile, "utf8"), /^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\s*$/);
+
+  assert.equal((await mock.control.health()).ok, true, "the handle's client trusts the mock's CA");
+  const withPem = new ControlClient(mock.controlUrl, { ca: readFileSync(mock.caFile, "utf8") });
+  assert.equal((await withPem.health()).ok, true, "ca as PEM text");
+  // Errors still carry the server's answer over https.
+  await assert.rejects(withPem.session("no-such-session"), (error) => error instanceof ControlError && error.status === 404);
+  const untrusted = /certificate|self.signed|UNABLE_TO_VERIFY|SELF_SIGNED/i;
+  await assert.rejects(new ControlClient(mock.controlUrl).health(), (error) => {
+    assert.ok(error instanceof ControlError && error.status === 0, String(error));
+    assert.match(error.message, untrusted);
+    return true;
+  }, "without the CA");
+  await assert.rejects(new ControlClient(mock.controlUrl, { caFile: other.caFile }).health(), (error) => {
+    assert.equal(error.status, 0);
+    assert.match(error.message, untrusted);
+    return true;
+  }, "with another mock's CA");
+
+  const caFile = mock.caFile;
+  await mock.stop();
+  assert.equal(existsSync(caFile), false, "the default CA file goes with the mock");
+});
+
 test("a test that fails still stops its mock (t.after)", needsBinary(), async () => {
   const dir = tmp();
   try {

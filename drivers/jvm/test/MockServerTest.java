@@ -671,6 +671,33 @@ public final class MockServerTest {
                 eq(401, wrong.status());
             }
         });
+
+        test("control: over TLS the client trusts the mock's CA and no other", () -> {
+            // A second mock only for its CA: a real CA that did not sign the first mock's certificate.
+            try (MockServer mock = MockServer.start(options().tls(true));
+                 MockServer other = MockServer.start(options().tls(true))) {
+                check(mock.tls(), "tls in the readiness line");
+                check(mock.command().contains("--tls"), "command " + mock.command());
+                check(mock.baseUrl().matches("https://127\\.0\\.0\\.1:\\d+"), "baseUrl " + mock.baseUrl());
+                eq("wss://" + mock.baseUrl().substring("https://".length()) + "/ws", mock.wsUrl());
+                Path ca = mock.caFile();
+                check(ca != null && Files.isRegularFile(ca), "caFile " + ca);
+                String pem = Files.readString(ca);
+                check(pem.startsWith("-----BEGIN CERTIFICATE-----") && pem.strip().endsWith("-----END CERTIFICATE-----"),
+                        "PEM: " + pem);
+
+                check(mock.control().health().ok(), "the mock's client trusts its CA");
+                // Errors still carry the server's answer over https.
+                eq(404, expect(ControlException.class, () -> mock.control().session("no-such-session")).status());
+                for (Control untrusting : List.of(new Control(mock.controlUrl(), null),
+                        new Control(mock.controlUrl(), null, other.caFile()))) {
+                    java.io.UncheckedIOException e = expect(java.io.UncheckedIOException.class, untrusting::health);
+                    check(e.getCause() instanceof javax.net.ssl.SSLHandshakeException, "a certificate failure: " + e.getCause());
+                }
+                mock.close();
+                check(!Files.exists(ca), "the default CA file goes with the mock: " + ca);
+            }
+        });
     }
 
     // --- stopping ---------------------------------------------------------------------------

@@ -328,6 +328,34 @@ class StartingAndStopping(GoneMixin, unittest.TestCase):
                 ControlClient(mock.control_url).health()
             self.assertEqual(caught.exception.status, 401)
 
+    @needs_binary
+    def test_tls_the_control_client_trusts_the_mocks_ca_and_no_other(self):
+        # A second mock only for its CA: a real CA that did not sign the first mock's certificate.
+        with start_mock(tls=True) as mock, start_mock(tls=True) as other:
+            self.assertTrue(mock.tls)
+            self.assertEqual(mock.args[-1], "--tls")
+            self.assertRegex(mock.base_url, r"^https://127\.0\.0\.1:\d+$")
+            self.assertEqual(mock.ws_url, mock.base_url.replace("https", "wss") + "/ws")
+            self.assertEqual(mock.control_url, mock.base_url + "/_mock")
+            self.assertTrue(os.path.isfile(mock.ca_file), mock.ca_file)
+            with open(mock.ca_file) as f:
+                pem = f.read()
+            self.assertRegex(pem, r"^-----BEGIN CERTIFICATE-----\n[\s\S]+-----END CERTIFICATE-----\s*$")
+
+            self.assertTrue(mock.control.health()["ok"], "the handle's client trusts the mock's CA")
+            # Errors still carry the server's answer over https.
+            with self.assertRaises(ControlError) as caught:
+                mock.control.session("no-such-session")
+            self.assertEqual(caught.exception.status, 404)
+            for what, client in (("without the CA", ControlClient(mock.control_url)),
+                                 ("with another mock's CA", ControlClient(mock.control_url, ca_file=other.ca_file))):
+                with self.subTest(what), self.assertRaises(ControlError) as caught:
+                    client.health()
+                self.assertEqual(caught.exception.status, 0, what)
+                self.assertIn("CERTIFICATE_VERIFY_FAILED", caught.exception.message, what)
+            ca_file = mock.ca_file
+        self.assertFalse(os.path.exists(ca_file), "the default CA file goes with the mock")
+
 
 # --- a conversation, and every control-client method -------------------------------------------
 
