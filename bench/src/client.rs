@@ -12,9 +12,9 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::proc::{Server, ServerProcess};
 
@@ -31,7 +31,10 @@ pub const HEARTBEAT_ECHO: &str = r#""EVENT_TYPE_HEARTBEAT""#;
 pub const AGENT_MESSAGE: &str = r#""EVENT_TYPE_POLY_AGENT_MESSAGE""#;
 const EVENT_BATCH: &str = r#""EVENT_TYPE_EVENT_BATCH""#;
 
-pub type Ws = WebSocketStream<TcpStream>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A client TLS configuration trusting a server's CA alone.
+pub type Tls = Arc<rustls::ClientConfig>;
 
 /// What a session does once its socket is open, before the measured phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -54,11 +57,13 @@ pub struct HttpConn {
 }
 
 impl HttpConn {
-    pub async fn connect(authority: &str) -> anyhow::Result<Self> {
+    /// A connection to `authority`, over TLS when `tls` is given.
+    pub async fn connect_with(authority: &str, tls: Option<Tls>) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(authority)
             .await
             .with_context(|| format!("connecting to {authority}"))?;
         stream.set_nodelay(true)?;
+        let stream = secure(authority, stream, tls).await?;
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .context("HTTP handshake")?;
@@ -150,16 +155,48 @@ fn json_field(body: &[u8], field: &str) -> anyhow::Result<String> {
         .with_context(|| format!("response has no `{field}`"))
 }
 
+/// `stream`, wrapped in TLS (verifying the server as the host of `authority`) when `tls` is
+/// given.
+async fn secure(
+    authority: &str,
+    stream: TcpStream,
+    tls: Option<Tls>,
+) -> anyhow::Result<MaybeTlsStream<TcpStream>> {
+    let Some(tls) = tls else {
+        return Ok(MaybeTlsStream::Plain(stream));
+    };
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host);
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .with_context(|| format!("{host}: not a server name"))?;
+    let stream = tokio::time::timeout(
+        ANSWER_TIMEOUT,
+        tokio_rustls::TlsConnector::from(tls).connect(name, stream),
+    )
+    .await
+    .context("TLS handshake timed out")?
+    .context("TLS handshake")?;
+    Ok(MaybeTlsStream::Rustls(stream))
+}
+
 /// Opens a WebSocket to `ws://authority{path}` with small buffers (thousands are held at once).
 pub async fn connect_ws(authority: &str, path: &str) -> anyhow::Result<Ws> {
+    connect_ws_with(authority, path, None).await
+}
+
+/// [`connect_ws`], `wss://` when `tls` is given.
+pub async fn connect_ws_with(authority: &str, path: &str, tls: Option<Tls>) -> anyhow::Result<Ws> {
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     let stream = TcpStream::connect(authority)
         .await
         .with_context(|| format!("connecting to {authority}"))?;
     stream.set_nodelay(true)?;
+    let stream = secure(authority, stream, tls).await?;
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let url = format!("ws://{authority}{path}");
+    let url = format!("{scheme}://{authority}{path}");
     let (ws, _) = tokio::time::timeout(
         ANSWER_TIMEOUT,
         tokio_tungstenite::client_async_with_config(url, stream, Some(config)),
@@ -202,16 +239,16 @@ pub async fn open_session(
     warmup: Warmup,
 ) -> anyhow::Result<Ws> {
     let mut ws = match server {
-        Server::Reference => connect_ws(&target.ws_authority, "/ws").await?,
+        Server::Reference => target.ws("/ws").await?,
         Server::Mock => {
             let conn = match http {
                 Some(conn) => conn,
-                None => http.insert(HttpConn::connect(&target.http_authority).await?),
+                None => http.insert(target.http().await?),
             };
             let token = conn.access_token().await?;
             let session = conn.create_session(&token).await?;
             let path = format!("/ws?session_id={session}&access_token={token}");
-            let mut ws = connect_ws(&target.ws_authority, &path).await?;
+            let mut ws = target.ws(&path).await?;
             wait_for(&mut ws, EVENT_BATCH)
                 .await
                 .context("waiting for the replay")?;
@@ -241,14 +278,35 @@ pub async fn open_session(
 pub struct Target {
     pub http_authority: String,
     pub ws_authority: String,
+    /// Over TLS: trusts the server's CA alone.
+    pub tls: Option<Tls>,
 }
 
 impl Target {
-    pub fn of(process: &ServerProcess) -> Self {
-        Self {
+    pub fn of(process: &ServerProcess) -> anyhow::Result<Self> {
+        let tls = match &process.ca_file {
+            None => None,
+            Some(file) => {
+                let pem = std::fs::read(file)
+                    .with_context(|| format!("reading the CA file {}", file.display()))?;
+                Some(Arc::new(mock_server::tls::client_config(&pem)?))
+            }
+        };
+        Ok(Self {
             http_authority: process.http_authority().to_owned(),
             ws_authority: process.ws_authority().to_owned(),
-        }
+            tls,
+        })
+    }
+
+    /// A WebSocket to `path` (`wss://` over TLS).
+    pub async fn ws(&self, path: &str) -> anyhow::Result<Ws> {
+        connect_ws_with(&self.ws_authority, path, self.tls.clone()).await
+    }
+
+    /// A kept-alive HTTP connection (`https://` over TLS).
+    pub async fn http(&self) -> anyhow::Result<HttpConn> {
+        HttpConn::connect_with(&self.http_authority, self.tls.clone()).await
     }
 }
 

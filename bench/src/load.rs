@@ -138,7 +138,7 @@ async fn build_jobs(
             let mut errors = 0;
             let mut first_error = None;
             for _ in 0..count {
-                match HttpConn::connect(&target.http_authority).await {
+                match target.http().await {
                     Ok(conn) => jobs.push(Job::Http(conn)),
                     Err(error) => {
                         errors += 1;
@@ -237,15 +237,15 @@ fn client_thread(
 pub async fn closed_loop(
     server: Server,
     bins: &Binaries,
-    kind: Loop,
+    (kind, tls): (Loop, bool),
     concurrency: usize,
     threads: usize,
     window: Window,
     progress: &Progress,
     label: &str,
 ) -> anyhow::Result<Sample> {
-    let process = ServerProcess::spawn(server, bins).await?;
-    let target = Target::of(&process);
+    let process = ServerProcess::spawn_tls(server, bins, tls).await?;
+    let target = Target::of(&process)?;
     let shared = Arc::new(Shared {
         phase: AtomicU8::new(OPENING),
         ready: AtomicUsize::new(0),
@@ -369,7 +369,7 @@ pub async fn idle(
     progress: &Progress,
 ) -> anyhow::Result<Sample> {
     let process = ServerProcess::spawn(server, bins).await?;
-    let target = Target::of(&process);
+    let target = Target::of(&process)?;
     // One session first, so one-off start-up allocations are not charged to the sessions.
     let mut http = None;
     let first = client::open_session(server, &target, &mut http, warmup)
@@ -421,8 +421,8 @@ pub async fn startup(server: Server, bins: &Binaries) -> anyhow::Result<Sample> 
     let process = ServerProcess::spawn(server, bins).await?;
     let spawned = process.spawned_at;
     let ready_ms = spawned.elapsed().as_secs_f64() * 1e3;
-    let target = Target::of(&process);
-    let mut http = HttpConn::connect(&target.http_authority).await?;
+    let target = Target::of(&process)?;
+    let mut http = target.http().await?;
     let (status, _) = http.token_request().await?;
     if status != 200 {
         bail!("first access-token request answered {status}");

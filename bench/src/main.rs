@@ -81,6 +81,9 @@ enum Mode {
     Echo {
         #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
         concurrency: Vec<usize>,
+        /// Over TLS: the mock with `--tls` against the reference serving `wss://` too.
+        #[arg(long)]
+        tls: bool,
         #[command(flatten)]
         timing: Timing,
     },
@@ -152,7 +155,14 @@ enum Mode {
     },
     /// Runs the reference server (used by the harness; prints a readiness line).
     #[command(hide = true)]
-    ReferenceServer,
+    ReferenceServer {
+        /// Serve `wss://` with a generated certificate (needs `--tls-ca-out`).
+        #[arg(long, requires = "tls_ca_out")]
+        tls: bool,
+        /// Where the CA of `--tls` is written.
+        #[arg(long, value_name = "FILE")]
+        tls_ca_out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -221,8 +231,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Mode::ReferenceServer = cli.mode {
-        reference::run().await?;
+    if let Mode::ReferenceServer { tls, tls_ca_out } = cli.mode {
+        reference::run(tls_ca_out.filter(|_| tls)).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let fd_limit = proc::raise_fd_limit()?;
@@ -359,6 +369,8 @@ enum Step {
     Loop {
         kind: Loop,
         concurrency: usize,
+        /// Both servers serve TLS (`wss://`, `https://`).
+        tls: bool,
         pairs: usize,
         window: Window,
         goals: Vec<Goal>,
@@ -412,6 +424,18 @@ fn echo_goals(concurrency: usize) -> Vec<Goal> {
                 value: 4.0,
             },
         ],
+        _ => vec![],
+    }
+}
+
+/// The targets of an echo run over TLS (issue: at least 0.75× the TLS reference at C=1 and
+/// C=100).
+fn tls_echo_goals(concurrency: usize) -> Vec<Goal> {
+    match concurrency {
+        1 | 100 => vec![Goal::RatioAtLeast {
+            metric: "msgs_per_s",
+            value: 0.75,
+        }],
         _ => vec![],
     }
 }
@@ -471,6 +495,7 @@ fn plan(mode: &Mode) -> Vec<Step> {
             .map(|&c| Step::Loop {
                 kind,
                 concurrency: c,
+                tls: false,
                 pairs: t.pairs,
                 window: window(t.duration, t.warmup),
                 goals: goals(c),
@@ -480,8 +505,14 @@ fn plan(mode: &Mode) -> Vec<Step> {
     match mode {
         Mode::Echo {
             concurrency,
+            tls: false,
             timing,
         } => loops(Loop::Echo, concurrency, timing, &echo_goals),
+        Mode::Echo {
+            concurrency,
+            tls: true,
+            timing,
+        } => over_tls(loops(Loop::Echo, concurrency, timing, &tls_echo_goals)),
         Mode::Turn {
             concurrency,
             timing,
@@ -512,6 +543,7 @@ fn plan(mode: &Mode) -> Vec<Step> {
         } => vec![Step::Loop {
             kind: Loop::Http,
             concurrency: *concurrency,
+            tls: false,
             pairs: timing.pairs,
             window: window(timing.duration, timing.warmup),
             goals: http_goals(),
@@ -523,10 +555,12 @@ fn plan(mode: &Mode) -> Vec<Step> {
                 warmup: 1.0,
             };
             let mut steps = loops(Loop::Echo, &[1, 10, 100, 1000], &t, &echo_goals);
+            steps.extend(over_tls(loops(Loop::Echo, &[1, 100], &t, &tls_echo_goals)));
             steps.extend(loops(Loop::Turn, &[1, 100], &t, &|_| vec![Goal::NoErrors]));
             steps.push(Step::Loop {
                 kind: Loop::Http,
                 concurrency: 8,
+                tls: false,
                 pairs: *pairs,
                 window: window(*duration, 1.0),
                 goals: http_goals(),
@@ -552,10 +586,12 @@ fn plan(mode: &Mode) -> Vec<Step> {
                 warmup: 0.2,
             };
             let mut steps = loops(Loop::Echo, &[2], &t, &|_| vec![]);
+            steps.extend(over_tls(loops(Loop::Echo, &[2], &t, &|_| vec![])));
             steps.extend(loops(Loop::Turn, &[2], &t, &|_| vec![]));
             steps.push(Step::Loop {
                 kind: Loop::Http,
                 concurrency: 2,
+                tls: false,
                 pairs: 1,
                 window: window(0.5, 0.2),
                 goals: vec![],
@@ -574,8 +610,33 @@ fn plan(mode: &Mode) -> Vec<Step> {
             }
             steps
         }
-        Mode::ReferenceServer | Mode::Soak { .. } => vec![],
+        Mode::ReferenceServer { .. } | Mode::Soak { .. } => vec![],
     }
+}
+
+/// The same loops, both servers serving TLS.
+fn over_tls(steps: Vec<Step>) -> Vec<Step> {
+    steps
+        .into_iter()
+        .map(|step| match step {
+            Step::Loop {
+                kind,
+                concurrency,
+                pairs,
+                window,
+                goals,
+                ..
+            } => Step::Loop {
+                kind,
+                concurrency,
+                tls: true,
+                pairs,
+                window,
+                goals,
+            },
+            other => other,
+        })
+        .collect()
 }
 
 impl Step {
@@ -590,6 +651,12 @@ impl Step {
 
     fn name(&self) -> String {
         match self {
+            Self::Loop {
+                kind: Loop::Echo,
+                concurrency,
+                tls: true,
+                ..
+            } => format!("echo over TLS C={concurrency}"),
             Self::Loop {
                 kind: Loop::Echo,
                 concurrency,
@@ -644,13 +711,14 @@ impl Step {
                     Self::Loop {
                         kind,
                         concurrency,
+                        tls,
                         window,
                         ..
                     } => {
                         load::closed_loop(
                             server,
                             bins,
-                            *kind,
+                            (*kind, *tls),
                             *concurrency,
                             client_threads.unwrap_or_else(|| load::client_threads(*concurrency)),
                             *window,

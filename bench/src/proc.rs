@@ -65,6 +65,9 @@ impl Binaries {
 struct Ready {
     base_url: String,
     ws_url: String,
+    /// Over TLS: the CA a client trusts.
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 /// A running server process; killed when dropped.
@@ -74,8 +77,18 @@ pub struct ServerProcess {
     pub pid: u32,
     pub base_url: String,
     pub ws_url: String,
+    /// Over TLS: the CA file the server wrote, removed with the process.
+    pub ca_file: Option<PathBuf>,
     /// When `spawn` was called.
     pub spawned_at: Instant,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(file) = &self.ca_file {
+            let _ = std::fs::remove_file(file);
+        }
+    }
 }
 
 impl ServerProcess {
@@ -84,7 +97,25 @@ impl ServerProcess {
         Self::spawn_with(server, bins, &[]).await
     }
 
-    /// [`ServerProcess::spawn`] with extra command-line arguments for the mock.
+    /// [`ServerProcess::spawn`], serving TLS when `tls` (each with a CA of its own, written to
+    /// a file of this process's temporary directory).
+    pub async fn spawn_tls(server: Server, bins: &Binaries, tls: bool) -> anyhow::Result<Self> {
+        if !tls {
+            return Self::spawn(server, bins).await;
+        }
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ca = std::env::temp_dir().join(format!("loadgen-{}-{n}-ca.pem", std::process::id()));
+        let args = [
+            "--tls".to_owned(),
+            "--tls-ca-out".to_owned(),
+            ca.display().to_string(),
+        ];
+        Self::spawn_with(server, bins, &args).await
+    }
+
+    /// [`ServerProcess::spawn`] with extra command-line arguments (the reference server takes
+    /// only `--tls --tls-ca-out FILE`).
     pub async fn spawn_with(
         server: Server,
         bins: &Binaries,
@@ -95,6 +126,7 @@ impl ServerProcess {
             Server::Reference => {
                 let mut command = Command::new(&bins.loadgen);
                 command.arg("reference-server");
+                command.args(extra);
                 command
             }
             Server::Mock => {
@@ -138,18 +170,26 @@ impl ServerProcess {
             pid,
             base_url: ready.base_url,
             ws_url: ready.ws_url,
+            ca_file: ready.ca_file,
             spawned_at,
         })
     }
 
     /// `host:port` of the HTTP listener.
     pub fn http_authority(&self) -> &str {
-        self.base_url.trim_start_matches("http://")
+        let url = self.base_url.as_str();
+        url.strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .unwrap_or(url)
     }
 
     /// `host:port` of the WebSocket listener.
     pub fn ws_authority(&self) -> &str {
-        let rest = self.ws_url.trim_start_matches("ws://");
+        let url = self.ws_url.as_str();
+        let rest = url
+            .strip_prefix("wss://")
+            .or_else(|| url.strip_prefix("ws://"))
+            .unwrap_or(url);
         rest.split_once('/')
             .map_or(rest, |(authority, _)| authority)
     }

@@ -5,7 +5,9 @@
 //! object, gets `id` (UUIDv7), `sequence` (per connection) and `timestamp` (RFC 3339, ms), and
 //! is written back. HTTP: `POST /api/v1/access-token` answers a fixed JSON body of the same
 //! shape as the mock's. Run as `loadgen reference-server`; prints the same readiness line as
-//! the mock.
+//! the mock. With `--tls --tls-ca-out FILE`, the WebSocket is `wss://` with the same kind of
+//! generated certificate as the mock's `--tls` (rustls through tokio-rustls, accepted with the
+//! same acceptor code path: the cost of TLS itself, the same on both sides).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,7 +18,7 @@ use axum::routing::post;
 use futures_util::{SinkExt, StreamExt};
 use mock_server::protocol::{EventId, Timestamp};
 use serde_json::{Map, Value};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -27,18 +29,31 @@ const STATIC_TOKEN: &str = concat!(
     r#"c2lnbmF0dXJlLW9mLWEtc3RhdGljLXJlc3BvbnNlLXdpdGgtYS1yZWFsaXN0aWMtc2l6ZQ","expires_in":3600}"#
 );
 
-pub async fn run() -> anyhow::Result<()> {
+pub async fn run(ca_out: Option<std::path::PathBuf>) -> anyhow::Result<()> {
+    let tls = match &ca_out {
+        None => None,
+        Some(path) => {
+            let identity = mock_server::tls::TlsIdentity::generate()?;
+            std::fs::write(path, identity.ca_pem().unwrap_or_default())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Some(identity)
+        }
+    };
     let ws = TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the WebSocket port")?;
     let http = TcpListener::bind("127.0.0.1:0")
         .await
         .context("binding the HTTP port")?;
-    let ready = serde_json::json!({
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    let mut ready = serde_json::json!({
         "ready": true,
         "base_url": format!("http://{}", http.local_addr()?),
-        "ws_url": format!("ws://{}/ws", ws.local_addr()?),
+        "ws_url": format!("{scheme}://{}/ws", ws.local_addr()?),
     });
+    if let Some(path) = &ca_out {
+        ready["ca_file"] = path.display().to_string().into();
+    }
     println!("{ready}");
     let app = Router::new().route(
         "/api/v1/access-token",
@@ -47,12 +62,27 @@ pub async fn run() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(http, app).await });
     loop {
         let (stream, _) = ws.accept().await.context("accepting")?;
-        tokio::spawn(echo(stream));
+        let _ = stream.set_nodelay(true);
+        match &tls {
+            None => {
+                tokio::spawn(echo(stream));
+            }
+            Some(identity) => {
+                let acceptor = identity.acceptor().clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        echo(stream).await;
+                    }
+                });
+            }
+        }
     }
 }
 
-async fn echo(stream: TcpStream) {
-    let _ = stream.set_nodelay(true);
+async fn echo<S>(stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);

@@ -281,7 +281,7 @@ async fn worker(
     while Instant::now() < until {
         let conn = match &mut http {
             Some(conn) => conn,
-            None => match HttpConn::connect(&target.http_authority).await {
+            None => match target.http().await {
                 Ok(conn) => http.insert(conn),
                 Err(error) => {
                     note_error(&tally, error).await;
@@ -361,7 +361,7 @@ pub async fn run(
         args.push(dir.display().to_string());
     }
     let process = ServerProcess::spawn_with(Server::Mock, bins, &args).await?;
-    let target = client::Target::of(&process);
+    let target = client::Target::of(&process)?;
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let until = started + plan.duration;

@@ -68,7 +68,13 @@ fn smoke_runs_every_mode_against_both_servers() {
         .filter_map(|c| c["name"].as_str())
         .collect();
     for prefix in [
-        "echo C=2", "turn C=2", "http C=2", "startup", "idle 20", "full 20",
+        "echo C=2",
+        "echo over TLS C=2",
+        "turn C=2",
+        "http C=2",
+        "startup",
+        "idle 20",
+        "full 20",
     ] {
         assert!(
             names.iter().any(|n| n.starts_with(prefix)),

@@ -159,7 +159,8 @@ impl TlsIdentity {
         self.ca_pem.as_deref()
     }
 
-    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
+    /// What accepts a TLS connection for this identity.
+    pub fn acceptor(&self) -> &TlsAcceptor {
         &self.acceptor
     }
 }
