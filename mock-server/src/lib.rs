@@ -25,6 +25,7 @@ pub mod http_log;
 pub mod journal;
 pub mod output;
 pub mod protocol;
+pub mod proxy;
 pub mod router;
 pub mod scenario;
 pub mod schemas;

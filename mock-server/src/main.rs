@@ -43,6 +43,11 @@ enum Command {
     },
     /// Steer a running mock through its control API (`/_mock/`).
     Ctl(ctl::CtlArgs),
+    /// Serve the protocol's endpoints in front of the real service (or another mock): REST
+    /// calls and WebSocket frames forwarded both ways, every session recorded (replay it with
+    /// `--scenario FILE.jsonl`), every frame checked against the protocol; violations at
+    /// `GET /_mock/violations` and summarised at exit (docs/proxy.md).
+    Proxy(ProxyArgs),
     /// Print the scenario a recording (`--record` output) describes; serve it directly with
     /// `--scenario FILE.jsonl`.
     Replay {
@@ -58,6 +63,31 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+#[derive(Debug, Args)]
+struct ProxyArgs {
+    /// The service to forward to: `https://host[:port]` (verified against the platform's
+    /// roots, or `--upstream-ca`) or `http://host:port`.
+    #[arg(long, env = "MESSAGING_MOCK_UPSTREAM")]
+    upstream: String,
+    /// The CA certificate (PEM) the upstream's certificate chains to, instead of the
+    /// platform's roots (another mock's `ca_file`, a company CA).
+    #[arg(long, env = "MESSAGING_MOCK_UPSTREAM_CA", value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
+    /// Address to listen on (port 0 for any free port).
+    #[arg(long, env = "MESSAGING_MOCK_BIND", default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Append each session's journal to DIR/<session_id>.jsonl (the `--record` format).
+    #[arg(long, env = "MESSAGING_MOCK_RECORD", value_name = "DIR")]
+    record: Option<PathBuf>,
+    /// Close a connection on its first violation: 1008 for the client's, 1011 for the
+    /// service's.
+    #[arg(long)]
+    strict: bool,
+    /// Log filter, e.g. `info`, `debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -243,6 +273,7 @@ fn main() -> ExitCode {
         Some(Command::GenerateSchemas { out, check }) => generate_schemas(&out, check),
         Some(Command::Scenarios) => list_scenarios(),
         Some(Command::Ctl(args)) => ctl::run(args),
+        Some(Command::Proxy(args)) => proxy(args),
         Some(Command::Replay { file }) => replay(&file),
         Some(Command::CheckScenario { files }) => check_scenarios(&files),
         None => serve(cli.serve),
@@ -254,14 +285,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log)
-                .with_context(|| format!("invalid --log filter `{}`", args.log))?,
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    init_logging(&args.log)?;
     let bind = args.bind;
     let control_bind = args.control_bind;
     let tls = match tls_setup(&args) {
@@ -408,6 +432,86 @@ fn tls_setup(args: &ServeArgs) -> anyhow::Result<Option<TlsSetup>> {
         identity,
         ca_file: Some(CaFile { path, remove }),
     }))
+}
+
+/// Logs to stderr (colours on a terminal) with the `--log` filter.
+fn init_logging(filter: &str) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(filter)
+                .with_context(|| format!("invalid --log filter `{filter}`"))?,
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    Ok(())
+}
+
+fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    use mock_server::proxy::{Proxy, ProxyConfig, Upstream};
+    init_logging(&args.log)?;
+    let ca = match &args.upstream_ca {
+        Some(file) => Some(
+            std::fs::read(file)
+                .with_context(|| format!("cannot read --upstream-ca {}", file.display()))?,
+        ),
+        None => None,
+    };
+    let upstream = match Upstream::new(&args.upstream, ca.as_deref()) {
+        Ok(upstream) => upstream,
+        Err(error) => {
+            eprintln!("messaging-mock proxy: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if let Some(dir) = &args.record {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create the recording directory {}", dir.display()))?;
+    }
+    let proxy = Proxy::new(ProxyConfig {
+        upstream,
+        record_dir: args.record.clone(),
+        strict: args.strict,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = TcpListener::bind(args.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.bind))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let ready = serde_json::json!({
+            "ready": true,
+            "proxy": true,
+            "upstream": args.upstream,
+            "base_url": format!("http://{addr}"),
+            "ws_url": format!("ws://{addr}/ws"),
+            "control_url": format!("http://{addr}/_mock"),
+        });
+        outln!("{ready}");
+        let shutdown = shutdown_signal()?;
+        mock_server::proxy::serve(listener, proxy.clone(), shutdown)
+            .await
+            .context("serving")?;
+        let violations = proxy.violations();
+        eprintln!(
+            "messaging-mock proxy: {} violation(s) of the protocol",
+            proxy.violation_count()
+        );
+        for v in violations.iter().take(20) {
+            eprintln!(
+                "  {} ms {:?} {}: {} {}",
+                v.at_ms,
+                v.direction,
+                v.rule,
+                v.detail,
+                v.session_id.as_deref().unwrap_or("")
+            );
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn rand_seed() -> u64 {

@@ -194,6 +194,13 @@ pub fn client_config(ca_pem: &[u8]) -> Result<rustls::ClientConfig, TlsError> {
             reason: "no certificate section found".into(),
         });
     }
+    client_config_trusting(roots)
+}
+
+/// A client configuration that trusts `roots`, speaking HTTP/1.1.
+pub fn client_config_trusting(
+    roots: rustls::RootCertStore,
+) -> Result<rustls::ClientConfig, TlsError> {
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rejected(e.to_string()))?

@@ -21,6 +21,7 @@ mod limits;
 mod protocol_bad_frames;
 mod protocol_examples;
 mod protocol_properties;
+mod proxy;
 mod scenarios;
 mod schemas_fresh;
 mod server_http;

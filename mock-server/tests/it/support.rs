@@ -390,3 +390,68 @@ pub async fn spawn_binary(args: &[&std::ffi::OsStr]) -> (std::process::Child, Va
     let ready = serde_json::from_str(&line).expect("the readiness line is JSON");
     (child, ready)
 }
+
+/// One HTTP/1.1 request to `addr` on a connection of its own (HTTPS trusting `ca_pem` alone
+/// when given): status and body.
+pub async fn request(
+    addr: &str,
+    ca_pem: Option<&str>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String), String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let mut sender = match ca_pem {
+        Some(ca_pem) => {
+            let config =
+                mock_server::tls::client_config(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+            let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a name");
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| e.to_string())?;
+            sender_over(tls).await?
+        }
+        None => sender_over(tcp).await?,
+    };
+    let mut request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
+        .body(http_body_util::Full::new(hyper::body::Bytes::from(
+            body.to_owned(),
+        )))
+        .expect("request");
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+async fn sender_over<I>(
+    io: I,
+) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>, String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    Ok(sender)
+}

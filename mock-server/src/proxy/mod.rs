@@ -1,0 +1,532 @@
+//! `messaging-mock proxy --upstream URL`: the protocol's endpoints served in front of the real
+//! service (or another mock). REST calls and WebSocket frames go through both ways unchanged
+//! but for the `Host` and `Origin` headers; every session is recorded in the mock's recording
+//! format (so `--scenario FILE.jsonl` replays what the service did), and every frame is checked
+//! against the protocol ([`validate`]). Violations are listed at `GET /_mock/violations`.
+//!
+//! Left for later: injecting the mock's faults into proxied traffic, and the console.
+
+pub mod validate;
+mod ws;
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_util::rt::TokioIo;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use crate::journal::{JournalBudget, JournalEntry, JournalEvent, SessionJournal};
+
+/// How long the upstream gets to connect and to answer a REST call or a handshake.
+pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest REST body forwarded either way.
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Violations kept (the newest).
+const MAX_VIOLATIONS: usize = 10_000;
+/// A frame is kept in a violation up to this many bytes.
+const FRAME_KEPT: usize = 512;
+
+/// Why the proxy cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("--upstream {0}: not an http:// or https:// URL with a host")]
+    Url(String),
+    #[error("--upstream-ca: {0}")]
+    Ca(String),
+}
+
+/// Where the proxy forwards to.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `host:port`.
+    authority: String,
+    /// `https` upstreams: the roots the service's certificate must chain to.
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Upstream {
+    /// `url` (`http://host:port` or `https://host[:port]`); an `https` upstream is verified
+    /// against `ca_pem` when given, else the platform's roots.
+    pub fn new(url: &str, ca_pem: Option<&[u8]>) -> Result<Self, ProxyError> {
+        let bad = || ProxyError::Url(url.to_owned());
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        let host_port = rest.split('/').next().unwrap_or_default();
+        if host_port.is_empty() {
+            return Err(bad());
+        }
+        let (secure, default_port) = match scheme {
+            "https" => (true, 443),
+            "http" => (false, 80),
+            _ => return Err(bad()),
+        };
+        let has_port = host_port
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        let authority = if has_port {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:{default_port}")
+        };
+        let tls = match (secure, ca_pem) {
+            (false, _) => None,
+            (true, Some(pem)) => Some(Arc::new(
+                crate::tls::client_config(pem).map_err(|e| ProxyError::Ca(e.to_string()))?,
+            )),
+            (true, None) => Some(Arc::new(platform_roots()?)),
+        };
+        Ok(Self { authority, tls })
+    }
+
+    fn host(&self) -> &str {
+        self.authority
+            .rsplit_once(':')
+            .map_or(self.authority.as_str(), |(host, _)| host)
+    }
+
+    fn origin(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.authority)
+    }
+
+    fn ws_url(&self, path_and_query: &str) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{path_and_query}", self.authority)
+    }
+}
+
+/// The platform's trusted roots (the system store), for a real `https://` service.
+fn platform_roots() -> Result<rustls::ClientConfig, ProxyError> {
+    let found = rustls_native_certs::load_native_certs();
+    let mut roots = rustls::RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        return Err(ProxyError::Ca(
+            "the platform has no trusted roots; give the upstream's CA with --upstream-ca".into(),
+        ));
+    }
+    crate::tls::client_config_trusting(roots).map_err(|e| ProxyError::Ca(e.to_string()))
+}
+
+/// Which way a checked frame or call went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the client to the service.
+    Client,
+    /// From the service to the client.
+    Server,
+    /// The upstream itself failed (unreachable, TLS, timeout, a malformed answer).
+    Upstream,
+}
+
+/// One broken rule, as `GET /_mock/violations` lists it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Violation {
+    /// Milliseconds since the proxy started.
+    pub at_ms: u64,
+    pub direction: Direction,
+    /// The rule: an obligation id of spec §11 for the client (`AUTH-1`, `WS-5`, …), a
+    /// `server-…` rule for the service, `upstream` for a failure of the upstream.
+    pub rule: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn: Option<u64>,
+    /// The frame or call (its first 512 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<String>,
+}
+
+/// How the proxy runs.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub upstream: Upstream,
+    /// Each session's recording goes to `DIR/<session_id>.jsonl`.
+    pub record_dir: Option<PathBuf>,
+    /// Close a connection on its first violation (1008 for the client's, 1011 for the
+    /// service's) instead of only listing it.
+    pub strict: bool,
+}
+
+/// The proxy's shared state.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ProxyConfig,
+    started: Instant,
+    violations: Mutex<VecDeque<Violation>>,
+    total_violations: AtomicU64,
+    sessions: Mutex<HashMap<String, SessionLog>>,
+    budget: Arc<JournalBudget>,
+    decode: crate::protocol::DecodeOptions,
+}
+
+#[derive(Debug)]
+struct SessionLog {
+    journal: SessionJournal,
+    connections: u64,
+    /// Ids of live events already journaled as the session's (every socket of it gets them):
+    /// the same event through a second socket is that socket's copy.
+    broadcast: std::collections::HashSet<String>,
+}
+
+/// Live event ids remembered per session for [`SessionLog::broadcast`].
+const BROADCAST_IDS_KEPT: usize = 4096;
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Proxy {
+    pub fn new(config: ProxyConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                started: Instant::now(),
+                violations: Mutex::new(VecDeque::new()),
+                total_violations: AtomicU64::new(0),
+                sessions: Mutex::new(HashMap::new()),
+                budget: JournalBudget::new(1024 * 1024, 16 * 1024 * 1024),
+                decode: crate::protocol::DecodeOptions::default(),
+            }),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.started.elapsed().as_millis() as u64
+    }
+
+    /// Every violation kept, oldest first.
+    pub fn violations(&self) -> Vec<Violation> {
+        lock(&self.inner.violations).iter().cloned().collect()
+    }
+
+    /// Violations seen since start (more than [`Proxy::violations`] keeps, past 10 000).
+    pub fn violation_count(&self) -> u64 {
+        self.inner.total_violations.load(Ordering::Relaxed)
+    }
+
+    fn violation(
+        &self,
+        direction: Direction,
+        broken: validate::Broken,
+        at: (Option<&str>, Option<u64>),
+        frame: Option<&str>,
+    ) {
+        let violation = Violation {
+            at_ms: self.now_ms(),
+            direction,
+            rule: broken.rule.to_owned(),
+            detail: broken.detail,
+            session_id: at.0.map(str::to_owned),
+            conn: at.1,
+            frame: frame.map(|f| crate::journal::prefix(f, FRAME_KEPT).to_owned()),
+        };
+        tracing::warn!(rule = %violation.rule, detail = %violation.detail, "protocol violation");
+        self.inner.total_violations.fetch_add(1, Ordering::Relaxed);
+        let mut kept = lock(&self.inner.violations);
+        if kept.len() >= MAX_VIOLATIONS {
+            kept.pop_front();
+        }
+        kept.push_back(violation);
+    }
+
+    /// Appends to `session`'s journal (and recording).
+    fn journal(&self, session: &str, event: JournalEvent) {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let entry = JournalEntry {
+            at_ms: self.now_ms(),
+            unix_ms,
+            event,
+        };
+        let mut sessions = lock(&self.inner.sessions);
+        let log = sessions
+            .entry(session.to_owned())
+            .or_insert_with(|| self.new_log(session));
+        log.journal.push(entry);
+    }
+
+    fn new_log(&self, session: &str) -> SessionLog {
+        // Only ids that cannot name another path become file names.
+        let safe = !session.is_empty()
+            && session
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let path = self
+            .inner
+            .config
+            .record_dir
+            .as_ref()
+            .filter(|_| safe)
+            .map(|dir| dir.join(format!("{session}.jsonl")));
+        SessionLog {
+            journal: SessionJournal::new(path.as_deref(), 1000, Arc::clone(&self.inner.budget)),
+            connections: 0,
+            broadcast: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Journals a server frame that came through connection `conn`. A live event (not a
+    /// replay batch) is journaled as the session's, sent to every socket (`conn` absent), the
+    /// first time its id is seen: a recording replays it as the scenario's. A proxy cannot
+    /// tell an error reply to one socket from an event for all, so it counts as the latter.
+    fn journal_server_frame(&self, session: &str, conn: u64, text: &str) {
+        let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let id = value["id"].as_str().unwrap_or_default();
+        let live = value["type"] != "EVENT_TYPE_EVENT_BATCH" && !id.is_empty();
+        let first = live && {
+            let mut sessions = lock(&self.inner.sessions);
+            let log = sessions
+                .entry(session.to_owned())
+                .or_insert_with(|| self.new_log(session));
+            if log.broadcast.len() >= BROADCAST_IDS_KEPT {
+                log.broadcast.clear();
+            }
+            log.broadcast.insert(id.to_owned())
+        };
+        self.journal(
+            session,
+            JournalEvent::ServerFrame {
+                conn: (!first).then_some(conn),
+                frame: crate::journal::raw_json(text),
+            },
+        );
+    }
+
+    /// The next connection number of `session` (1, 2, …).
+    fn next_conn(&self, session: &str) -> u64 {
+        let mut sessions = lock(&self.inner.sessions);
+        let log = sessions
+            .entry(session.to_owned())
+            .or_insert_with(|| self.new_log(session));
+        log.connections += 1;
+        log.connections
+    }
+
+    /// A session's journal, oldest first (what its recording holds).
+    pub fn journal_of(&self, session: &str) -> Vec<JournalEntry> {
+        lock(&self.inner.sessions)
+            .get(session)
+            .map(|log| log.journal.entries().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The proxy's routes: the protocol's endpoints forwarded, `/ws` bridged, and
+/// `GET /_mock/health` and `GET /_mock/violations` of its own.
+pub fn router(proxy: Proxy) -> Router {
+    Router::new()
+        .route("/ws", get(ws::bridge))
+        .route("/_mock/health", get(health))
+        .route("/_mock/violations", get(violations))
+        .fallback(forward)
+        .with_state(proxy)
+}
+
+async fn health(State(proxy): State<Proxy>) -> Response {
+    axum::Json(serde_json::json!({
+        "ok": true,
+        "upstream": proxy.inner.config.upstream.origin(),
+        "violations": proxy.violation_count(),
+    }))
+    .into_response()
+}
+
+async fn violations(State(proxy): State<Proxy>) -> Response {
+    axum::Json(proxy.violations()).into_response()
+}
+
+/// Hop-by-hop headers (RFC 9110, section 7.6.1) and the ones the proxy sets itself.
+fn forwarded(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "host"
+            | "content-length"
+    )
+}
+
+/// Any other request: forwarded to the upstream as it came, but for `Host` and `Origin`.
+async fn forward(
+    State(proxy): State<Proxy>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
+    };
+    for broken in validate::rest_call(uri.path(), &headers) {
+        proxy.violation(Direction::Client, broken, (None, None), Some(&path));
+    }
+    let upstream = &proxy.inner.config.upstream;
+    let answer = tokio::time::timeout(
+        UPSTREAM_TIMEOUT,
+        send(upstream, &method, &path, &headers, body.clone()),
+    )
+    .await;
+    let (status, response_headers, response_body) = match answer {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(error)) => {
+            proxy.violation(
+                Direction::Upstream,
+                validate::Broken {
+                    rule: "upstream",
+                    detail: format!("{method} {path}: {error}"),
+                },
+                (None, None),
+                None,
+            );
+            return (StatusCode::BAD_GATEWAY, format!("upstream failed: {error}")).into_response();
+        }
+        Err(_) => {
+            proxy.violation(
+                Direction::Upstream,
+                validate::Broken {
+                    rule: "upstream",
+                    detail: format!("{method} {path}: no answer in {UPSTREAM_TIMEOUT:?}"),
+                },
+                (None, None),
+                None,
+            );
+            return (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream did not answer in time",
+            )
+                .into_response();
+        }
+    };
+    if uri.path() == "/api/v1/sessions"
+        && status == StatusCode::OK
+        && let Some(session) = serde_json::from_slice::<serde_json::Value>(&response_body)
+            .ok()
+            .and_then(|v| v["session_id"].as_str().map(str::to_owned))
+    {
+        let note = crate::journal::RequestNote::new(
+            headers.get("content-type").and_then(|v| v.to_str().ok()),
+            &body,
+        );
+        proxy.journal(
+            &session,
+            JournalEvent::Http {
+                endpoint: crate::http_log::Endpoint::Sessions,
+                status: status.as_u16(),
+                error: None,
+                content_type: note.content_type,
+                body: note.body,
+            },
+        );
+    }
+    let mut response = (status, response_body).into_response();
+    for (name, value) in &response_headers {
+        if forwarded(name) {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+/// One request to the upstream on a connection of its own.
+async fn send(
+    upstream: &Upstream,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    let tcp = tokio::net::TcpStream::connect(&upstream.authority)
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", upstream.authority))?;
+    let _ = tcp.set_nodelay(true);
+    let mut sender = match &upstream.tls {
+        Some(tls) => {
+            let name = rustls::pki_types::ServerName::try_from(upstream.host().to_owned())
+                .map_err(|e| e.to_string())?;
+            let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS with {}: {e}", upstream.authority))?;
+            handshake(stream).await?
+        }
+        None => handshake(tcp).await?,
+    };
+    let mut request = hyper::Request::builder()
+        .method(method.clone())
+        .uri(path)
+        .header(header::HOST, &upstream.authority);
+    for (name, value) in headers {
+        if !forwarded(name) {
+            continue;
+        }
+        if name == header::ORIGIN {
+            if let Ok(origin) = HeaderValue::from_str(&upstream.origin()) {
+                request = request.header(header::ORIGIN, origin);
+            }
+            continue;
+        }
+        request = request.header(name, value);
+    }
+    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("the upstream's answer: {e}"))?;
+    let (parts, body) = response.into_parts();
+    let body = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| format!("the upstream's body: {e}"))?
+        .to_bytes();
+    Ok((parts.status, parts.headers, body))
+}
+
+async fn handshake<I>(io: I) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP with the upstream: {e}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Serves the proxy on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    proxy: Proxy,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(proxy))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,287 @@
+//! `GET /ws` through the proxy: the upstream handshake first (its refusal is the client's, with
+//! the same status and body), then every frame forwarded both ways, journaled and checked.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::value::RawValue;
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
+
+use super::validate::{self, Broken, ServerRules};
+use super::{Direction, Proxy, UPSTREAM_TIMEOUT};
+use crate::journal::{Closer, JournalEvent};
+use crate::protocol::RawFrame;
+
+type Upstream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The query as the journal keeps it: `access_token` redacted.
+fn redacted(query: &str) -> BTreeMap<String, String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, value)| {
+            let value = if name == "access_token" {
+                "[redacted]".to_owned()
+            } else {
+                value
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+fn session_of(query: &str) -> String {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|(name, value)| (name == "session_id").then_some(value))
+        .unwrap_or_default()
+}
+
+pub(super) async fn bridge(
+    State(proxy): State<Proxy>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let session = session_of(&query);
+    let upstream = &proxy.inner.config.upstream;
+    let mut request = match upstream
+        .ws_url(&format!("/ws?{query}"))
+        .into_client_request()
+    {
+        Ok(request) => request,
+        Err(error) => {
+            return (StatusCode::BAD_REQUEST, format!("bad /ws request: {error}")).into_response();
+        }
+    };
+    if headers.contains_key(header::ORIGIN)
+        && let Ok(origin) = upstream.origin().parse()
+    {
+        request.headers_mut().insert(header::ORIGIN, origin);
+    }
+    let connector = upstream
+        .tls
+        .as_ref()
+        .map(|tls| tokio_tungstenite::Connector::Rustls(Arc::clone(tls)));
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(16 << 20))
+        .max_frame_size(Some(16 << 20));
+    let connected = tokio::time::timeout(
+        UPSTREAM_TIMEOUT,
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector),
+    )
+    .await;
+    let conn = proxy.next_conn(&session);
+    let handshake = |status: u16, error: Option<String>| JournalEvent::Handshake {
+        conn: Some(conn),
+        query: redacted(&query),
+        status,
+        error,
+    };
+    let failed = |detail: String| {
+        proxy.violation(
+            Direction::Upstream,
+            Broken {
+                rule: "upstream",
+                detail,
+            },
+            (Some(&session), Some(conn)),
+            None,
+        );
+    };
+    match connected {
+        Ok(Ok((upstream, _))) => {
+            proxy.journal(&session, handshake(101, None));
+            upgrade.on_upgrade(move |client| pump(proxy, session, conn, client, upstream))
+        }
+        Ok(Err(tungstenite::Error::Http(refused))) => {
+            let status = refused.status();
+            let body = refused
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default();
+            proxy.journal(&session, handshake(status.as_u16(), Some(body.clone())));
+            (
+                status,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                body,
+            )
+                .into_response()
+        }
+        Ok(Err(error)) => {
+            failed(format!("/ws handshake: {error}"));
+            (StatusCode::BAD_GATEWAY, format!("upstream failed: {error}")).into_response()
+        }
+        Err(_) => {
+            failed(format!("/ws handshake: no answer in {UPSTREAM_TIMEOUT:?}"));
+            (
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream did not answer in time",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// How a bridged connection ended.
+enum End {
+    /// A close frame from one side, passed to the other.
+    Closed { code: u16, by: Closer },
+    /// One side went away without a close frame: the other is dropped too.
+    Dropped { by: Closer },
+    /// `--strict`: a violation closed both sides with this code.
+    Strict { code: u16, by: Closer },
+}
+
+async fn pump(
+    proxy: Proxy,
+    session: String,
+    conn: u64,
+    mut client: WebSocket,
+    mut upstream: Upstream,
+) {
+    let mut rules = ServerRules::default();
+    let strict = proxy.inner.config.strict;
+    let at = (Some(session.as_str()), Some(conn));
+    let end = loop {
+        tokio::select! {
+            from_client = client.recv() => match from_client {
+                Some(Ok(Message::Text(text))) => {
+                    let text = text.as_str();
+                    let broken = validate::client_frame(RawFrame::Text(text), &proxy.inner.decode);
+                    proxy.journal(&session, client_frame(conn, text, broken.as_ref()));
+                    if let Some(broken) = broken {
+                        proxy.violation(Direction::Client, broken, at, Some(text));
+                        if strict {
+                            break End::Strict { code: 1008, by: Closer::Client };
+                        }
+                    }
+                    if upstream.send(tungstenite::Message::text(text)).await.is_err() {
+                        break End::Dropped { by: Closer::Server };
+                    }
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    let broken = validate::client_frame(RawFrame::Binary(&bytes), &proxy.inner.decode);
+                    if let Some(broken) = broken {
+                        proxy.violation(Direction::Client, broken, at, None);
+                        if strict {
+                            break End::Strict { code: 1008, by: Closer::Client };
+                        }
+                    }
+                    if upstream.send(tungstenite::Message::binary(bytes)).await.is_err() {
+                        break End::Dropped { by: Closer::Server };
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let code = frame.as_ref().map_or(1005, |f| f.code);
+                    let reason = frame.as_ref().map(|f| f.reason.as_str().to_owned()).unwrap_or_default();
+                    let _ = upstream.close(Some(tungstenite_close(code, &reason))).await;
+                    break End::Closed { code, by: Closer::Client };
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Err(_)) | None => break End::Dropped { by: Closer::Client },
+            },
+            from_upstream = upstream.next() => match from_upstream {
+                Some(Ok(tungstenite::Message::Text(text))) => {
+                    let text = text.as_str();
+                    let broken = rules.check(text);
+                    proxy.journal_server_frame(&session, conn, text);
+                    let any = !broken.is_empty();
+                    for broken in broken {
+                        proxy.violation(Direction::Server, broken, at, Some(text));
+                    }
+                    if any && strict {
+                        break End::Strict { code: 1011, by: Closer::Server };
+                    }
+                    if client.send(Message::Text(text.into())).await.is_err() {
+                        break End::Dropped { by: Closer::Client };
+                    }
+                }
+                Some(Ok(tungstenite::Message::Binary(bytes))) => {
+                    proxy.violation(
+                        Direction::Server,
+                        Broken { rule: "server-frame-json", detail: "a binary frame".into() },
+                        at,
+                        None,
+                    );
+                    if client.send(Message::Binary(bytes)).await.is_err() {
+                        break End::Dropped { by: Closer::Client };
+                    }
+                }
+                Some(Ok(tungstenite::Message::Close(frame))) => {
+                    let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                    let reason = frame.as_ref().map(|f| f.reason.as_str().to_owned()).unwrap_or_default();
+                    if let Some(broken) = validate::close_code(code) {
+                        proxy.violation(Direction::Server, broken, at, None);
+                    }
+                    let _ = client
+                        .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
+                        .await;
+                    break End::Closed { code, by: Closer::Server };
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break End::Dropped { by: Closer::Server },
+            },
+        }
+    };
+    let event = match end {
+        End::Closed { code, by } => JournalEvent::Close {
+            conn: Some(conn),
+            code: Some(code),
+            by,
+        },
+        End::Dropped { by } => JournalEvent::Close {
+            conn: Some(conn),
+            code: None,
+            by,
+        },
+        End::Strict { code, by } => {
+            let reason = "protocol violation (proxy --strict)";
+            let _ = client
+                .send(Message::Close(Some(CloseFrame {
+                    code,
+                    reason: reason.into(),
+                })))
+                .await;
+            let _ = upstream.close(Some(tungstenite_close(1000, reason))).await;
+            JournalEvent::Close {
+                conn: Some(conn),
+                code: Some(code),
+                by,
+            }
+        }
+    };
+    proxy.journal(&session, event);
+}
+
+fn tungstenite_close(code: u16, reason: &str) -> tungstenite::protocol::CloseFrame {
+    tungstenite::protocol::CloseFrame {
+        code: code.into(),
+        reason: reason.to_owned().into(),
+    }
+}
+
+fn client_frame(conn: u64, text: &str, broken: Option<&Broken>) -> JournalEvent {
+    let kept = crate::journal::prefix(text, 64 * 1024);
+    let frame = (kept.len() == text.len())
+        .then(|| RawValue::from_string(text.to_owned()).ok())
+        .flatten();
+    JournalEvent::ClientFrame {
+        conn,
+        before_history: false,
+        bytes: text.len() as u64,
+        text: frame.is_none().then(|| kept.to_owned()),
+        frame,
+        truncated: kept.len() < text.len(),
+        error: broken.map(|b| b.detail.clone()),
+    }
+}

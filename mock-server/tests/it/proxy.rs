@@ -1,0 +1,391 @@
+//! `messaging-mock proxy`: in front of an upstream mock (over TLS with its generated CA), a
+//! conversation is forwarded and recorded, and the recording replays offline to the same
+//! transcript; a drifting upstream's and a broken client's violations are listed with the
+//! frame and the rule; `--strict` closes; an unreachable upstream answers 502.
+
+use std::path::Path;
+
+use mock_server::proxy::{Proxy, ProxyConfig, Upstream};
+use mock_server::scenario::raw::RawFault;
+use mock_server::{Config, MockServer};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use crate::support::{Client, JOIN, bounded, normalise, request, user_message};
+
+/// A proxy on a port of its own in front of `upstream`; stopped when the token is cancelled.
+async fn start_proxy(
+    upstream: Upstream,
+    record: Option<&Path>,
+    strict: bool,
+) -> (String, Proxy, CancellationToken) {
+    let proxy = Proxy::new(ProxyConfig {
+        upstream,
+        record_dir: record.map(Path::to_owned),
+        strict,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let addr = listener.local_addr().expect("an address").to_string();
+    let stop = CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(mock_server::proxy::serve(
+        listener,
+        proxy.clone(),
+        async move {
+            signal.cancelled().await;
+        },
+    ));
+    (addr, proxy, stop)
+}
+
+/// Token and session through `addr`: (session id, token).
+async fn session_through(addr: &str, headers: &[(&str, &str)]) -> (String, String) {
+    let (status, body) = request(addr, None, "POST", "/api/v1/access-token", headers, "{}")
+        .await
+        .expect("answers");
+    assert_eq!(status, 200, "{body}");
+    let token: Value = serde_json::from_str(&body).expect("JSON");
+    let token = token["access_token"].as_str().expect("a token").to_owned();
+    let bearer = format!("Bearer {token}");
+    let (status, body) = request(
+        addr,
+        None,
+        "POST",
+        "/api/v1/sessions",
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+        ],
+        r#"{"streaming_enabled": false}"#,
+    )
+    .await
+    .expect("answers");
+    assert_eq!(status, 200, "{body}");
+    let session: Value = serde_json::from_str(&body).expect("JSON");
+    (
+        session["session_id"].as_str().expect("an id").to_owned(),
+        token,
+    )
+}
+
+const CREDENTIALS: [(&str, &str); 3] = [
+    ("x-token", "mock-connector-token"),
+    ("x-host", "localhost"),
+    ("content-type", "application/json"),
+];
+
+/// A session through `addr`, its socket open and the agent joined: (client, session id).
+async fn joined_through(addr: &str) -> (Client, String) {
+    let (session, token) = session_through(addr, &CREDENTIALS).await;
+    let url = format!("ws://{addr}/ws?session_id={session}&access_token={token}");
+    let mut client = Client::connect(&url).await.expect("opens");
+    client.next_event().await;
+    client.send(JOIN).await;
+    client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+    (client, session)
+}
+
+/// Joins, says hello, and returns the client's transcript.
+async fn converse(url: &str) -> Vec<(&'static str, Value)> {
+    let mut client = Client::connect(url).await.expect("opens");
+    client.next_event().await;
+    client.send(JOIN).await;
+    client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+    client
+        .send(&user_message("What are your opening hours?"))
+        .await;
+    client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+    client.log
+}
+
+#[tokio::test]
+async fn a_conversation_through_the_proxy_is_recorded_and_replays_offline_to_the_same_transcript() {
+    bounded(async {
+        let config = Config {
+            seed: Some(7),
+            ..Config::default()
+        };
+        let identity = mock_server::tls::TlsIdentity::generate().expect("generates");
+        let upstream = MockServer::start_tls_with(config, identity)
+            .await
+            .expect("starts");
+        let ca = upstream.ca_pem().expect("a CA").to_owned();
+        let dir = tempfile::tempdir().expect("a directory");
+        let (addr, proxy, stop) = start_proxy(
+            Upstream::new(&upstream.base_url(), Some(ca.as_bytes())).expect("an upstream"),
+            Some(dir.path()),
+            false,
+        )
+        .await;
+        let (session, token) = session_through(&addr, &CREDENTIALS).await;
+        let url = format!("ws://{addr}/ws?session_id={session}&access_token={token}");
+        let through = converse(&url).await;
+        // A faithful upstream and a correct client: nothing to report.
+        assert!(proxy.violations().is_empty(), "{:?}", proxy.violations());
+        // The session went to the upstream: it is there, with the user's message.
+        assert!(upstream.sessions().iter().any(|s| s.session_id == session));
+
+        let recording = dir.path().join(format!("{session}.jsonl"));
+        let text = std::fs::read_to_string(&recording).expect("recorded");
+        let entries = mock_server::journal::read_recording(&text).expect("a recording");
+        let kinds: Vec<String> = entries
+            .iter()
+            .map(|e| {
+                serde_json::to_value(e).expect("JSON")["kind"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        for kind in ["http", "handshake", "client_frame", "server_frame"] {
+            assert!(kinds.iter().any(|k| k == kind), "no {kind} in {kinds:?}");
+        }
+        assert!(!text.contains(&token), "the access token is redacted");
+
+        // Offline: a mock serving the recording answers the same conversation the same way.
+        let replay = crate::support::start(Config {
+            scenario: recording.display().to_string(),
+            ..Config::default()
+        })
+        .await;
+        let (replayed_token, replayed_session) = crate::support::new_session(&replay, false).await;
+        let offline = converse(&crate::support::ws_url(
+            &replay,
+            &replayed_session,
+            &replayed_token,
+            None,
+        ))
+        .await;
+        assert_eq!(normalise(&offline), normalise(&through));
+        stop.cancel();
+        replay.shutdown().await;
+        upstream.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_drifting_upstream_and_a_broken_client_are_listed_with_the_frame_and_the_rule() {
+    bounded(async {
+        let upstream = MockServer::start().await.expect("starts");
+        let (addr, proxy, stop) = start_proxy(
+            Upstream::new(&upstream.base_url(), None).expect("an upstream"),
+            None,
+            false,
+        )
+        .await;
+        // AUTH-1: no X-Host on the token request (the upstream refuses it too).
+        let (status, _) = request(
+            &addr,
+            None,
+            "POST",
+            "/api/v1/access-token",
+            &[("x-token", "mock-connector-token")],
+            "{}",
+        )
+        .await
+        .expect("answers");
+        assert_eq!(status, 401, "the upstream's answer passes through");
+        let (mut client, session) = joined_through(&addr).await;
+        let rules = |proxy: &Proxy| -> Vec<String> {
+            proxy.violations().into_iter().map(|v| v.rule).collect()
+        };
+        assert_eq!(rules(&proxy), ["AUTH-1"]);
+        // The upstream drifts: the next event is sent twice.
+        upstream
+            .inject_faults(&session, vec![RawFault::DuplicateNext])
+            .expect("injected");
+        client.send(&user_message("hello")).await;
+        client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+        // The client breaks WS-5: an event type the protocol does not have.
+        client
+            .send(r#"{"type":"EVENT_TYPE_SHOUT","payload":{}}"#)
+            .await;
+        crate::support::eventually("the violations are listed", || rules(&proxy).len() >= 3).await;
+        let (status, body) = request(&addr, None, "GET", "/_mock/violations", &[], "")
+            .await
+            .expect("answers");
+        assert_eq!(status, 200);
+        let listed: Value = serde_json::from_str(&body).expect("JSON");
+        let find = |rule: &str| {
+            listed
+                .as_array()
+                .expect("a list")
+                .iter()
+                .find(|v| v["rule"] == rule)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {rule} in {listed}"))
+        };
+        let sequence = find("server-duplicate");
+        assert_eq!(sequence["direction"], "server");
+        assert_eq!(sequence["session_id"], session.as_str());
+        assert!(
+            sequence["frame"]
+                .as_str()
+                .is_some_and(|f| f.contains("sequence")),
+            "{sequence}"
+        );
+        let shout = find("WS-5");
+        assert_eq!(shout["direction"], "client");
+        assert!(
+            shout["frame"]
+                .as_str()
+                .is_some_and(|f| f.contains("EVENT_TYPE_SHOUT"))
+        );
+        stop.cancel();
+        upstream.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn strict_closes_a_connection_on_its_first_violation() {
+    bounded(async {
+        let upstream = MockServer::start().await.expect("starts");
+        let (addr, _proxy, stop) = start_proxy(
+            Upstream::new(&upstream.base_url(), None).expect("an upstream"),
+            None,
+            true,
+        )
+        .await;
+        // A good frame passes (the join); a bad one closes with 1008.
+        let (mut client, _) = joined_through(&addr).await;
+        client.send("not json").await;
+        assert_eq!(client.closed().await, 1008);
+        stop.cancel();
+        upstream.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_answers_502_and_is_listed() {
+    bounded(async {
+        // A port that was free a moment ago: nothing listens there now.
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+            listener.local_addr().expect("an address").port()
+        };
+        let (addr, proxy, stop) = start_proxy(
+            Upstream::new(&format!("http://127.0.0.1:{port}"), None).expect("an upstream"),
+            None,
+            false,
+        )
+        .await;
+        let (status, body) = request(
+            &addr,
+            None,
+            "POST",
+            "/api/v1/access-token",
+            &CREDENTIALS,
+            "{}",
+        )
+        .await
+        .expect("answers");
+        assert_eq!(status, 502, "{body}");
+        let refused = Client::connect(&format!("ws://{addr}/ws?session_id=s&access_token=t"))
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(refused.status, 502, "{}", refused.body);
+        let upstream_failures = proxy
+            .violations()
+            .iter()
+            .filter(|v| v.rule == "upstream")
+            .count();
+        assert_eq!(upstream_failures, 2, "{:?}", proxy.violations());
+        // Bad upstream URLs are refused before anything starts.
+        for bad in ["ftp://x", "https://", "localhost:80"] {
+            assert!(Upstream::new(bad, None).is_err(), "{bad}");
+        }
+        stop.cancel();
+    })
+    .await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_binary_proxies_prints_a_readiness_line_and_sums_up_at_exit() {
+    bounded(async {
+        use std::io::{BufRead as _, Read as _};
+        use std::process::{Command, Stdio};
+        let upstream = MockServer::start().await.expect("starts");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_messaging-mock"))
+            .args([
+                "proxy",
+                "--bind",
+                "127.0.0.1:0",
+                "--upstream",
+                &upstream.base_url(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawns");
+        let stdout = child.stdout.take().expect("stdout");
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufReader::new(stdout)
+                .read_line(&mut line)
+                .map(|_| line)
+        })
+        .await
+        .expect("joined")
+        .expect("a readiness line");
+        let ready: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(ready["proxy"], true, "{ready}");
+        let addr = ready["base_url"]
+            .as_str()
+            .and_then(|u| u.strip_prefix("http://"))
+            .expect("a base URL")
+            .to_owned();
+        // A client breaking AUTH-1 through it, then SIGTERM: the summary names it.
+        let (status, _) = request(&addr, None, "POST", "/api/v1/access-token", &[], "{}")
+            .await
+            .expect("answers");
+        assert_eq!(status, 401);
+        let (status, health) = request(&addr, None, "GET", "/_mock/health", &[], "")
+            .await
+            .expect("answers");
+        assert_eq!(status, 200, "{health}");
+        assert!(health.contains(r#""violations":2"#), "{health}");
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(killed.success());
+        let mut stderr = child.stderr.take().expect("stderr");
+        let (exit, text) = tokio::task::spawn_blocking(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            (child.wait().expect("waits"), text)
+        })
+        .await
+        .expect("joined");
+        assert!(exit.success(), "{exit:?}: {text}");
+        assert!(
+            text.contains("2 violation(s)") && text.contains("AUTH-1"),
+            "{text}"
+        );
+
+        // A URL that is not one ends the start with exit 2.
+        let refused = Command::new(env!("CARGO_BIN_EXE_messaging-mock"))
+            .args([
+                "proxy",
+                "--bind",
+                "127.0.0.1:0",
+                "--upstream",
+                "ftp://example.test",
+            ])
+            .output()
+            .expect("runs");
+        assert_eq!(refused.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("not an http:// or https:// URL")
+        );
+        upstream.shutdown().await;
+    })
+    .await;
+}
