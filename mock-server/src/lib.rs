@@ -19,6 +19,7 @@ pub mod apidocs;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod drift;
 pub mod engine;
 pub mod http;
 pub mod http_log;

@@ -48,6 +48,26 @@ enum Command {
     /// `--scenario FILE.jsonl`), every frame checked against the protocol; violations at
     /// `GET /_mock/violations` and summarised at exit (docs/proxy.md).
     Proxy(ProxyArgs),
+    /// Play the client side of a recorded session (a `proxy` recording of the real service, or
+    /// `--record` output) against a fresh mock and report where the mock answers differently:
+    /// event types and order, fields, values (ids, timestamps and sequences ignored). Exit 1
+    /// when it found a difference (docs/proxy.md).
+    Drift {
+        /// A `<session_id>.jsonl` recording.
+        recording: PathBuf,
+        /// The mock's scenario: a built-in name or a file (default `playground`).
+        #[arg(long, default_value = "playground")]
+        scenario: String,
+        /// A JSON configuration file for the mock.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Divide the scenario's delays by this (the comparison ignores timing).
+        #[arg(long, default_value_t = 20.0)]
+        time_scale: f64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the scenario a recording (`--record` output) describes; serve it directly with
     /// `--scenario FILE.jsonl`.
     Replay {
@@ -274,6 +294,13 @@ fn main() -> ExitCode {
         Some(Command::Scenarios) => list_scenarios(),
         Some(Command::Ctl(args)) => ctl::run(args),
         Some(Command::Proxy(args)) => proxy(args),
+        Some(Command::Drift {
+            recording,
+            scenario,
+            config,
+            time_scale,
+            json,
+        }) => drift(&recording, scenario, config.as_deref(), time_scale, json),
         Some(Command::Replay { file }) => replay(&file),
         Some(Command::CheckScenario { files }) => check_scenarios(&files),
         None => serve(cli.serve),
@@ -432,6 +459,61 @@ fn tls_setup(args: &ServeArgs) -> anyhow::Result<Option<TlsSetup>> {
         identity,
         ca_file: Some(CaFile { path, remove }),
     }))
+}
+
+fn drift(
+    recording: &Path,
+    scenario: String,
+    config: Option<&Path>,
+    time_scale: f64,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(recording)
+        .with_context(|| format!("cannot read {}", recording.display()))?;
+    let entries = match mock_server::journal::read_recording(&text) {
+        Ok(entries) => entries,
+        Err(error) => {
+            eprintln!("messaging-mock drift: {}: {error}", recording.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut config = match config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.scenario = scenario;
+    config.time_scale = time_scale;
+    config.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = match runtime.block_on(mock_server::drift::drift(&entries, config)) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("messaging-mock drift: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for d in &report.differences {
+            outln!("connection {}, after {}: {}", d.conn, d.after, d.what);
+        }
+        outln!(
+            "{} difference(s) over {} connection(s), {} client frame(s), {} recorded event(s)",
+            report.differences.len(),
+            report.connections,
+            report.client_frames,
+            report.recorded_events
+        );
+    }
+    Ok(if report.differences.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Logs to stderr (colours on a terminal) with the `--log` filter.

@@ -11,6 +11,7 @@ mod cli;
 mod console;
 mod control;
 mod docs;
+mod drift;
 mod evidence;
 mod fuzz;
 mod hostile;

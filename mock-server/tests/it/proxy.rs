@@ -11,7 +11,7 @@ use mock_server::{Config, MockServer};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{Client, JOIN, bounded, normalise, request, user_message};
+use crate::support::{Client, JOIN, bounded, converse, normalise, request, user_message};
 
 /// A proxy on a port of its own in front of `upstream`; stopped when the token is cancelled.
 async fn start_proxy(
@@ -87,19 +87,6 @@ async fn joined_through(addr: &str) -> (Client, String) {
     (client, session)
 }
 
-/// Joins, says hello, and returns the client's transcript.
-async fn converse(url: &str) -> Vec<(&'static str, Value)> {
-    let mut client = Client::connect(url).await.expect("opens");
-    client.next_event().await;
-    client.send(JOIN).await;
-    client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
-    client
-        .send(&user_message("What are your opening hours?"))
-        .await;
-    client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
-    client.log
-}
-
 #[tokio::test]
 async fn a_conversation_through_the_proxy_is_recorded_and_replays_offline_to_the_same_transcript() {
     bounded(async {
@@ -159,6 +146,19 @@ async fn a_conversation_through_the_proxy_is_recorded_and_replays_offline_to_the
         ))
         .await;
         assert_eq!(normalise(&offline), normalise(&through));
+        // And `drift` finds the recording of the upstream mock the same as a fresh mock.
+        let report = mock_server::drift::drift(
+            &entries,
+            Config {
+                seed: Some(7),
+                time_scale: 20.0,
+                ..Config::default()
+            },
+        )
+        .await
+        .expect("runs");
+        assert_eq!(report.differences, vec![], "{report:?}");
+        assert_eq!(report.client_frames, 2);
         stop.cancel();
         replay.shutdown().await;
         upstream.shutdown().await;

@@ -455,3 +455,17 @@ where
     tokio::spawn(connection);
     Ok(sender)
 }
+
+/// Opens `url`, joins, asks for the opening hours, and returns the client's transcript once
+/// the answer is in.
+pub async fn converse(url: &str) -> Vec<(&'static str, Value)> {
+    let mut client = Client::connect(url).await.expect("opens");
+    client.next_event().await;
+    client.send(JOIN).await;
+    client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+    client
+        .send(&user_message("What are your opening hours?"))
+        .await;
+    client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+    client.log
+}
