@@ -153,6 +153,15 @@ enum Mode {
         #[arg(long, default_value_t = 10.0)]
         retention: f64,
     },
+    /// Heartbeat → echo through `messaging-mock proxy` against the mock direct, closed loop, at
+    /// each concurrency: the proxy's overhead (targets: at most 1 ms added p99 at C=1, at
+    /// least 0.5× the direct msg/s at C=100).
+    Proxy {
+        #[arg(long, value_delimiter = ',', default_value = "1,10,100")]
+        concurrency: Vec<usize>,
+        #[command(flatten)]
+        timing: Timing,
+    },
     /// Runs the reference server (used by the harness; prints a readiness line).
     #[command(hide = true)]
     ReferenceServer {
@@ -371,6 +380,8 @@ enum Step {
         concurrency: usize,
         /// Both servers serve TLS (`wss://`, `https://`).
         tls: bool,
+        /// The servers compared (baseline, subject).
+        servers: (Server, Server),
         pairs: usize,
         window: Window,
         goals: Vec<Goal>,
@@ -496,6 +507,7 @@ fn plan(mode: &Mode) -> Vec<Step> {
                 kind,
                 concurrency: c,
                 tls: false,
+                servers: (Server::Reference, Server::Mock),
                 pairs: t.pairs,
                 window: window(t.duration, t.warmup),
                 goals: goals(c),
@@ -513,6 +525,10 @@ fn plan(mode: &Mode) -> Vec<Step> {
             tls: true,
             timing,
         } => over_tls(loops(Loop::Echo, concurrency, timing, &tls_echo_goals)),
+        Mode::Proxy {
+            concurrency,
+            timing,
+        } => proxied(loops(Loop::Echo, concurrency, timing, &proxy_goals)),
         Mode::Turn {
             concurrency,
             timing,
@@ -544,6 +560,7 @@ fn plan(mode: &Mode) -> Vec<Step> {
             kind: Loop::Http,
             concurrency: *concurrency,
             tls: false,
+            servers: (Server::Reference, Server::Mock),
             pairs: timing.pairs,
             window: window(timing.duration, timing.warmup),
             goals: http_goals(),
@@ -556,11 +573,13 @@ fn plan(mode: &Mode) -> Vec<Step> {
             };
             let mut steps = loops(Loop::Echo, &[1, 10, 100, 1000], &t, &echo_goals);
             steps.extend(over_tls(loops(Loop::Echo, &[1, 100], &t, &tls_echo_goals)));
+            steps.extend(proxied(loops(Loop::Echo, &[1, 10, 100], &t, &proxy_goals)));
             steps.extend(loops(Loop::Turn, &[1, 100], &t, &|_| vec![Goal::NoErrors]));
             steps.push(Step::Loop {
                 kind: Loop::Http,
                 concurrency: 8,
                 tls: false,
+                servers: (Server::Reference, Server::Mock),
                 pairs: *pairs,
                 window: window(*duration, 1.0),
                 goals: http_goals(),
@@ -587,11 +606,13 @@ fn plan(mode: &Mode) -> Vec<Step> {
             };
             let mut steps = loops(Loop::Echo, &[2], &t, &|_| vec![]);
             steps.extend(over_tls(loops(Loop::Echo, &[2], &t, &|_| vec![])));
+            steps.extend(proxied(loops(Loop::Echo, &[2], &t, &|_| vec![])));
             steps.extend(loops(Loop::Turn, &[2], &t, &|_| vec![]));
             steps.push(Step::Loop {
                 kind: Loop::Http,
                 concurrency: 2,
                 tls: false,
+                servers: (Server::Reference, Server::Mock),
                 pairs: 1,
                 window: window(0.5, 0.2),
                 goals: vec![],
@@ -618,25 +639,42 @@ fn plan(mode: &Mode) -> Vec<Step> {
 fn over_tls(steps: Vec<Step>) -> Vec<Step> {
     steps
         .into_iter()
-        .map(|step| match step {
-            Step::Loop {
-                kind,
-                concurrency,
-                pairs,
-                window,
-                goals,
-                ..
-            } => Step::Loop {
-                kind,
-                concurrency,
-                tls: true,
-                pairs,
-                window,
-                goals,
-            },
-            other => other,
+        .map(|mut step| {
+            if let Step::Loop { tls, .. } = &mut step {
+                *tls = true;
+            }
+            step
         })
         .collect()
+}
+
+/// The same loops, the mock through `messaging-mock proxy` against the mock direct.
+fn proxied(steps: Vec<Step>) -> Vec<Step> {
+    steps
+        .into_iter()
+        .map(|mut step| {
+            if let Step::Loop { servers, .. } = &mut step {
+                *servers = (Server::Mock, Server::Proxied);
+            }
+            step
+        })
+        .collect()
+}
+
+/// The proxy's targets (issue: at most 1 ms added p99 at C=1, at least 0.5× the direct msg/s
+/// at C=100).
+fn proxy_goals(concurrency: usize) -> Vec<Goal> {
+    match concurrency {
+        1 => vec![Goal::AddedAtMost {
+            metric: "p99_us",
+            value: 1000.0,
+        }],
+        100 => vec![Goal::RatioAtLeast {
+            metric: "msgs_per_s",
+            value: 0.5,
+        }],
+        _ => vec![Goal::NoErrors],
+    }
 }
 
 impl Step {
@@ -657,6 +695,12 @@ impl Step {
                 tls: true,
                 ..
             } => format!("echo over TLS C={concurrency}"),
+            Self::Loop {
+                kind: Loop::Echo,
+                concurrency,
+                servers: (_, Server::Proxied),
+                ..
+            } => format!("echo through the proxy C={concurrency} (vs the mock direct)"),
             Self::Loop {
                 kind: Loop::Echo,
                 concurrency,
@@ -697,10 +741,16 @@ impl Step {
             | Self::Startup { pairs, goals } => (*pairs, goals.clone()),
         };
         let mut comparison = Comparison::new(name.clone(), goals);
-        let servers: &[Server] = match self {
+        let pair;
+        let servers: &[Server] = match &self {
             Self::Loop {
                 kind: Loop::Turn, ..
             } => &[Server::Mock],
+            Self::Loop { servers, .. } => {
+                (comparison.baseline, comparison.subject) = *servers;
+                pair = [servers.0, servers.1];
+                &pair
+            }
             _ => &[Server::Reference, Server::Mock],
         };
         for pair in 1..=pairs.max(1) {

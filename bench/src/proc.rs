@@ -21,6 +21,8 @@ pub enum Server {
     Reference,
     /// The `messaging-mock` binary.
     Mock,
+    /// `messaging-mock proxy` in front of a `messaging-mock` (the proxy's overhead).
+    Proxied,
 }
 
 impl Server {
@@ -28,6 +30,7 @@ impl Server {
         match self {
             Self::Reference => "reference",
             Self::Mock => "mock",
+            Self::Proxied => "proxied",
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct ServerProcess {
     pub ca_file: Option<PathBuf>,
     /// When `spawn` was called.
     pub spawned_at: Instant,
+    /// The mock behind a proxy (`Server::Proxied`), held so it lives (and is killed) with it.
+    _behind: Option<Box<ServerProcess>>,
 }
 
 impl Drop for ServerProcess {
@@ -122,6 +127,7 @@ impl ServerProcess {
         extra: &[String],
     ) -> anyhow::Result<Self> {
         let spawned_at = Instant::now();
+        let mut behind = None;
         let mut command = match server {
             Server::Reference => {
                 let mut command = Command::new(&bins.loadgen);
@@ -134,6 +140,21 @@ impl ServerProcess {
                 // A fixed seed: the same ids and scenario draws in every run.
                 command.args(["--bind", "127.0.0.1:0", "--seed", "1"]);
                 command.args(extra);
+                command
+            }
+            Server::Proxied => {
+                let mock = Box::pin(Self::spawn_with(Server::Mock, bins, extra)).await?;
+                let mut command = Command::new(&bins.mock);
+                command.args([
+                    "proxy",
+                    "--bind",
+                    "127.0.0.1:0",
+                    "--log",
+                    "error",
+                    "--upstream",
+                ]);
+                command.arg(&mock.base_url);
+                behind = Some(Box::new(mock));
                 command
             }
         };
@@ -172,6 +193,7 @@ impl ServerProcess {
             ws_url: ready.ws_url,
             ca_file: ready.ca_file,
             spawned_at,
+            _behind: behind,
         })
     }
 

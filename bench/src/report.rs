@@ -69,6 +69,8 @@ pub enum Goal {
     RatioAtMost { metric: &'static str, value: f64 },
     /// The mock's median at most this.
     MockAtMost { metric: &'static str, value: f64 },
+    /// Median over pairs of (mock − reference) at most this (an added latency).
+    AddedAtMost { metric: &'static str, value: f64 },
     /// No sample of the mock had an error.
     NoErrors,
 }
@@ -85,6 +87,10 @@ pub struct Verdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct Comparison {
     pub name: String,
+    /// The two sides: the `reference` and `mock` columns and ratios are these servers'
+    /// (the proxy comparison: the mock direct, then through the proxy).
+    pub baseline: Server,
+    pub subject: Server,
     pub samples: Vec<Sample>,
     pub summary: Vec<Summary>,
     pub verdicts: Vec<Verdict>,
@@ -96,6 +102,8 @@ impl Comparison {
     pub fn new(name: impl Into<String>, goals: Vec<Goal>) -> Self {
         Self {
             name: name.into(),
+            baseline: Server::Reference,
+            subject: Server::Mock,
             samples: Vec::new(),
             summary: Vec::new(),
             verdicts: Vec::new(),
@@ -137,8 +145,8 @@ impl Comparison {
                     (!values.is_empty()).then(|| median(&mut values))
                 };
                 let mut ratios: Vec<f64> = self
-                    .of(Server::Reference)
-                    .zip(self.of(Server::Mock))
+                    .of(self.baseline)
+                    .zip(self.of(self.subject))
                     .filter_map(|(r, m)| Some((value(r, metric)?, value(m, metric)?)))
                     .filter(|(r, _)| *r > 0.0)
                     .map(|(r, m)| m / r)
@@ -154,8 +162,8 @@ impl Comparison {
                         });
                 Summary {
                     metric: metric.clone(),
-                    reference: column(Server::Reference),
-                    mock: column(Server::Mock),
+                    reference: column(self.baseline),
+                    mock: column(self.subject),
                     ratio: (!ratios.is_empty()).then(|| median(&mut ratios)),
                     ratio_min: min,
                     ratio_max: max,
@@ -174,7 +182,7 @@ impl Comparison {
             Goal::RatioAtLeast { metric, value } => {
                 let ratio = self.summary_of(metric).and_then(|s| s.ratio);
                 (
-                    format!("{metric} ≥ {value} × reference"),
+                    format!("{metric} ≥ {value} × {}", self.baseline.label()),
                     ratio,
                     ratio.is_some_and(|r| r >= value),
                 )
@@ -182,7 +190,7 @@ impl Comparison {
             Goal::RatioAtMost { metric, value } => {
                 let ratio = self.summary_of(metric).and_then(|s| s.ratio);
                 (
-                    format!("{metric} ≤ {value} × reference"),
+                    format!("{metric} ≤ {value} × {}", self.baseline.label()),
                     ratio,
                     ratio.is_some_and(|r| r <= value),
                 )
@@ -195,9 +203,25 @@ impl Comparison {
                     mock.is_some_and(|m| m <= value),
                 )
             }
+            Goal::AddedAtMost { metric, value } => {
+                let mut added: Vec<f64> = self
+                    .of(self.baseline)
+                    .zip(self.of(self.subject))
+                    .filter_map(|(b, s)| Some(s.metrics.get(metric)? - b.metrics.get(metric)?))
+                    .collect();
+                let added = (!added.is_empty()).then(|| median(&mut added));
+                (
+                    format!(
+                        "{metric} + {value} at most (added to the {})",
+                        self.baseline.label()
+                    ),
+                    added,
+                    added.is_some_and(|a| a <= value),
+                )
+            }
             Goal::NoErrors => {
-                let errors: u64 = self.of(Server::Mock).map(|s| s.errors).sum();
-                let any = self.of(Server::Mock).next().is_some();
+                let errors: u64 = self.of(self.subject).map(|s| s.errors).sum();
+                let any = self.of(self.subject).next().is_some();
                 (
                     "0 errors".to_owned(),
                     Some(errors as f64),
@@ -216,17 +240,22 @@ impl Comparison {
     /// The table for people.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let pairs = self.of(Server::Mock).count();
+        let pairs = self.of(self.subject).count();
+        let (baseline, subject) = (self.baseline.label(), self.subject.label());
         let _ = writeln!(
             out,
-            "{} ({pairs} mock sample{})",
+            "{} ({pairs} {subject} sample{})",
             self.name,
             if pairs == 1 { "" } else { "s" }
         );
+        let short = |label: &str| if label == "reference" { "ref" } else { label }.to_owned();
         let _ = writeln!(
             out,
             "  {:<22} {:>12} {:>12} {:>26}",
-            "metric", "reference", "mock", "mock/ref median (min–max)"
+            "metric",
+            baseline,
+            subject,
+            format!("{}/{} median (min–max)", subject, short(baseline))
         );
         for s in &self.summary {
             let ratio = match (s.ratio, s.ratio_min, s.ratio_max) {

@@ -70,6 +70,7 @@ fn smoke_runs_every_mode_against_both_servers() {
     for prefix in [
         "echo C=2",
         "echo over TLS C=2",
+        "echo through the proxy C=2",
         "turn C=2",
         "http C=2",
         "startup",
@@ -90,8 +91,13 @@ fn smoke_runs_every_mode_against_both_servers() {
         let mock_only = comparison["name"]
             .as_str()
             .is_some_and(|n| n.starts_with("turn"));
+        let proxied = comparison["name"]
+            .as_str()
+            .is_some_and(|n| n.contains("through the proxy"));
         let expected: &[&str] = if mock_only {
             &["mock"]
+        } else if proxied {
+            &["mock", "proxied"]
         } else {
             &["reference", "mock"]
         };

@@ -290,11 +290,9 @@ impl Proxy {
     /// replay batch) is journaled as the session's, sent to every socket (`conn` absent), the
     /// first time its id is seen: a recording replays it as the scenario's. A proxy cannot
     /// tell an error reply to one socket from an event for all, so it counts as the latter.
-    fn journal_server_frame(&self, session: &str, conn: u64, text: &str) {
-        let value: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
-        let id = value["id"].as_str().unwrap_or_default();
-        let live = value["type"] != "EVENT_TYPE_EVENT_BATCH" && !id.is_empty();
-        let first = live && {
+    fn journal_server_frame(&self, session: &str, conn: u64, text: &str, live_id: Option<&str>) {
+        let id = live_id.unwrap_or_default();
+        let first = !id.is_empty() && {
             let mut sessions = lock(&self.inner.sessions);
             let log = sessions
                 .entry(session.to_owned())

@@ -6,8 +6,10 @@
 use axum::http::HeaderMap;
 use serde_json::Value;
 
+use serde::Deserialize as _;
+
 use crate::protocol::{
-    ClientFrameError, DecodeOptions, RawFrame, decode_client_frame, decode_server_frame,
+    ClientFrameError, DecodeOptions, RawFrame, ServerEnvelope, decode_client_frame,
 };
 
 /// One broken rule: its name and what was seen.
@@ -43,13 +45,18 @@ const SEQUENCES_KEPT: usize = 4096;
 impl ServerRules {
     /// Every rule a server frame breaks (none: a good frame).
     pub fn check(&mut self, text: &str) -> Vec<Broken> {
-        let mut out = Vec::new();
+        self.check_frame(text).broken
+    }
+
+    /// [`ServerRules::check`], with what the journal needs to know of the frame (parsed once).
+    pub fn check_frame(&mut self, text: &str) -> Checked {
         let value: Value = match serde_json::from_str(text) {
             Ok(value @ Value::Object(_)) => value,
-            Ok(_) => return vec![broken("server-frame-json", "not a JSON object")],
-            Err(error) => return vec![broken("server-frame-json", error.to_string())],
+            Ok(_) => return Checked::broken(broken("server-frame-json", "not a JSON object")),
+            Err(error) => return Checked::broken(broken("server-frame-json", error.to_string())),
         };
-        if let Err(error) = decode_server_frame(text) {
+        let mut out = Vec::new();
+        if let Err(error) = ServerEnvelope::deserialize(&value) {
             out.push(broken("server-envelope", error.to_string()));
         }
         if let Some(broken) = self.order(&value) {
@@ -61,8 +68,7 @@ impl ServerRules {
                 None => out.push(broken("server-batch", "payload.events is not an array")),
                 Some(events) => {
                     for event in events {
-                        let text = event.to_string();
-                        if let Err(error) = decode_server_frame(&text) {
+                        if let Err(error) = ServerEnvelope::deserialize(event) {
                             out.push(broken("server-batch", format!("an event: {error}")));
                         }
                         if let Some(broken) = self.order(event) {
@@ -73,7 +79,29 @@ impl ServerRules {
                 }
             }
         }
-        out
+        let batch = value["type"] == "EVENT_TYPE_EVENT_BATCH";
+        Checked {
+            broken: out,
+            id: value["id"].as_str().map(str::to_owned),
+            batch,
+        }
+    }
+}
+
+/// A checked server frame: the rules it breaks, its id and whether it is a replay batch.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub broken: Vec<Broken>,
+    pub id: Option<String>,
+    pub batch: bool,
+}
+
+impl Checked {
+    fn broken(broken: Broken) -> Self {
+        Self {
+            broken: vec![broken],
+            ..Self::default()
+        }
     }
 }
 

@@ -71,9 +71,13 @@ pub(super) async fn bridge(
         .tls
         .as_ref()
         .map(|tls| tokio_tungstenite::Connector::Rustls(Arc::clone(tls)));
+    // Small reads and unbuffered writes, as the mock's own sockets (`ws/`): the library's
+    // default 128 KiB read buffer is zeroed on every read, most of a proxied frame's cost.
     let config = tungstenite::protocol::WebSocketConfig::default()
-        .max_message_size(Some(16 << 20))
-        .max_frame_size(Some(16 << 20));
+        .read_buffer_size(crate::ws::READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(crate::ws::LIBRARY_MAX_MESSAGE))
+        .max_frame_size(Some(crate::ws::LIBRARY_MAX_MESSAGE));
     let connected = tokio::time::timeout(
         UPSTREAM_TIMEOUT,
         tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector),
@@ -100,7 +104,12 @@ pub(super) async fn bridge(
     match connected {
         Ok(Ok((upstream, _))) => {
             proxy.journal(&session, handshake(101, None));
-            upgrade.on_upgrade(move |client| pump(proxy, session, conn, client, upstream))
+            upgrade
+                .read_buffer_size(crate::ws::READ_BUFFER)
+                .write_buffer_size(0)
+                .max_message_size(crate::ws::LIBRARY_MAX_MESSAGE)
+                .max_frame_size(crate::ws::LIBRARY_MAX_MESSAGE)
+                .on_upgrade(move |client| pump(proxy, session, conn, client, upstream))
         }
         Ok(Err(tungstenite::Error::Http(refused))) => {
             let status = refused.status();
@@ -193,10 +202,11 @@ async fn pump(
             from_upstream = upstream.next() => match from_upstream {
                 Some(Ok(tungstenite::Message::Text(text))) => {
                     let text = text.as_str();
-                    let broken = rules.check(text);
-                    proxy.journal_server_frame(&session, conn, text);
-                    let any = !broken.is_empty();
-                    for broken in broken {
+                    let checked = rules.check_frame(text);
+                    let live_id = checked.id.as_deref().filter(|_| !checked.batch);
+                    proxy.journal_server_frame(&session, conn, text, live_id);
+                    let any = !checked.broken.is_empty();
+                    for broken in checked.broken {
                         proxy.violation(Direction::Server, broken, at, Some(text));
                     }
                     if any && strict {

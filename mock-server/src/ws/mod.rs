@@ -28,10 +28,10 @@ use crate::state::{AppState, CLOSE_OVERFLOW, Outbound, ReserveError, SessionSlot
 
 /// tungstenite's own read buffer default is 128 KiB per connection; 4 KiB keeps idle sockets
 /// small and costs nothing for chat-sized frames.
-const READ_BUFFER: usize = 4 * 1024;
+pub(crate) const READ_BUFFER: usize = 4 * 1024;
 /// Hard ceiling enforced by the WebSocket library. Frames between the advertised limit and
 /// this get `Message too large` and the socket stays open (spec §12 B13).
-const LIBRARY_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+pub(crate) const LIBRARY_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 /// How long a final Close frame may take to write before the socket is dropped.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
