@@ -62,6 +62,11 @@ ROOT="$PWD"
 need cargo "install Rust with rustup (https://rustup.rs)"
 need rustup "the musl target is added with rustup; install Rust with rustup (https://rustup.rs), or add the target $TARGET to your toolchain yourself"
 need file "install it (Debian/Ubuntu: apt-get install file); it checks the binaries are static"
+# ring (TLS) compiles C for the musl target: musl's gcc wrapper, unless CC for it is set.
+if [ -z "${CC_x86_64_unknown_linux_musl:-}" ]; then
+  need musl-gcc "install it (Debian/Ubuntu: apt-get install musl-tools): ring, the TLS crypto, builds C code for the musl target, or set CC_x86_64_unknown_linux_musl to a C compiler for it"
+  export CC_x86_64_unknown_linux_musl=musl-gcc
+fi
 if [ "$STRIP" = 1 ]; then
   need strip "install binutils (Debian/Ubuntu: apt-get install binutils), or pass --no-strip"
 fi
