@@ -293,14 +293,10 @@ public final class Client {
             dropped(this, 0);
         }
 
-        // Called with the lock held. A send that fails means the socket is gone, even when the
-        // JDK never reported its close (see WS_HTTP): a heartbeat then notices a silent drop.
+        // Called with the lock held.
         void send(String frame) {
             WebSocket socket = ws;
             sending = sending.handle((v, e) -> null).thenCompose(v -> socket.sendText(frame, true));
-            sending.whenComplete((v, error) -> {
-                if (error != null) dropped(this, 0);
-            });
         }
 
         // Called with the lock held.
