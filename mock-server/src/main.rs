@@ -46,7 +46,10 @@ enum Command {
     /// Serve the protocol's endpoints in front of the real service (or another mock): REST
     /// calls and WebSocket frames forwarded both ways, every session recorded (replay it with
     /// `--scenario FILE.jsonl`), every frame checked against the protocol; violations at
-    /// `GET /_mock/violations` and summarised at exit (docs/proxy.md).
+    /// `GET /_mock/violations` and summarised at exit. The mock's faults (drop, duplicate,
+    /// reorder, delay, split a replay, close with a code, refuse handshakes, …) go into a
+    /// session's live traffic with `POST /_mock/sessions/{id}/faults` (or `ctl faults`), and
+    /// the console at `/_mock/ui/` shows sessions, journals and violations (docs/proxy.md).
     Proxy(ProxyArgs),
     /// Play the client side of a recorded session (a `proxy` recording of the real service, or
     /// `--record` output) against a fresh mock and report where the mock answers differently:
@@ -571,6 +574,7 @@ fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             "base_url": format!("http://{addr}"),
             "ws_url": format!("ws://{addr}/ws"),
             "control_url": format!("http://{addr}/_mock"),
+            "console_url": format!("http://{addr}/_mock/ui/"),
         });
         outln!("{ready}");
         let shutdown = shutdown_signal()?;

@@ -105,21 +105,49 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// name rebound to 127.0.0.1, cannot reach it. And a write must be JSON: a browser form cannot
 /// send that without a CORS preflight, which `/_mock/` never answers.
 async fn guard(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let token = state.config().control_token.as_deref();
+    match refusal(&request, token, |authority| {
+        state.is_own_loopback_authority(authority)
+    }) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    }
+}
+
+/// The port of a `host:port` authority whose host is a loopback address (or `localhost`).
+pub(crate) fn loopback_port(authority: &str) -> Option<u16> {
+    let (host, port) = authority.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok()?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback.then_some(port)
+}
+
+/// The answer refusing a control request (see [`guard`]), or `None` when it may go on. `own`
+/// says whether an authority (`host:port`) is one of this server's loopback addresses.
+pub(crate) fn refusal(
+    request: &Request,
+    token: Option<&str>,
+    own: impl Fn(&str) -> bool,
+) -> Option<Response> {
     // With a token, the console's static files (code, no data) load without it: a browser
     // cannot add the header to a navigation. The page then sends the token on every call.
     let console_file =
         request.method() == axum::http::Method::GET && request.uri().path().starts_with("/ui");
-    if console_file && state.config().control_token.is_some() {
-        return next.run(request).await;
+    if console_file && token.is_some() {
+        return None;
     }
-    let refuse = |status, message: &str| Failure::new(status, message, None).into_response();
+    let refuse = |status, message: &str| Some(Failure::new(status, message, None).into_response());
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match &state.config().control_token {
-        Some(token) if presented == Some(token.as_str()) => {}
+    match token {
+        Some(token) if presented == Some(token) => {}
         Some(_) => {
             return refuse(
                 StatusCode::UNAUTHORIZED,
@@ -156,21 +184,22 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             // An absolute-form target names its own authority, which then wins over `Host`
             // (RFC 9112 §3.2.2): it must be this server's loopback address too.
             let target = request.uri().authority().map(|a| a.as_str());
-            let own = |h: Option<&str>| h.is_some_and(|h| state.is_own_loopback_authority(h));
-            if !own(host) || target.is_some_and(|t| !own(Some(t))) {
+            let own_host = |h: Option<&str>| h.is_some_and(&own);
+            if !own_host(host) || target.is_some_and(|t| !own_host(Some(t))) {
                 return refuse(
                     StatusCode::FORBIDDEN,
                     "the control API answers requests for this server's loopback address only (check the Host header, or configure `control_token`)",
                 );
             }
-            let origin = request
-                .headers()
+            let origin = headers
                 .get(header::ORIGIN)
                 .map(|v| v.to_str().unwrap_or("?"));
             if let Some(origin) = origin {
+                // The console's own origin: `http://` or, with `--tls`, `https://`.
                 let same = origin
                     .strip_prefix("http://")
-                    .is_some_and(|authority| state.is_own_loopback_authority(authority));
+                    .or_else(|| origin.strip_prefix("https://"))
+                    .is_some_and(&own);
                 if !same {
                     return refuse(
                         StatusCode::FORBIDDEN,
@@ -200,7 +229,7 @@ async fn guard(State(state): State<AppState>, request: Request, next: Next) -> R
             "control API writes with a body take `Content-Type: application/json`",
         );
     }
-    next.run(request).await
+    None
 }
 
 /// `GET /_mock/health`
@@ -481,6 +510,25 @@ async fn push_steps(
 ) -> Reply<Accepted> {
     let raw: Vec<RawStep> = one_or_many(&body)?;
     play(&state, &id, raw, "steps")
+}
+
+/// A fault body (one or an array) as the mock takes it, validated: the faults, or the problem
+/// and its JSON pointer. The proxy takes the same body.
+pub(crate) fn parse_faults(body: &[u8]) -> Result<Vec<crate::scenario::Fault>, (String, String)> {
+    let problem = |failure: Failure| {
+        let Failure(_, body) = failure;
+        (body.message, body.pointer.unwrap_or_default())
+    };
+    let raw: Vec<RawFault> = one_or_many(body).map_err(problem)?;
+    let steps: Vec<RawStep> = raw.into_iter().map(RawStep::Fault).collect();
+    let steps = validate_steps("request body", &steps).map_err(|e| (e.problem, e.pointer))?;
+    Ok(steps
+        .into_iter()
+        .filter_map(|step| match step {
+            crate::scenario::Step::Fault(fault) => Some(fault),
+            _ => None,
+        })
+        .collect())
 }
 
 /// `POST /_mock/sessions/{id}/faults`: fault steps (one or an array), applied now.

@@ -42,17 +42,24 @@ pub const FILES: &[(&str, &str, &str)] = &[
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 fn file(name: &str) -> Response {
-    let Some((_, content_type, body)) = FILES.iter().find(|(n, _, _)| *n == name) else {
-        return super::Failure::new(
+    embedded(FILES, name).unwrap_or_else(|| {
+        super::Failure::new(
             axum::http::StatusCode::NOT_FOUND,
             "no such console file",
             None,
         )
-        .into_response();
-    };
+        .into_response()
+    })
+}
+
+/// `name` from an embedded file table, with headers that let it run only as our own code.
+pub(crate) fn embedded(files: &[(&str, &str, &'static str)], name: &str) -> Option<Response> {
+    let (_, content_type, body) = files.iter().find(|(n, _, _)| *n == name)?;
     let mut response = (*body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(value) = HeaderValue::from_str(content_type) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -62,18 +69,27 @@ fn file(name: &str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    response
+    Some(response)
 }
 
 /// Routes, nested with the rest of the control API at `/_mock`.
 pub fn routes() -> Router<AppState> {
+    console_routes(file)
+}
+
+/// A console's routes under `/ui`: `/ui/` is `file("index.html")`, `/ui/NAME` is `file(NAME)`.
+pub(crate) fn console_routes<S: Clone + Send + Sync + 'static>(
+    file: fn(&str) -> Response,
+) -> Router<S> {
     Router::new()
         .route("/ui", get(|| async { Redirect::permanent("/_mock/ui/") }))
-        .route("/ui/", get(|| async { file("index.html") }))
+        .route("/ui/", get(move || async move { file("index.html") }))
         .route(
             "/ui/{name}",
             get(
-                |axum::extract::Path(name): axum::extract::Path<String>| async move { file(&name) },
+                move |axum::extract::Path(name): axum::extract::Path<String>| async move {
+                    file(&name)
+                },
             ),
         )
 }

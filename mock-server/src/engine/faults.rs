@@ -88,7 +88,7 @@ impl Session {
 }
 
 /// Adds fields the docs do not define, to the envelope and the payload (spec §11 ERR-2).
-pub(super) fn with_unknown_fields(frame: &str) -> String {
+pub(crate) fn with_unknown_fields(frame: &str) -> String {
     let Ok(Value::Object(mut envelope)) = serde_json::from_str::<Value>(frame) else {
         return frame.to_owned();
     };
@@ -104,7 +104,7 @@ pub(super) fn with_unknown_fields(frame: &str) -> String {
 
 /// Rewrites a batch so each element carries its payload under the alternate key of spec
 /// Appendix A (`"poly_agent_message": {...}` instead of `"payload"`).
-pub(super) fn alternate_shape(batch: &str) -> String {
+pub(crate) fn alternate_shape(batch: &str) -> String {
     let Ok(mut value) = serde_json::from_str::<Value>(batch) else {
         return batch.to_owned();
     };

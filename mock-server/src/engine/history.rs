@@ -119,7 +119,7 @@ const BATCH_OVERHEAD: usize = 160;
 
 /// Builds the batch frame around already-encoded events, so replay never re-encodes history.
 /// The envelope of the batch itself: a new id, `sequence: null`, now (spec §12 B4).
-fn encode_batch(events: &[&str], ids: &mut IdGen, unix_millis: u64) -> String {
+pub(crate) fn encode_batch(events: &[&str], ids: &mut IdGen, unix_millis: u64) -> String {
     let id = ids.event_id(unix_millis);
     let timestamp = Timestamp::from_unix_millis(unix_millis);
     let body: usize = events.iter().map(|e| e.len() + 1).sum();

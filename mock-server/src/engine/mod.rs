@@ -15,7 +15,7 @@
 //! - `config`: [`EngineConfig`], the §12 decisions a session consults.
 
 mod config;
-mod faults;
+pub(crate) mod faults;
 mod fit;
 pub mod history;
 pub mod ids;
@@ -129,6 +129,20 @@ pub enum SessionStatus {
 pub struct Refusal {
     pub status: u16,
     pub body: &'static str,
+}
+
+impl Refusal {
+    /// A refused handshake with `status`, and the catalogue's body for it.
+    pub fn with_status(status: u16) -> Self {
+        let body = match status {
+            400 => catalog::INVALID_CONNECTION_PARAMETERS,
+            401 => catalog::AUTHENTICATION_FAILED,
+            404 => catalog::SESSION_NOT_FOUND,
+            429 => catalog::CONNECTION_LIMIT_EXCEEDED,
+            _ => "service unavailable",
+        };
+        Self { status, body }
+    }
 }
 
 /// An item of the timeline.
@@ -310,14 +324,7 @@ impl Session {
             });
         }
         let (_, status) = self.pending.refuse?;
-        let body = match status {
-            400 => catalog::INVALID_CONNECTION_PARAMETERS,
-            401 => catalog::AUTHENTICATION_FAILED,
-            404 => catalog::SESSION_NOT_FOUND,
-            429 => catalog::CONNECTION_LIMIT_EXCEEDED,
-            _ => "service unavailable",
-        };
-        Some(Refusal { status, body })
+        Some(Refusal::with_status(status))
     }
 
     /// A connection opened with `cursor`: its replay, a close if the session has ended

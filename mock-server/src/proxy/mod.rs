@@ -3,9 +3,11 @@
 //! but for the `Host` and `Origin` headers; every session is recorded in the mock's recording
 //! format (so `--scenario FILE.jsonl` replays what the service did), and every frame is checked
 //! against the protocol ([`validate`]). Violations are listed at `GET /_mock/violations`.
-//!
-//! Left for later: injecting the mock's faults into proxied traffic, and the console.
+//! The mock's faults can be injected into a session's traffic ([`faults`]), and the console
+//! at `/_mock/ui/` shows sessions, their journals and the violations.
 
+mod console;
+mod faults;
 pub mod validate;
 mod ws;
 
@@ -175,12 +177,17 @@ struct Inner {
     sessions: Mutex<HashMap<String, SessionLog>>,
     budget: Arc<JournalBudget>,
     decode: crate::protocol::DecodeOptions,
+    /// Seeds the ids of frames the proxy makes (batches of a split replay, injected events).
+    seed: u64,
+    /// The ports the proxy listens on, for the control API's `Host` check.
+    ports: Mutex<Vec<u16>>,
 }
 
 #[derive(Debug)]
 struct SessionLog {
     journal: SessionJournal,
     connections: u64,
+    faults: Arc<faults::SessionFaults>,
     /// Ids of live events already journaled as the session's (every socket of it gets them):
     /// the same event through a second socket is that socket's copy.
     broadcast: std::collections::HashSet<String>,
@@ -206,6 +213,8 @@ impl Proxy {
                 sessions: Mutex::new(HashMap::new()),
                 budget: JournalBudget::new(1024 * 1024, 16 * 1024 * 1024),
                 decode: crate::protocol::DecodeOptions::default(),
+                seed: unix_ms(),
+                ports: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -251,12 +260,9 @@ impl Proxy {
 
     /// Appends to `session`'s journal (and recording).
     fn journal(&self, session: &str, event: JournalEvent) {
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         let entry = JournalEntry {
             at_ms: self.now_ms(),
-            unix_ms,
+            unix_ms: unix_ms(),
             event,
         };
         let mut sessions = lock(&self.inner.sessions);
@@ -279,9 +285,14 @@ impl Proxy {
             .as_ref()
             .filter(|_| safe)
             .map(|dir| dir.join(format!("{session}.jsonl")));
+        let seed = self.inner.seed
+            ^ session
+                .bytes()
+                .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
         SessionLog {
             journal: SessionJournal::new(path.as_deref(), 1000, Arc::clone(&self.inner.budget)),
             connections: 0,
+            faults: Arc::new(faults::SessionFaults::new(seed)),
             broadcast: std::collections::HashSet::new(),
         }
     }
@@ -311,14 +322,75 @@ impl Proxy {
         );
     }
 
-    /// The next connection number of `session` (1, 2, …).
-    fn next_conn(&self, session: &str) -> u64 {
+    /// The next connection number of `session` (1, 2, …), and the session's faults.
+    fn next_conn(&self, session: &str) -> (u64, Arc<faults::SessionFaults>) {
         let mut sessions = lock(&self.inner.sessions);
         let log = sessions
             .entry(session.to_owned())
             .or_insert_with(|| self.new_log(session));
         log.connections += 1;
-        log.connections
+        (log.connections, Arc::clone(&log.faults))
+    }
+
+    /// The faults of a session the proxy has seen.
+    fn faults_of(&self, session: &str) -> Option<Arc<faults::SessionFaults>> {
+        lock(&self.inner.sessions)
+            .get(session)
+            .map(|log| Arc::clone(&log.faults))
+    }
+
+    /// Injects `faults` into `session`'s traffic (the mock's fault vocabulary); each is
+    /// journaled. `None`: the proxy has not seen the session.
+    pub fn inject(&self, session: &str, faults: &[crate::scenario::Fault]) -> Option<usize> {
+        let target = self.faults_of(session)?;
+        for fault in faults {
+            self.journal(
+                session,
+                JournalEvent::Fault {
+                    fault: format!("{fault:?}"),
+                },
+            );
+            let history = || {
+                let sessions = lock(&self.inner.sessions);
+                let frames = sessions.get(session).into_iter().flat_map(|log| {
+                    log.journal
+                        .entries()
+                        .filter_map(|entry| match &entry.event {
+                            JournalEvent::ServerFrame { frame, .. } => Some(frame.get()),
+                            _ => None,
+                        })
+                });
+                faults::events_by_sequence(frames)
+            };
+            target.apply(fault, history, unix_ms());
+        }
+        Some(faults.len())
+    }
+
+    /// The sessions seen, in the order of their ids.
+    pub fn sessions(&self) -> Vec<ProxySession> {
+        let sessions = lock(&self.inner.sessions);
+        let mut out: Vec<ProxySession> = sessions
+            .iter()
+            .map(|(id, log)| ProxySession {
+                session_id: id.clone(),
+                connections: log.connections,
+                live: log.faults.live(),
+                entries: log.journal.entries().len(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        out
+    }
+
+    /// Notes a port the proxy listens on (the control API answers requests addressed to it).
+    pub fn note_port(&self, port: u16) {
+        lock(&self.inner.ports).push(port);
+    }
+
+    fn is_own_loopback_authority(&self, authority: &str) -> bool {
+        crate::control::loopback_port(authority)
+            .is_some_and(|port| lock(&self.inner.ports).contains(&port))
     }
 
     /// A session's journal, oldest first (what its recording holds).
@@ -330,15 +402,111 @@ impl Proxy {
     }
 }
 
-/// The proxy's routes: the protocol's endpoints forwarded, `/ws` bridged, and
-/// `GET /_mock/health` and `GET /_mock/violations` of its own.
+/// One session the proxy has seen, as `GET /_mock/sessions` lists it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ProxySession {
+    pub session_id: String,
+    /// Connections opened (accepted or refused).
+    pub connections: u64,
+    /// The numbers of the connections open now.
+    pub live: Vec<u64>,
+    /// Entries in its journal.
+    pub entries: usize,
+}
+
+/// The proxy's routes: the protocol's endpoints forwarded, `/ws` bridged, and a control API
+/// of its own under `/_mock/` (loopback only, guarded as the mock's).
 pub fn router(proxy: Proxy) -> Router {
+    let control = Router::new()
+        .route("/health", get(health))
+        .route("/violations", get(violations))
+        .route("/sessions", get(sessions))
+        .route("/sessions/{id}/journal", get(journal))
+        .route("/sessions/{id}/faults", axum::routing::post(inject))
+        .merge(console::routes())
+        .fallback(|| async {
+            control_error(
+                StatusCode::NOT_FOUND,
+                "no such control endpoint of the proxy",
+                None,
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(proxy.clone(), guard));
     Router::new()
         .route("/ws", get(ws::bridge))
-        .route("/_mock/health", get(health))
-        .route("/_mock/violations", get(violations))
+        .nest("/_mock", control)
         .fallback(forward)
         .with_state(proxy)
+}
+
+async fn guard(
+    State(proxy): State<Proxy>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match crate::control::refusal(&request, None, |authority| {
+        proxy.is_own_loopback_authority(authority)
+    }) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    }
+}
+
+fn control_error(status: StatusCode, message: &str, pointer: Option<String>) -> Response {
+    let body = crate::control::ControlErrorBody {
+        error: message.to_owned(),
+        message: message.to_owned(),
+        pointer,
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn sessions(State(proxy): State<Proxy>) -> Response {
+    axum::Json(proxy.sessions()).into_response()
+}
+
+async fn journal(
+    State(proxy): State<Proxy>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    if query.get("follow").is_some_and(|f| f == "true") {
+        return control_error(
+            StatusCode::BAD_REQUEST,
+            "the proxy does not follow a journal: ask again for the newest entries",
+            None,
+        );
+    }
+    if proxy.faults_of(&id).is_none() {
+        return control_error(
+            StatusCode::NOT_FOUND,
+            &format!("no session {id} went through the proxy"),
+            None,
+        );
+    }
+    axum::Json(proxy.journal_of(&id)).into_response()
+}
+
+/// `POST /_mock/sessions/{id}/faults`: the mock's fault JSON (one or an array), applied now.
+async fn inject(
+    State(proxy): State<Proxy>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    let faults = match crate::control::parse_faults(&body) {
+        Ok(faults) => faults,
+        Err((message, pointer)) => {
+            return control_error(StatusCode::BAD_REQUEST, &message, Some(pointer));
+        }
+    };
+    match proxy.inject(&id, &faults) {
+        Some(accepted) => axum::Json(serde_json::json!({ "accepted": accepted })).into_response(),
+        None => control_error(
+            StatusCode::NOT_FOUND,
+            &format!("no session {id} went through the proxy"),
+            None,
+        ),
+    }
 }
 
 async fn health(State(proxy): State<Proxy>) -> Response {
@@ -518,13 +686,23 @@ where
     Ok(sender)
 }
 
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// Serves the proxy on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     proxy: Proxy,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(proxy))
-        .with_graceful_shutdown(shutdown)
-        .await
+    proxy.note_port(listener.local_addr()?.port());
+    axum::serve(
+        listener,
+        router(proxy).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -12,6 +12,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
 
+use super::faults::{Command, Out, SessionFaults};
 use super::validate::{self, Broken, ServerRules};
 use super::{Direction, Proxy, UPSTREAM_TIMEOUT};
 use crate::journal::{Closer, JournalEvent};
@@ -52,6 +53,28 @@ pub(super) async fn bridge(
 ) -> Response {
     let query = query.unwrap_or_default();
     let session = session_of(&query);
+    let (conn, faults) = proxy.next_conn(&session);
+    let handshake = |status: u16, error: Option<String>| JournalEvent::Handshake {
+        conn: Some(conn),
+        query: redacted(&query),
+        status,
+        error,
+    };
+    // A refusal injected as a fault answers before the upstream is asked.
+    if let Some(refusal) = faults.refuse_handshake() {
+        proxy.journal(
+            &session,
+            handshake(refusal.status, Some(refusal.body.to_owned())),
+        );
+        let status =
+            StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return (
+            status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            refusal.body,
+        )
+            .into_response();
+    }
     let upstream = &proxy.inner.config.upstream;
     let mut request = match upstream
         .ws_url(&format!("/ws?{query}"))
@@ -83,13 +106,6 @@ pub(super) async fn bridge(
         tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector),
     )
     .await;
-    let conn = proxy.next_conn(&session);
-    let handshake = |status: u16, error: Option<String>| JournalEvent::Handshake {
-        conn: Some(conn),
-        query: redacted(&query),
-        status,
-        error,
-    };
     let failed = |detail: String| {
         proxy.violation(
             Direction::Upstream,
@@ -109,7 +125,7 @@ pub(super) async fn bridge(
                 .write_buffer_size(0)
                 .max_message_size(crate::ws::LIBRARY_MAX_MESSAGE)
                 .max_frame_size(crate::ws::LIBRARY_MAX_MESSAGE)
-                .on_upgrade(move |client| pump(proxy, session, conn, client, upstream))
+                .on_upgrade(move |client| pump(proxy, session, (conn, faults), client, upstream))
         }
         Ok(Err(tungstenite::Error::Http(refused))) => {
             let status = refused.status();
@@ -154,15 +170,42 @@ enum End {
 async fn pump(
     proxy: Proxy,
     session: String,
-    conn: u64,
+    (conn, faults): (u64, Arc<SessionFaults>),
     mut client: WebSocket,
     mut upstream: Upstream,
 ) {
     let mut rules = ServerRules::default();
     let strict = proxy.inner.config.strict;
     let at = (Some(session.as_str()), Some(conn));
-    let end = loop {
+    let mut commands = faults.register(conn);
+    // Frames a fault holds back (a delayed echo), in the order they fall due.
+    let mut later: std::collections::VecDeque<(tokio::time::Instant, String)> =
+        std::collections::VecDeque::new();
+    let end = 'pump: loop {
+        let due = later.front().map(|(at, _)| *at);
         tokio::select! {
+            Some(command) = commands.recv() => match command {
+                Command::Send(frame) => {
+                    if client.send(Message::Text(frame.into())).await.is_err() {
+                        break End::Dropped { by: Closer::Client };
+                    }
+                }
+                Command::Drop => break End::Dropped { by: Closer::Server },
+                Command::Close { code, reason } => {
+                    let _ = client
+                        .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
+                        .await;
+                    let _ = upstream.close(Some(tungstenite_close(1000, reason))).await;
+                    break End::Closed { code, by: Closer::Server };
+                }
+            },
+            () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                if let Some((_, frame)) = later.pop_front()
+                    && client.send(Message::Text(frame.into())).await.is_err()
+                {
+                    break End::Dropped { by: Closer::Client };
+                }
+            },
             from_client = client.recv() => match from_client {
                 Some(Ok(Message::Text(text))) => {
                     let text = text.as_str();
@@ -173,6 +216,9 @@ async fn pump(
                         if strict {
                             break End::Strict { code: 1008, by: Closer::Client };
                         }
+                    }
+                    if !faults.forward_client(text) {
+                        continue;
                     }
                     if upstream.send(tungstenite::Message::text(text)).await.is_err() {
                         break End::Dropped { by: Closer::Server };
@@ -212,8 +258,26 @@ async fn pump(
                     if any && strict {
                         break End::Strict { code: 1011, by: Closer::Server };
                     }
-                    if client.send(Message::Text(text.into())).await.is_err() {
-                        break End::Dropped { by: Closer::Client };
+                    let Some(outs) = faults.deliver(text, checked.batch, super::unix_ms()) else {
+                        if client.send(Message::Text(text.into())).await.is_err() {
+                            break End::Dropped { by: Closer::Client };
+                        }
+                        continue;
+                    };
+                    for out in outs {
+                        match out {
+                            Out::Send(frame) => {
+                                if client.send(Message::Text(frame.into())).await.is_err() {
+                                    break 'pump End::Dropped { by: Closer::Client };
+                                }
+                            }
+                            Out::Later(delay, frame) => {
+                                let at = tokio::time::Instant::now() + delay;
+                                let place = later.partition_point(|(t, _)| *t <= at);
+                                later.insert(place, (at, frame));
+                            }
+                            Out::Drop => break 'pump End::Dropped { by: Closer::Server },
+                        }
                     }
                 }
                 Some(Ok(tungstenite::Message::Binary(bytes))) => {
@@ -243,6 +307,7 @@ async fn pump(
             },
         }
     };
+    faults.unregister(conn);
     let event = match end {
         End::Closed { code, by } => JournalEvent::Close {
             conn: Some(conn),

@@ -241,18 +241,8 @@ impl AppState {
     /// Whether `authority` (`host:port`, as in `Host` or an `Origin`) names a loopback address
     /// and a port this server listens on.
     pub fn is_own_loopback_authority(&self, authority: &str) -> bool {
-        let Some((host, port)) = authority.rsplit_once(':') else {
-            return false;
-        };
-        let Ok(port) = port.parse::<u16>() else {
-            return false;
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        loopback && lock(&self.inner.bound).iter().any(|a| a.port() == port)
+        crate::control::loopback_port(authority)
+            .is_some_and(|port| lock(&self.inner.bound).iter().any(|a| a.port() == port))
     }
 
     pub fn shutdown_token(&self) -> &CancellationToken {

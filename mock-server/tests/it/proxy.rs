@@ -40,6 +40,18 @@ async fn start_proxy(
     (addr, proxy, stop)
 }
 
+/// A mock, and a proxy in front of it (plain `http://`, no recording).
+async fn proxied(strict: bool) -> (MockServer, String, Proxy, CancellationToken) {
+    let upstream = MockServer::start().await.expect("starts");
+    let (addr, proxy, stop) = start_proxy(
+        Upstream::new(&upstream.base_url(), None).expect("an upstream"),
+        None,
+        strict,
+    )
+    .await;
+    (upstream, addr, proxy, stop)
+}
+
 /// Token and session through `addr`: (session id, token).
 async fn session_through(addr: &str, headers: &[(&str, &str)]) -> (String, String) {
     let (status, body) = request(addr, None, "POST", "/api/v1/access-token", headers, "{}")
@@ -169,13 +181,7 @@ async fn a_conversation_through_the_proxy_is_recorded_and_replays_offline_to_the
 #[tokio::test]
 async fn a_drifting_upstream_and_a_broken_client_are_listed_with_the_frame_and_the_rule() {
     bounded(async {
-        let upstream = MockServer::start().await.expect("starts");
-        let (addr, proxy, stop) = start_proxy(
-            Upstream::new(&upstream.base_url(), None).expect("an upstream"),
-            None,
-            false,
-        )
-        .await;
+        let (upstream, addr, proxy, stop) = proxied(false).await;
         // AUTH-1: no X-Host on the token request (the upstream refuses it too).
         let (status, _) = request(
             &addr,
@@ -243,13 +249,7 @@ async fn a_drifting_upstream_and_a_broken_client_are_listed_with_the_frame_and_t
 #[tokio::test]
 async fn strict_closes_a_connection_on_its_first_violation() {
     bounded(async {
-        let upstream = MockServer::start().await.expect("starts");
-        let (addr, _proxy, stop) = start_proxy(
-            Upstream::new(&upstream.base_url(), None).expect("an upstream"),
-            None,
-            true,
-        )
-        .await;
+        let (upstream, addr, _proxy, stop) = proxied(true).await;
         // A good frame passes (the join); a bad one closes with 1008.
         let (mut client, _) = joined_through(&addr).await;
         client.send("not json").await;
@@ -385,6 +385,192 @@ async fn the_binary_proxies_prints_a_readiness_line_and_sums_up_at_exit() {
         assert!(
             String::from_utf8_lossy(&refused.stderr).contains("not an http:// or https:// URL")
         );
+        upstream.shutdown().await;
+    })
+    .await;
+}
+
+/// `POST /_mock/sessions/{id}/faults` on the proxy, as JSON: (status, body).
+async fn inject(addr: &str, session: &str, fault: &str) -> (u16, String) {
+    request(
+        addr,
+        None,
+        "POST",
+        &format!("/_mock/sessions/{session}/faults"),
+        &[("content-type", "application/json")],
+        fault,
+    )
+    .await
+    .expect("answers")
+}
+
+#[tokio::test]
+async fn faults_injected_into_proxied_traffic_reach_the_client_and_the_journal_not_the_violations()
+{
+    bounded(async {
+        let (upstream, addr, proxy, stop) = proxied(false).await;
+        let (session, token) = session_through(&addr, &CREDENTIALS).await;
+        let url = format!("ws://{addr}/ws?session_id={session}&access_token={token}");
+        let mut client = Client::connect(&url).await.expect("opens");
+        client.next_event().await;
+        client.send(JOIN).await;
+        client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+
+        // Duplicate: some event of the next answer arrives twice, with the same id.
+        assert_eq!(
+            inject(&addr, &session, r#""duplicate_next""#).await,
+            (200, r#"{"accepted":1}"#.to_owned())
+        );
+        client.send(&user_message("one")).await;
+        let events = client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+        let mut seen = std::collections::HashSet::new();
+        let answer: Vec<String> = events
+            .iter()
+            .filter(|e| seen.insert(e["id"].to_string()))
+            .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            answer.len() + 1,
+            events.len(),
+            "one event twice: {events:?}"
+        );
+
+        // Swap: the same answer's first two events arrive the other way round.
+        inject(&addr, &session, r#""swap_next""#).await;
+        client.send(&user_message("two")).await;
+        let events = client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+        let swapped: Vec<String> = events
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let mut expected = answer.clone();
+        expected.swap(0, 1);
+        assert_eq!(swapped, expected, "the unswapped answer was {answer:?}");
+        let sequences: Vec<u64> = events
+            .iter()
+            .filter_map(|e| e["sequence"].as_u64())
+            .collect();
+
+        // Delay: the echo of the next message comes at least 400 ms after it was sent.
+        inject(&addr, &session, r#"{"delay_next_echo_ms": 400}"#).await;
+        let sent = std::time::Instant::now();
+        client.send(&user_message("three")).await;
+        client.until("EVENT_TYPE_USER_MESSAGE").await;
+        assert!(sent.elapsed() >= std::time::Duration::from_millis(400));
+
+        // Resend the newest event: its id again.
+        let newest = sequences.last().copied().expect("events");
+        inject(&addr, &session, r#"{"resend_previous": 1}"#).await;
+        let again = client.next_event().await;
+        assert!(
+            again["sequence"].as_u64().is_some_and(|s| s > newest),
+            "{again}"
+        );
+
+        // Refuse the next handshake, then drop: the client sees no close frame, its next
+        // attempt gets 503 from the proxy, the one after reaches the upstream.
+        inject(
+            &addr,
+            &session,
+            r#"[{"refuse_handshakes": {"count": 1, "status": 503}}, "drop"]"#,
+        )
+        .await;
+        assert_eq!(client.closed().await, 1006);
+        let refused = Client::connect(&url).await.err().expect("refused");
+        assert_eq!(refused.status, 503);
+        // Split the next replay into batches of one event.
+        inject(&addr, &session, r#"{"split_next_replay": 1}"#).await;
+        let mut client = Client::connect(&url).await.expect("opens");
+        let first = client.next_event().await;
+        let second = client.next_event().await;
+        for batch in [&first, &second] {
+            assert_eq!(batch["type"], "EVENT_TYPE_EVENT_BATCH", "{batch}");
+            assert_eq!(
+                batch["payload"]["events"].as_array().map(Vec::len),
+                Some(1),
+                "{batch}"
+            );
+        }
+        // Close with a code.
+        inject(&addr, &session, r#"{"close": 4002}"#).await;
+        assert_eq!(client.closed().await, 4002);
+
+        // The faults are in the session's journal; the upstream broke no rule.
+        let (status, body) = request(
+            &addr,
+            None,
+            "GET",
+            &format!("/_mock/sessions/{session}/journal"),
+            &[],
+            "",
+        )
+        .await
+        .expect("answers");
+        assert_eq!(status, 200);
+        let journal: Value = serde_json::from_str(&body).expect("JSON");
+        let faults = journal
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|e| e["kind"] == "fault")
+            .count();
+        assert_eq!(faults, 8, "{journal}");
+        assert!(proxy.violations().is_empty(), "{:?}", proxy.violations());
+        let (_, listed) = request(&addr, None, "GET", "/_mock/sessions", &[], "")
+            .await
+            .expect("answers");
+        assert!(listed.contains(&session), "{listed}");
+        stop.cancel();
+        upstream.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_proxys_control_api_refuses_bad_faults_unknown_sessions_and_foreign_pages() {
+    bounded(async {
+        let (upstream, addr, _proxy, stop) = proxied(false).await;
+        let (_client, session) = joined_through(&addr).await;
+        let (status, body) = inject(&addr, &session, r#"["drop", {"close": 99}]"#).await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains(r#""pointer":"/1"#), "{body}");
+        let (status, body) = inject(&addr, &session, r#""no_such_fault""#).await;
+        assert_eq!(status, 400, "{body}");
+        let (status, body) = inject(&addr, "never-seen", r#""drop""#).await;
+        assert_eq!(status, 404, "{body}");
+        // A web page elsewhere, or a rebound DNS name, is refused as by the mock.
+        let path = format!("/_mock/sessions/{session}/faults");
+        for headers in [
+            vec![
+                ("content-type", "application/json"),
+                ("origin", "http://evil.example"),
+            ],
+            vec![("content-type", "text/plain")],
+        ] {
+            let (status, body) = request(&addr, None, "POST", &path, &headers, r#""drop""#)
+                .await
+                .expect("answers");
+            let expected = if headers.len() == 2 { 403 } else { 415 };
+            assert_eq!(status, expected, "{headers:?}: {body}");
+        }
+        // Every fault the console offers is one the proxy takes.
+        let (status, templates) = request(&addr, None, "GET", "/_mock/ui/templates.json", &[], "")
+            .await
+            .expect("answers");
+        assert_eq!(status, 200);
+        let templates: Value = serde_json::from_str(&templates).expect("JSON");
+        let offered = templates["faults"].as_array().expect("faults");
+        assert!(offered.len() > 20);
+        for fault in offered {
+            let (status, body) = inject(&addr, &session, &fault["fault"].to_string()).await;
+            assert_eq!(status, 200, "{fault}: {body}");
+        }
+        let (status, page) = request(&addr, None, "GET", "/_mock/ui/", &[], "")
+            .await
+            .expect("answers");
+        assert_eq!(status, 200);
+        assert!(page.contains("proxy.js"), "{page}");
+        stop.cancel();
         upstream.shutdown().await;
     })
     .await;

@@ -100,6 +100,28 @@ async fn a_whole_conversation_over_https_and_wss_trusting_only_the_generated_ca(
             .await
             .expect("HTTPS answers");
         assert_eq!(status, 200);
+        // A console write carries the page's `https://` origin: its own, so it is answered;
+        // another origin is still refused.
+        for (origin, expected) in [
+            (format!("https://{addr}"), 200),
+            ("https://evil.example".to_owned(), 403),
+        ] {
+            let headers = [
+                ("origin", origin.as_str()),
+                ("content-type", "application/json"),
+            ];
+            let (status, body) = https(
+                &addr,
+                &ca,
+                "POST",
+                "/_mock/clock",
+                &headers,
+                r#"{"scale": 1.0}"#,
+            )
+            .await
+            .expect("HTTPS answers");
+            assert_eq!(status, expected, "{origin}: {body}");
+        }
         // Every call of the conversation came over TLS.
         let calls = server.http_calls();
         assert_eq!(calls.len(), 3, "{calls:?}");
