@@ -108,6 +108,10 @@ struct ProxyArgs {
     /// service's.
     #[arg(long)]
     strict: bool,
+    /// Seconds the upstream gets to connect and answer a call or a handshake; past them the
+    /// client gets 504.
+    #[arg(long, env = "MESSAGING_MOCK_UPSTREAM_TIMEOUT", default_value_t = 10.0, value_parser = positive_seconds)]
+    upstream_timeout: f64,
     /// Log filter, e.g. `info`, `debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -554,9 +558,10 @@ fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot create the recording directory {}", dir.display()))?;
     }
     let proxy = Proxy::new(ProxyConfig {
-        upstream,
         record_dir: args.record.clone(),
         strict: args.strict,
+        timeout: std::time::Duration::from_secs_f64(args.upstream_timeout),
+        ..ProxyConfig::new(upstream)
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -598,6 +603,16 @@ fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         }
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A number of seconds above zero and below a day.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if seconds > 0.0 && seconds < 86_400.0 {
+        Ok(seconds)
+    } else {
+        Err("give a number of seconds above 0 and below 86400".into())
+    }
 }
 
 fn rand_seed() -> u64 {

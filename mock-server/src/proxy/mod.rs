@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use crate::journal::{JournalBudget, JournalEntry, JournalEvent, SessionJournal};
 
-/// How long the upstream gets to connect and to answer a REST call or a handshake.
+/// How long the upstream gets by default to connect and to answer a REST call or a handshake.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest REST body forwarded either way.
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -160,6 +160,21 @@ pub struct ProxyConfig {
     /// Close a connection on its first violation (1008 for the client's, 1011 for the
     /// service's) instead of only listing it.
     pub strict: bool,
+    /// How long the upstream gets to connect and to answer a REST call or a handshake
+    /// ([`UPSTREAM_TIMEOUT`] by default); past it the client gets 504.
+    pub timeout: Duration,
+}
+
+impl ProxyConfig {
+    /// Forwarding to `upstream`: no recording, not strict, the default timeout.
+    pub fn new(upstream: Upstream) -> Self {
+        Self {
+            upstream,
+            record_dir: None,
+            strict: false,
+            timeout: UPSTREAM_TIMEOUT,
+        }
+    }
 }
 
 /// The proxy's shared state.
@@ -555,8 +570,9 @@ async fn forward(
         proxy.violation(Direction::Client, broken, (None, None), Some(&path));
     }
     let upstream = &proxy.inner.config.upstream;
+    let timeout = proxy.inner.config.timeout;
     let answer = tokio::time::timeout(
-        UPSTREAM_TIMEOUT,
+        timeout,
         send(upstream, &method, &path, &headers, body.clone()),
     )
     .await;
@@ -579,7 +595,7 @@ async fn forward(
                 Direction::Upstream,
                 validate::Broken {
                     rule: "upstream",
-                    detail: format!("{method} {path}: no answer in {UPSTREAM_TIMEOUT:?}"),
+                    detail: format!("{method} {path}: no answer in {timeout:?}"),
                 },
                 (None, None),
                 None,

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
 
 use super::faults::{Command, Out, SessionFaults};
 use super::validate::{self, Broken, ServerRules};
-use super::{Direction, Proxy, UPSTREAM_TIMEOUT};
+use super::{Direction, Proxy};
 use crate::journal::{Closer, JournalEvent};
 use crate::protocol::RawFrame;
 
@@ -101,12 +101,15 @@ pub(super) async fn bridge(
         .write_buffer_size(0)
         .max_message_size(Some(crate::ws::LIBRARY_MAX_MESSAGE))
         .max_frame_size(Some(crate::ws::LIBRARY_MAX_MESSAGE));
+    let timeout = proxy.inner.config.timeout;
     let connected = tokio::time::timeout(
-        UPSTREAM_TIMEOUT,
+        timeout,
         tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector),
     )
     .await;
-    let failed = |detail: String| {
+    // The upstream failed: listed as a violation, journaled as the handshake's answer.
+    let failed = |status: StatusCode, detail: String| {
+        proxy.journal(&session, handshake(status.as_u16(), Some(detail.clone())));
         proxy.violation(
             Direction::Upstream,
             Broken {
@@ -143,11 +146,14 @@ pub(super) async fn bridge(
                 .into_response()
         }
         Ok(Err(error)) => {
-            failed(format!("/ws handshake: {error}"));
+            failed(StatusCode::BAD_GATEWAY, format!("/ws handshake: {error}"));
             (StatusCode::BAD_GATEWAY, format!("upstream failed: {error}")).into_response()
         }
         Err(_) => {
-            failed(format!("/ws handshake: no answer in {UPSTREAM_TIMEOUT:?}"));
+            failed(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("/ws handshake: no answer in {timeout:?}"),
+            );
             (
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream did not answer in time",

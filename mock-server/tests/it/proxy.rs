@@ -19,11 +19,17 @@ async fn start_proxy(
     record: Option<&Path>,
     strict: bool,
 ) -> (String, Proxy, CancellationToken) {
-    let proxy = Proxy::new(ProxyConfig {
-        upstream,
+    serve_proxy(ProxyConfig {
         record_dir: record.map(Path::to_owned),
         strict,
-    });
+        ..ProxyConfig::new(upstream)
+    })
+    .await
+}
+
+/// A proxy with `config` on a port of its own; stopped when the token is cancelled.
+async fn serve_proxy(config: ProxyConfig) -> (String, Proxy, CancellationToken) {
+    let proxy = Proxy::new(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binds");
@@ -572,6 +578,157 @@ async fn the_proxys_control_api_refuses_bad_faults_unknown_sessions_and_foreign_
         assert!(page.contains("proxy.js"), "{page}");
         stop.cancel();
         upstream.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_slow_an_untrusted_and_a_malformed_upstream_each_get_a_clear_answer_and_an_entry() {
+    bounded(async {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+        // Slow: it accepts connections and never answers. 504 at the proxy's timeout.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let silent_addr = silent.local_addr().expect("an address");
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                held.push(socket);
+            }
+        });
+        let (addr, proxy, stop) = serve_proxy(ProxyConfig {
+            timeout: std::time::Duration::from_millis(300),
+            ..ProxyConfig::new(
+                Upstream::new(&format!("http://{silent_addr}"), None).expect("an upstream"),
+            )
+        })
+        .await;
+        let (status, body) = request(
+            &addr,
+            None,
+            "POST",
+            "/api/v1/access-token",
+            &CREDENTIALS,
+            "{}",
+        )
+        .await
+        .expect("answers");
+        assert_eq!(status, 504, "{body}");
+        let refused = Client::connect(&format!("ws://{addr}/ws?session_id=slow&access_token=t"))
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(refused.status, 504, "{}", refused.body);
+        let journal = proxy.journal_of("slow");
+        let answered = serde_json::to_value(&journal).expect("JSON");
+        assert_eq!(answered[0]["kind"], "handshake", "{answered}");
+        assert_eq!(answered[0]["status"], 504, "{answered}");
+        assert_eq!(
+            proxy
+                .violations()
+                .iter()
+                .filter(|v| v.detail.contains("no answer"))
+                .count(),
+            2
+        );
+        stop.cancel();
+
+        // Untrusted: a TLS upstream whose certificate chains to another CA. 502, saying TLS.
+        let identity = mock_server::tls::TlsIdentity::generate().expect("generates");
+        let tls_upstream = MockServer::start_tls_with(Config::default(), identity)
+            .await
+            .expect("starts");
+        let other = mock_server::tls::TlsIdentity::generate().expect("generates");
+        let (addr, proxy, stop) = start_proxy(
+            Upstream::new(&tls_upstream.base_url(), other.ca_pem().map(str::as_bytes))
+                .expect("an upstream"),
+            None,
+            false,
+        )
+        .await;
+        let (status, body) = request(
+            &addr,
+            None,
+            "POST",
+            "/api/v1/access-token",
+            &CREDENTIALS,
+            "{}",
+        )
+        .await
+        .expect("answers");
+        assert_eq!(status, 502, "{body}");
+        assert!(body.contains("TLS"), "{body}");
+        assert!(
+            proxy
+                .violations()
+                .iter()
+                .any(|v| v.rule == "upstream" && v.detail.contains("TLS"))
+        );
+        stop.cancel();
+        tls_upstream.shutdown().await;
+
+        // Malformed: an upstream that accepts the socket, then sends a frame that is not
+        // JSON, one without an envelope, and closes with a code the protocol does not have.
+        // Each reaches the client as sent, and each is listed.
+        let fake = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let fake_addr = fake.local_addr().expect("an address");
+        tokio::spawn(async move {
+            let (socket, _) = fake.accept().await.expect("accepts");
+            let mut ws = tokio_tungstenite::accept_async(socket)
+                .await
+                .expect("upgrades");
+            for frame in ["not json", r#"{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE"}"#] {
+                ws.send(Message::text(frame)).await.expect("sends");
+            }
+            let close = CloseFrame {
+                code: 3999.into(),
+                reason: "bye".into(),
+            };
+            ws.send(Message::Close(Some(close))).await.expect("closes");
+            while ws.next().await.is_some() {}
+        });
+        let (addr, proxy, stop) = start_proxy(
+            Upstream::new(&format!("http://{fake_addr}"), None).expect("an upstream"),
+            None,
+            false,
+        )
+        .await;
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+            "ws://{addr}/ws?session_id=bad&access_token=t"
+        ))
+        .await
+        .expect("opens");
+        let mut texts = Vec::new();
+        let code = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => texts.push(text.to_string()),
+                Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => break None,
+            }
+        };
+        assert_eq!(
+            texts,
+            ["not json", r#"{"type":"EVENT_TYPE_POLY_AGENT_MESSAGE"}"#]
+        );
+        assert_eq!(code, Some(3999));
+        crate::support::eventually("three rules listed", || proxy.violations().len() >= 3).await;
+        let rules: Vec<String> = proxy.violations().into_iter().map(|v| v.rule).collect();
+        let details: Vec<String> = proxy.violations().into_iter().map(|v| v.detail).collect();
+        let mut rules = rules;
+        rules.dedup();
+        assert_eq!(
+            rules,
+            ["server-frame-json", "server-envelope", "server-close-code"],
+            "{details:?}"
+        );
+        stop.cancel();
     })
     .await;
 }
