@@ -112,9 +112,53 @@ struct ProxyArgs {
     /// client gets 504.
     #[arg(long, env = "MESSAGING_MOCK_UPSTREAM_TIMEOUT", default_value_t = 10.0, value_parser = positive_seconds)]
     upstream_timeout: f64,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Log filter, e.g. `info`, `debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
+}
+
+/// How a server (the mock or the proxy) serves TLS to its clients.
+#[derive(Debug, Clone, Args)]
+struct TlsArgs {
+    /// Serve `https://` and `wss://` (every port, the console and control API too) with a
+    /// certificate made at start-up for localhost, 127.0.0.1 and ::1, signed by a throwaway
+    /// CA. The CA's PEM is written to `--tls-ca-out` and named in the readiness line
+    /// (`ca_file`): a client trusts that file and nothing else changes (docs/tls.md).
+    #[arg(long, env = "MESSAGING_MOCK_TLS")]
+    tls: bool,
+    /// Serve `https://` and `wss://` with this PEM certificate chain (leaf first) instead of a
+    /// generated one; needs `--tls-key`.
+    #[arg(
+        long,
+        env = "MESSAGING_MOCK_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(
+        long,
+        env = "MESSAGING_MOCK_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Where `--tls` writes its CA certificate (PEM). Default: `messaging-mock-<pid>-ca.pem`
+    /// in the temporary directory, removed at exit.
+    #[arg(
+        long,
+        env = "MESSAGING_MOCK_TLS_CA_OUT",
+        value_name = "FILE",
+        requires = "tls"
+    )]
+    tls_ca_out: Option<PathBuf>,
+    /// Another name the generated certificate is valid for, besides localhost, 127.0.0.1 and
+    /// ::1 (repeatable): a container's service name, a LAN address.
+    #[arg(long = "tls-name", value_name = "NAME", requires = "tls")]
+    tls_names: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -184,43 +228,8 @@ struct ServeArgs {
     /// reads any path the server can (regular files of at most 4 MiB).
     #[arg(long = "scenario-dir", value_name = "DIR")]
     scenario_dirs: Vec<std::path::PathBuf>,
-    /// Serve `https://` and `wss://` (every port, the console and control API too) with a
-    /// certificate made at start-up for localhost, 127.0.0.1 and ::1, signed by a throwaway
-    /// CA. The CA's PEM is written to `--tls-ca-out` and named in the readiness line
-    /// (`ca_file`): a client trusts that file and nothing else changes (docs/tls.md).
-    #[arg(long, env = "MESSAGING_MOCK_TLS")]
-    tls: bool,
-    /// Serve `https://` and `wss://` with this PEM certificate chain (leaf first) instead of a
-    /// generated one; needs `--tls-key`.
-    #[arg(
-        long,
-        env = "MESSAGING_MOCK_TLS_CERT",
-        value_name = "FILE",
-        requires = "tls_key",
-        conflicts_with = "tls"
-    )]
-    tls_cert: Option<PathBuf>,
-    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
-    #[arg(
-        long,
-        env = "MESSAGING_MOCK_TLS_KEY",
-        value_name = "FILE",
-        requires = "tls_cert"
-    )]
-    tls_key: Option<PathBuf>,
-    /// Where `--tls` writes its CA certificate (PEM). Default: `messaging-mock-<pid>-ca.pem`
-    /// in the temporary directory, removed at exit.
-    #[arg(
-        long,
-        env = "MESSAGING_MOCK_TLS_CA_OUT",
-        value_name = "FILE",
-        requires = "tls"
-    )]
-    tls_ca_out: Option<PathBuf>,
-    /// Another name the generated certificate is valid for, besides localhost, 127.0.0.1 and
-    /// ::1 (repeatable): a container's service name, a LAN address.
-    #[arg(long = "tls-name", value_name = "NAME", requires = "tls")]
-    tls_names: Vec<String>,
+    #[command(flatten)]
+    tls: TlsArgs,
     /// Log filter, e.g. `info`, `debug`, `mock_server=trace`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -322,7 +331,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logging(&args.log)?;
     let bind = args.bind;
     let control_bind = args.control_bind;
-    let tls = match tls_setup(&args) {
+    let tls = match tls_setup(&args.tls) {
         Ok(tls) => tls,
         Err(error) => {
             eprintln!("messaging-mock: {error:#}");
@@ -439,7 +448,7 @@ impl Drop for CaFile {
 }
 
 /// Loads or makes the TLS identity before anything is bound: bad files end the start (exit 2).
-fn tls_setup(args: &ServeArgs) -> anyhow::Result<Option<TlsSetup>> {
+fn tls_setup(args: &TlsArgs) -> anyhow::Result<Option<TlsSetup>> {
     use mock_server::tls::TlsIdentity;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         let identity = TlsIdentity::from_pem_files(cert, key)?;
@@ -539,6 +548,13 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
 fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     use mock_server::proxy::{Proxy, ProxyConfig, Upstream};
     init_logging(&args.log)?;
+    let tls = match tls_setup(&args.tls) {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("messaging-mock proxy: {error:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let ca = match &args.upstream_ca {
         Some(file) => Some(
             std::fs::read(file)
@@ -572,20 +588,33 @@ fn proxy(args: ProxyArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.bind))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let ready = serde_json::json!({
+        let (http, ws) = if tls.is_some() {
+            ("https", "wss")
+        } else {
+            ("http", "ws")
+        };
+        let mut ready = serde_json::json!({
             "ready": true,
             "proxy": true,
             "upstream": args.upstream,
-            "base_url": format!("http://{addr}"),
-            "ws_url": format!("ws://{addr}/ws"),
-            "control_url": format!("http://{addr}/_mock"),
-            "console_url": format!("http://{addr}/_mock/ui/"),
+            "base_url": format!("{http}://{addr}"),
+            "ws_url": format!("{ws}://{addr}/ws"),
+            "control_url": format!("{http}://{addr}/_mock"),
+            "console_url": format!("{http}://{addr}/_mock/ui/"),
         });
+        if let Some(tls) = &tls {
+            ready["tls"] = true.into();
+            if let Some(ca) = &tls.ca_file {
+                ready["ca_file"] = ca.path.display().to_string().into();
+            }
+        }
         outln!("{ready}");
         let shutdown = shutdown_signal()?;
-        mock_server::proxy::serve(listener, proxy.clone(), shutdown)
+        let identity = tls.as_ref().map(|t| t.identity.clone());
+        mock_server::proxy::serve(listener, proxy.clone(), identity, shutdown)
             .await
             .context("serving")?;
+        drop(tls);
         let violations = proxy.violations();
         eprintln!(
             "messaging-mock proxy: {} violation(s) of the protocol",

@@ -60,7 +60,7 @@ pub async fn serve_on(
     };
     let control_app = crate::router::control_router(state.clone());
     let stopping = state.shutdown_token().clone();
-    let control_task = tokio::spawn(accept_loop(
+    let control_task = tokio::spawn(accept_state_loop(
         control,
         tls.clone(),
         state.clone(),
@@ -81,7 +81,7 @@ async fn serve_app(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let stopping = state.shutdown_token().clone();
-    let served = accept_loop(listener, tls, state.clone(), app, async move {
+    let served = accept_state_loop(listener, tls, state.clone(), app, async move {
         shutdown.await;
         stopping.cancel();
     })
@@ -90,15 +90,10 @@ async fn serve_app(
     served
 }
 
-/// Accepts connections until `shutdown`, each served by hyper with a header-read timeout (a
-/// client that sends half a request, or keeps an idle connection open, is closed after it),
-/// then lets open requests finish within [`SHUTDOWN_GRACE`]. WebSockets, once upgraded, are
-/// the connection tasks' (`ws/`), closed by the state's shutdown.
-///
-/// With `tls`, a connection whose first byte opens a TLS handshake is served over TLS (the
-/// handshake bounded by the header timeout); one that speaks plain HTTP is answered 400 by
+/// [`accept_loop`] for the mock: the state learns the bound address (its control guard's
+/// `Host` check), and plain HTTP to a TLS port is refused by
 /// [`crate::router::plaintext_refusal`], which notes it in the HTTP log.
-async fn accept_loop(
+async fn accept_state_loop(
     listener: TcpListener,
     tls: Option<TlsIdentity>,
     state: AppState,
@@ -109,9 +104,25 @@ async fn accept_loop(
         state.note_bound(addr);
     }
     let header_timeout = state.config().http_header_timeout();
-    let refusal = tls
-        .as_ref()
-        .map(|_| crate::router::plaintext_refusal(state.clone()));
+    let tls = tls.map(|tls| (tls, crate::router::plaintext_refusal(state.clone())));
+    accept_loop(listener, tls, header_timeout, app, shutdown).await
+}
+
+/// Accepts connections until `shutdown`, each served by hyper with a header-read timeout (a
+/// client that sends half a request, or keeps an idle connection open, is closed after it),
+/// then lets open requests finish within [`SHUTDOWN_GRACE`]. WebSockets, once upgraded, are
+/// the connection tasks' (`ws/`), closed by the state's shutdown.
+///
+/// With `tls`, a connection whose first byte opens a TLS handshake is served over TLS (the
+/// handshake bounded by the header timeout); one that speaks plain HTTP is answered by the
+/// refusal router given with the identity.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<(TlsIdentity, axum::Router)>,
+    header_timeout: Duration,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let connections = tokio_util::task::TaskTracker::new();
     let stop = CancellationToken::new();
     tokio::pin!(shutdown);
@@ -139,8 +150,8 @@ async fn accept_loop(
             header_timeout,
             stop: stop.clone(),
         };
-        match (&tls, &refusal) {
-            (Some(tls), Some(refusal)) => {
+        match &tls {
+            Some((tls, refusal)) => {
                 let acceptor = tls.acceptor().clone();
                 let refusal = refusal.clone();
                 connections.spawn(async move {
@@ -157,7 +168,7 @@ async fn accept_loop(
                     }
                 });
             }
-            _ => {
+            None => {
                 connections.spawn(served.run(tcp));
             }
         }

@@ -708,17 +708,43 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Serves the proxy on `listener` until `shutdown` resolves.
+/// How long a client gets for a request's headers (and a TLS handshake).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the proxy on `listener` until `shutdown` resolves; over TLS (`https://`, `wss://`)
+/// when `tls` is given.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     proxy: Proxy,
+    tls: Option<crate::tls::TlsIdentity>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     proxy.note_port(listener.local_addr()?.port());
-    axum::serve(
-        listener,
-        router(proxy).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    let tls = tls.map(|tls| {
+        let refusal = Router::new()
+            .fallback(refuse_plaintext)
+            .with_state(proxy.clone());
+        (tls, refusal)
+    });
+    crate::server::accept_loop(listener, tls, HEADER_TIMEOUT, router(proxy), shutdown).await
+}
+
+/// Plain HTTP to a TLS proxy: 400, the connection closed, and a WS-1 violation (the client
+/// would have spoken in the clear to the service).
+async fn refuse_plaintext(State(proxy): State<Proxy>, uri: Uri, method: Method) -> Response {
+    proxy.violation(
+        Direction::Client,
+        validate::Broken {
+            rule: "WS-1",
+            detail: format!("{method} {} over plain http:// to a TLS port", uri.path()),
+        },
+        (None, None),
+        None,
+    );
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONNECTION, "close")],
+        crate::router::PLAINTEXT_REFUSED,
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+        .into_response()
 }

@@ -19,16 +19,22 @@ async fn start_proxy(
     record: Option<&Path>,
     strict: bool,
 ) -> (String, Proxy, CancellationToken) {
-    serve_proxy(ProxyConfig {
-        record_dir: record.map(Path::to_owned),
-        strict,
-        ..ProxyConfig::new(upstream)
-    })
+    serve_proxy(
+        ProxyConfig {
+            record_dir: record.map(Path::to_owned),
+            strict,
+            ..ProxyConfig::new(upstream)
+        },
+        None,
+    )
     .await
 }
 
 /// A proxy with `config` on a port of its own; stopped when the token is cancelled.
-async fn serve_proxy(config: ProxyConfig) -> (String, Proxy, CancellationToken) {
+async fn serve_proxy(
+    config: ProxyConfig,
+    tls: Option<mock_server::tls::TlsIdentity>,
+) -> (String, Proxy, CancellationToken) {
     let proxy = Proxy::new(config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -39,6 +45,7 @@ async fn serve_proxy(config: ProxyConfig) -> (String, Proxy, CancellationToken) 
     tokio::spawn(mock_server::proxy::serve(
         listener,
         proxy.clone(),
+        tls,
         async move {
             signal.cancelled().await;
         },
@@ -600,12 +607,15 @@ async fn a_slow_an_untrusted_and_a_malformed_upstream_each_get_a_clear_answer_an
                 held.push(socket);
             }
         });
-        let (addr, proxy, stop) = serve_proxy(ProxyConfig {
-            timeout: std::time::Duration::from_millis(300),
-            ..ProxyConfig::new(
-                Upstream::new(&format!("http://{silent_addr}"), None).expect("an upstream"),
-            )
-        })
+        let (addr, proxy, stop) = serve_proxy(
+            ProxyConfig {
+                timeout: std::time::Duration::from_millis(300),
+                ..ProxyConfig::new(
+                    Upstream::new(&format!("http://{silent_addr}"), None).expect("an upstream"),
+                )
+            },
+            None,
+        )
         .await;
         let (status, body) = request(
             &addr,
@@ -729,6 +739,75 @@ async fn a_slow_an_untrusted_and_a_malformed_upstream_each_get_a_clear_answer_an
             "{details:?}"
         );
         stop.cancel();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_proxy_serves_https_and_wss_and_refuses_plain_http_as_ws_1() {
+    bounded(async {
+        let upstream = MockServer::start().await.expect("starts");
+        let identity = mock_server::tls::TlsIdentity::generate().expect("generates");
+        let ca = identity.ca_pem().expect("a CA").to_owned();
+        let (addr, proxy, stop) = serve_proxy(
+            ProxyConfig::new(Upstream::new(&upstream.base_url(), None).expect("an upstream")),
+            Some(identity),
+        )
+        .await;
+        let (status, body) = request(
+            &addr,
+            Some(&ca),
+            "POST",
+            "/api/v1/access-token",
+            &CREDENTIALS,
+            "{}",
+        )
+        .await
+        .expect("answers over TLS");
+        assert_eq!(status, 200, "{body}");
+        let token: Value = serde_json::from_str(&body).expect("JSON");
+        let token = token["access_token"].as_str().expect("a token").to_owned();
+        let bearer = format!("Bearer {token}");
+        let (status, body) = request(
+            &addr,
+            Some(&ca),
+            "POST",
+            "/api/v1/sessions",
+            &[
+                ("authorization", &bearer),
+                ("content-type", "application/json"),
+            ],
+            "{}",
+        )
+        .await
+        .expect("answers over TLS");
+        assert_eq!(status, 200, "{body}");
+        let session: Value = serde_json::from_str(&body).expect("JSON");
+        let session = session["session_id"].as_str().expect("an id");
+        let url = format!("wss://{addr}/ws?session_id={session}&access_token={token}");
+        let mut client = Client::connect_tls(&url, &ca)
+            .await
+            .expect("opens over wss");
+        client.next_event().await;
+        client.send(JOIN).await;
+        client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+        assert!(proxy.violations().is_empty(), "{:?}", proxy.violations());
+        // Plain HTTP to the TLS port: 400, and listed as the client's WS-1.
+        let (status, body) = request(
+            &addr,
+            None,
+            "POST",
+            "/api/v1/access-token",
+            &CREDENTIALS,
+            "{}",
+        )
+        .await
+        .expect("answers");
+        assert_eq!(status, 400, "{body}");
+        let rules: Vec<String> = proxy.violations().into_iter().map(|v| v.rule).collect();
+        assert_eq!(rules, ["WS-1"]);
+        stop.cancel();
+        upstream.shutdown().await;
     })
     .await;
 }
