@@ -17,6 +17,7 @@
 //! - [`rest`]: the small HTTP client the reference client uses for the REST handshake.
 //! - [`report`]: `results.json`, `junit.xml` and a self-contained `report.html`.
 //! - [`schemas`]: `schemas/conformance/`, generated from the case file and view types.
+//! - [`tls`]: `run --tls`: the run's certificate, and the CA file handed to drivers.
 //! - [`tolerance`]: the timing tolerances the checks judge with (and the draws are proved
 //!   against).
 //!

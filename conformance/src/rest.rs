@@ -1,9 +1,8 @@
-//! A minimal HTTP/1.1 client for the two REST calls of the handshake (loopback; `https://`
-//! with the mock's CA under `run --tls`).
+//! The two REST calls of the handshake, bounded in time, over `mock_server::http_client`
+//! (loopback; `https://` with the mock's CA under `run --tls`).
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -17,9 +16,25 @@ pub struct Answer {
     pub retry_after: Option<u64>,
 }
 
+/// How long one REST call may take, connection included: a server that accepts and never
+/// answers is an error, not a hang.
+pub const REST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `POST base+path` with `headers` (the caller sets `Content-Type`) and `body`; an `https://`
-/// base URL is verified with `tls`.
+/// base URL is verified with `tls`. At most [`REST_TIMEOUT`].
 pub async fn post_json(
+    base_url: &str,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<Answer, String> {
+    tokio::time::timeout(REST_TIMEOUT, post(base_url, tls, path, headers, body))
+        .await
+        .map_err(|_| format!("POST {path}: no answer within {REST_TIMEOUT:?}"))?
+}
+
+async fn post(
     base_url: &str,
     tls: Option<&Arc<rustls::ClientConfig>>,
     path: &str,
@@ -33,21 +48,9 @@ pub async fn post_json(
         _ => return Err(format!("{base_url}: not an http:// or https:// base URL")),
     };
     let authority = authority.trim_end_matches('/');
-    let connect = |e: std::io::Error| format!("connect {authority}: {e}");
-    let mut sender = match tls {
-        Some(tls) => {
-            let stream = mock_server::tls::connect(authority, tls)
-                .await
-                .map_err(connect)?;
-            handshake(stream).await?
-        }
-        None => {
-            let stream = tokio::net::TcpStream::connect(authority)
-                .await
-                .map_err(connect)?;
-            handshake(stream).await?
-        }
-    };
+    let mut sender = mock_server::http_client::connect(authority, tls)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut request = hyper::Request::post(path)
         .header("host", authority)
         .header("accept", "application/json");
@@ -78,15 +81,4 @@ pub async fn post_json(
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         retry_after,
     })
-}
-
-async fn handshake<I>(io: I) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("HTTP handshake: {e}"))?;
-    tokio::spawn(connection);
-    Ok(sender)
 }

@@ -4,7 +4,6 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 
 #[derive(Debug, Args)]
 pub struct CtlArgs {
@@ -185,17 +184,6 @@ pub fn run(args: CtlArgs) -> anyhow::Result<std::process::ExitCode> {
     ))
 }
 
-async fn handshake<I>(io: I) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .context("HTTP handshake")?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
 /// The `host:port` of `--url`: the mock's base URL, or its control URL (`…/_mock`).
 fn authority(url: &str) -> anyhow::Result<String> {
     let rest = url
@@ -224,21 +212,9 @@ async fn request(
     path: &str,
     body: Option<String>,
 ) -> anyhow::Result<std::process::ExitCode> {
-    let unreachable = || format!("cannot reach the mock at {base}");
-    let mut sender = match tls {
-        Some(config) => {
-            let stream = mock_server::tls::connect(authority, config)
-                .await
-                .with_context(unreachable)?;
-            handshake(stream).await?
-        }
-        None => {
-            let stream = tokio::net::TcpStream::connect(authority)
-                .await
-                .with_context(unreachable)?;
-            handshake(stream).await?
-        }
-    };
+    let mut sender = mock_server::http_client::connect(authority, tls)
+        .await
+        .with_context(|| format!("cannot reach the mock at {base}"))?;
     let mut builder = hyper::Request::builder()
         .method(method)
         .uri(path)

@@ -13,6 +13,14 @@
 //! - [`control`]: the control API under `/_mock/` (and its OpenAPI description).
 //! - [`router`]: routes, CORS, correlation ids. [`server`]: `serve` and the [`MockServer`] handle.
 //! - [`schemas`]: the JSON Schemas published in `schemas/`, generated from [`protocol`].
+//! - [`scenario`]: scenario files (raw serde shapes, validation, the script vocabulary) and
+//!   recordings read back as scenarios.
+//! - [`tls`]: the generated CA and certificate, PEM files, the one crypto provider.
+//! - [`http_client`]: one fresh HTTP/1.1 connection, plain or TLS (`ctl`, the proxy, the kit).
+//! - [`proxy`]: `messaging-mock proxy`, in front of the real service: forwards, records,
+//!   checks each frame, injects faults. [`drift`]: a recording's client side replayed against
+//!   the mock, answers compared.
+//! - [`apidocs`]: the AsyncAPI (WebSocket) and OpenAPI (REST) descriptions of the protocol.
 //! - [`output`]: stdout for the command-line tools, quiet when the reader has gone.
 
 pub mod apidocs;
@@ -22,6 +30,7 @@ pub mod control;
 pub mod drift;
 pub mod engine;
 pub mod http;
+pub mod http_client;
 pub mod http_log;
 pub mod journal;
 pub mod output;

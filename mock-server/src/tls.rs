@@ -216,6 +216,17 @@ pub async fn connect(
     authority: &str,
     config: Arc<rustls::ClientConfig>,
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(authority).await?;
+    tcp.set_nodelay(true)?;
+    secure(authority, tcp, config).await
+}
+
+/// The TLS handshake over `tcp`, opened to `authority`, verifying the server as its host.
+pub async fn secure(
+    authority: &str,
+    tcp: tokio::net::TcpStream,
+    config: Arc<rustls::ClientConfig>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let host = authority
         .rsplit_once(':')
         .map_or(authority, |(host, _)| host)
@@ -224,8 +235,6 @@ pub async fn connect(
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
     })?;
-    let tcp = tokio::net::TcpStream::connect(authority).await?;
-    tcp.set_nodelay(true)?;
     tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await

@@ -24,7 +24,6 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, he
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper_util::rt::TokioIo;
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -88,12 +87,6 @@ impl Upstream {
             (true, None) => Some(Arc::new(platform_roots()?)),
         };
         Ok(Self { authority, tls })
-    }
-
-    fn host(&self) -> &str {
-        self.authority
-            .rsplit_once(':')
-            .map_or(self.authority.as_str(), |(host, _)| host)
     }
 
     fn origin(&self) -> String {
@@ -645,22 +638,9 @@ async fn send(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
-    let tcp = tokio::net::TcpStream::connect(&upstream.authority)
+    let mut sender = crate::http_client::connect(&upstream.authority, upstream.tls.clone())
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", upstream.authority))?;
-    let _ = tcp.set_nodelay(true);
-    let mut sender = match &upstream.tls {
-        Some(tls) => {
-            let name = rustls::pki_types::ServerName::try_from(upstream.host().to_owned())
-                .map_err(|e| e.to_string())?;
-            let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS with {}: {e}", upstream.authority))?;
-            handshake(stream).await?
-        }
-        None => handshake(tcp).await?,
-    };
+        .map_err(|e| e.to_string())?;
     let mut request = hyper::Request::builder()
         .method(method.clone())
         .uri(path)
@@ -689,17 +669,6 @@ async fn send(
         .map_err(|e| format!("the upstream's body: {e}"))?
         .to_bytes();
     Ok((parts.status, parts.headers, body))
-}
-
-async fn handshake<I>(io: I) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, String>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| format!("HTTP with the upstream: {e}"))?;
-    tokio::spawn(connection);
-    Ok(sender)
 }
 
 fn unix_ms() -> u64 {

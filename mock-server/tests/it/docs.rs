@@ -460,3 +460,30 @@ fn every_catalogue_string_is_quoted_verbatim_in_the_protocol_document() {
         )
     );
 }
+
+/// The public modules a crate root declares that its `//!` module map does not name.
+fn unmapped_modules(lib_rs: &str) -> Vec<String> {
+    let map: String = lib_rs
+        .lines()
+        .filter_map(|line| line.strip_prefix("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    lib_rs
+        .lines()
+        .filter_map(|line| line.strip_prefix("pub mod "))
+        .map(|rest| rest.trim_end_matches(';').trim().to_owned())
+        .filter(|module| !map.contains(&format!("[`{module}`]")))
+        .collect()
+}
+
+#[test]
+fn every_crate_root_module_map_names_every_public_module() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for lib in ["mock-server/src/lib.rs", "conformance/src/lib.rs"] {
+        let text = std::fs::read_to_string(root.join(lib)).expect("readable");
+        assert_eq!(unmapped_modules(&text), Vec::<String>::new(), "{lib}");
+    }
+    // Negative control: a module the map leaves out is named.
+    let bogus = "//! - [`a`]: one.\npub mod a;\npub mod b;\n";
+    assert_eq!(unmapped_modules(bogus), ["b"]);
+}

@@ -401,21 +401,15 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Result<(u16, String), String> {
-    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-    let mut sender = match ca_pem {
-        Some(ca_pem) => {
-            let config =
-                mock_server::tls::client_config(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
-            let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
-            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("a name");
-            let tls = connector
-                .connect(name, tcp)
-                .await
-                .map_err(|e| e.to_string())?;
-            sender_over(tls).await?
-        }
-        None => sender_over(tcp).await?,
+    let tls = match ca_pem {
+        Some(ca_pem) => Some(std::sync::Arc::new(
+            mock_server::tls::client_config(ca_pem.as_bytes()).map_err(|e| e.to_string())?,
+        )),
+        None => None,
     };
+    let mut sender = mock_server::http_client::connect(addr, tls)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut request = axum::http::Request::builder()
         .method(method)
         .uri(path)
@@ -440,20 +434,6 @@ pub async fn request(
         .map_err(|e| e.to_string())?
         .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-async fn sender_over<I>(
-    io: I,
-) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>>, String>
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io))
-            .await
-            .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
-    Ok(sender)
 }
 
 /// Opens `url`, joins, asks for the opening hours, and returns the client's transcript once
