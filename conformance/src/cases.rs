@@ -386,30 +386,12 @@ fn deserialize_at<T: serde::de::DeserializeOwned>(
 ) -> Result<T, CaseError> {
     serde_path_to_error::deserialize(value).map_err(|error| CaseError {
         file: file.to_owned(),
-        pointer: format!("{pointer}{}", json_pointer(&error.path().to_string())),
+        pointer: format!(
+            "{pointer}{}",
+            mock_server::scenario::json_pointer(error.path())
+        ),
         problem: error.into_inner().to_string(),
     })
-}
-
-/// `steps[2].expect` → `/steps/2/expect`.
-fn json_pointer(path: &str) -> String {
-    if path == "." || path == "?" {
-        return String::new();
-    }
-    let mut out = String::new();
-    for segment in path.split('.').filter(|s| *s != "?") {
-        let (name, mut rest) = segment.split_at(segment.find('[').unwrap_or(segment.len()));
-        if !name.is_empty() {
-            out.push('/');
-            out.push_str(name);
-        }
-        while let (Some(open), Some(close)) = (rest.find('['), rest.find(']')) {
-            out.push('/');
-            out.push_str(&rest[open + 1..close]);
-            rest = &rest[close + 1..];
-        }
-    }
-    out
 }
 
 impl Case {
@@ -424,7 +406,7 @@ impl Case {
         let raw: CaseFile =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|e| CaseError {
                 file: file.to_owned(),
-                pointer: json_pointer(&e.path().to_string()),
+                pointer: mock_server::scenario::json_pointer(e.path()),
                 problem: e.into_inner().to_string(),
             })?;
         let expected_name = format!("{}.json", raw.id);

@@ -466,14 +466,7 @@ fn one_or_many<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Vec<T>, Fa
         .enumerate()
         .map(|(i, item)| {
             serde_path_to_error::deserialize(item).map_err(|e| {
-                let mut pointer = format!("/{i}");
-                let path = e.path().to_string();
-                if path != "." && path != "?" {
-                    for part in path.split('.') {
-                        pointer.push('/');
-                        pointer.push_str(part.trim_end_matches(']').replace('[', "/").as_str());
-                    }
-                }
+                let pointer = format!("/{i}{}", crate::scenario::json_pointer(e.path()));
                 Failure::new(
                     StatusCode::BAD_REQUEST,
                     e.inner().to_string(),

@@ -51,7 +51,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Script, ScenarioError
 pub fn parse_raw(file: &str, text: &str) -> Result<raw::ScenarioFile, ScenarioError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let pointer = json_pointer(&error.path().to_string());
+        let pointer = json_pointer(error.path());
         let inner = error.into_inner();
         ScenarioError {
             file: file.to_owned(),
@@ -61,27 +61,22 @@ pub fn parse_raw(file: &str, text: &str) -> Result<raw::ScenarioFile, ScenarioEr
     })
 }
 
-/// `rules[2].steps[0].reply` → `/rules/2/steps/0/reply`.
-fn json_pointer(path: &str) -> String {
-    if path == "." || path == "?" {
-        return String::new();
-    }
+/// Where a deserialization error happened, as a JSON pointer (RFC 6901): `rules[2].steps[0]`
+/// becomes `/rules/2/steps/0`, and a key holding `/` or `~` is escaped (`~1`, `~0`). Read from
+/// the path's segments, not its text, where a key holding `.` or `[` would be ambiguous. The one
+/// converter for scenario files, control-API bodies and the kit's case files.
+pub fn json_pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
     let mut out = String::new();
-    for segment in path.split('.').filter(|s| *s != "?") {
-        let mut rest = segment;
-        if let Some(open) = rest.find('[') {
-            out.push('/');
-            out.push_str(&rest[..open].replace('~', "~0").replace('/', "~1"));
-            rest = &rest[open..];
-            while let Some(close) = rest.find(']') {
-                out.push('/');
-                out.push_str(&rest[1..close]);
-                rest = &rest[close + 1..];
-            }
-        } else if !rest.is_empty() {
-            out.push('/');
-            out.push_str(&rest.replace('~', "~0").replace('/', "~1"));
-        }
+    for segment in path {
+        let key = match segment {
+            Segment::Seq { index } => index.to_string(),
+            Segment::Map { key } => key.replace('~', "~0").replace('/', "~1"),
+            Segment::Enum { variant } => variant.replace('~', "~0").replace('/', "~1"),
+            Segment::Unknown => continue,
+        };
+        out.push('/');
+        out.push_str(&key);
     }
     out
 }
@@ -475,12 +470,24 @@ mod tests {
 
     #[test]
     fn serde_paths_become_json_pointers() {
+        fn pointer_of<T: serde::de::DeserializeOwned>(json: &str) -> String {
+            let mut deserializer = serde_json::Deserializer::from_str(json);
+            let error = serde_path_to_error::deserialize::<_, T>(&mut deserializer)
+                .err()
+                .expect("a bad document");
+            json_pointer(error.path())
+        }
+        let file = r#"{"description": "s", "rules": [{"when": "join", "steps": [{"reply": 5}]}]}"#;
         assert_eq!(
-            json_pointer("rules[2].steps[0].reply"),
-            "/rules/2/steps/0/reply"
+            pointer_of::<raw::ScenarioFile>(file),
+            "/rules/0/steps/0/reply"
         );
-        assert_eq!(json_pointer("description"), "/description");
-        assert_eq!(json_pointer("."), "");
-        assert_eq!(json_pointer("fallback.agent[1]"), "/fallback/agent/1");
+        assert_eq!(pointer_of::<raw::ScenarioFile>("[]"), "");
+        // A key holding `/`, `~`, `.` and `[` stays one segment, escaped as RFC 6901 says.
+        type Keyed = std::collections::BTreeMap<String, Vec<u32>>;
+        assert_eq!(
+            pointer_of::<Keyed>(r#"{"a/b~c.d[0]": [1, "x"]}"#),
+            "/a~1b~0c.d[0]/1"
+        );
     }
 }
