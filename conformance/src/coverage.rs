@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::checks::{Evidence, SessionRecord, USER_MESSAGE, event_id, event_type, is_known_type};
 use crate::obligations::ObligationId;
+use mock_server::protocol::ServerEvent;
 
 /// How a behaviour reached the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -277,11 +278,11 @@ impl Observed {
 
 /// Types the mock never puts in the history (spec §12 B1): `sequence: null` is their normal.
 const TRANSIENT: &[&str] = &[
-    "EVENT_TYPE_POLY_AGENT_THINKING",
-    "EVENT_TYPE_LIVE_AGENT_TYPING",
-    "EVENT_TYPE_HANDOFF_QUEUE_STATUS",
-    "EVENT_TYPE_HEARTBEAT",
-    "EVENT_TYPE_SYSTEM_MESSAGE",
+    ServerEvent::POLY_AGENT_THINKING,
+    ServerEvent::LIVE_AGENT_TYPING,
+    ServerEvent::HANDOFF_QUEUE_STATUS,
+    ServerEvent::HEARTBEAT,
+    ServerEvent::SYSTEM_MESSAGE,
 ];
 
 const ENVELOPE: &[&str] = &["id", "sequence", "timestamp", "type", "payload", "metadata"];
@@ -323,12 +324,12 @@ impl Walk<'_> {
                 }
                 self.highest = self.highest.max(sequence);
             }
-            None if !TRANSIENT.contains(&kind) && kind != "EVENT_TYPE_EVENT_BATCH" => {
+            None if !TRANSIENT.contains(&kind) && kind != ServerEvent::EVENT_BATCH => {
                 ways.push(Way::NullSequence);
             }
             None => {}
         }
-        if kind == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK"
+        if kind == ServerEvent::POLY_AGENT_MESSAGE_CHUNK
             && let Some(id) = event["payload"]["message_id"].as_str()
         {
             let conns = self.chunk_conns.entry(id.to_owned()).or_default();
@@ -360,21 +361,21 @@ impl Walk<'_> {
 
     fn advance(&mut self, kind: &str) {
         self.phase = match (kind, self.phase) {
-            ("EVENT_TYPE_SESSION_END", _) => Phase::Ended,
+            (ServerEvent::SESSION_END, _) => Phase::Ended,
             (_, Phase::Ended) => Phase::Ended,
-            ("EVENT_TYPE_POLY_AGENT_JOINED", _) => Phase::Agent,
+            (ServerEvent::POLY_AGENT_JOINED, _) => Phase::Agent,
             (
-                "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF"
-                | "EVENT_TYPE_HANDOFF_ACCEPTED"
-                | "EVENT_TYPE_CLIENT_HANDOFF_REQUIRED",
+                ServerEvent::POLY_AGENT_TRIGGERED_HANDOFF
+                | ServerEvent::HANDOFF_ACCEPTED
+                | ServerEvent::CLIENT_HANDOFF_REQUIRED,
                 _,
             ) => Phase::Handoff,
-            ("EVENT_TYPE_POLY_AGENT_LEFT", Phase::Agent) => Phase::NoAgent,
-            ("EVENT_TYPE_LIVE_AGENT_JOINED", _) => Phase::LiveAgent,
+            (ServerEvent::POLY_AGENT_LEFT, Phase::Agent) => Phase::NoAgent,
+            (ServerEvent::LIVE_AGENT_JOINED, _) => Phase::LiveAgent,
             (
-                "EVENT_TYPE_LIVE_AGENT_LEFT"
-                | "EVENT_TYPE_HANDOFF_FAILED"
-                | "EVENT_TYPE_HANDOFF_TIMEOUT",
+                ServerEvent::LIVE_AGENT_LEFT
+                | ServerEvent::HANDOFF_FAILED
+                | ServerEvent::HANDOFF_TIMEOUT,
                 _,
             ) => Phase::NoAgent,
             (_, phase) => phase,
@@ -384,7 +385,7 @@ impl Walk<'_> {
     /// `conn` is the connection the frame went to: its own, or (sent to every connection)
     /// the newest open one.
     fn frame(&mut self, conn: Option<u64>, value: &Value) {
-        if event_type(value) != "EVENT_TYPE_EVENT_BATCH" {
+        if event_type(value) != ServerEvent::EVENT_BATCH {
             if let Some(c) = conn {
                 self.settled.insert(c);
             }

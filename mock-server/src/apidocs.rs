@@ -80,11 +80,11 @@ fn server_examples(event_type: &str) -> Vec<(&'static str, Value)> {
     let start = json!({ "capabilities": { "streaming": true, "max_message_size_bytes": 131072,
         "max_reconnect_attempts": 5, "heartbeat_interval_seconds": 30 } });
     match event_type {
-        "EVENT_TYPE_POLY_AGENT_MESSAGE" => vec![(
+        ServerEvent::POLY_AGENT_MESSAGE => vec![(
             "§4.2: the documented envelope",
             enveloped(event_type, json!(5), message),
         )],
-        "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" => vec![(
+        ServerEvent::POLY_AGENT_MESSAGE_CHUNK => vec![(
             "§7: one streaming fragment (envelope of §4.2)",
             enveloped(
                 event_type,
@@ -93,7 +93,7 @@ fn server_examples(event_type: &str) -> Vec<(&'static str, Value)> {
                         "response_suggestions": [], "chunk_index": 1, "is_complete": false }),
             ),
         )],
-        "EVENT_TYPE_LIVE_AGENT_JOINED" => vec![(
+        ServerEvent::LIVE_AGENT_JOINED => vec![(
             "§6.2.1 (envelope of §4.2)",
             enveloped(
                 event_type,
@@ -102,7 +102,7 @@ fn server_examples(event_type: &str) -> Vec<(&'static str, Value)> {
                                    "avatar_url": "https://example.com/avatars/sarah.png" } }),
             ),
         )],
-        "EVENT_TYPE_LIVE_AGENT_TYPING" => vec![(
+        ServerEvent::LIVE_AGENT_TYPING => vec![(
             "§6.2.2: transient, so `sequence` is null (envelope of §4.2)",
             enveloped(
                 event_type,
@@ -110,7 +110,7 @@ fn server_examples(event_type: &str) -> Vec<(&'static str, Value)> {
                 json!({ "state": "TYPING_STATE_STARTED", "agent_id": "agent_42" }),
             ),
         )],
-        "EVENT_TYPE_HANDOFF_QUEUE_STATUS" => vec![(
+        ServerEvent::HANDOFF_QUEUE_STATUS => vec![(
             "§6.3.2 (envelope of §4.2)",
             enveloped(
                 event_type,
@@ -119,18 +119,18 @@ fn server_examples(event_type: &str) -> Vec<(&'static str, Value)> {
                         "estimated_wait_seconds": 180 }),
             ),
         )],
-        "EVENT_TYPE_SESSION_START" => vec![(
+        ServerEvent::SESSION_START => vec![(
             "§6.4.1 (envelope of §4.2)",
             enveloped(event_type, json!(1), start),
         )],
-        "EVENT_TYPE_EVENT_BATCH" => vec![(
+        ServerEvent::EVENT_BATCH => vec![(
             "§3.4: the history, made of the documented §6.4.1 and §4.2 events",
             enveloped(
                 event_type,
                 Value::Null,
                 json!({ "events": [
-                    enveloped("EVENT_TYPE_SESSION_START", json!(1), start),
-                    enveloped("EVENT_TYPE_POLY_AGENT_MESSAGE", json!(2), message),
+                    enveloped(ServerEvent::SESSION_START, json!(1), start),
+                    enveloped(ServerEvent::POLY_AGENT_MESSAGE, json!(2), message),
                 ] }),
             ),
         )],
@@ -194,7 +194,7 @@ pub fn asyncapi() -> Value {
         let name = format!("Server{}", pascal(event_type));
         let payload = ServerEvent::payload_schema(event_type, &mut g).unwrap_or_default();
         let metadata = g.subschema_for::<Metadata>();
-        let summary = if event_type == "EVENT_TYPE_LANGUAGE_CHANGED" {
+        let summary = if event_type == ServerEvent::LANGUAGE_CHANGED {
             "A server frame (spec §4.2, §6). Added 2026-06-12: not sent under messaging-mock's `--profile 2026-05`."
         } else {
             "A server frame (spec §4.2, §6)."

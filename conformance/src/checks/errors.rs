@@ -5,6 +5,7 @@
 use mock_server::journal::Closer;
 
 use super::{Delivery, Evidence, Outcome, event_type, is_known_type};
+use mock_server::protocol::ServerEvent;
 
 /// What may make a fragile client give up its socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +19,7 @@ enum Trigger {
 impl Trigger {
     fn of(d: &Delivery) -> Option<Self> {
         let kind = event_type(&d.event);
-        if kind == "EVENT_TYPE_SYSTEM_MESSAGE"
+        if kind == ServerEvent::SYSTEM_MESSAGE
             && d.event["payload"]["level"] == "SYSTEM_MESSAGE_LEVEL_ERROR"
         {
             return Some(Self::Error);
@@ -52,7 +53,7 @@ fn survives(e: &Evidence, what: &str, trigger: Trigger) -> Result<(u64, usize), 
         first = Some(first.map_or(at, |f: u64| f.min(at)));
         let ended = deliveries
             .iter()
-            .find(|d| event_type(&d.event) == "EVENT_TYPE_SESSION_END")
+            .find(|d| event_type(&d.event) == ServerEvent::SESSION_END)
             .map_or(u64::MAX, |d| d.at_ms);
         let connections = session.connections();
         let last_trigger_before = |t: u64| {

@@ -14,6 +14,7 @@ use super::{
 };
 use crate::cases::{ExpectedMessage, Speaker, shorten};
 use crate::contract::{Author, MessageStatus, ViewMessage};
+use mock_server::protocol::ServerEvent;
 
 /// Event ids the client got only inside batches, never live.
 fn batch_only(deliveries: &[Delivery]) -> HashSet<String> {
@@ -53,7 +54,7 @@ pub fn unapplied_batch_end(e: &Evidence) -> Option<(u64, String)> {
     let deliveries = e.deliveries();
     let ends: Vec<&Delivery> = deliveries
         .iter()
-        .filter(|d| event_type(&d.event) == "EVENT_TYPE_SESSION_END")
+        .filter(|d| event_type(&d.event) == ServerEvent::SESSION_END)
         .collect();
     let first = ends.first()?;
     if ends.iter().any(|d| !d.in_batch) {
@@ -110,7 +111,7 @@ pub fn batch_only_messages(e: &Evidence) -> Result<Vec<BatchOnly>, Outcome> {
                 shorten(&message.text)
             )),
             Some(on_screen)
-                if event_type(&delivery.event) == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" =>
+                if event_type(&delivery.event) == ServerEvent::POLY_AGENT_MESSAGE_CHUNK =>
             {
                 let piece = delivery.event["payload"]["text"]
                     .as_str()
@@ -277,7 +278,7 @@ fn system_entries_wrong(
         let arrived: Vec<&Delivery> = deliveries
             .iter()
             .filter(|d| {
-                event_type(&d.event) == "EVENT_TYPE_SYSTEM_MESSAGE"
+                event_type(&d.event) == ServerEvent::SYSTEM_MESSAGE
                     && d.event["payload"]["message"].as_str() == Some(x.text.as_str())
             })
             .collect();
@@ -476,7 +477,7 @@ pub fn chunks_assembled(e: &Evidence) -> Outcome {
         let id = message.message_id.as_deref();
         let delivered: Vec<&Delivery> = deliveries
             .iter()
-            .filter(|d| event_type(&d.event) == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK")
+            .filter(|d| event_type(&d.event) == ServerEvent::POLY_AGENT_MESSAGE_CHUNK)
             .filter(|d| payload_message_id(&d.event) == id)
             .collect();
         if delivered.is_empty() {

@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use mock_server::http_log::{Endpoint, HttpCall};
 use mock_server::journal::{Closer, JournalEntry, JournalEvent};
+use mock_server::protocol::{ClientEvent, ServerEvent};
 use mock_server::state::SessionSummary;
 use serde_json::Value;
 
@@ -225,10 +226,10 @@ impl Sent {
     }
 }
 
-pub const JOIN: &str = "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN";
-pub const USER_MESSAGE: &str = "EVENT_TYPE_USER_MESSAGE";
-pub const USER_TYPING: &str = "EVENT_TYPE_USER_TYPING";
-pub const HEARTBEAT: &str = "EVENT_TYPE_HEARTBEAT";
+pub const JOIN: &str = ClientEvent::REQUEST_POLY_AGENT_JOIN;
+pub const USER_MESSAGE: &str = ClientEvent::USER_MESSAGE;
+pub const USER_TYPING: &str = ClientEvent::USER_TYPING;
+pub const HEARTBEAT: &str = ClientEvent::HEARTBEAT;
 
 pub fn event_type(event: &Value) -> &str {
     event.get("type").and_then(Value::as_str).unwrap_or("")
@@ -254,11 +255,11 @@ impl SessionRecord {
         for entry in &self.journal {
             match &entry.event {
                 JournalEvent::ServerFrame { frame, .. }
-                    if frame.get().contains("EVENT_TYPE_POLY_AGENT_JOINED") =>
+                    if frame.get().contains(ServerEvent::POLY_AGENT_JOINED) =>
                 {
                     // Journaled (and so in the history) whether or not it was delivered.
                     let value: Value = serde_json::from_str(frame.get()).unwrap_or_default();
-                    if event_type(&value) == "EVENT_TYPE_POLY_AGENT_JOINED"
+                    if event_type(&value) == ServerEvent::POLY_AGENT_JOINED
                         && sequence(&value).is_some()
                     {
                         joined = true;
@@ -308,7 +309,7 @@ impl SessionRecord {
                     frame,
                 } if *c == conn => serde_json::from_str::<Value>(frame.get())
                     .ok()
-                    .filter(|v| event_type(v) == "EVENT_TYPE_EVENT_BATCH"),
+                    .filter(|v| event_type(v) == ServerEvent::EVENT_BATCH),
                 _ => None,
             })
             .is_some_and(|batch| {
@@ -316,7 +317,7 @@ impl SessionRecord {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .any(|e| event_type(e) == "EVENT_TYPE_POLY_AGENT_JOINED")
+                    .any(|e| event_type(e) == ServerEvent::POLY_AGENT_JOINED)
             })
     }
 
@@ -328,7 +329,7 @@ impl SessionRecord {
                 frame,
             } if *c == conn
                 && serde_json::from_str::<Value>(frame.get())
-                    .is_ok_and(|v| event_type(&v) == "EVENT_TYPE_EVENT_BATCH") =>
+                    .is_ok_and(|v| event_type(&v) == ServerEvent::EVENT_BATCH) =>
             {
                 Some(entry.at_ms)
             }
@@ -412,7 +413,7 @@ impl SessionRecord {
                         continue;
                     }
                     let first = out.len();
-                    if event_type(&value) == "EVENT_TYPE_EVENT_BATCH" {
+                    if event_type(&value) == ServerEvent::EVENT_BATCH {
                         let inner: Vec<&Value> = value["payload"]["events"]
                             .as_array()
                             .into_iter()
@@ -466,7 +467,7 @@ impl SessionRecord {
             let Ok(value) = serde_json::from_str::<Value>(frame.get()) else {
                 continue;
             };
-            let events: Vec<Value> = if event_type(&value) == "EVENT_TYPE_EVENT_BATCH" {
+            let events: Vec<Value> = if event_type(&value) == ServerEvent::EVENT_BATCH {
                 value["payload"]["events"]
                     .as_array()
                     .into_iter()
@@ -497,10 +498,10 @@ impl SessionRecord {
 
 /// Server events that carry a message.
 pub const MESSAGE_TYPES: &[&str] = &[
-    "EVENT_TYPE_USER_MESSAGE",
-    "EVENT_TYPE_POLY_AGENT_MESSAGE",
-    "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK",
-    "EVENT_TYPE_LIVE_AGENT_MESSAGE",
+    ServerEvent::USER_MESSAGE,
+    ServerEvent::POLY_AGENT_MESSAGE,
+    ServerEvent::POLY_AGENT_MESSAGE_CHUNK,
+    ServerEvent::LIVE_AGENT_MESSAGE,
 ];
 
 impl SessionRecord {
@@ -512,11 +513,11 @@ impl SessionRecord {
             for (_, event) in self.history() {
                 let payload = &event["payload"];
                 let from = match event_type(&event) {
-                    "EVENT_TYPE_USER_MESSAGE" => Author::User,
-                    "EVENT_TYPE_POLY_AGENT_MESSAGE" | "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" => {
+                    ServerEvent::USER_MESSAGE => Author::User,
+                    ServerEvent::POLY_AGENT_MESSAGE | ServerEvent::POLY_AGENT_MESSAGE_CHUNK => {
                         Author::Agent
                     }
-                    "EVENT_TYPE_LIVE_AGENT_MESSAGE" => Author::LiveAgent,
+                    ServerEvent::LIVE_AGENT_MESSAGE => Author::LiveAgent,
                     _ => continue,
                 };
                 let message_id = payload["message_id"].as_str().map(str::to_owned);
@@ -530,7 +531,7 @@ impl SessionRecord {
                     .flatten()
                     .filter_map(|s| s["message_text"].as_str().map(str::to_owned))
                     .collect();
-                if event_type(&event) == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" {
+                if event_type(&event) == ServerEvent::POLY_AGENT_MESSAGE_CHUNK {
                     let index = payload["chunk_index"].as_u64().unwrap_or(0);
                     match out
                         .iter_mut()
@@ -696,7 +697,7 @@ impl Evidence {
         let ended = session
             .deliveries()
             .iter()
-            .find(|d| event_type(&d.event) == "EVENT_TYPE_SESSION_END")
+            .find(|d| event_type(&d.event) == ServerEvent::SESSION_END)
             .map_or(u64::MAX, |d| d.at_ms);
         let connections = session.connections();
         connections
@@ -788,7 +789,7 @@ impl Evidence {
             let ended_at = session
                 .deliveries()
                 .iter()
-                .find(|d| event_type(&d.event) == "EVENT_TYPE_SESSION_END")
+                .find(|d| event_type(&d.event) == ServerEvent::SESSION_END)
                 .map(|d| d.at_ms);
             for c in &connections {
                 let (Some(closed), Some(Closer::Server)) = (c.closed_ms, c.closed_by) else {

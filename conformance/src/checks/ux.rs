@@ -6,6 +6,7 @@ use serde_json::Value;
 use super::{Delivery, Evidence, Outcome, StepReply, event_type, sequence};
 use crate::cases::{Step, shorten};
 use crate::contract::{ConnectionState, HandoffState};
+use mock_server::protocol::ServerEvent;
 
 /// How long after the message that ends a typing window a view may still show it (the client
 /// has to receive and process the message first).
@@ -21,25 +22,25 @@ fn typing_windows(deliveries: &[Delivery], live: bool) -> Vec<(u64, u64)> {
         let (starts, ends) = if live {
             let state = d.event["payload"]["state"].as_str().unwrap_or_default();
             (
-                kind == "EVENT_TYPE_LIVE_AGENT_TYPING" && state != "TYPING_STATE_STOPPED",
+                kind == ServerEvent::LIVE_AGENT_TYPING && state != "TYPING_STATE_STOPPED",
                 matches!(
                     kind,
-                    "EVENT_TYPE_LIVE_AGENT_MESSAGE"
-                        | "EVENT_TYPE_LIVE_AGENT_LEFT"
-                        | "EVENT_TYPE_SESSION_END"
-                ) || (kind == "EVENT_TYPE_LIVE_AGENT_TYPING" && state == "TYPING_STATE_STOPPED"),
+                    ServerEvent::LIVE_AGENT_MESSAGE
+                        | ServerEvent::LIVE_AGENT_LEFT
+                        | ServerEvent::SESSION_END
+                ) || (kind == ServerEvent::LIVE_AGENT_TYPING && state == "TYPING_STATE_STOPPED"),
             )
         } else {
             (
-                kind == "EVENT_TYPE_POLY_AGENT_THINKING",
+                kind == ServerEvent::POLY_AGENT_THINKING,
                 matches!(
                     kind,
-                    "EVENT_TYPE_POLY_AGENT_MESSAGE"
-                        | "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK"
-                        | "EVENT_TYPE_SYSTEM_MESSAGE"
-                        | "EVENT_TYPE_POLY_AGENT_LEFT"
-                        | "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF"
-                        | "EVENT_TYPE_SESSION_END"
+                    ServerEvent::POLY_AGENT_MESSAGE
+                        | ServerEvent::POLY_AGENT_MESSAGE_CHUNK
+                        | ServerEvent::SYSTEM_MESSAGE
+                        | ServerEvent::POLY_AGENT_LEFT
+                        | ServerEvent::POLY_AGENT_TRIGGERED_HANDOFF
+                        | ServerEvent::SESSION_END
                 ),
             )
         };
@@ -186,13 +187,13 @@ pub fn handoff_progress(e: &Evidence) -> Outcome {
             .find(|d| event_type(&d.event) == kind)
             .map(|d| d.at_ms)
     };
-    let Some(triggered) = at("EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF") else {
+    let Some(triggered) = at(ServerEvent::POLY_AGENT_TRIGGERED_HANDOFF) else {
         return Outcome::NotObservable("no handoff happened".into());
     };
     if e.samples.iter().all(|s| s.view.handoff.is_none()) {
         return Outcome::NotObservable("the view has no `handoff`".into());
     }
-    let joined = at("EVENT_TYPE_LIVE_AGENT_JOINED").unwrap_or(u64::MAX);
+    let joined = at(ServerEvent::LIVE_AGENT_JOINED).unwrap_or(u64::MAX);
     let progressing = e
         .samples
         .iter()
@@ -210,7 +211,7 @@ pub fn handoff_progress(e: &Evidence) -> Outcome {
     }
     let positions: Vec<(u64, &Value)> = deliveries
         .iter()
-        .filter(|d| event_type(&d.event) == "EVENT_TYPE_HANDOFF_QUEUE_STATUS")
+        .filter(|d| event_type(&d.event) == ServerEvent::HANDOFF_QUEUE_STATUS)
         .map(|d| (d.at_ms, &d.event["payload"]))
         .collect();
     if let Some((first, _)) = positions.first() {
@@ -243,7 +244,7 @@ pub fn handoff_progress(e: &Evidence) -> Outcome {
     if joined != u64::MAX {
         let name = deliveries
             .iter()
-            .find(|d| event_type(&d.event) == "EVENT_TYPE_LIVE_AGENT_JOINED")
+            .find(|d| event_type(&d.event) == ServerEvent::LIVE_AGENT_JOINED)
             .and_then(|d| d.event["payload"]["agent"]["name"].as_str())
             .unwrap_or_default();
         let live_shown = e.samples_after(joined).any(|s| {
@@ -262,13 +263,13 @@ pub fn handoff_progress(e: &Evidence) -> Outcome {
     // A handoff that does not happen is shown as such (spec §8.3): failed, or timed out.
     let mut outcomes = Vec::new();
     for (kind, state) in [
-        ("EVENT_TYPE_HANDOFF_FAILED", HandoffState::Failed),
-        ("EVENT_TYPE_HANDOFF_TIMEOUT", HandoffState::Timeout),
+        (ServerEvent::HANDOFF_FAILED, HandoffState::Failed),
+        (ServerEvent::HANDOFF_TIMEOUT, HandoffState::Timeout),
     ] {
         for failed in deliveries.iter().filter(|d| event_type(&d.event) == kind) {
             let next_trigger = deliveries
                 .iter()
-                .filter(|d| event_type(&d.event) == "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF")
+                .filter(|d| event_type(&d.event) == ServerEvent::POLY_AGENT_TRIGGERED_HANDOFF)
                 .map(|d| d.at_ms)
                 .find(|at| *at > failed.at_ms)
                 .unwrap_or(u64::MAX);
@@ -313,7 +314,7 @@ pub fn session_end(e: &Evidence) -> Outcome {
         let Some(end) = session
             .deliveries()
             .into_iter()
-            .find(|d| event_type(&d.event) == "EVENT_TYPE_SESSION_END")
+            .find(|d| event_type(&d.event) == ServerEvent::SESSION_END)
         else {
             continue;
         };
@@ -436,7 +437,7 @@ pub fn client_handoff(e: &Evidence) -> Outcome {
     let Some(required) = e
         .deliveries()
         .into_iter()
-        .find(|d| event_type(&d.event) == "EVENT_TYPE_CLIENT_HANDOFF_REQUIRED")
+        .find(|d| event_type(&d.event) == ServerEvent::CLIENT_HANDOFF_REQUIRED)
     else {
         return Outcome::NotObservable("no CLIENT_HANDOFF_REQUIRED arrived".into());
     };
@@ -467,7 +468,7 @@ pub fn language(e: &Evidence) -> Outcome {
     let changes: Vec<Delivery> = e
         .deliveries()
         .into_iter()
-        .filter(|d| event_type(&d.event) == "EVENT_TYPE_LANGUAGE_CHANGED")
+        .filter(|d| event_type(&d.event) == ServerEvent::LANGUAGE_CHANGED)
         .collect();
     let Some(latest) = changes.iter().max_by_key(|d| sequence(&d.event)) else {
         if !e.case.config.profile.has_language_changed() {

@@ -729,7 +729,7 @@ async fn converse(
                     _ => None,
                 };
                 let ends = matches!(envelope.event, ServerEvent::SessionEnd(_))
-                    || batch.as_ref().is_some_and(|types| types.iter().any(|t| t == "EVENT_TYPE_SESSION_END"));
+                    || batch.as_ref().is_some_and(|types| types.iter().any(|t| t == ServerEvent::SESSION_END));
                 if defects.has(Defect::DropOutOfOrderLive) && batch.is_none()
                     && let Some(sequence) = envelope.sequence
                     && sequence.0 < lock(&shared.conversation).last_sequence()
@@ -751,7 +751,7 @@ async fn converse(
                     }
                     // Join only after the history, only if the agent never joined (WS-2/3/4).
                     let join = if defects.has(Defect::JoinFromReplayOnly) {
-                        !types.iter().any(|t| t == "EVENT_TYPE_POLY_AGENT_JOINED")
+                        !types.iter().any(|t| t == ServerEvent::POLY_AGENT_JOINED)
                     } else if defects.has(Defect::JoinOnReconnect) {
                         lock(&shared.conversation).join_sent || !agent_known()
                     } else if defects.has(Defect::RejoinAfterDrop) && after_drop {

@@ -1,6 +1,7 @@
 //! The engine's configuration: the §12 decisions a session consults.
 
 use super::*;
+use crate::protocol::ServerEvent;
 
 /// Server-wide settings the engine consults (spec §12, the configurable parts).
 #[derive(Debug, Clone)]
@@ -36,10 +37,10 @@ impl EngineConfig {
     /// The transient types of spec §12 B1.
     pub fn default_transient_types() -> Vec<String> {
         [
-            "EVENT_TYPE_LIVE_AGENT_TYPING",
-            "EVENT_TYPE_POLY_AGENT_THINKING",
-            "EVENT_TYPE_HANDOFF_QUEUE_STATUS",
-            "EVENT_TYPE_HEARTBEAT",
+            ServerEvent::LIVE_AGENT_TYPING,
+            ServerEvent::POLY_AGENT_THINKING,
+            ServerEvent::HANDOFF_QUEUE_STATUS,
+            ServerEvent::HEARTBEAT,
         ]
         .map(String::from)
         .to_vec()

@@ -26,7 +26,7 @@ pub struct UnknownEvent {
 }
 
 macro_rules! server_events {
-    ( $( $(#[$vmeta:meta])* $variant:ident($payload:ty) = $wire:literal, )* ) => {
+    ( $( $(#[$vmeta:meta])* $variant:ident($payload:ty) as $konst:ident = $wire:literal, )* ) => {
         /// A server event: its `type` and typed `payload`.
         #[derive(Debug, Clone, PartialEq)]
         pub enum ServerEvent {
@@ -38,6 +38,11 @@ macro_rules! server_events {
         impl ServerEvent {
             /// Every documented server event type (echoes included), in spec order.
             pub const KNOWN_TYPES: &'static [&'static str] = &[$($wire),*];
+
+            $(
+                #[doc = concat!("The wire `type` `", $wire, "`.")]
+                pub const $konst: &'static str = $wire;
+            )*
 
             /// The wire `type`.
             pub fn event_type(&self) -> &str {
@@ -79,33 +84,33 @@ macro_rules! server_events {
 
 server_events! {
     /// Echo of the client's join request.
-    RequestPolyAgentJoin(Empty) = "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN",
+    RequestPolyAgentJoin(Empty) as REQUEST_POLY_AGENT_JOIN = "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN",
     /// Echo of a user message, with the server-assigned `message_id`.
-    UserMessage(UserMessageEcho) = "EVENT_TYPE_USER_MESSAGE",
+    UserMessage(UserMessageEcho) as USER_MESSAGE = "EVENT_TYPE_USER_MESSAGE",
     /// Echo of the client's end-session request.
-    UserEndSession(Empty) = "EVENT_TYPE_USER_END_SESSION",
+    UserEndSession(Empty) as USER_END_SESSION = "EVENT_TYPE_USER_END_SESSION",
     /// Echo of a client heartbeat.
-    Heartbeat(Empty) = "EVENT_TYPE_HEARTBEAT",
-    PolyAgentJoined(PolyAgentJoined) = "EVENT_TYPE_POLY_AGENT_JOINED",
-    PolyAgentThinking(Empty) = "EVENT_TYPE_POLY_AGENT_THINKING",
-    PolyAgentMessage(PolyAgentMessage) = "EVENT_TYPE_POLY_AGENT_MESSAGE",
-    PolyAgentMessageChunk(PolyAgentMessageChunk) = "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK",
-    PolyAgentLeft(Empty) = "EVENT_TYPE_POLY_AGENT_LEFT",
-    PolyAgentTriggeredHandoff(Empty) = "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF",
-    LiveAgentJoined(LiveAgentJoined) = "EVENT_TYPE_LIVE_AGENT_JOINED",
-    LiveAgentTyping(LiveAgentTyping) = "EVENT_TYPE_LIVE_AGENT_TYPING",
-    LiveAgentMessage(LiveAgentMessage) = "EVENT_TYPE_LIVE_AGENT_MESSAGE",
-    LiveAgentLeft(Empty) = "EVENT_TYPE_LIVE_AGENT_LEFT",
-    HandoffAccepted(Empty) = "EVENT_TYPE_HANDOFF_ACCEPTED",
-    HandoffQueueStatus(HandoffQueueStatus) = "EVENT_TYPE_HANDOFF_QUEUE_STATUS",
-    ClientHandoffRequired(ClientHandoffRequired) = "EVENT_TYPE_CLIENT_HANDOFF_REQUIRED",
-    HandoffFailed(Empty) = "EVENT_TYPE_HANDOFF_FAILED",
-    HandoffTimeout(Empty) = "EVENT_TYPE_HANDOFF_TIMEOUT",
-    SessionStart(SessionStart) = "EVENT_TYPE_SESSION_START",
-    SessionEnd(SessionEnd) = "EVENT_TYPE_SESSION_END",
-    SystemMessage(SystemMessage) = "EVENT_TYPE_SYSTEM_MESSAGE",
-    LanguageChanged(LanguageChanged) = "EVENT_TYPE_LANGUAGE_CHANGED",
-    EventBatch(EventBatch) = "EVENT_TYPE_EVENT_BATCH",
+    Heartbeat(Empty) as HEARTBEAT = "EVENT_TYPE_HEARTBEAT",
+    PolyAgentJoined(PolyAgentJoined) as POLY_AGENT_JOINED = "EVENT_TYPE_POLY_AGENT_JOINED",
+    PolyAgentThinking(Empty) as POLY_AGENT_THINKING = "EVENT_TYPE_POLY_AGENT_THINKING",
+    PolyAgentMessage(PolyAgentMessage) as POLY_AGENT_MESSAGE = "EVENT_TYPE_POLY_AGENT_MESSAGE",
+    PolyAgentMessageChunk(PolyAgentMessageChunk) as POLY_AGENT_MESSAGE_CHUNK = "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK",
+    PolyAgentLeft(Empty) as POLY_AGENT_LEFT = "EVENT_TYPE_POLY_AGENT_LEFT",
+    PolyAgentTriggeredHandoff(Empty) as POLY_AGENT_TRIGGERED_HANDOFF = "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF",
+    LiveAgentJoined(LiveAgentJoined) as LIVE_AGENT_JOINED = "EVENT_TYPE_LIVE_AGENT_JOINED",
+    LiveAgentTyping(LiveAgentTyping) as LIVE_AGENT_TYPING = "EVENT_TYPE_LIVE_AGENT_TYPING",
+    LiveAgentMessage(LiveAgentMessage) as LIVE_AGENT_MESSAGE = "EVENT_TYPE_LIVE_AGENT_MESSAGE",
+    LiveAgentLeft(Empty) as LIVE_AGENT_LEFT = "EVENT_TYPE_LIVE_AGENT_LEFT",
+    HandoffAccepted(Empty) as HANDOFF_ACCEPTED = "EVENT_TYPE_HANDOFF_ACCEPTED",
+    HandoffQueueStatus(HandoffQueueStatus) as HANDOFF_QUEUE_STATUS = "EVENT_TYPE_HANDOFF_QUEUE_STATUS",
+    ClientHandoffRequired(ClientHandoffRequired) as CLIENT_HANDOFF_REQUIRED = "EVENT_TYPE_CLIENT_HANDOFF_REQUIRED",
+    HandoffFailed(Empty) as HANDOFF_FAILED = "EVENT_TYPE_HANDOFF_FAILED",
+    HandoffTimeout(Empty) as HANDOFF_TIMEOUT = "EVENT_TYPE_HANDOFF_TIMEOUT",
+    SessionStart(SessionStart) as SESSION_START = "EVENT_TYPE_SESSION_START",
+    SessionEnd(SessionEnd) as SESSION_END = "EVENT_TYPE_SESSION_END",
+    SystemMessage(SystemMessage) as SYSTEM_MESSAGE = "EVENT_TYPE_SYSTEM_MESSAGE",
+    LanguageChanged(LanguageChanged) as LANGUAGE_CHANGED = "EVENT_TYPE_LANGUAGE_CHANGED",
+    EventBatch(EventBatch) as EVENT_BATCH = "EVENT_TYPE_EVENT_BATCH",
 }
 
 /// The key under which spec Appendix A's alternate batch shape carries a payload:

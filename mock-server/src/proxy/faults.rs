@@ -24,6 +24,7 @@ use crate::engine::faults::{alternate_shape, with_unknown_fields};
 use crate::engine::history::encode_batch;
 use crate::engine::ids::IdGen;
 use crate::engine::{CLOSE_SESSION_UNKNOWN, Refusal};
+use crate::protocol::{ClientEvent, ServerEvent};
 use crate::scenario::Fault;
 
 /// What a fault asks of one live connection now.
@@ -224,7 +225,7 @@ impl SessionFaults {
             return true;
         }
         let user_message = serde_json::from_str::<Value>(text)
-            .is_ok_and(|v| v["type"] == "EVENT_TYPE_USER_MESSAGE");
+            .is_ok_and(|v| v["type"] == ClientEvent::USER_MESSAGE);
         let mut p = lock(&self.pending);
         if !user_message || p.drop_messages == 0 {
             return true;
@@ -276,7 +277,7 @@ impl SessionFaults {
         if reversed {
             let start = events
                 .first()
-                .is_some_and(|e| e.contains("EVENT_TYPE_SESSION_START"));
+                .is_some_and(|e| e.contains(ServerEvent::SESSION_START));
             events[usize::from(start)..].reverse();
         }
         let mut frames: Vec<String> = match p.split_replay.take() {
@@ -304,9 +305,9 @@ impl SessionFaults {
 
 /// A live event through the armed next-event faults.
 fn live(p: &mut Pending, text: &str) -> Vec<Out> {
-    let echo = text.contains("EVENT_TYPE_USER_MESSAGE")
+    let echo = text.contains(ServerEvent::USER_MESSAGE)
         && serde_json::from_str::<Value>(text)
-            .is_ok_and(|v| v["type"] == "EVENT_TYPE_USER_MESSAGE");
+            .is_ok_and(|v| v["type"] == ServerEvent::USER_MESSAGE);
     if echo && std::mem::take(&mut p.omit_echo) {
         return Vec::new();
     }
@@ -367,7 +368,7 @@ pub(super) fn events_by_sequence<'a>(
         }
         let payload = frame
             .payload
-            .filter(|_| frame.kind == Some("EVENT_TYPE_EVENT_BATCH"))?;
+            .filter(|_| frame.kind == Some(ServerEvent::EVENT_BATCH))?;
         serde_json::from_str::<Events<'a>>(payload.get()).ok()
     }
     let mut out = BTreeMap::new();

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use serde::Deserialize as _;
 
+use crate::protocol::ServerEvent;
 use crate::protocol::{
     ClientFrameError, DecodeOptions, RawFrame, ServerEnvelope, decode_client_frame,
 };
@@ -63,7 +64,7 @@ impl ServerRules {
             out.push(broken);
         }
         out.extend(event_rules(&value));
-        if value["type"] == "EVENT_TYPE_EVENT_BATCH" {
+        if value["type"] == ServerEvent::EVENT_BATCH {
             match value["payload"]["events"].as_array() {
                 None => out.push(broken("server-batch", "payload.events is not an array")),
                 Some(events) => {
@@ -79,7 +80,7 @@ impl ServerRules {
                 }
             }
         }
-        let batch = value["type"] == "EVENT_TYPE_EVENT_BATCH";
+        let batch = value["type"] == ServerEvent::EVENT_BATCH;
         Checked {
             broken: out,
             id: value["id"].as_str().map(str::to_owned),
@@ -134,7 +135,7 @@ impl ServerRules {
 fn event_rules(event: &Value) -> Vec<Broken> {
     let mut out = Vec::new();
     let kind = event["type"].as_str().unwrap_or_default();
-    if kind == "EVENT_TYPE_USER_MESSAGE"
+    if kind == ServerEvent::USER_MESSAGE
         && event["payload"]["message_id"]
             .as_str()
             .is_none_or(str::is_empty)

@@ -10,7 +10,8 @@ use serde_json::Value;
 use super::raw::*;
 use crate::journal::{JournalEntry, JournalEvent};
 use crate::protocol::{
-    Attachment, ClientHandoffReason, LiveAgent, SessionEndReason, SystemMessageLevel, TypingState,
+    Attachment, ClientEvent, ClientHandoffReason, LiveAgent, ServerEvent, SessionEndReason,
+    SystemMessageLevel, TypingState,
 };
 
 /// What a scenario rule is being built from.
@@ -52,13 +53,13 @@ fn string(value: &Value) -> String {
 /// The step that reproduces one recorded server event, if any.
 fn step_of(event_type: &str, payload: &Value) -> Option<RawStep> {
     Some(match event_type {
-        "EVENT_TYPE_POLY_AGENT_JOINED" => RawStep::Join,
-        "EVENT_TYPE_POLY_AGENT_THINKING" => RawStep::Think,
-        "EVENT_TYPE_POLY_AGENT_MESSAGE" => RawStep::Reply(reply_of(payload)),
-        "EVENT_TYPE_POLY_AGENT_TRIGGERED_HANDOFF" => RawStep::TriggerHandoff,
-        "EVENT_TYPE_POLY_AGENT_LEFT" => RawStep::AgentLeft,
-        "EVENT_TYPE_HANDOFF_ACCEPTED" => RawStep::HandoffAccepted,
-        "EVENT_TYPE_HANDOFF_QUEUE_STATUS" => RawStep::QueueStatus(RawQueueStatus {
+        ServerEvent::POLY_AGENT_JOINED => RawStep::Join,
+        ServerEvent::POLY_AGENT_THINKING => RawStep::Think,
+        ServerEvent::POLY_AGENT_MESSAGE => RawStep::Reply(reply_of(payload)),
+        ServerEvent::POLY_AGENT_TRIGGERED_HANDOFF => RawStep::TriggerHandoff,
+        ServerEvent::POLY_AGENT_LEFT => RawStep::AgentLeft,
+        ServerEvent::HANDOFF_ACCEPTED => RawStep::HandoffAccepted,
+        ServerEvent::HANDOFF_QUEUE_STATUS => RawStep::QueueStatus(RawQueueStatus {
             queue_name: payload["queue_name"].as_str().map(str::to_owned),
             position_in_queue: payload["position_in_queue"]
                 .as_u64()
@@ -69,28 +70,28 @@ fn step_of(event_type: &str, payload: &Value) -> Option<RawStep> {
             repeat: None,
             interval_ms: None,
         }),
-        "EVENT_TYPE_LIVE_AGENT_JOINED" => RawStep::LiveAgentJoin(LiveAgent {
+        ServerEvent::LIVE_AGENT_JOINED => RawStep::LiveAgentJoin(LiveAgent {
             id: string(&payload["agent"]["id"]),
             name: string(&payload["agent"]["name"]),
             avatar_url: string(&payload["agent"]["avatar_url"]),
         }),
-        "EVENT_TYPE_LIVE_AGENT_TYPING" => RawStep::LiveAgentTyping(TypingState::from_wire(
+        ServerEvent::LIVE_AGENT_TYPING => RawStep::LiveAgentTyping(TypingState::from_wire(
             payload["state"].as_str().unwrap_or("TYPING_STATE_STARTED"),
         )),
-        "EVENT_TYPE_LIVE_AGENT_MESSAGE" => RawStep::LiveAgentMessage(reply_of(payload)),
-        "EVENT_TYPE_LIVE_AGENT_LEFT" => RawStep::LiveAgentLeft,
-        "EVENT_TYPE_CLIENT_HANDOFF_REQUIRED" => RawStep::ClientHandoff(RawClientHandoff {
+        ServerEvent::LIVE_AGENT_MESSAGE => RawStep::LiveAgentMessage(reply_of(payload)),
+        ServerEvent::LIVE_AGENT_LEFT => RawStep::LiveAgentLeft,
+        ServerEvent::CLIENT_HANDOFF_REQUIRED => RawStep::ClientHandoff(RawClientHandoff {
             reason: ClientHandoffReason::from_wire(payload["reason"].as_str().unwrap_or_default()),
             queue_name: string(&payload["queue_name"]),
         }),
-        "EVENT_TYPE_HANDOFF_FAILED" => RawStep::HandoffFailed,
-        "EVENT_TYPE_HANDOFF_TIMEOUT" => RawStep::HandoffTimeout,
-        "EVENT_TYPE_LANGUAGE_CHANGED" => RawStep::Language(string(&payload["language_code"])),
-        "EVENT_TYPE_SYSTEM_MESSAGE" => RawStep::SystemMessage(RawSystemMessage {
+        ServerEvent::HANDOFF_FAILED => RawStep::HandoffFailed,
+        ServerEvent::HANDOFF_TIMEOUT => RawStep::HandoffTimeout,
+        ServerEvent::LANGUAGE_CHANGED => RawStep::Language(string(&payload["language_code"])),
+        ServerEvent::SYSTEM_MESSAGE => RawStep::SystemMessage(RawSystemMessage {
             level: SystemMessageLevel::from_wire(payload["level"].as_str().unwrap_or_default()),
             message: string(&payload["message"]),
         }),
-        "EVENT_TYPE_SESSION_END" => {
+        ServerEvent::SESSION_END => {
             let reason =
                 SessionEndReason::from_wire(payload["reason"].as_str().unwrap_or_default());
             // The user's own ending is the client's doing, not the script's.
@@ -163,8 +164,8 @@ pub fn from_recording(entries: &[JournalEntry], source: &str) -> ScenarioFile {
         let payload = &frame["payload"];
         let at = entry.at_ms;
         let trigger = match event_type {
-            "EVENT_TYPE_REQUEST_POLY_AGENT_JOIN" => Some(RawTrigger::Join),
-            "EVENT_TYPE_USER_MESSAGE" => {
+            ClientEvent::REQUEST_POLY_AGENT_JOIN => Some(RawTrigger::Join),
+            ClientEvent::USER_MESSAGE => {
                 messages += 1;
                 Some(RawTrigger::NthMessage(messages))
             }
@@ -182,7 +183,7 @@ pub fn from_recording(entries: &[JournalEntry], source: &str) -> ScenarioFile {
         let Some(rule) = building.as_mut() else {
             continue;
         };
-        if event_type == "EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK" {
+        if event_type == ServerEvent::POLY_AGENT_MESSAGE_CHUNK {
             let message_id = string(&payload["message_id"]);
             if pending.as_ref().is_some_and(|p| p.message_id != message_id) {
                 rule.flush_stream(&mut pending);
@@ -201,7 +202,7 @@ pub fn from_recording(entries: &[JournalEntry], source: &str) -> ScenarioFile {
             continue;
         }
         rule.flush_stream(&mut pending);
-        if event_type == "EVENT_TYPE_POLY_AGENT_JOINED" && persona.is_none() {
+        if event_type == ServerEvent::POLY_AGENT_JOINED && persona.is_none() {
             persona = Some(RawPersona {
                 name: string(&payload["agent_name"]),
                 avatar_url: string(&payload["agent_avatar_url"]),
