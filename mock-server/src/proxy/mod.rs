@@ -7,9 +7,13 @@
 //! at `/_mock/ui/` shows sessions, their journals and the violations.
 
 mod console;
+mod control;
 mod faults;
+mod rest;
 pub mod validate;
 mod ws;
+
+pub use control::{ProxySession, router};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -18,12 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use http_body_util::{BodyExt as _, Full, Limited};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -408,267 +409,6 @@ impl Proxy {
             .map(|log| log.journal.entries().cloned().collect())
             .unwrap_or_default()
     }
-}
-
-/// One session the proxy has seen, as `GET /_mock/sessions` lists it.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct ProxySession {
-    pub session_id: String,
-    /// Connections opened (accepted or refused).
-    pub connections: u64,
-    /// The numbers of the connections open now.
-    pub live: Vec<u64>,
-    /// Entries in its journal.
-    pub entries: usize,
-}
-
-/// The proxy's routes: the protocol's endpoints forwarded, `/ws` bridged, and a control API
-/// of its own under `/_mock/` (loopback only, guarded as the mock's).
-pub fn router(proxy: Proxy) -> Router {
-    let control = Router::new()
-        .route("/health", get(health))
-        .route("/violations", get(violations))
-        .route("/sessions", get(sessions))
-        .route("/sessions/{id}/journal", get(journal))
-        .route("/sessions/{id}/faults", axum::routing::post(inject))
-        .merge(console::routes())
-        .fallback(|| async {
-            control_error(
-                StatusCode::NOT_FOUND,
-                "no such control endpoint of the proxy",
-                None,
-            )
-        })
-        .layer(axum::middleware::from_fn_with_state(proxy.clone(), guard));
-    Router::new()
-        .route("/ws", get(ws::bridge))
-        .nest("/_mock", control)
-        .fallback(forward)
-        .with_state(proxy)
-}
-
-async fn guard(
-    State(proxy): State<Proxy>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    match crate::control::refusal(&request, None, |authority| {
-        proxy.is_own_loopback_authority(authority)
-    }) {
-        Some(refused) => refused,
-        None => next.run(request).await,
-    }
-}
-
-fn control_error(status: StatusCode, message: &str, pointer: Option<String>) -> Response {
-    let body = crate::control::ControlErrorBody {
-        error: message.to_owned(),
-        message: message.to_owned(),
-        pointer,
-    };
-    (status, axum::Json(body)).into_response()
-}
-
-async fn sessions(State(proxy): State<Proxy>) -> Response {
-    axum::Json(proxy.sessions()).into_response()
-}
-
-async fn journal(
-    State(proxy): State<Proxy>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
-) -> Response {
-    if query.get("follow").is_some_and(|f| f == "true") {
-        return control_error(
-            StatusCode::BAD_REQUEST,
-            "the proxy does not follow a journal: ask again for the newest entries",
-            None,
-        );
-    }
-    if proxy.faults_of(&id).is_none() {
-        return control_error(
-            StatusCode::NOT_FOUND,
-            &format!("no session {id} went through the proxy"),
-            None,
-        );
-    }
-    axum::Json(proxy.journal_of(&id)).into_response()
-}
-
-/// `POST /_mock/sessions/{id}/faults`: the mock's fault JSON (one or an array), applied now.
-async fn inject(
-    State(proxy): State<Proxy>,
-    axum::extract::Path(id): axum::extract::Path<String>,
-    body: Bytes,
-) -> Response {
-    let faults = match crate::control::parse_faults(&body) {
-        Ok(faults) => faults,
-        Err((message, pointer)) => {
-            return control_error(StatusCode::BAD_REQUEST, &message, Some(pointer));
-        }
-    };
-    match proxy.inject(&id, &faults) {
-        Some(accepted) => axum::Json(serde_json::json!({ "accepted": accepted })).into_response(),
-        None => control_error(
-            StatusCode::NOT_FOUND,
-            &format!("no session {id} went through the proxy"),
-            None,
-        ),
-    }
-}
-
-async fn health(State(proxy): State<Proxy>) -> Response {
-    axum::Json(serde_json::json!({
-        "ok": true,
-        "upstream": proxy.inner.config.upstream.origin(),
-        "violations": proxy.violation_count(),
-    }))
-    .into_response()
-}
-
-async fn violations(State(proxy): State<Proxy>) -> Response {
-    axum::Json(proxy.violations()).into_response()
-}
-
-/// Hop-by-hop headers (RFC 9110, section 7.6.1) and the ones the proxy sets itself.
-fn forwarded(name: &HeaderName) -> bool {
-    !matches!(
-        name.as_str(),
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "transfer-encoding"
-            | "te"
-            | "trailer"
-            | "upgrade"
-            | "host"
-            | "content-length"
-    )
-}
-
-/// Any other request: forwarded to the upstream as it came, but for `Host` and `Origin`.
-async fn forward(
-    State(proxy): State<Proxy>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: axum::body::Body,
-) -> Response {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
-    };
-    for broken in validate::rest_call(uri.path(), &headers) {
-        proxy.violation(Direction::Client, broken, (None, None), Some(&path));
-    }
-    let upstream = &proxy.inner.config.upstream;
-    let timeout = proxy.inner.config.timeout;
-    let answer = tokio::time::timeout(
-        timeout,
-        send(upstream, &method, &path, &headers, body.clone()),
-    )
-    .await;
-    let (status, response_headers, response_body) = match answer {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(error)) => {
-            proxy.violation(
-                Direction::Upstream,
-                validate::Broken {
-                    rule: "upstream",
-                    detail: format!("{method} {path}: {error}"),
-                },
-                (None, None),
-                None,
-            );
-            return (StatusCode::BAD_GATEWAY, format!("upstream failed: {error}")).into_response();
-        }
-        Err(_) => {
-            proxy.violation(
-                Direction::Upstream,
-                validate::Broken {
-                    rule: "upstream",
-                    detail: format!("{method} {path}: no answer in {timeout:?}"),
-                },
-                (None, None),
-                None,
-            );
-            return (
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream did not answer in time",
-            )
-                .into_response();
-        }
-    };
-    if uri.path() == "/api/v1/sessions"
-        && status == StatusCode::OK
-        && let Some(session) = serde_json::from_slice::<serde_json::Value>(&response_body)
-            .ok()
-            .and_then(|v| v["session_id"].as_str().map(str::to_owned))
-    {
-        let note = crate::journal::RequestNote::new(
-            headers.get("content-type").and_then(|v| v.to_str().ok()),
-            &body,
-        );
-        proxy.journal(
-            &session,
-            JournalEvent::Http {
-                endpoint: crate::http_log::Endpoint::Sessions,
-                status: status.as_u16(),
-                error: None,
-                content_type: note.content_type,
-                body: note.body,
-            },
-        );
-    }
-    let mut response = (status, response_body).into_response();
-    for (name, value) in &response_headers {
-        if forwarded(name) {
-            response.headers_mut().append(name, value.clone());
-        }
-    }
-    response
-}
-
-/// One request to the upstream on a connection of its own.
-async fn send(
-    upstream: &Upstream,
-    method: &Method,
-    path: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<(StatusCode, HeaderMap, Bytes), String> {
-    let mut sender = crate::http_client::connect(&upstream.authority, upstream.tls.clone())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut request = hyper::Request::builder()
-        .method(method.clone())
-        .uri(path)
-        .header(header::HOST, &upstream.authority);
-    for (name, value) in headers {
-        if !forwarded(name) {
-            continue;
-        }
-        if name == header::ORIGIN {
-            if let Ok(origin) = HeaderValue::from_str(&upstream.origin()) {
-                request = request.header(header::ORIGIN, origin);
-            }
-            continue;
-        }
-        request = request.header(name, value);
-    }
-    let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("the upstream's answer: {e}"))?;
-    let (parts, body) = response.into_parts();
-    let body = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| format!("the upstream's body: {e}"))?
-        .to_bytes();
-    Ok((parts.status, parts.headers, body))
 }
 
 fn unix_ms() -> u64 {
