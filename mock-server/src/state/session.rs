@@ -135,27 +135,34 @@ impl SessionSlot {
     /// A point-in-time summary for the control API.
     pub fn summary(&self) -> SessionSummary {
         let locked = self.lock();
-        let phase = match locked.engine.phase() {
-            Phase::AwaitingJoin => "awaiting_join".to_owned(),
-            Phase::Joining => "joining".to_owned(),
-            Phase::PolyAgent => "agent".to_owned(),
-            Phase::Queue => "handoff_queued".to_owned(),
-            Phase::LiveAgent(agent) => format!("live_agent:{}", agent.id),
-            Phase::NoAgent => "no_agent".to_owned(),
-            Phase::Ended(reason) => format!("ended:{}", reason.as_str()),
+        let (phase, live_agent_id, end_reason) = match locked.engine.phase() {
+            Phase::AwaitingJoin => (SessionPhase::AwaitingJoin, None, None),
+            Phase::Joining => (SessionPhase::Joining, None, None),
+            Phase::PolyAgent => (SessionPhase::Agent, None, None),
+            Phase::Queue => (SessionPhase::HandoffQueued, None, None),
+            Phase::LiveAgent(agent) => (SessionPhase::LiveAgent, Some(agent.id.clone()), None),
+            Phase::NoAgent => (SessionPhase::NoAgent, None, None),
+            Phase::Ended(reason) => (SessionPhase::Ended, None, Some(reason.as_str().to_owned())),
+        };
+        let state = match (&live_agent_id, &end_reason) {
+            (Some(agent), _) => format!("live_agent:{agent}"),
+            (_, Some(reason)) => format!("ended:{reason}"),
+            _ => phase.as_str().to_owned(),
         };
         SessionSummary {
             session_id: self.id.to_string(),
             connector: self.connector.clone(),
             scenario: self.scenario.clone(),
             streaming: locked.engine.streaming(),
-            state: phase,
+            phase,
+            live_agent_id,
+            end_reason,
+            state,
             status: match locked.engine.status() {
-                SessionStatus::Active => "active",
-                SessionStatus::Ended => "ended",
-                SessionStatus::Expired => "expired",
-            }
-            .to_owned(),
+                SessionStatus::Active => SummaryStatus::Active,
+                SessionStatus::Ended => SummaryStatus::Ended,
+                SessionStatus::Expired => SummaryStatus::Expired,
+            },
             open_sockets: locked.open_sockets(),
             last_sequence: locked.engine.history().last_sequence().map_or(0, |s| s.0),
             journal_entries: locked.journal.total(),
@@ -165,6 +172,55 @@ impl SessionSlot {
     }
 }
 
+/// Where a session's conversation is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionPhase {
+    /// No join request yet.
+    AwaitingJoin,
+    /// The join was requested; the agent's join steps are playing.
+    Joining,
+    /// The AI agent is in the conversation.
+    Agent,
+    /// Handed off, waiting in a live agent's queue.
+    HandoffQueued,
+    /// A live agent is in the conversation (`live_agent_id`).
+    LiveAgent,
+    /// After a client-managed or failed handoff, or a live agent left.
+    NoAgent,
+    /// `SESSION_END` was sent (`end_reason`).
+    Ended,
+}
+
+impl SessionPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AwaitingJoin => "awaiting_join",
+            Self::Joining => "joining",
+            Self::Agent => "agent",
+            Self::HandoffQueued => "handoff_queued",
+            Self::LiveAgent => "live_agent",
+            Self::NoAgent => "no_agent",
+            Self::Ended => "ended",
+        }
+    }
+}
+
+/// Whether a session still runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SummaryStatus {
+    Active,
+    /// Ended, and still replayable.
+    Ended,
+    /// Forgotten: handshakes get 404.
+    Expired,
+}
+
 /// What the control API says about a session.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct SessionSummary {
@@ -172,11 +228,18 @@ pub struct SessionSummary {
     pub connector: String,
     pub scenario: String,
     pub streaming: bool,
-    /// `awaiting_join`, `joining`, `agent`, `handoff_queued`, `live_agent:<id>`, `no_agent`,
-    /// `ended:<reason>`.
+    /// Where the conversation is.
+    pub phase: SessionPhase,
+    /// The live agent's id, in the `live_agent` phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_agent_id: Option<String>,
+    /// The `SESSION_END` reason, in the `ended` phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<String>,
+    /// The phase as one string, as before `phase` existed: `live_agent:<id>` and
+    /// `ended:<reason>` carry the id and the reason. Read `phase` and its fields instead.
     pub state: String,
-    /// `active`, `ended` (still replayable) or `expired`.
-    pub status: String,
+    pub status: SummaryStatus,
     pub open_sockets: usize,
     pub last_sequence: u64,
     pub journal_entries: u64,

@@ -79,19 +79,18 @@ let selected = null;
 const LIST_LIMIT = 200;
 let total = 0;
 
-function stateClass(state) {
-  if (state.startsWith("ended")) return "state-ended";
-  if (state.startsWith("live_agent")) return "state-live";
-  if (state === "handoff_queued") return "state-queued";
+function stateClass(summary) {
+  if (summary.phase === "ended") return "state-ended";
+  if (summary.phase === "live_agent") return "state-live";
+  if (summary.phase === "handoff_queued") return "state-queued";
   return "";
 }
 
 function describeState(summary) {
-  const state = summary.state;
-  if (state.startsWith("ended:")) return `ended (${state.slice(6)})`;
-  if (state.startsWith("live_agent:")) return `live agent ${state.slice(11)}`;
-  if (state === "handoff_queued") return "queued for a live agent";
-  return state.replaceAll("_", " ");
+  if (summary.phase === "ended") return `ended (${summary.end_reason})`;
+  if (summary.phase === "live_agent") return `live agent ${summary.live_agent_id}`;
+  if (summary.phase === "handoff_queued") return "queued for a live agent";
+  return summary.phase.replaceAll("_", " ");
 }
 
 function renderSessions() {
@@ -110,7 +109,7 @@ function renderSessions() {
           "aria-label": `Open session ${s.session_id}`,
           onclick: () => select(s.session_id),
         }), el("div", { class: "scenario", text: s.scenario })),
-        el("td", { class: stateClass(s.state), text: describeState(s) }),
+        el("td", { class: stateClass(s), text: describeState(s) }),
         el("td", { text: `${s.open_sockets} · ${s.last_sequence}` }),
       ),
     );
@@ -126,7 +125,7 @@ function renderMeta(s) {
     `${describeState(s)} · status ${s.status} · ${s.open_sockets} open socket(s) · last sequence ${s.last_sequence}` +
     ` · scenario ${s.scenario} · connector ${s.connector} · ${s.streaming ? "streaming" : "not streaming"}` +
     (s.recording_error ? ` · recording stopped: ${s.recording_error}` : "");
-  $("session-meta").dataset.state = s.state;
+  $("session-meta").dataset.state = s.phase;
 }
 
 let refreshing = false;
