@@ -47,6 +47,16 @@ fn main() {
             )
         }),
         needing(
+            "console::proxy_in_a_browser".into(),
+            browser::browser,
+            |()| {
+                asserting(
+                    Duration::from_secs(180),
+                    console::the_proxy_console_shows_a_session_and_injects_a_drop(),
+                )
+            },
+        ),
+        needing(
             "apidocs::ecosystem_validators".into(),
             apidocs::prerequisites,
             |()| {

@@ -45,7 +45,7 @@ function journalRow(entry) {
       detail = event.frame ? JSON.stringify(event.frame) : event.text || "";
       break;
     case "handshake":
-      detail = `${event.status}${event.error ? ` ${event.error}` : ""}`;
+      detail = `${event.status} ${new URLSearchParams(event.query).toString()}${event.error ? ` ${event.error}` : ""}`;
       break;
     case "close":
       detail = `${event.code ?? "no close frame"} by ${event.by}`;
@@ -57,6 +57,7 @@ function journalRow(entry) {
       detail = JSON.stringify(event);
   }
   const tr = document.createElement("tr");
+  tr.dataset.kind = event.kind;
   tr.append(cell(String(entry.at_ms)), cell(event.kind + (event.conn ? ` #${event.conn}` : "")), cell(detail, "frame"));
   if (event.kind === "fault") tr.className = "refused";
   return tr;
@@ -82,6 +83,7 @@ async function refresh() {
           refresh();
         });
         const li = document.createElement("li");
+        li.dataset.session = s.session_id;
         li.append(button);
         return li;
       }),
@@ -95,6 +97,7 @@ async function refresh() {
         .reverse()
         .map((v) => {
           const tr = document.createElement("tr");
+          tr.dataset.rule = v.rule;
           tr.append(cell(String(v.at_ms)), cell(v.direction), cell(v.rule), cell(v.detail), cell(v.frame || "", "frame"));
           return tr;
         }),
@@ -133,6 +136,7 @@ async function start() {
       return;
     }
     const answer = await api("POST", `/sessions/${encodeURIComponent(selected)}/faults`, fault);
+    $("answer").dataset.status = String(answer.status);
     $("answer").textContent = answer.ok ? `injected: ${JSON.stringify(fault)}` : `refused: ${answer.body.message}`;
     $("answer").className = answer.ok ? "small muted" : "small refused";
     refresh();
