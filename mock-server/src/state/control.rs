@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::session::{SessionSummary, dispatch};
-use super::{AppState, SessionSlot, lock};
+use super::{AppState, SessionSlot};
 use crate::engine::SessionStatus;
-use crate::http_log::{ArmedFailure, Endpoint, HttpFailures};
 use crate::journal::JournalEvent;
 
 /// Why a control operation was refused. Nothing changed.
@@ -24,7 +23,7 @@ pub enum ControlError {
 impl AppState {
     /// Every live session (active or still replayable).
     pub fn sessions(&self) -> Vec<SessionSummary> {
-        let slots: Vec<Arc<SessionSlot>> = self.registry().values().cloned().collect();
+        let slots = self.inner.registry.slots();
         let mut out: Vec<SessionSummary> = slots
             .iter()
             .filter(|s| s.status() != SessionStatus::Expired)
@@ -69,7 +68,7 @@ impl AppState {
     /// The scenario of the next session created, once (a catalogue name or a file).
     pub async fn set_next_scenario(&self, name: &str) -> Result<(), ControlError> {
         let key = self.load_scenario(name).await?;
-        *lock(&self.inner.next_scenario) = Some(key);
+        self.inner.scenarios.set_next(key);
         Ok(())
     }
 
@@ -85,13 +84,13 @@ impl AppState {
             )));
         }
         let key = self.load_scenario(name).await?;
-        lock(&self.inner.connector_scenarios).insert(token.to_owned(), key);
+        self.inner.scenarios.set_for_connector(token, key);
         Ok(())
     }
 
     /// The scenario chosen for connector token `token` through the control API.
     pub fn connector_scenario(&self, token: &str) -> Option<String> {
-        lock(&self.inner.connector_scenarios).get(token).cloned()
+        self.inner.scenarios.for_connector(token)
     }
 
     /// Makes `name` selectable and returns the name it is selected by: a catalogue name as it
@@ -100,7 +99,7 @@ impl AppState {
     /// a FIFO, from the configured scenario directories only when some are configured (judged
     /// by the file opened), and its errors echo none of its values.
     async fn load_scenario(&self, name: &str) -> Result<String, ControlError> {
-        if !self.catalogue().is_file_reference(name) {
+        if !self.inner.scenarios.catalogue().is_file_reference(name) {
             return Ok(name.to_owned());
         }
         let unreadable = || {
@@ -126,7 +125,9 @@ impl AppState {
         match loaded {
             Ok(file) => {
                 let key = file.key.clone();
-                self.catalogue()
+                self.inner
+                    .scenarios
+                    .catalogue()
                     .insert_loaded(file)
                     .map_err(ControlError::Conflict)?;
                 Ok(key)
@@ -139,7 +140,7 @@ impl AppState {
     }
 
     fn wake_timers(&self) {
-        for slot in self.registry().values() {
+        for slot in self.inner.registry.slots() {
             slot.wake.notify_one();
         }
     }
@@ -169,26 +170,10 @@ impl AppState {
         Ok(())
     }
 
-    /// Arms failures of the next REST calls (added to any already armed); returns what is
-    /// armed now.
-    pub fn arm_http_failures(&self, failures: HttpFailures) -> HttpFailures {
-        let mut armed = lock(&self.inner.http_failures);
-        armed.add(&failures);
-        *armed
-    }
-
-    /// The failure this call of `endpoint` must answer, if one is armed (consuming it).
-    pub fn take_http_failure(&self, endpoint: Endpoint) -> Option<ArmedFailure> {
-        lock(&self.inner.http_failures).take(endpoint)
-    }
-
     /// Drops every session (sockets closed with 1001) and every control-API choice.
     pub fn reset(&self) {
         let now = self.inner.clock.now();
-        let slots: Vec<Arc<SessionSlot>> = self.registry().drain().map(|(_, s)| s).collect();
-        lock(&self.inner.archive).clear();
-        self.inner.journal_budget.sessions(0);
-        for slot in slots {
+        for slot in self.inner.registry.drain() {
             let mut locked = slot.lock();
             let actions = locked.engine.forget();
             dispatch(&mut locked, None, actions, now);
@@ -196,11 +181,7 @@ impl AppState {
             slot.wake.notify_one();
             slot.journal_grew.notify_waiters();
         }
-        *lock(&self.inner.next_scenario) = None;
-        lock(&self.inner.connector_scenarios).clear();
-        self.catalogue().forget_loaded();
-        lock(&self.inner.pending_http).clear();
-        *lock(&self.inner.http_failures) = HttpFailures::default();
-        lock(&self.inner.http_log).clear();
+        self.inner.scenarios.clear();
+        self.inner.rest.clear();
     }
 }

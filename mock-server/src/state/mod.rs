@@ -7,7 +7,7 @@
 //! the engine produced them. Frames for the calling connection are returned and written by its
 //! own task directly (no extra hop on the echo path).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,7 +20,6 @@ use tokio_util::task::TaskTracker;
 use crate::auth::{AccessClaims, ConnectorRegistry, TokenIssuer};
 use crate::config::{Config, SessionBinding};
 use crate::engine::{ConnId, EngineConfig, Session, SessionStatus};
-use crate::http_log::{HttpFailures, HttpLog};
 use crate::journal::{
     Closer, JournalBudget, JournalEntry, JournalEvent, RequestNote, SessionJournal, prefix,
 };
@@ -29,18 +28,18 @@ use crate::scenario::{Catalogue, ScenarioError, Script};
 
 mod clock;
 mod control;
+mod registry;
 mod rest;
+mod scenarios;
 mod session;
 
 pub use clock::Clock;
 pub use control::ControlError;
-use rest::HttpLimiter;
+use registry::Registry;
+use rest::RestNotes;
+use scenarios::Scenarios;
 pub use session::{CLOSE_OVERFLOW, Outbound, ReserveError, SessionSlot, SessionSummary};
 use session::{ConnHandle, Locked, OUTBOUND_QUEUE, Slots, dispatch};
-
-/// Gone sessions whose journals are kept for reading (and no more than
-/// `journal_total_max_bytes` of journal between them).
-const ARCHIVE: usize = 256;
 
 /// A connection just opened ([`AppState::open_connection`]).
 #[derive(Debug)]
@@ -59,30 +58,6 @@ pub struct OpenConnection {
 #[error("the server holds its maximum of {0} sessions")]
 pub struct SessionsFull(pub usize);
 
-/// Journals of gone sessions, newest last, bounded in count and bytes.
-#[derive(Debug, Default)]
-struct Archive {
-    sessions: std::collections::VecDeque<(SessionSummary, Vec<JournalEntry>, usize)>,
-    bytes: usize,
-}
-
-impl Archive {
-    fn push(&mut self, summary: SessionSummary, journal: Vec<JournalEntry>, max_bytes: usize) {
-        let bytes = journal.iter().map(JournalEntry::weight).sum();
-        self.sessions.push_back((summary, journal, bytes));
-        self.bytes += bytes;
-        while self.sessions.len() > ARCHIVE || (self.bytes > max_bytes && self.sessions.len() > 1) {
-            if let Some((_, _, bytes)) = self.sessions.pop_front() {
-                self.bytes -= bytes;
-            }
-        }
-    }
-
-    fn clear(&mut self) {
-        *self = Self::default();
-    }
-}
-
 /// Everything handlers and tasks share.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -94,33 +69,16 @@ struct Inner {
     config: Config,
     engine_config: Arc<EngineConfig>,
     decode: DecodeOptions,
-    /// Every scenario sessions may run, validated before use.
-    catalogue: Mutex<Catalogue>,
-    /// The scenario of the next session created (control API), used once.
-    next_scenario: Mutex<Option<String>>,
-    /// Scenario per connector token, set through the control API.
-    connector_scenarios: Mutex<HashMap<String, String>>,
-    /// Armed REST failures (control API): the next calls of an endpoint answer 429 or 500.
-    http_failures: Mutex<HttpFailures>,
-    /// Every REST call and `/ws` handshake answered, session or not (the newest 10 000).
-    http_log: Mutex<HttpLog>,
-    default_script: Arc<Script>,
+    scenarios: Scenarios,
+    rest: RestNotes,
+    registry: Registry,
     connectors: ConnectorRegistry,
     issuer: TokenIssuer,
     clock: Clock,
-    sessions: Mutex<HashMap<SessionId, Arc<SessionSlot>>>,
     next_conn: AtomicU64,
     next_seed: AtomicU64,
-    limiter: HttpLimiter,
-    /// Sessions that are gone (expired or reset), with their journals, newest last; the last
-    /// [`ARCHIVE`] are kept so tests and the conformance kit can still read them.
-    archive: Mutex<Archive>,
-    /// Each session's in-memory journal byte share.
-    journal_budget: Arc<JournalBudget>,
     /// One permit per open WebSocket (`max_connections`).
     sockets: Arc<tokio::sync::Semaphore>,
-    /// Journal entries of REST calls by token `jti`, until a session claims them.
-    pending_http: Mutex<HashMap<String, Vec<JournalEntry>>>,
     shutdown: CancellationToken,
     tasks: TaskTracker,
     /// The addresses this server listens on (the control API answers for these only).
@@ -185,25 +143,17 @@ impl AppState {
             inner: Arc::new(Inner {
                 engine_config: Arc::new(config.engine_config()),
                 decode: config.decode_options(),
-                catalogue: Mutex::new(catalogue),
-                next_scenario: Mutex::new(None),
-                connector_scenarios: Mutex::new(HashMap::new()),
-                http_failures: Mutex::new(config.http_failures),
-                http_log: Mutex::new(HttpLog::default()),
-                default_script,
+                scenarios: Scenarios::new(catalogue, (config.scenario.clone(), default_script)),
+                rest: RestNotes::new(config.http_failures),
+                registry: Registry::new(
+                    JournalBudget::new(config.journal_max_bytes, config.journal_total_max_bytes),
+                    config.journal_total_max_bytes,
+                ),
                 connectors,
                 issuer,
                 clock: Clock::start(),
-                sessions: Mutex::new(HashMap::new()),
                 next_conn: AtomicU64::new(1),
                 next_seed: AtomicU64::new(seed),
-                limiter: HttpLimiter::default(),
-                pending_http: Mutex::new(HashMap::new()),
-                archive: Mutex::new(Archive::default()),
-                journal_budget: JournalBudget::new(
-                    config.journal_max_bytes,
-                    config.journal_total_max_bytes,
-                ),
                 sockets: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -253,79 +203,24 @@ impl AppState {
         &self.inner.tasks
     }
 
-    fn registry(&self) -> MutexGuard<'_, HashMap<SessionId, Arc<SessionSlot>>> {
-        self.inner
-            .sessions
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub(super) fn catalogue(&self) -> MutexGuard<'_, Catalogue> {
-        lock(&self.inner.catalogue)
-    }
-
     /// A scenario of the catalogue, by name.
     pub fn scenario(&self, name: &str) -> Option<Arc<Script>> {
-        self.catalogue().get(name)
+        self.inner.scenarios.get(name)
     }
 
     /// Names of every scenario sessions may run.
     pub fn scenario_names(&self) -> Vec<String> {
-        self.catalogue().names().map(str::to_owned).collect()
+        self.inner.scenarios.names()
     }
 
     pub fn session_count(&self) -> usize {
-        self.registry().len()
+        self.inner.registry.len()
     }
 
     /// A session that still exists (active, or ended within retention).
     pub fn session(&self, id: &str) -> Option<Arc<SessionSlot>> {
-        let slot = self.registry().get(id).cloned()?;
+        let slot = self.inner.registry.get(id)?;
         (slot.status() != SessionStatus::Expired).then_some(slot)
-    }
-
-    /// Makes room for one more session: at `max_sessions`, the sessions that ended first are
-    /// forgotten now (their retention cut short), a hundredth of the cap at a time so the scan
-    /// is paid once per many creations; with none ended, there is no room.
-    fn make_room(&self) -> Result<(), SessionsFull> {
-        let max = self.inner.config.max_sessions;
-        if self.registry().len() < max {
-            return Ok(());
-        }
-        let held: Vec<Arc<SessionSlot>> = self.registry().values().cloned().collect();
-        let mut ended: Vec<(Duration, Arc<SessionSlot>)> = held
-            .into_iter()
-            .filter_map(|slot| {
-                let locked = slot.lock();
-                let ended = locked.engine.ended_at();
-                let expired = locked.engine.status() == SessionStatus::Expired;
-                drop(locked);
-                ended.filter(|_| !expired).map(|at| (at, slot))
-            })
-            .collect();
-        if ended.is_empty() {
-            return Err(SessionsFull(max));
-        }
-        let batch = (max / 100).clamp(1, ended.len());
-        ended.select_nth_unstable_by_key(batch - 1, |(at, _)| *at);
-        let now = self.inner.clock.now();
-        for (_, slot) in ended.into_iter().take(batch) {
-            let mut locked = slot.lock();
-            let actions = locked.engine.retire();
-            dispatch(&mut locked, None, actions, now);
-            drop(locked);
-            self.forget(&slot);
-            // Its timer task sees it expired and archives it.
-            slot.wake.notify_one();
-        }
-        Ok(())
-    }
-
-    /// Takes a session out of the registry (it may already be out).
-    fn forget(&self, slot: &SessionSlot) {
-        let mut registry = self.registry();
-        registry.remove(&slot.id);
-        self.inner.journal_budget.sessions(registry.len());
     }
 
     /// Creates a session bound per configuration and starts its timer; refused when the
@@ -336,29 +231,26 @@ impl AppState {
         streaming: bool,
         request: RequestNote,
     ) -> Result<SessionId, SessionsFull> {
-        self.make_room()?;
+        let now = self.inner.clock.now();
+        self.inner
+            .registry
+            .make_room(self.inner.config.max_sessions, now)?;
         let id = SessionId::new_random();
         // Distinct, reproducible seeds per session: the configured seed advanced per session.
         let seed = self
             .inner
             .next_seed
             .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-        let next = lock(&self.inner.next_scenario).take();
-        let chosen = next
-            .or_else(|| claims.scenario.clone())
-            .and_then(|name| self.scenario(&name).map(|script| (name, script)));
-        let (scenario, script) = chosen.unwrap_or_else(|| {
-            (
-                self.inner.config.scenario.clone(),
-                Arc::clone(&self.inner.default_script),
-            )
-        });
+        let (scenario, script) = self
+            .inner
+            .scenarios
+            .for_new_session(claims.scenario.as_deref());
         let engine = Session::new(
             Arc::clone(&self.inner.engine_config),
             script,
             streaming,
             seed,
-            self.inner.clock.now(),
+            now,
         );
         let binding = match self.inner.config.session_binding {
             SessionBinding::Token => claims.jti.clone(),
@@ -370,7 +262,6 @@ impl AppState {
             .record_dir
             .as_ref()
             .map(|dir| dir.join(format!("{id}.jsonl")));
-        let now = self.inner.clock.now();
         let mut locked = Locked {
             engine,
             conns: Vec::new(),
@@ -380,11 +271,11 @@ impl AppState {
             journal: SessionJournal::new(
                 record.as_deref(),
                 self.inner.config.journal_max_entries,
-                Arc::clone(&self.inner.journal_budget),
+                Arc::clone(self.inner.registry.budget()),
             ),
             end_close_grace: self.inner.config.session_end_close_grace_ms > 0,
         };
-        for entry in self.take_pending_http(&claims.jti) {
+        for entry in self.inner.rest.take_pending(&claims.jti) {
             locked.journal.push(entry);
         }
         locked.note(
@@ -407,11 +298,7 @@ impl AppState {
             locked: Mutex::new(locked),
             wake: Notify::new(),
         });
-        {
-            let mut registry = self.registry();
-            registry.insert(id.clone(), Arc::clone(&slot));
-            self.inner.journal_budget.sessions(registry.len());
-        }
+        self.inner.registry.insert(Arc::clone(&slot));
         let state = self.clone();
         self.inner
             .tasks
@@ -628,30 +515,13 @@ impl AppState {
                 break;
             }
         }
-        self.forget(&slot);
-        self.archive(&slot);
-    }
-
-    fn archive(&self, slot: &SessionSlot) {
-        let (summary, journal) = (slot.summary(), slot.journal_since(0).0);
-        lock(&self.inner.archive).push(summary, journal, self.inner.config.journal_total_max_bytes);
+        self.inner.registry.forget(&slot);
+        self.inner.registry.archive(&slot);
     }
 
     /// Every session still known plus the archived ones, oldest first, with journals.
     pub fn sessions_with_journals(&self) -> Vec<(SessionSummary, Vec<JournalEntry>)> {
-        let mut all: Vec<(SessionSummary, Vec<JournalEntry>)> = lock(&self.inner.archive)
-            .sessions
-            .iter()
-            .map(|(summary, journal, _)| (summary.clone(), journal.clone()))
-            .collect();
-        let live: Vec<Arc<SessionSlot>> = self.registry().values().cloned().collect();
-        for slot in live {
-            if all.iter().all(|(s, _)| s.session_id != slot.id.as_str()) {
-                all.push((slot.summary(), slot.journal_since(0).0));
-            }
-        }
-        all.sort_by_key(|(s, _)| s.created_at_ms);
-        all
+        self.inner.registry.with_journals()
     }
 
     /// Ends every connection with 1001 and waits up to `grace` for their tasks.
