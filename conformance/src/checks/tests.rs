@@ -26,7 +26,7 @@ fn session(journal: Vec<JournalEntry>) -> SessionRecord {
     SessionRecord {
         summary: serde_json::from_value(json!({
             "session_id": "s1", "connector": "c", "scenario": "x", "streaming": false,
-            "state": "agent", "status": "active", "open_sockets": 0, "last_sequence": 0,
+            "phase": "agent", "state": "agent", "status": "active", "open_sockets": 0, "last_sequence": 0,
             "journal_entries": 0, "created_at_ms": 0
         }))
         .expect("a summary"),

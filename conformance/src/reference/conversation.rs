@@ -157,202 +157,245 @@ impl Conversation {
 
     /// What the app shows, folded from the ordered events.
     pub fn view(&self) -> View {
-        let defects = self.defects;
-        let mut messages: Vec<ViewMessage> = Vec::new();
-        let mut chunks: HashMap<String, Vec<(u64, PolyAgentMessageChunk)>> = HashMap::new();
-        let mut echoed: HashSet<String> = HashSet::new();
-        let mut typing = ViewTyping::default();
-        let mut view = View {
-            agent: Some(None),
-            live_agent: Some(None),
-            handoff: Some(HandoffState::None),
-            queue: Some(None),
-            client_handoff: Some(None),
-            language: Some(None),
-            ended: Some(None),
-            ..View::default()
-        };
-        let mut latest_language: (u64, Option<String>) = (0, None);
-        let mut system = Vec::new();
-        let reply = |id: &str,
-                     from: Author,
-                     text: &str,
-                     attachments: Vec<Value>,
-                     suggestions: Vec<String>| ViewMessage {
+        let mut fold = Fold::new(self.defects, &self.arrival_of);
+        for (_, envelope) in &self.log {
+            if !fold.message(envelope) {
+                fold.state(envelope);
+            }
+        }
+        fold.streams();
+        fold.pending(&self.pending);
+        fold.finish()
+    }
+}
+
+/// The view being folded from the ordered events: the messages, the streams' chunks, and the
+/// state the screen shows around them.
+struct Fold<'a> {
+    defects: super::Defects,
+    arrival_of: &'a HashMap<String, u64>,
+    messages: Vec<ViewMessage>,
+    /// Chunks per streamed message id, with their arrival numbers.
+    chunks: HashMap<String, Vec<(u64, PolyAgentMessageChunk)>>,
+    /// Client ids of user messages already shown (a resent message echoed twice shows once).
+    echoed: HashSet<String>,
+    typing: ViewTyping,
+    view: View,
+    /// The language shown, and (with the arrival-order defect) the arrival it came with.
+    latest_language: (u64, Option<String>),
+    system: Vec<ViewSystemMessage>,
+}
+
+impl<'a> Fold<'a> {
+    fn new(defects: super::Defects, arrival_of: &'a HashMap<String, u64>) -> Self {
+        Self {
+            defects,
+            arrival_of,
+            messages: Vec::new(),
+            chunks: HashMap::new(),
+            echoed: HashSet::new(),
+            typing: ViewTyping::default(),
+            view: View {
+                agent: Some(None),
+                live_agent: Some(None),
+                handoff: Some(HandoffState::None),
+                queue: Some(None),
+                client_handoff: Some(None),
+                language: Some(None),
+                ended: Some(None),
+                ..View::default()
+            },
+            latest_language: (0, None),
+            system: Vec::new(),
+        }
+    }
+
+    fn arrival(&self, envelope: &ServerEnvelope) -> Option<u64> {
+        self.arrival_of.get(envelope.id.as_str()).copied()
+    }
+
+    /// A whole message as the view shows it.
+    fn reply(
+        &self,
+        id: &str,
+        from: Author,
+        text: &str,
+        (attachments, suggestions): (Vec<Value>, Vec<String>),
+    ) -> ViewMessage {
+        ViewMessage {
             message_id: Some(id.to_owned()),
             from,
             text: text.to_owned(),
             attachments,
-            suggestions: if defects.has(Defect::NoSuggestions) {
+            suggestions: if self.defects.has(Defect::NoSuggestions) {
                 Vec::new()
             } else {
                 suggestions
             },
             complete: true,
             status: None,
-        };
-        let clear = |typing: &mut ViewTyping| {
-            if !defects.has(Defect::TypingForever) {
-                typing.agent = false;
-            }
-        };
-        for (_, envelope) in &self.log {
-            match &envelope.event {
-                ServerEvent::UserMessage(echo) => {
-                    // A resent message echoed twice shows once.
-                    if let Some(id) = client_event_id(envelope.metadata.as_ref())
-                        && !echoed.insert(id)
-                    {
-                        continue;
-                    }
-                    let mut message = reply(
-                        echo.message_id.as_str(),
-                        Author::User,
-                        &echo.text,
-                        Vec::new(),
-                        Vec::new(),
-                    );
-                    message.status = Some(MessageStatus::Sent);
-                    messages.push(message);
-                }
-                ServerEvent::PolyAgentMessage(m) => {
-                    clear(&mut typing);
-                    let (attachments, suggestions) =
-                        extras(&m.attachments, &m.response_suggestions);
-                    messages.push(reply(
-                        m.message_id.as_str(),
-                        Author::Agent,
-                        &m.text,
-                        attachments,
-                        suggestions,
-                    ));
-                }
-                ServerEvent::PolyAgentMessageChunk(chunk) => {
-                    clear(&mut typing);
-                    let id = chunk.message_id.as_str();
-                    if !chunks.contains_key(id) {
-                        messages.push(reply(id, Author::Agent, "", Vec::new(), Vec::new()));
-                    }
-                    let arrival = self
-                        .arrival_of
-                        .get(envelope.id.as_str())
-                        .copied()
-                        .unwrap_or(0);
-                    chunks
-                        .entry(id.to_owned())
-                        .or_default()
-                        .push((arrival, chunk.clone()));
-                }
-                ServerEvent::LiveAgentMessage(m) => {
-                    typing.live_agent = false;
-                    let (attachments, suggestions) =
-                        extras(&m.attachments, &m.response_suggestions);
-                    let from = if defects.has(Defect::LiveAgentAsAgent) {
-                        Author::Agent
-                    } else {
-                        Author::LiveAgent
-                    };
-                    messages.push(reply(
-                        m.message_id.as_str(),
-                        from,
-                        &m.text,
-                        attachments,
-                        suggestions,
-                    ));
-                }
-                ServerEvent::PolyAgentThinking(_) => {
-                    typing.agent = !defects.has(Defect::NoTypingIndicator);
-                }
-                ServerEvent::LiveAgentTyping(t) => {
-                    typing.live_agent = t.state == TypingState::Started;
-                }
-                ServerEvent::PolyAgentJoined(j) => {
-                    view.agent = Some(Some(ViewAgent {
-                        name: j.agent_name.clone(),
-                        avatar_url: j.agent_avatar_url.clone(),
-                    }));
-                }
-                ServerEvent::PolyAgentLeft(_) => clear(&mut typing),
-                ServerEvent::LiveAgentJoined(j) => {
-                    view.live_agent = Some(Some(ViewLiveAgent {
-                        id: j.agent.id.clone(),
-                        name: j.agent.name.clone(),
-                        avatar_url: j.agent.avatar_url.clone(),
-                    }));
-                    view.handoff = Some(HandoffState::Live);
-                }
-                ServerEvent::LiveAgentLeft(_) => {
-                    view.live_agent = Some(None);
-                    typing.live_agent = false;
-                    view.handoff = Some(HandoffState::Ended);
-                }
-                ServerEvent::PolyAgentTriggeredHandoff(_) => {
-                    clear(&mut typing);
-                    view.handoff = Some(HandoffState::Triggered);
-                }
-                ServerEvent::HandoffAccepted(_) => view.handoff = Some(HandoffState::Accepted),
-                ServerEvent::HandoffQueueStatus(q) if !defects.has(Defect::NoQueueStatus) => {
-                    view.queue = Some(Some(ViewQueue {
-                        queue_name: q.queue_name.clone(),
-                        position_in_queue: q.position_in_queue.map(u64::from),
-                        estimated_wait_seconds: q.estimated_wait_seconds.map(u64::from),
-                    }));
-                }
-                ServerEvent::ClientHandoffRequired(c) => {
-                    view.handoff = Some(HandoffState::ClientRequired);
-                    view.client_handoff = Some(Some(ViewClientHandoff {
-                        reason: c.reason.as_str().to_owned(),
-                        queue_name: c.queue_name.clone(),
-                    }));
-                }
-                ServerEvent::HandoffFailed(_) => view.handoff = Some(HandoffState::Failed),
-                ServerEvent::HandoffTimeout(_) => view.handoff = Some(HandoffState::Timeout),
-                ServerEvent::LanguageChanged(l) => {
-                    // The latest by order; with the defect, the latest to arrive.
-                    let arrival = self.arrival_of.get(envelope.id.as_str()).copied();
-                    if defects.has(Defect::LanguageByArrival) {
-                        let arrival = arrival.unwrap_or(0);
-                        if arrival >= latest_language.0 {
-                            latest_language = (arrival, Some(l.language_code.clone()));
-                        }
-                    } else {
-                        latest_language.1 = Some(l.language_code.clone());
-                    }
-                }
-                ServerEvent::SystemMessage(m)
-                    if defects.has(Defect::ErrorAsAgentMessage)
-                        && m.level == mock_server::protocol::SystemMessageLevel::Error =>
-                {
-                    clear(&mut typing);
-                    let id = envelope.id.as_str();
-                    messages.push(reply(id, Author::Agent, &m.message, Vec::new(), Vec::new()));
-                }
-                ServerEvent::SystemMessage(m) => {
-                    clear(&mut typing);
-                    system.push(ViewSystemMessage {
-                        level: m.level.as_str().to_owned(),
-                        message: m.message.clone(),
-                    });
-                }
-                ServerEvent::SessionEnd(end) => {
-                    let reason = if defects.has(Defect::GenericEndReason) {
-                        "REASON_NATURAL_END".to_owned()
-                    } else {
-                        end.reason.as_str().to_owned()
-                    };
-                    view.ended = Some(Some(ViewEnded { reason }));
-                    typing = ViewTyping::default();
-                }
-                // Echoes of our own control frames, history markers, and types this client does
-                // not know (spec §11 ERR-2) change nothing on screen.
-                _ => {}
-            }
         }
-        view.language = Some(latest_language.1);
-        // Streamed messages: chunks in `chunk_index` order, complete once every chunk up to
-        // the one marked complete is here (spec §7).
-        for message in &mut messages {
-            let Some(parts) = message.message_id.as_ref().and_then(|id| chunks.get(id)) else {
+    }
+
+    /// The agent stops "typing" (unless the defect keeps it typing for ever).
+    fn agent_answered(&mut self) {
+        if !self.defects.has(Defect::TypingForever) {
+            self.typing.agent = false;
+        }
+    }
+
+    /// Folds an event that adds a message; `false` when `envelope` is not one.
+    fn message(&mut self, envelope: &ServerEnvelope) -> bool {
+        let defects = self.defects;
+        match &envelope.event {
+            ServerEvent::UserMessage(echo) => {
+                if let Some(id) = client_event_id(envelope.metadata.as_ref())
+                    && !self.echoed.insert(id)
+                {
+                    return true;
+                }
+                let text = &echo.text;
+                let mut message = self.reply(echo.message_id.as_str(), Author::User, text, none());
+                message.status = Some(MessageStatus::Sent);
+                self.messages.push(message);
+            }
+            ServerEvent::PolyAgentMessage(m) => {
+                self.agent_answered();
+                let extras = extras(&m.attachments, &m.response_suggestions);
+                let message = self.reply(m.message_id.as_str(), Author::Agent, &m.text, extras);
+                self.messages.push(message);
+            }
+            ServerEvent::PolyAgentMessageChunk(chunk) => {
+                self.agent_answered();
+                let id = chunk.message_id.as_str();
+                if !self.chunks.contains_key(id) {
+                    let message = self.reply(id, Author::Agent, "", none());
+                    self.messages.push(message);
+                }
+                let arrival = self.arrival(envelope).unwrap_or(0);
+                let parts = self.chunks.entry(id.to_owned()).or_default();
+                parts.push((arrival, chunk.clone()));
+            }
+            ServerEvent::LiveAgentMessage(m) => {
+                self.typing.live_agent = false;
+                let from = if defects.has(Defect::LiveAgentAsAgent) {
+                    Author::Agent
+                } else {
+                    Author::LiveAgent
+                };
+                let extras = extras(&m.attachments, &m.response_suggestions);
+                let message = self.reply(m.message_id.as_str(), from, &m.text, extras);
+                self.messages.push(message);
+            }
+            ServerEvent::SystemMessage(m)
+                if defects.has(Defect::ErrorAsAgentMessage)
+                    && m.level == mock_server::protocol::SystemMessageLevel::Error =>
+            {
+                self.agent_answered();
+                let message = self.reply(envelope.id.as_str(), Author::Agent, &m.message, none());
+                self.messages.push(message);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Folds an event that changes what surrounds the messages: typing, who is there, the
+    /// handoff, the queue, the language, system messages, the end.
+    fn state(&mut self, envelope: &ServerEnvelope) {
+        let defects = self.defects;
+        let view = &mut self.view;
+        match &envelope.event {
+            ServerEvent::PolyAgentThinking(_) => {
+                self.typing.agent = !defects.has(Defect::NoTypingIndicator);
+            }
+            ServerEvent::LiveAgentTyping(t) => {
+                self.typing.live_agent = t.state == TypingState::Started;
+            }
+            ServerEvent::PolyAgentJoined(j) => {
+                view.agent = Some(Some(ViewAgent {
+                    name: j.agent_name.clone(),
+                    avatar_url: j.agent_avatar_url.clone(),
+                }));
+            }
+            ServerEvent::PolyAgentLeft(_) => self.agent_answered(),
+            ServerEvent::LiveAgentJoined(j) => {
+                view.live_agent = Some(Some(ViewLiveAgent {
+                    id: j.agent.id.clone(),
+                    name: j.agent.name.clone(),
+                    avatar_url: j.agent.avatar_url.clone(),
+                }));
+                view.handoff = Some(HandoffState::Live);
+            }
+            ServerEvent::LiveAgentLeft(_) => {
+                view.live_agent = Some(None);
+                self.typing.live_agent = false;
+                view.handoff = Some(HandoffState::Ended);
+            }
+            ServerEvent::PolyAgentTriggeredHandoff(_) => {
+                view.handoff = Some(HandoffState::Triggered);
+                self.agent_answered();
+            }
+            ServerEvent::HandoffAccepted(_) => view.handoff = Some(HandoffState::Accepted),
+            ServerEvent::HandoffQueueStatus(q) if !defects.has(Defect::NoQueueStatus) => {
+                view.queue = Some(Some(ViewQueue {
+                    queue_name: q.queue_name.clone(),
+                    position_in_queue: q.position_in_queue.map(u64::from),
+                    estimated_wait_seconds: q.estimated_wait_seconds.map(u64::from),
+                }));
+            }
+            ServerEvent::ClientHandoffRequired(c) => {
+                view.handoff = Some(HandoffState::ClientRequired);
+                view.client_handoff = Some(Some(ViewClientHandoff {
+                    reason: c.reason.as_str().to_owned(),
+                    queue_name: c.queue_name.clone(),
+                }));
+            }
+            ServerEvent::HandoffFailed(_) => view.handoff = Some(HandoffState::Failed),
+            ServerEvent::HandoffTimeout(_) => view.handoff = Some(HandoffState::Timeout),
+            ServerEvent::LanguageChanged(l) => {
+                // The latest by order; with the defect, the latest to arrive.
+                if defects.has(Defect::LanguageByArrival) {
+                    let arrival = self.arrival(envelope).unwrap_or(0);
+                    if arrival >= self.latest_language.0 {
+                        self.latest_language = (arrival, Some(l.language_code.clone()));
+                    }
+                } else {
+                    self.latest_language.1 = Some(l.language_code.clone());
+                }
+            }
+            ServerEvent::SystemMessage(m) => {
+                self.system.push(ViewSystemMessage {
+                    level: m.level.as_str().to_owned(),
+                    message: m.message.clone(),
+                });
+                self.agent_answered();
+            }
+            ServerEvent::SessionEnd(end) => {
+                let reason = if defects.has(Defect::GenericEndReason) {
+                    "REASON_NATURAL_END".to_owned()
+                } else {
+                    end.reason.as_str().to_owned()
+                };
+                view.ended = Some(Some(ViewEnded { reason }));
+                self.typing = ViewTyping::default();
+            }
+            // Echoes of our own control frames, history markers, and types this client does
+            // not know (spec §11 ERR-2) change nothing on screen.
+            _ => {}
+        }
+    }
+
+    /// Streamed messages: chunks in `chunk_index` order, complete once every chunk up to the
+    /// one marked complete is here (spec §7).
+    fn streams(&mut self) {
+        let defects = self.defects;
+        for message in &mut self.messages {
+            let Some(parts) = message
+                .message_id
+                .as_ref()
+                .and_then(|id| self.chunks.get(id))
+            else {
                 continue;
             };
             let mut parts: Vec<&(u64, PolyAgentMessageChunk)> = parts.iter().collect();
@@ -392,8 +435,12 @@ impl Conversation {
             message.complete =
                 defects.has(Defect::CompleteEarly) || applied.iter().any(|c| c.is_complete);
         }
-        for pending in &self.pending {
-            messages.push(ViewMessage {
+    }
+
+    /// The user's messages not echoed yet, after the rest: sending, or failed.
+    fn pending(&mut self, pending: &[Pending]) {
+        for pending in pending {
+            self.messages.push(ViewMessage {
                 message_id: None,
                 from: Author::User,
                 text: pending.text.clone(),
@@ -407,17 +454,27 @@ impl Conversation {
                 }),
             });
         }
-        if defects.has(Defect::TypingWhileUnanswered) {
+    }
+
+    fn finish(mut self) -> View {
+        if self.defects.has(Defect::TypingWhileUnanswered) {
             // "Typing" whenever the user's last message has no answer after it.
-            let last_user = messages.iter().rposition(|m| m.from == Author::User);
-            let last_agent = messages.iter().rposition(|m| m.from != Author::User);
-            typing.agent = last_user.is_some() && last_user > last_agent;
+            let last_user = self.messages.iter().rposition(|m| m.from == Author::User);
+            let last_agent = self.messages.iter().rposition(|m| m.from != Author::User);
+            self.typing.agent = last_user.is_some() && last_user > last_agent;
         }
-        view.messages = Some(messages);
-        view.typing = Some(typing);
-        view.system_messages = Some(system);
+        let mut view = self.view;
+        view.language = Some(self.latest_language.1);
+        view.messages = Some(self.messages);
+        view.typing = Some(self.typing);
+        view.system_messages = Some(self.system);
         view
     }
+}
+
+/// No attachments, no suggestions.
+fn none() -> (Vec<Value>, Vec<String>) {
+    (Vec::new(), Vec::new())
 }
 
 /// A message's attachments (as JSON) and suggestion texts, as the view shows them.
