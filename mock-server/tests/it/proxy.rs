@@ -65,6 +65,38 @@ async fn proxied(strict: bool) -> (MockServer, String, Proxy, CancellationToken)
     (upstream, addr, proxy, stop)
 }
 
+/// A token request through `addr` with good credentials, in plain HTTP: (status, body).
+async fn token_request(addr: &str) -> (u16, String) {
+    request(
+        addr,
+        None,
+        "POST",
+        "/api/v1/access-token",
+        &CREDENTIALS,
+        "{}",
+    )
+    .await
+    .expect("answers")
+}
+
+/// The statuses a token request and a handshake for `session` get through `addr`, when
+/// neither succeeds.
+async fn refusals(addr: &str, session: &str) -> (u16, u16) {
+    let (status, _) = request(
+        addr,
+        None,
+        "POST",
+        "/api/v1/access-token",
+        &CREDENTIALS,
+        "{}",
+    )
+    .await
+    .expect("answers");
+    let url = format!("ws://{addr}/ws?session_id={session}&access_token=t");
+    let refused = Client::connect(&url).await.err().expect("refused");
+    (status, refused.status)
+}
+
 /// Token and session through `addr`: (session id, token).
 async fn session_through(addr: &str, headers: &[(&str, &str)]) -> (String, String) {
     let (status, body) = request(addr, None, "POST", "/api/v1/access-token", headers, "{}")
@@ -287,22 +319,7 @@ async fn an_unreachable_upstream_answers_502_and_is_listed() {
             false,
         )
         .await;
-        let (status, body) = request(
-            &addr,
-            None,
-            "POST",
-            "/api/v1/access-token",
-            &CREDENTIALS,
-            "{}",
-        )
-        .await
-        .expect("answers");
-        assert_eq!(status, 502, "{body}");
-        let refused = Client::connect(&format!("ws://{addr}/ws?session_id=s&access_token=t"))
-            .await
-            .err()
-            .expect("refused");
-        assert_eq!(refused.status, 502, "{}", refused.body);
+        assert_eq!(refusals(&addr, "s").await, (502, 502));
         let upstream_failures = proxy
             .violations()
             .iter()
@@ -617,22 +634,7 @@ async fn a_slow_an_untrusted_and_a_malformed_upstream_each_get_a_clear_answer_an
             None,
         )
         .await;
-        let (status, body) = request(
-            &addr,
-            None,
-            "POST",
-            "/api/v1/access-token",
-            &CREDENTIALS,
-            "{}",
-        )
-        .await
-        .expect("answers");
-        assert_eq!(status, 504, "{body}");
-        let refused = Client::connect(&format!("ws://{addr}/ws?session_id=slow&access_token=t"))
-            .await
-            .err()
-            .expect("refused");
-        assert_eq!(refused.status, 504, "{}", refused.body);
+        assert_eq!(refusals(&addr, "slow").await, (504, 504));
         let journal = proxy.journal_of("slow");
         let answered = serde_json::to_value(&journal).expect("JSON");
         assert_eq!(answered[0]["kind"], "handshake", "{answered}");
@@ -660,16 +662,7 @@ async fn a_slow_an_untrusted_and_a_malformed_upstream_each_get_a_clear_answer_an
             false,
         )
         .await;
-        let (status, body) = request(
-            &addr,
-            None,
-            "POST",
-            "/api/v1/access-token",
-            &CREDENTIALS,
-            "{}",
-        )
-        .await
-        .expect("answers");
+        let (status, body) = token_request(&addr).await;
         assert_eq!(status, 502, "{body}");
         assert!(body.contains("TLS"), "{body}");
         assert!(
@@ -793,16 +786,7 @@ async fn the_proxy_serves_https_and_wss_and_refuses_plain_http_as_ws_1() {
         client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
         assert!(proxy.violations().is_empty(), "{:?}", proxy.violations());
         // Plain HTTP to the TLS port: 400, and listed as the client's WS-1.
-        let (status, body) = request(
-            &addr,
-            None,
-            "POST",
-            "/api/v1/access-token",
-            &CREDENTIALS,
-            "{}",
-        )
-        .await
-        .expect("answers");
+        let (status, body) = token_request(&addr).await;
         assert_eq!(status, 400, "{body}");
         let rules: Vec<String> = proxy.violations().into_iter().map(|v| v.rule).collect();
         assert_eq!(rules, ["WS-1"]);
