@@ -15,7 +15,8 @@
 //! - [`checks`]: one function per obligation, reading the evidence (journals, HTTP log, views).
 //! - [`reference`]: the reference client (and its deliberate defects, the built-in mutants).
 //! - [`rest`]: the small HTTP client the reference client uses for the REST handshake.
-//! - [`report`]: `results.json`, `junit.xml` and a self-contained `report.html`.
+//! - [`report`]: a run's records (each case's result and timelines, the summaries), and
+//!   `results.json`, `junit.xml` and a self-contained `report.html` made of them.
 //! - [`schemas`]: `schemas/conformance/`, generated from the case file and view types.
 //! - [`tls`]: `run --tls`: the run's certificate, and the CA file handed to drivers.
 //! - [`tolerance`]: the timing tolerances the checks judge with (and the draws are proved

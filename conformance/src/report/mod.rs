@@ -3,6 +3,9 @@
 //! summary first, failing cases first and open, and per case the two-lane frame timeline, the
 //! view timeline, expected against shown as a diff, the drawn parameters, the driver's logs and
 //! stderr, and the one command that reproduces it.
+//!
+//! What they show is built in `data.rs`: a case's result from its evidence (the frame and view
+//! timelines, the conversation shown) and the run's summaries of the results.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -12,7 +15,15 @@ use serde::Serialize;
 
 use crate::obligations::{OBLIGATIONS, ObligationId};
 
-use crate::runner::{CaseResult, TimelineEntry, Verdict, run_passes, ungraded_musts};
+use crate::runner::Verdict;
+
+mod data;
+
+pub use data::{
+    CaseResult, TimelineEntry, ViewSpan, normalised_view, run_passes, unexpected_findings,
+    ungraded_musts,
+};
+pub(crate) use data::{shown, timeline, view_spans};
 
 /// A finished run, as reports describe it.
 #[derive(Debug, Clone, Serialize)]
