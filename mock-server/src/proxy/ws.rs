@@ -1,7 +1,7 @@
 //! `GET /ws` through the proxy: the upstream handshake first (its refusal is the client's, with
 //! the same status and body), then every frame forwarded both ways, journaled and checked.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -180,168 +180,263 @@ async fn pump(
     mut client: WebSocket,
     mut upstream: Upstream,
 ) {
-    let mut rules = ServerRules::default();
-    let strict = proxy.inner.config.strict;
-    let at = (Some(session.as_str()), Some(conn));
     let mut commands = faults.register(conn);
-    // Frames a fault holds back (a delayed echo), in the order they fall due.
-    let mut later: std::collections::VecDeque<(tokio::time::Instant, String)> =
-        std::collections::VecDeque::new();
-    let end = 'pump: loop {
-        let due = later.front().map(|(at, _)| *at);
-        tokio::select! {
-            Some(command) = commands.recv() => match command {
-                Command::Send(frame) => {
-                    if client.send(Message::Text(frame.into())).await.is_err() {
-                        break End::Dropped { by: Closer::Client };
-                    }
-                }
-                Command::Drop => break End::Dropped { by: Closer::Server },
-                Command::Close { code, reason } => {
-                    let _ = client
-                        .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
-                        .await;
-                    let _ = upstream.close(Some(tungstenite_close(1000, reason))).await;
-                    break End::Closed { code, by: Closer::Server };
-                }
-            },
+    let mut bridge = Bridge {
+        strict: proxy.inner.config.strict,
+        proxy,
+        session,
+        conn,
+        faults,
+        rules: ServerRules::default(),
+        later: VecDeque::new(),
+    };
+    let end = loop {
+        let due = bridge.later.front().map(|(at, _)| *at);
+        let ended = tokio::select! {
+            Some(command) = commands.recv() => {
+                bridge.command(command, &mut client, &mut upstream).await
+            }
             () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
-                if let Some((_, frame)) = later.pop_front()
-                    && client.send(Message::Text(frame.into())).await.is_err()
-                {
-                    break End::Dropped { by: Closer::Client };
-                }
-            },
-            from_client = client.recv() => match from_client {
-                Some(Ok(Message::Text(text))) => {
-                    let text = text.as_str();
-                    let broken = validate::client_frame(RawFrame::Text(text), &proxy.inner.decode);
-                    proxy.journal(&session, client_frame(conn, text, broken.as_ref()));
-                    if let Some(broken) = broken {
-                        proxy.violation(Direction::Client, broken, at, Some(text));
-                        if strict {
-                            break End::Strict { code: 1008, by: Closer::Client };
-                        }
-                    }
-                    if !faults.forward_client(text) {
-                        continue;
-                    }
-                    if upstream.send(tungstenite::Message::text(text)).await.is_err() {
-                        break End::Dropped { by: Closer::Server };
-                    }
-                }
-                Some(Ok(Message::Binary(bytes))) => {
-                    let broken = validate::client_frame(RawFrame::Binary(&bytes), &proxy.inner.decode);
-                    if let Some(broken) = broken {
-                        proxy.violation(Direction::Client, broken, at, None);
-                        if strict {
-                            break End::Strict { code: 1008, by: Closer::Client };
-                        }
-                    }
-                    if upstream.send(tungstenite::Message::binary(bytes)).await.is_err() {
-                        break End::Dropped { by: Closer::Server };
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    let code = frame.as_ref().map_or(1005, |f| f.code);
-                    let reason = frame.as_ref().map(|f| f.reason.as_str().to_owned()).unwrap_or_default();
-                    let _ = upstream.close(Some(tungstenite_close(code, &reason))).await;
-                    break End::Closed { code, by: Closer::Client };
-                }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Err(_)) | None => break End::Dropped { by: Closer::Client },
-            },
-            from_upstream = upstream.next() => match from_upstream {
-                Some(Ok(tungstenite::Message::Text(text))) => {
-                    let text = text.as_str();
-                    let checked = rules.check_frame(text);
-                    let live_id = checked.id.as_deref().filter(|_| !checked.batch);
-                    proxy.journal_server_frame(&session, conn, text, live_id);
-                    let any = !checked.broken.is_empty();
-                    for broken in checked.broken {
-                        proxy.violation(Direction::Server, broken, at, Some(text));
-                    }
-                    if any && strict {
-                        break End::Strict { code: 1011, by: Closer::Server };
-                    }
-                    let Some(outs) = faults.deliver(text, checked.batch, super::unix_ms()) else {
-                        if client.send(Message::Text(text.into())).await.is_err() {
-                            break End::Dropped { by: Closer::Client };
-                        }
-                        continue;
-                    };
-                    for out in outs {
-                        match out {
-                            Out::Send(frame) => {
-                                if client.send(Message::Text(frame.into())).await.is_err() {
-                                    break 'pump End::Dropped { by: Closer::Client };
-                                }
-                            }
-                            Out::Later(delay, frame) => {
-                                let at = tokio::time::Instant::now() + delay;
-                                let place = later.partition_point(|(t, _)| *t <= at);
-                                later.insert(place, (at, frame));
-                            }
-                            Out::Drop => break 'pump End::Dropped { by: Closer::Server },
-                        }
-                    }
-                }
-                Some(Ok(tungstenite::Message::Binary(bytes))) => {
-                    proxy.violation(
-                        Direction::Server,
-                        Broken { rule: "server-frame-json", detail: "a binary frame".into() },
-                        at,
-                        None,
-                    );
-                    if client.send(Message::Binary(bytes)).await.is_err() {
-                        break End::Dropped { by: Closer::Client };
-                    }
-                }
-                Some(Ok(tungstenite::Message::Close(frame))) => {
-                    let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
-                    let reason = frame.as_ref().map(|f| f.reason.as_str().to_owned()).unwrap_or_default();
-                    if let Some(broken) = validate::close_code(code) {
-                        proxy.violation(Direction::Server, broken, at, None);
-                    }
-                    let _ = client
-                        .send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))
-                        .await;
-                    break End::Closed { code, by: Closer::Server };
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break End::Dropped { by: Closer::Server },
-            },
+                bridge.due(&mut client).await
+            }
+            message = client.recv() => bridge.client_sent(message, &mut upstream).await,
+            message = upstream.next() => bridge.upstream_sent(message, &mut client).await,
+        };
+        if let Some(end) = ended {
+            break end;
         }
     };
-    faults.unregister(conn);
-    let event = match end {
-        End::Closed { code, by } => JournalEvent::Close {
-            conn: Some(conn),
-            code: Some(code),
-            by,
-        },
-        End::Dropped { by } => JournalEvent::Close {
-            conn: Some(conn),
-            code: None,
-            by,
-        },
-        End::Strict { code, by } => {
-            let reason = "protocol violation (proxy --strict)";
-            let _ = client
-                .send(Message::Close(Some(CloseFrame {
+    bridge.finish(end, &mut client, &mut upstream).await;
+}
+
+/// One bridged connection's state between its two sockets: who it is, what its server frames
+/// must keep, and the frames a fault holds back.
+struct Bridge {
+    proxy: Proxy,
+    session: String,
+    conn: u64,
+    faults: Arc<SessionFaults>,
+    rules: ServerRules,
+    strict: bool,
+    /// Frames a fault holds back (a delayed echo), in the order they fall due.
+    later: VecDeque<(tokio::time::Instant, String)>,
+}
+
+impl Bridge {
+    fn at(&self) -> (Option<&str>, Option<u64>) {
+        (Some(self.session.as_str()), Some(self.conn))
+    }
+
+    /// A fault acting now on this connection.
+    async fn command(
+        &mut self,
+        command: Command,
+        client: &mut WebSocket,
+        upstream: &mut Upstream,
+    ) -> Option<End> {
+        match command {
+            Command::Send(frame) => send_text(client, frame).await,
+            Command::Drop => Some(End::Dropped { by: Closer::Server }),
+            Command::Close { code, reason } => {
+                let close = CloseFrame {
                     code,
                     reason: reason.into(),
-                })))
-                .await;
-            let _ = upstream.close(Some(tungstenite_close(1000, reason))).await;
-            JournalEvent::Close {
-                conn: Some(conn),
-                code: Some(code),
-                by,
+                };
+                let _ = client.send(Message::Close(Some(close))).await;
+                let _ = upstream.close(Some(tungstenite_close(1000, reason))).await;
+                Some(End::Closed {
+                    code,
+                    by: Closer::Server,
+                })
             }
         }
-    };
-    proxy.journal(&session, event);
+    }
+
+    /// The held-back frame that fell due.
+    async fn due(&mut self, client: &mut WebSocket) -> Option<End> {
+        let (_, frame) = self.later.pop_front()?;
+        send_text(client, frame).await
+    }
+
+    /// A frame (or the end) from the client: checked, journaled, forwarded.
+    async fn client_sent(
+        &mut self,
+        message: Option<Result<Message, axum::Error>>,
+        upstream: &mut Upstream,
+    ) -> Option<End> {
+        let forward = match message {
+            Some(Ok(Message::Text(text))) => {
+                let text = text.as_str();
+                let broken = validate::client_frame(RawFrame::Text(text), &self.proxy.inner.decode);
+                let entry = client_frame(self.conn, text, broken.as_ref());
+                self.proxy.journal(&self.session, entry);
+                if let Some(end) = self.client_broke(broken, Some(text)) {
+                    return Some(end);
+                }
+                if !self.faults.forward_client(text) {
+                    return None;
+                }
+                tungstenite::Message::text(text)
+            }
+            Some(Ok(Message::Binary(bytes))) => {
+                let broken =
+                    validate::client_frame(RawFrame::Binary(&bytes), &self.proxy.inner.decode);
+                if let Some(end) = self.client_broke(broken, None) {
+                    return Some(end);
+                }
+                tungstenite::Message::binary(bytes)
+            }
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.as_ref().map_or(1005, |f| f.code);
+                let reason = frame
+                    .as_ref()
+                    .map(|f| f.reason.as_str())
+                    .unwrap_or_default();
+                let _ = upstream.close(Some(tungstenite_close(code, reason))).await;
+                return Some(End::Closed {
+                    code,
+                    by: Closer::Client,
+                });
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => return None,
+            Some(Err(_)) | None => return Some(End::Dropped { by: Closer::Client }),
+        };
+        match upstream.send(forward).await {
+            Ok(()) => None,
+            Err(_) => Some(End::Dropped { by: Closer::Server }),
+        }
+    }
+
+    /// Lists a client frame's broken rule; under `--strict`, the end it brings.
+    fn client_broke(&self, broken: Option<Broken>, frame: Option<&str>) -> Option<End> {
+        let broken = broken?;
+        self.proxy
+            .violation(Direction::Client, broken, self.at(), frame);
+        self.strict.then_some(End::Strict {
+            code: 1008,
+            by: Closer::Client,
+        })
+    }
+
+    /// A frame (or the end) from the upstream: checked, journaled, passed through the armed
+    /// faults to the client.
+    async fn upstream_sent(
+        &mut self,
+        message: Option<Result<tungstenite::Message, tungstenite::Error>>,
+        client: &mut WebSocket,
+    ) -> Option<End> {
+        match message {
+            Some(Ok(tungstenite::Message::Text(text))) => {
+                let text = text.as_str();
+                let checked = self.rules.check_frame(text);
+                let live_id = checked.id.as_deref().filter(|_| !checked.batch);
+                self.proxy
+                    .journal_server_frame(&self.session, self.conn, text, live_id);
+                let any = !checked.broken.is_empty();
+                for broken in checked.broken {
+                    self.proxy
+                        .violation(Direction::Server, broken, self.at(), Some(text));
+                }
+                if any && self.strict {
+                    return Some(End::Strict {
+                        code: 1011,
+                        by: Closer::Server,
+                    });
+                }
+                self.deliver(text, checked.batch, client).await
+            }
+            Some(Ok(tungstenite::Message::Binary(bytes))) => {
+                let broken = Broken {
+                    rule: "server-frame-json",
+                    detail: "a binary frame".into(),
+                };
+                self.proxy
+                    .violation(Direction::Server, broken, self.at(), None);
+                match client.send(Message::Binary(bytes)).await {
+                    Ok(()) => None,
+                    Err(_) => Some(End::Dropped { by: Closer::Client }),
+                }
+            }
+            Some(Ok(tungstenite::Message::Close(frame))) => {
+                let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                let reason = frame
+                    .as_ref()
+                    .map(|f| f.reason.as_str())
+                    .unwrap_or_default();
+                if let Some(broken) = validate::close_code(code) {
+                    self.proxy
+                        .violation(Direction::Server, broken, self.at(), None);
+                }
+                let close = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = client.send(Message::Close(Some(close))).await;
+                Some(End::Closed {
+                    code,
+                    by: Closer::Server,
+                })
+            }
+            Some(Ok(_)) => None,
+            Some(Err(_)) | None => Some(End::Dropped { by: Closer::Server }),
+        }
+    }
+
+    /// Sends an upstream frame on to the client, as the armed faults have it.
+    async fn deliver(&mut self, text: &str, batch: bool, client: &mut WebSocket) -> Option<End> {
+        let Some(outs) = self.faults.deliver(text, batch, super::unix_ms()) else {
+            return send_text(client, text.to_owned()).await;
+        };
+        for out in outs {
+            match out {
+                Out::Send(frame) => {
+                    if let Some(end) = send_text(client, frame).await {
+                        return Some(end);
+                    }
+                }
+                Out::Later(delay, frame) => {
+                    let at = tokio::time::Instant::now() + delay;
+                    let place = self.later.partition_point(|(t, _)| *t <= at);
+                    self.later.insert(place, (at, frame));
+                }
+                Out::Drop => return Some(End::Dropped { by: Closer::Server }),
+            }
+        }
+        None
+    }
+
+    /// Journals how the connection ended; under `--strict`, closes both sides first.
+    async fn finish(self, end: End, client: &mut WebSocket, upstream: &mut Upstream) {
+        self.faults.unregister(self.conn);
+        let (code, by) = match end {
+            End::Closed { code, by } => (Some(code), by),
+            End::Dropped { by } => (None, by),
+            End::Strict { code, by } => {
+                let reason = "protocol violation (proxy --strict)";
+                let close = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = client.send(Message::Close(Some(close))).await;
+                let _ = upstream.close(Some(tungstenite_close(1000, reason))).await;
+                (Some(code), by)
+            }
+        };
+        let event = JournalEvent::Close {
+            conn: Some(self.conn),
+            code,
+            by,
+        };
+        self.proxy.journal(&self.session, event);
+    }
+}
+
+/// Sends a text frame to the client; the end it brings when the client has gone.
+async fn send_text(client: &mut WebSocket, frame: String) -> Option<End> {
+    match client.send(Message::Text(frame.into())).await {
+        Ok(()) => None,
+        Err(_) => Some(End::Dropped { by: Closer::Client }),
+    }
 }
 
 fn tungstenite_close(code: u16, reason: &str) -> tungstenite::protocol::CloseFrame {
