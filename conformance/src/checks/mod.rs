@@ -10,23 +10,29 @@
 mod auth;
 mod errors;
 mod heartbeat;
+mod history;
 mod messages;
 mod reconnect;
+mod records;
+mod session;
 mod ux;
 mod ws;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::collections::HashMap;
 
 use mock_server::http_log::{Endpoint, HttpCall};
-use mock_server::journal::{Closer, JournalEntry, JournalEvent};
+use mock_server::journal::Closer;
 use mock_server::protocol::{ClientEvent, ServerEvent};
-use mock_server::state::SessionSummary;
 use serde_json::Value;
 
 use crate::cases::CaseRun;
-use crate::contract::{Author, View, ViewMessage};
+use crate::contract::{View, ViewMessage};
 use crate::obligations::ObligationId;
+
+pub use history::{MESSAGE_TYPES, ServerMessage};
+
+pub use records::{ExpectationRecord, Met, Sample, StepRecord, StepReply};
+pub use session::{Connection, Delivery, IN_FLIGHT_MS, Sent, SessionRecord};
 
 /// What a check concluded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,66 +85,6 @@ pub fn judge(id: ObligationId, e: &Evidence) -> Outcome {
     }
 }
 
-/// One view the runner asked for: when it asked, when the answer came, and the view.
-#[derive(Debug, Clone)]
-pub struct Sample {
-    pub sent_ms: u64,
-    pub replied_ms: u64,
-    pub view: Arc<View>,
-}
-
-/// How a driver answered a step.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "reply", content = "detail", rename_all = "snake_case")]
-pub enum StepReply {
-    Ok,
-    Failed(String),
-    Unsupported,
-    /// The runner could not play it (and why).
-    NotRun(String),
-}
-
-/// A step the runner played.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StepRecord {
-    pub index: usize,
-    pub step: crate::cases::Step,
-    pub at_ms: u64,
-    /// How many view samples had been taken when the step began: orders it against them
-    /// where milliseconds cannot (a view read in the same millisecond came before it only
-    /// if its index is below this).
-    pub samples_before: usize,
-    pub reply: StepReply,
-}
-
-/// How an expectation went.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "result", content = "detail", rename_all = "snake_case")]
-pub enum Met {
-    At(u64),
-    TimedOut(u64),
-    /// The view lacks what the expectation needs.
-    NotObservable(String),
-    /// The case stopped before it (an earlier expectation timed out, or the driver broke).
-    NotReached,
-}
-
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ExpectationRecord {
-    pub index: usize,
-    pub what: String,
-    pub serves: ObligationId,
-    pub started_ms: u64,
-    pub met: Met,
-}
-
-/// A session the client created, with its journal.
-#[derive(Debug, Clone)]
-pub struct SessionRecord {
-    pub summary: SessionSummary,
-    pub journal: Vec<JournalEntry>,
-}
-
 /// Everything a case leaves behind.
 #[derive(Debug, Clone)]
 pub struct Evidence {
@@ -156,74 +102,9 @@ pub struct Evidence {
     pub end_ms: u64,
 }
 
-/// A connection of a session, as the journal tells it.
-#[derive(Debug, Clone)]
-pub struct Connection {
-    pub conn: u64,
-    pub opened_ms: u64,
-    pub cursor: Option<String>,
-    pub closed_ms: Option<u64>,
-    pub closed_by: Option<Closer>,
-    pub close_code: Option<u16>,
-    /// `POLY_AGENT_JOINED` was in the session's history when it opened: sent before, or in the
-    /// connection's own replay (an event only the history has, like a join the socket dropped
-    /// before delivering, shows in the evidence first there).
-    pub agent_joined_before: bool,
-}
-
-/// A server event that reached the client: live, or inside a batch.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub at_ms: u64,
-    pub event: Value,
-    pub in_batch: bool,
-    /// It came inside a batch that also carried an event of a type the docs do not list (a
-    /// client that drops such a batch whole breaks ERR-2, not MSG-1).
-    pub beside_unknown: bool,
-    /// It was written less than [`IN_FLIGHT_MS`] before its connection ended without a close
-    /// frame: it may still have been in the network or the client's buffers, and a reset
-    /// connection loses those (a client that never saw it is not at fault).
-    pub in_flight_at_drop: bool,
-}
-
-/// How long before a drop without a close frame a frame counts as possibly lost in transit.
-pub const IN_FLIGHT_MS: u64 = 1_000;
-
 /// Whether `event_type` is one spec §6.6 documents.
 pub fn is_known_type(event_type: &str) -> bool {
     mock_server::protocol::ServerEvent::KNOWN_TYPES.contains(&event_type)
-}
-
-/// A frame the client sent.
-#[derive(Debug, Clone)]
-pub struct Sent {
-    pub at_ms: u64,
-    pub conn: u64,
-    pub bytes: u64,
-    pub before_history: bool,
-    /// The frame, when it was JSON.
-    pub frame: Option<Value>,
-    /// Its text when it was not JSON (start of it).
-    pub text: Option<String>,
-    pub error: Option<String>,
-}
-
-impl Sent {
-    pub fn event_type(&self) -> Option<&str> {
-        self.frame.as_ref()?.get("type")?.as_str()
-    }
-
-    pub fn is(&self, event_type: &str) -> bool {
-        self.event_type() == Some(event_type)
-    }
-
-    pub fn custom(&self) -> Option<&Value> {
-        self.frame.as_ref()?.get("metadata")?.get("custom")
-    }
-
-    pub fn text_payload(&self) -> Option<&str> {
-        self.frame.as_ref()?.get("payload")?.get("text")?.as_str()
-    }
 }
 
 pub const JOIN: &str = ClientEvent::REQUEST_POLY_AGENT_JOIN;
@@ -243,354 +124,6 @@ pub fn event_id(event: &Value) -> Option<&str> {
     event.get("id").and_then(Value::as_str)
 }
 
-impl SessionRecord {
-    pub fn id(&self) -> &str {
-        &self.summary.session_id
-    }
-
-    /// Accepted connections, in order.
-    pub fn connections(&self) -> Vec<Connection> {
-        let mut out: Vec<Connection> = Vec::new();
-        let mut joined = false;
-        for entry in &self.journal {
-            match &entry.event {
-                JournalEvent::ServerFrame { frame, .. }
-                    if frame.get().contains(ServerEvent::POLY_AGENT_JOINED) =>
-                {
-                    // Journaled (and so in the history) whether or not it was delivered.
-                    let value: Value = serde_json::from_str(frame.get()).unwrap_or_default();
-                    if event_type(&value) == ServerEvent::POLY_AGENT_JOINED
-                        && sequence(&value).is_some()
-                    {
-                        joined = true;
-                    }
-                }
-                JournalEvent::Handshake {
-                    conn: Some(conn),
-                    status: 101,
-                    query,
-                    ..
-                } => out.push(Connection {
-                    conn: *conn,
-                    opened_ms: entry.at_ms,
-                    cursor: query.get("cursor").cloned(),
-                    closed_ms: None,
-                    closed_by: None,
-                    close_code: None,
-                    agent_joined_before: joined,
-                }),
-                JournalEvent::Close {
-                    conn: Some(conn),
-                    code,
-                    by,
-                } => {
-                    if let Some(c) = out.iter_mut().find(|c| c.conn == *conn) {
-                        c.closed_ms = Some(entry.at_ms);
-                        c.closed_by = Some(*by);
-                        c.close_code = *code;
-                    }
-                }
-                _ => {}
-            }
-        }
-        for connection in &mut out {
-            connection.agent_joined_before |= self.replay_has_join(connection.conn);
-        }
-        out
-    }
-
-    /// Whether the first batch sent on `conn` (its replay) carries `POLY_AGENT_JOINED`.
-    fn replay_has_join(&self, conn: u64) -> bool {
-        self.journal
-            .iter()
-            .find_map(|entry| match &entry.event {
-                JournalEvent::ServerFrame {
-                    conn: Some(c),
-                    frame,
-                } if *c == conn => serde_json::from_str::<Value>(frame.get())
-                    .ok()
-                    .filter(|v| event_type(v) == ServerEvent::EVENT_BATCH),
-                _ => None,
-            })
-            .is_some_and(|batch| {
-                batch["payload"]["events"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|e| event_type(e) == ServerEvent::POLY_AGENT_JOINED)
-            })
-    }
-
-    /// When the history (the first `EVENT_BATCH`) was sent on connection `conn`.
-    pub fn history_sent_at(&self, conn: u64) -> Option<u64> {
-        self.journal.iter().find_map(|entry| match &entry.event {
-            JournalEvent::ServerFrame {
-                conn: Some(c),
-                frame,
-            } if *c == conn
-                && serde_json::from_str::<Value>(frame.get())
-                    .is_ok_and(|v| event_type(&v) == ServerEvent::EVENT_BATCH) =>
-            {
-                Some(entry.at_ms)
-            }
-            _ => None,
-        })
-    }
-
-    /// Frames the client sent, in order.
-    pub fn sent(&self) -> Vec<Sent> {
-        self.journal
-            .iter()
-            .filter_map(|e| match &e.event {
-                JournalEvent::ClientFrame {
-                    conn,
-                    before_history,
-                    bytes,
-                    frame,
-                    text,
-                    error,
-                    ..
-                } => Some(Sent {
-                    at_ms: e.at_ms,
-                    conn: *conn,
-                    bytes: *bytes,
-                    before_history: *before_history,
-                    frame: frame
-                        .as_ref()
-                        .and_then(|f| serde_json::from_str(f.get()).ok()),
-                    text: text.clone(),
-                    error: error.clone(),
-                }),
-                _ => None,
-            })
-            .collect()
-    }
-
-    pub fn sent_of(&self, event_type: &str) -> Vec<Sent> {
-        self.sent()
-            .into_iter()
-            .filter(|s| s.is(event_type))
-            .collect()
-    }
-
-    /// Server events that reached an open connection, batches flattened.
-    pub fn deliveries(&self) -> Vec<Delivery> {
-        let mut open: Vec<u64> = Vec::new();
-        let mut out: Vec<Delivery> = Vec::new();
-        // Which deliveries went out on each open connection (indexes into `out`).
-        let mut on_conn: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-        for entry in &self.journal {
-            match &entry.event {
-                JournalEvent::Handshake {
-                    conn: Some(conn),
-                    status: 101,
-                    ..
-                } => open.push(*conn),
-                JournalEvent::Close {
-                    conn: Some(conn),
-                    code,
-                    ..
-                } => {
-                    open.retain(|c| c != conn);
-                    let sent = on_conn.remove(conn).unwrap_or_default();
-                    if code.is_none() {
-                        for i in sent {
-                            if out[i].at_ms + IN_FLIGHT_MS >= entry.at_ms {
-                                out[i].in_flight_at_drop = true;
-                            }
-                        }
-                    }
-                }
-                JournalEvent::ServerFrame { conn, frame } => {
-                    let reached = match conn {
-                        Some(c) => open.contains(c),
-                        None => !open.is_empty(),
-                    };
-                    let Ok(value) = serde_json::from_str::<Value>(frame.get()) else {
-                        continue;
-                    };
-                    if !reached {
-                        continue;
-                    }
-                    let first = out.len();
-                    if event_type(&value) == ServerEvent::EVENT_BATCH {
-                        let inner: Vec<&Value> = value["payload"]["events"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .collect();
-                        let beside_unknown = inner.iter().any(|e| !is_known_type(event_type(e)));
-                        for event in inner {
-                            out.push(Delivery {
-                                at_ms: entry.at_ms,
-                                event: with_payload(event),
-                                in_batch: true,
-                                beside_unknown,
-                                in_flight_at_drop: false,
-                            });
-                        }
-                    } else {
-                        out.push(Delivery {
-                            at_ms: entry.at_ms,
-                            event: value,
-                            in_batch: false,
-                            beside_unknown: false,
-                            in_flight_at_drop: false,
-                        });
-                    }
-                    let recipients = match conn {
-                        Some(c) => vec![*c],
-                        None => open.clone(),
-                    };
-                    for c in recipients {
-                        on_conn.entry(c).or_default().extend(first..out.len());
-                    }
-                }
-                _ => {}
-            }
-        }
-        out
-    }
-
-    /// The session's history as the kit can know it: every sequenced event the mock sent on
-    /// its own or inside a batch (an event withheld from live delivery is known from the batch
-    /// that later carried it), and every message sent with a null sequence (placed after the
-    /// sequenced events sent before it), once each, in order.
-    pub fn history(&self) -> Vec<(u64, Value)> {
-        let mut seen = std::collections::HashSet::new();
-        let mut keyed: Vec<((u64, u64), u64, Value)> = Vec::new();
-        let mut highest = 0;
-        for entry in &self.journal {
-            let JournalEvent::ServerFrame { frame, .. } = &entry.event else {
-                continue;
-            };
-            let Ok(value) = serde_json::from_str::<Value>(frame.get()) else {
-                continue;
-            };
-            let events: Vec<Value> = if event_type(&value) == ServerEvent::EVENT_BATCH {
-                value["payload"]["events"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(with_payload)
-                    .collect()
-            } else {
-                vec![value]
-            };
-            for event in events {
-                let key = match sequence(&event) {
-                    Some(n) => (n, 0),
-                    None if MESSAGE_TYPES.contains(&event_type(&event)) => {
-                        (highest, keyed.len() as u64 + 1)
-                    }
-                    None => continue,
-                };
-                if seen.insert(event_id(&event).unwrap_or_default().to_owned()) {
-                    highest = highest.max(key.0);
-                    keyed.push((key, entry.at_ms, event));
-                }
-            }
-        }
-        keyed.sort_by_key(|(key, _, _)| *key);
-        keyed.into_iter().map(|(_, at, e)| (at, e)).collect()
-    }
-}
-
-/// Server events that carry a message.
-pub const MESSAGE_TYPES: &[&str] = &[
-    ServerEvent::USER_MESSAGE,
-    ServerEvent::POLY_AGENT_MESSAGE,
-    ServerEvent::POLY_AGENT_MESSAGE_CHUNK,
-    ServerEvent::LIVE_AGENT_MESSAGE,
-];
-
-impl SessionRecord {
-    /// Every message the server said in this session, in sequence order (streamed ones
-    /// assembled by `chunk_index`).
-    pub fn messages(&self) -> Vec<ServerMessage> {
-        let mut out: Vec<ServerMessage> = Vec::new();
-        {
-            for (_, event) in self.history() {
-                let payload = &event["payload"];
-                let from = match event_type(&event) {
-                    ServerEvent::USER_MESSAGE => Author::User,
-                    ServerEvent::POLY_AGENT_MESSAGE | ServerEvent::POLY_AGENT_MESSAGE_CHUNK => {
-                        Author::Agent
-                    }
-                    ServerEvent::LIVE_AGENT_MESSAGE => Author::LiveAgent,
-                    _ => continue,
-                };
-                let message_id = payload["message_id"].as_str().map(str::to_owned);
-                let attachments: Vec<Value> = payload["attachments"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let suggestions: Vec<String> = payload["response_suggestions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s["message_text"].as_str().map(str::to_owned))
-                    .collect();
-                if event_type(&event) == ServerEvent::POLY_AGENT_MESSAGE_CHUNK {
-                    let index = payload["chunk_index"].as_u64().unwrap_or(0);
-                    match out
-                        .iter_mut()
-                        .find(|m| m.message_id == message_id && !m.chunks.is_empty())
-                    {
-                        Some(message) => {
-                            message.chunks.insert(index, payload.clone());
-                        }
-                        None => out.push(ServerMessage {
-                            from,
-                            message_id,
-                            text: String::new(),
-                            attachments: Vec::new(),
-                            suggestions: Vec::new(),
-                            chunks: BTreeMap::from([(index, payload.clone())]),
-                        }),
-                    }
-                    continue;
-                }
-                out.push(ServerMessage {
-                    from,
-                    message_id,
-                    text: payload["text"].as_str().unwrap_or_default().to_owned(),
-                    attachments,
-                    suggestions,
-                    chunks: BTreeMap::new(),
-                });
-            }
-        }
-        for message in &mut out {
-            if message.chunks.is_empty() {
-                continue;
-            }
-            message.text = message
-                .chunks
-                .values()
-                .filter_map(|c| c["text"].as_str())
-                .collect();
-            message.attachments = message
-                .chunks
-                .values()
-                .flat_map(|c| c["attachments"].as_array().cloned().unwrap_or_default())
-                .collect();
-            message.suggestions = message
-                .chunks
-                .values()
-                .flat_map(|c| {
-                    c["response_suggestions"]
-                        .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .filter_map(|s| s["message_text"].as_str().map(str::to_owned))
-                .collect();
-        }
-        out
-    }
-}
-
 /// A batch element with its payload under `payload`, whichever shape it came in (spec
 /// Appendix A's alternate key).
 fn with_payload(inner: &Value) -> Value {
@@ -605,18 +138,6 @@ fn with_payload(inner: &Value) -> Value {
         event["payload"] = payload.clone();
     }
     event
-}
-
-/// A message the conversation has, as the server said it: its id and what it carries.
-#[derive(Debug, Clone)]
-pub struct ServerMessage {
-    pub from: Author,
-    pub message_id: Option<String>,
-    pub text: String,
-    pub attachments: Vec<Value>,
-    pub suggestions: Vec<String>,
-    /// Streamed: the chunks by `chunk_index`.
-    pub chunks: BTreeMap<u64, Value>,
 }
 
 impl Evidence {

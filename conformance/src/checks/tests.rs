@@ -1,6 +1,8 @@
 //! The evidence model on hand-written journals: which frames reached the client, what was
 //! batch-only, which closes were unexpected.
 
+use std::sync::Arc;
+
 use mock_server::journal::JournalEntry;
 use serde_json::json;
 
