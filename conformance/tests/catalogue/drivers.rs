@@ -30,11 +30,7 @@ fn launcher(command: String) -> ProcessLauncher {
     }
 }
 
-async fn passes(
-    command: String,
-    (part, seed, tls): (Part, u64, bool),
-    jobs: usize,
-) -> Result<(), String> {
+async fn passes(command: String, part: Part, seed: u64, tls: bool) -> Result<(), String> {
     let all = catalogue().map_err(|e| e.to_string())?;
     let generated;
     let cases: Vec<&Case> = match part {
@@ -46,8 +42,10 @@ async fn passes(
             generated.iter().collect()
         }
     };
+    // As many at once as a user's run would play (the kit's default `--jobs`): a driver is a
+    // process per case, and a JVM each is more than two cores run at once in real time.
     let params = params(seed, tls)?;
-    strict_pass(&cases, &params, &launcher(command), jobs)
+    strict_pass(&cases, &params, &launcher(command), default_jobs())
         .await
         .map(|_| ())
 }
@@ -62,14 +60,9 @@ fn trial(
 ) -> Trial {
     needing(name.to_owned(), check, move |program| {
         let command = format!("{program} {}", repo().join(script).display());
-        // As many at once as a user's run would play (the kit's default `--jobs`).
-        let jobs = default_jobs();
         run(
             UNBOUNDED_WAIT,
-            with_permit(
-                Duration::from_secs(400),
-                passes(command, (part, seed, tls), jobs),
-            ),
+            with_permit(Duration::from_secs(400), passes(command, part, seed, tls)),
         )
     })
 }
@@ -128,17 +121,9 @@ pub fn trials() -> Vec<Trial> {
         ("drivers::java::generative", Part::Generated, 62, false),
     ] {
         out.push(needing(name.to_owned(), java, move |command| {
-            // Half the default `--jobs`: a JVM per case is the heaviest driver, and eight of
-            // them starting at once on two shared cores starved the JDK's selector thread long
-            // enough to miss a drop (RC-1, in two of three clean-clone CI runs). The example's README gives a
-            // small machine the same advice.
-            let jobs = (default_jobs() / 2).max(1);
             run(
                 UNBOUNDED_WAIT,
-                with_permit(
-                    Duration::from_secs(400),
-                    passes(command, (part, seed, tls), jobs),
-                ),
+                with_permit(Duration::from_secs(400), passes(command, part, seed, tls)),
             )
         }));
     }
@@ -154,7 +139,7 @@ pub fn trials() -> Vec<Trial> {
                 UNBOUNDED_WAIT,
                 with_permit(
                     Duration::from_secs(400),
-                    passes(command, (Part::Full, 1, false), default_jobs()),
+                    passes(command, Part::Full, 1, false),
                 ),
             )
             .map(|()| Completion::Completed)
