@@ -58,6 +58,10 @@ public final class Client {
     // Over TLS (the kit's `--tls`), both clients trust the mock's CA alone (MESSAGING_CA_FILE).
     private static final SSLContext TLS = trusting(System.getenv("MESSAGING_CA_FILE"));
 
+    // The liveness ping (see Conn.checkAlive).
+    private static final long PING_EVERY_MS = 1000;
+    private static final long PONG_TIMEOUT_MS = 3000;
+
     private static final HttpClient HTTP = builder()
             .build();
     // WebSockets get their own HttpClient whose executor runs tasks in the calling thread, so
@@ -246,6 +250,9 @@ public final class Client {
         boolean open;
         boolean history;
         boolean closed;
+        // When the server last answered one of our pings (or the socket opened).
+        private volatile long lastPong = System.nanoTime();
+        private ScheduledFuture<?> liveness;
         private final StringBuilder partial = new StringBuilder();
         // The JDK allows one outstanding send per socket: frames go out one after another.
         private CompletableFuture<?> sending = CompletableFuture.completedFuture(null);
@@ -267,7 +274,37 @@ public final class Client {
                 }
             }
             if (opened != null) opened.complete(null);
+            lastPong = System.nanoTime();
+            liveness = TIMERS.scheduleAtFixedRate(this::checkAlive, PING_EVERY_MS, PING_EVERY_MS,
+                    TimeUnit.MILLISECONDS);
             webSocket.request(1);
+        }
+
+        // Even inline, the JDK delivers the first frames after a handshake on the thread that
+        // completed it, and a close right behind them can still be lost: the socket then looks
+        // open for ever. A WebSocket ping a second (the server's library answers it; it is no
+        // protocol event) tells: no pong for PONG_TIMEOUT_MS and the socket is treated as
+        // dropped, so the reconnect follows as after any drop (RC-1).
+        private void checkAlive() {
+            WebSocket socket = ws;
+            if (closed || socket == null) {
+                cancel(liveness);
+                return;
+            }
+            if (System.nanoTime() - lastPong > TimeUnit.MILLISECONDS.toNanos(PONG_TIMEOUT_MS)) {
+                cancel(liveness);
+                socket.abort();
+                dropped(this, 0);
+                return;
+            }
+            socket.sendPing(java.nio.ByteBuffer.allocate(0));
+        }
+
+        @Override
+        public CompletionStage<?> onPong(WebSocket webSocket, java.nio.ByteBuffer message) {
+            lastPong = System.nanoTime();
+            webSocket.request(1);
+            return null;
         }
 
         @Override
