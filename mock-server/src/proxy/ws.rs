@@ -68,45 +68,15 @@ pub(super) async fn bridge(
         );
         let status =
             StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return (
-            status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            refusal.body,
-        )
-            .into_response();
+        return refused(status, refusal.body.to_owned());
     }
-    let upstream = &proxy.inner.config.upstream;
-    let mut request = match upstream
-        .ws_url(&format!("/ws?{query}"))
-        .into_client_request()
-    {
-        Ok(request) => request,
+    let timeout = proxy.inner.config.timeout;
+    let connected = match connect_upstream(&proxy, &query, &headers) {
+        Ok(connecting) => tokio::time::timeout(timeout, connecting).await,
         Err(error) => {
             return (StatusCode::BAD_REQUEST, format!("bad /ws request: {error}")).into_response();
         }
     };
-    if headers.contains_key(header::ORIGIN)
-        && let Ok(origin) = upstream.origin().parse()
-    {
-        request.headers_mut().insert(header::ORIGIN, origin);
-    }
-    let connector = upstream
-        .tls
-        .as_ref()
-        .map(|tls| tokio_tungstenite::Connector::Rustls(Arc::clone(tls)));
-    // Small reads and unbuffered writes, as the mock's own sockets (`ws/`): the library's
-    // default 128 KiB read buffer is zeroed on every read, most of a proxied frame's cost.
-    let config = tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(crate::ws::READ_BUFFER)
-        .write_buffer_size(0)
-        .max_message_size(Some(crate::ws::LIBRARY_MAX_MESSAGE))
-        .max_frame_size(Some(crate::ws::LIBRARY_MAX_MESSAGE));
-    let timeout = proxy.inner.config.timeout;
-    let connected = tokio::time::timeout(
-        timeout,
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, connector),
-    )
-    .await;
     // The upstream failed: listed as a violation, journaled as the handshake's answer.
     let failed = |status: StatusCode, detail: String| {
         proxy.journal(&session, handshake(status.as_u16(), Some(detail.clone())));
@@ -130,20 +100,15 @@ pub(super) async fn bridge(
                 .max_frame_size(crate::ws::LIBRARY_MAX_MESSAGE)
                 .on_upgrade(move |client| pump(proxy, session, (conn, faults), client, upstream))
         }
-        Ok(Err(tungstenite::Error::Http(refused))) => {
-            let status = refused.status();
-            let body = refused
+        Ok(Err(tungstenite::Error::Http(answer))) => {
+            let status = answer.status();
+            let body = answer
                 .body()
                 .as_ref()
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default();
             proxy.journal(&session, handshake(status.as_u16(), Some(body.clone())));
-            (
-                status,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                body,
-            )
-                .into_response()
+            refused(status, body)
         }
         Ok(Err(error)) => {
             failed(StatusCode::BAD_GATEWAY, format!("/ws handshake: {error}"));
@@ -161,6 +126,56 @@ pub(super) async fn bridge(
                 .into_response()
         }
     }
+}
+
+/// A refused handshake's answer: the status and a text body.
+fn refused(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The upstream handshake for a client's `/ws?query`: the same query, the upstream's `Origin`
+/// when the client sent one, the upstream's TLS roots. `Err`: the query makes no URL.
+fn connect_upstream(
+    proxy: &Proxy,
+    query: &str,
+    headers: &HeaderMap,
+) -> Result<
+    impl std::future::Future<
+        Output = Result<(Upstream, tungstenite::handshake::client::Response), tungstenite::Error>,
+    > + use<>,
+    tungstenite::Error,
+> {
+    let upstream = &proxy.inner.config.upstream;
+    let mut request = upstream
+        .ws_url(&format!("/ws?{query}"))
+        .into_client_request()?;
+    if headers.contains_key(header::ORIGIN)
+        && let Ok(origin) = upstream.origin().parse()
+    {
+        request.headers_mut().insert(header::ORIGIN, origin);
+    }
+    let connector = upstream
+        .tls
+        .as_ref()
+        .map(|tls| tokio_tungstenite::Connector::Rustls(Arc::clone(tls)));
+    // Small reads and unbuffered writes, as the mock's own sockets (`ws/`): the library's
+    // default 128 KiB read buffer is zeroed on every read, most of a proxied frame's cost.
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(crate::ws::READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(crate::ws::LIBRARY_MAX_MESSAGE))
+        .max_frame_size(Some(crate::ws::LIBRARY_MAX_MESSAGE));
+    Ok(tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        Some(config),
+        true,
+        connector,
+    ))
 }
 
 /// How a bridged connection ended.
