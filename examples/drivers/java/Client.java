@@ -58,9 +58,10 @@ public final class Client {
     // Over TLS (the kit's `--tls`), both clients trust the mock's CA alone (MESSAGING_CA_FILE).
     private static final SSLContext TLS = trusting(System.getenv("MESSAGING_CA_FILE"));
 
-    // The liveness ping (see Conn.checkAlive).
-    private static final long PING_EVERY_MS = 1000;
-    private static final long PONG_TIMEOUT_MS = 3000;
+    // The liveness ping (see Conn.checkAlive): often enough that a lost close is noticed in
+    // time for the first retry to come about 1 s after the drop (RC-3).
+    private static final long PING_EVERY_MS = 250;
+    private static final long PONG_TIMEOUT_MS = 1000;
 
     private static final HttpClient HTTP = builder()
             .build();
@@ -252,6 +253,8 @@ public final class Client {
         boolean closed;
         // When the server last answered one of our pings (or the socket opened).
         private volatile long lastPong = System.nanoTime();
+        // Set when the ping found the socket dead: how long until the retry (else 1 s).
+        long retryInMs = -1;
         private ScheduledFuture<?> liveness;
         private final StringBuilder partial = new StringBuilder();
         // The JDK allows one outstanding send per socket: frames go out one after another.
@@ -282,18 +285,21 @@ public final class Client {
 
         // Even inline, the JDK delivers the first frames after a handshake on the thread that
         // completed it, and a close right behind them can still be lost: the socket then looks
-        // open for ever. A WebSocket ping a second (the server's library answers it; it is no
-        // protocol event) tells: no pong for PONG_TIMEOUT_MS and the socket is treated as
-        // dropped, so the reconnect follows as after any drop (RC-1).
+        // open for ever. A WebSocket ping every PING_EVERY_MS (the server's library answers
+        // it; it is no protocol event) tells: no pong for PONG_TIMEOUT_MS and the socket is
+        // treated as dropped (RC-1). The drop came soon after the last pong, so the retry is
+        // timed from there: about 1 s after the drop, as after any other (RC-3).
         private void checkAlive() {
             WebSocket socket = ws;
             if (closed || socket == null) {
                 cancel(liveness);
                 return;
             }
-            if (System.nanoTime() - lastPong > TimeUnit.MILLISECONDS.toNanos(PONG_TIMEOUT_MS)) {
+            long silentMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - lastPong);
+            if (silentMs > PONG_TIMEOUT_MS) {
                 cancel(liveness);
                 socket.abort();
+                retryInMs = Math.max(0, PONG_TIMEOUT_MS + PING_EVERY_MS - silentMs);
                 dropped(this, 0);
                 return;
             }
@@ -397,7 +403,7 @@ public final class Client {
         if (conn.open) {
             // The first retry 1 s after the drop (RC-3).
             failures = 0;
-            retryAfter(1000);
+            retryAfter(conn.retryInMs >= 0 ? conn.retryInMs : 1000);
         } else {
             WORK.execute(() -> attemptFailed(status));
         }
