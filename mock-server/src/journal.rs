@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use axum::extract::ws::Utf8Bytes;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -84,13 +85,9 @@ pub enum JournalEvent {
         /// The frame's size on the wire, in bytes.
         #[serde(default)]
         bytes: u64,
-        #[serde(
-            default,
-            skip_serializing_if = "Option::is_none",
-            deserialize_with = "optional_raw_from_value"
-        )]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schemars(with = "Option<serde_json::Value>")]
-        frame: Option<Box<RawValue>>,
+        frame: Option<WireJson>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         text: Option<String>,
         /// The frame was longer than the journal keeps: `text` holds its start, `bytes` its
@@ -104,9 +101,8 @@ pub enum JournalEvent {
     ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conn: Option<u64>,
-        #[serde(deserialize_with = "raw_from_value")]
         #[schemars(with = "serde_json::Value")]
-        frame: Box<RawValue>,
+        frame: WireJson,
     },
     /// A connection ended; `code` is absent for a drop without a close frame.
     Close {
@@ -128,7 +124,7 @@ impl JournalEntry {
     /// Approximate heap and inline bytes this entry holds.
     pub fn weight(&self) -> usize {
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-        let raw = |r: &Option<Box<RawValue>>| r.as_ref().map_or(0, |r| r.get().len());
+        let raw = |r: &Option<WireJson>| r.as_ref().map_or(0, |r| r.get().len());
         ENTRY_OVERHEAD
             + match &self.event {
                 JournalEvent::Http {
@@ -355,25 +351,70 @@ pub fn read_recording(text: &str) -> Result<Vec<JournalEntry>, String> {
     Ok(entries)
 }
 
+/// A frame's JSON text, kept as the bytes that went over the wire.
+///
+/// The echo path neither parses nor copies a frame for the journal: a client frame is known to
+/// be JSON once it decoded, and a server frame shares its bytes with the frame written to the
+/// socket. The text is checked as JSON only when the entry is serialised (a recording line, a
+/// control-API answer); text that is not JSON (a fault can send such a frame) serialises as a
+/// JSON string of it, so every journal line stays JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireJson(Utf8Bytes);
+
+impl WireJson {
+    /// A frame's text, sharing the bytes (no copy).
+    pub fn shared(frame: &Utf8Bytes) -> Self {
+        Self(frame.clone())
+    }
+
+    /// A copy of a text already known to be JSON, or any text when `validate` is set: then
+    /// `None` unless it is JSON.
+    pub fn copied(text: &str, validate: bool) -> Option<Self> {
+        if validate && serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+            return None;
+        }
+        Some(Self(Utf8Bytes::from(text)))
+    }
+
+    /// Any text: itself when it is JSON, else a JSON string of it (an upstream's broken frame).
+    pub fn quoting(text: &str) -> Self {
+        Self::copied(text, true).unwrap_or_else(|| {
+            Self::from(serde_json::to_string(text).unwrap_or_else(|_| "null".into()))
+        })
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl From<String> for WireJson {
+    fn from(text: String) -> Self {
+        Self(Utf8Bytes::from(text))
+    }
+}
+
+impl From<&str> for WireJson {
+    fn from(text: &str) -> Self {
+        Self(Utf8Bytes::from(text))
+    }
+}
+
+impl Serialize for WireJson {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match RawValue::from_string(self.get().to_owned()) {
+            Ok(raw) => raw.serialize(serializer),
+            Err(_) => serializer.serialize_str(self.get()),
+        }
+    }
+}
+
 // Entries are an internally tagged, flattened enum: serde buffers them, and a buffered value
-// cannot become a `RawValue` directly, so frames are read as `Value` and re-serialised.
-fn raw_from_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Box<RawValue>, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    Ok(raw_json(&value.to_string()))
-}
-
-fn optional_raw_from_value<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Box<RawValue>>, D::Error> {
-    Ok(Option::<serde_json::Value>::deserialize(d)?.map(|v| raw_json(&v.to_string())))
-}
-
-/// `RawValue` of a frame known to be JSON (falls back to a JSON string of it).
-pub fn raw_json(text: &str) -> Box<RawValue> {
-    RawValue::from_string(text.to_owned()).unwrap_or_else(|_| {
-        let quoted = serde_json::to_string(text).unwrap_or_else(|_| "null".into());
-        RawValue::from_string(quoted).unwrap_or_else(|_| unreachable!("a JSON string is JSON"))
-    })
+// cannot become a `RawValue` directly, so frames are read as `Value` and written back as text.
+impl<'de> Deserialize<'de> for WireJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::from(serde_json::Value::deserialize(d)?.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -387,7 +428,7 @@ mod tests {
             unix_ms: 6,
             event: JournalEvent::ServerFrame {
                 conn: None,
-                frame: raw_json(r#"{"type":"EVENT_TYPE_HEARTBEAT"}"#),
+                frame: WireJson::from(r#"{"type":"EVENT_TYPE_HEARTBEAT"}"#),
             },
         };
         let line = serde_json::to_string(&entry).expect("encodes");
@@ -403,6 +444,31 @@ mod tests {
                 .expect_err("bad line")
                 .starts_with("line 2")
         );
+    }
+
+    #[test]
+    fn wire_json_is_checked_only_when_asked_and_always_serialises_as_json() {
+        assert!(WireJson::copied("{\"a\":1}", true).is_some());
+        assert!(WireJson::copied("{\"a\":", true).is_none(), "validated");
+        assert_eq!(
+            WireJson::copied("{\"a\":", false).map(|w| w.get().to_owned()),
+            Some("{\"a\":".to_owned()),
+            "trusted as is"
+        );
+        let json = |w: &WireJson| serde_json::to_string(w).expect("encodes");
+        assert_eq!(
+            json(&WireJson::from("{\"a\": [1]}")),
+            "{\"a\": [1]}",
+            "as sent"
+        );
+        // Text that is not JSON never breaks a journal line: it becomes a JSON string.
+        assert_eq!(json(&WireJson::from("not {json")), "\"not {json\"");
+        assert_eq!(WireJson::quoting("not {json").get(), "\"not {json\"");
+        assert_eq!(WireJson::quoting("[1]").get(), "[1]");
+        let shared = Utf8Bytes::from("{}".to_owned());
+        assert_eq!(WireJson::shared(&shared).get(), "{}");
+        let back: WireJson = serde_json::from_str(" { \"b\" : true } ").expect("decodes");
+        assert_eq!(back.get(), "{\"b\":true}");
     }
 
     fn timer(i: u64) -> JournalEntry {
@@ -442,7 +508,7 @@ mod tests {
             unix_ms: 0,
             event: JournalEvent::ServerFrame {
                 conn: None,
-                frame: raw_json(&format!("\"{}\"", "x".repeat(len))),
+                frame: WireJson::from(format!("\"{}\"", "x".repeat(len))),
             },
         }
     }

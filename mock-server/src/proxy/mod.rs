@@ -326,7 +326,7 @@ impl Proxy {
             session,
             JournalEvent::ServerFrame {
                 conn: (!first).then_some(conn),
-                frame: crate::journal::raw_json(text),
+                frame: crate::journal::WireJson::quoting(text),
             },
         );
     }

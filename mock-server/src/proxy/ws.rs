@@ -9,13 +9,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _};
-use serde_json::value::RawValue;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest as _};
 
 use super::faults::{Command, Out, SessionFaults};
 use super::validate::{self, Broken, ServerRules};
 use super::{Direction, Proxy};
-use crate::journal::{Closer, JournalEvent};
+use crate::journal::{Closer, JournalEvent, WireJson};
 use crate::protocol::RawFrame;
 
 type Upstream =
@@ -464,7 +463,7 @@ fn tungstenite_close(code: u16, reason: &str) -> tungstenite::protocol::CloseFra
 fn client_frame(conn: u64, text: &str, broken: Option<&Broken>) -> JournalEvent {
     let kept = crate::journal::prefix(text, 64 * 1024);
     let frame = (kept.len() == text.len())
-        .then(|| RawValue::from_string(text.to_owned()).ok())
+        .then(|| WireJson::copied(text, true))
         .flatten();
     JournalEvent::ClientFrame {
         conn,

@@ -21,7 +21,8 @@ use crate::auth::{AccessClaims, ConnectorRegistry, TokenIssuer};
 use crate::config::{Config, SessionBinding};
 use crate::engine::{ConnId, EngineConfig, Session, SessionStatus};
 use crate::journal::{
-    Closer, JournalBudget, JournalEntry, JournalEvent, RequestNote, SessionJournal, prefix,
+    Closer, JournalBudget, JournalEntry, JournalEvent, RequestNote, SessionJournal, WireJson,
+    prefix,
 };
 use crate::protocol::{DecodeOptions, SessionId};
 use crate::scenario::{Catalogue, ScenarioError, Script};
@@ -438,9 +439,10 @@ impl AppState {
         // What a client sends is journaled whole only up to `journal_frame_max_bytes`.
         let keep = self.inner.config.journal_frame_max_bytes;
         let truncated = bytes > keep;
+        // A frame that decoded is JSON; only a rejected one is checked here.
         let frame = text
             .filter(|_| !truncated)
-            .and_then(|t| serde_json::value::RawValue::from_string(t.to_owned()).ok());
+            .and_then(|t| WireJson::copied(t, decoded.is_err()));
         let entry = JournalEvent::ClientFrame {
             conn,
             before_history,

@@ -14,7 +14,7 @@ use crate::engine::{
     Action, CLOSE_SESSION_ENDED, ConnId, Note, Now, Phase, Recipient, Refusal, Session,
     SessionStatus,
 };
-use crate::journal::{Closer, JournalEntry, JournalEvent, SessionJournal, raw_json};
+use crate::journal::{Closer, JournalEntry, JournalEvent, SessionJournal, WireJson};
 use crate::protocol::SessionId;
 
 /// Frames a connection's task must write, queued by other tasks.
@@ -275,12 +275,13 @@ pub(super) fn dispatch(
         };
         let (to, outbound) = match action {
             Action::Send { to, frame } => {
+                let frame = Utf8Bytes::from(frame);
                 let entry = JournalEvent::ServerFrame {
                     conn: conn_of(to),
-                    frame: raw_json(&frame),
+                    frame: WireJson::shared(&frame),
                 };
                 locked.note(now, entry);
-                (to, Outbound::Frame(Utf8Bytes::from(frame)))
+                (to, Outbound::Frame(frame))
             }
             Action::Close { to, code, reason } => (to, Outbound::Close { code, reason }),
             Action::Drop { to } => (to, Outbound::Drop),

@@ -366,13 +366,18 @@ async fn serve(
 ) -> End {
     let state = out.state;
     let idle = state.config().connection_idle_timeout();
-    let mut idle_deadline = Instant::now() + idle;
-    let shutdown = state.shutdown_token().clone();
+    // The waiters live as long as the loop, and the idle timer is re-armed only when it fires
+    // early (a frame just moves `last_frame`): set up afresh on every turn of the loop, they
+    // cost a timer-wheel entry and four lock round trips per frame on the echo path.
+    let mut last_frame = Instant::now();
+    let mut idle_timer = std::pin::pin!(tokio::time::sleep(idle));
+    let mut shutdown = std::pin::pin!(state.shutdown_token().cancelled());
+    let mut overflowed = std::pin::pin!(out.overflowed.cancelled());
     loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => return End::Close(1001, "server shutting down"),
-            () = out.overflowed.cancelled() => return End::Overflowed,
+            () = &mut shutdown => return End::Close(1001, "server shutting down"),
+            () = &mut overflowed => return End::Overflowed,
             queued = queue.recv() => match queued {
                 Some(outbound) => {
                     if let Some(end) = out.write_all(socket, [outbound]).await {
@@ -394,7 +399,7 @@ async fn serve(
                     Message::Close(frame) => return End::Gone(Some(frame.as_ref().map_or(1005, |f| f.code))),
                     Message::Text(_) | Message::Binary(_) => {}
                 }
-                idle_deadline = Instant::now() + idle;
+                last_frame = Instant::now();
                 let own = match handle(state, slot, conn, &message, false) {
                     Ok(own) => own,
                     Err(end) => return end,
@@ -403,7 +408,13 @@ async fn serve(
                     return end;
                 }
             }
-            () = tokio::time::sleep_until(idle_deadline) => return End::Close(1001, "idle timeout"),
+            () = &mut idle_timer => {
+                let deadline = last_frame + idle;
+                if deadline <= Instant::now() {
+                    return End::Close(1001, "idle timeout");
+                }
+                idle_timer.as_mut().reset(deadline);
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The WebSocket endpoint over real loopback sockets (spec §3, §10.4, §10.6, §12 B–D).
 
+use std::time::Duration;
+
 use mock_server::Config;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -346,6 +348,44 @@ async fn a_silent_socket_is_closed_with_1001_and_an_idle_session_is_abandoned() 
             .err()
             .expect("expired sessions are gone");
         assert_eq!(refused.status, 404);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_frame_restarts_the_connection_idle_timer() {
+    bounded(async {
+        let idle = Duration::from_millis(600);
+        let server = start(Config {
+            connection_idle_timeout_seconds: idle.as_secs_f64(),
+            session_idle_timeout_seconds: 30.0,
+            ..Config::default()
+        })
+        .await;
+        let (token, session) = new_session(&server, false).await;
+        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
+            .await
+            .expect("open");
+        client.next_event().await;
+        // Twice the idle timeout of traffic, a frame every sixth of it: never idle.
+        let heartbeat = r#"{"type":"EVENT_TYPE_HEARTBEAT","payload":{}}"#;
+        for _ in 0..12 {
+            tokio::time::sleep(idle / 6).await;
+            client.send(heartbeat).await;
+            let echo = client.next_event().await;
+            assert_eq!(
+                echo["type"], "EVENT_TYPE_HEARTBEAT",
+                "still open, answering"
+            );
+        }
+        let quiet_since = std::time::Instant::now();
+        assert_eq!(client.closed().await, 1001, "idle once the frames stop");
+        assert!(
+            quiet_since.elapsed() >= idle - Duration::from_millis(100),
+            "closed {:?} after the last frame, before the idle timeout ({idle:?})",
+            quiet_since.elapsed()
+        );
         server.shutdown().await;
     })
     .await;
