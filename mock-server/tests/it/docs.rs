@@ -487,3 +487,96 @@ fn every_crate_root_module_map_names_every_public_module() {
     let bogus = "//! - [`a`]: one.\npub mod a;\npub mod b;\n";
     assert_eq!(unmapped_modules(bogus), ["b"]);
 }
+
+/// Functions longer than this many lines must say why, next to them (ARCHITECTURE.md).
+const LONG_FUNCTION: usize = 80;
+/// Modules longer than this many lines of non-test code break the house rule.
+const LONG_MODULE: usize = 650;
+/// What a long function's comment says to explain itself.
+const KEPT_LONG: &str = "Kept long:";
+
+/// The non-test part of a Rust file: everything before its first `#[cfg(test)]` line.
+fn non_test_code(source: &str) -> Vec<&str> {
+    source
+        .lines()
+        .take_while(|line| line.trim() != "#[cfg(test)]")
+        .collect()
+}
+
+/// `(name, first line, length)` of each function longer than [`LONG_FUNCTION`] lines whose
+/// comments and attributes directly above do not hold [`KEPT_LONG`]. Relies on rustfmt's
+/// layout: a body ends at the first line that is the signature's indentation and `}`.
+fn unexplained_long_functions(source: &str) -> Vec<(String, usize, usize)> {
+    let signature =
+        regex::Regex::new(r"^(\s*)(?:pub(?:\([^)]*\))? )?(?:const )?(?:async )?fn (\w+)")
+            .expect("valid");
+    let lines = non_test_code(source);
+    let mut long = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let Some(found) = signature.captures(line) else {
+            continue;
+        };
+        if line.trim_end().ends_with(';') {
+            continue; // a declaration in a trait
+        }
+        let close = format!("{}}}", &found[1]);
+        let Some(end) = lines[start..].iter().position(|l| *l == close) else {
+            continue;
+        };
+        let length = end + 1;
+        let explained = lines[..start]
+            .iter()
+            .rev()
+            .take_while(|l| {
+                let l = l.trim_start();
+                l.starts_with("//") || l.starts_with("#[")
+            })
+            .any(|l| l.contains(KEPT_LONG));
+        if length > LONG_FUNCTION && !explained {
+            long.push((found[2].to_owned(), start + 1, length));
+        }
+    }
+    long
+}
+
+#[test]
+fn every_function_over_80_lines_says_why_and_no_module_is_over_the_limit() {
+    let mut found = Vec::new();
+    for path in tracked() {
+        let relative = path.strip_prefix(repo()).expect("inside").to_path_buf();
+        let name = relative.to_string_lossy().replace('\\', "/");
+        let test_code = name.contains("/tests/") || name.ends_with("tests.rs");
+        if !name.ends_with(".rs") || test_code || name.starts_with("tools/") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("readable");
+        for (function, line, length) in unexplained_long_functions(&source) {
+            found.push(format!(
+                "{name}:{line}: fn {function} is {length} lines; split it or say why (`// {KEPT_LONG} …`)"
+            ));
+        }
+        let code = non_test_code(&source).len();
+        if code > LONG_MODULE {
+            found.push(format!(
+                "{name}: {code} lines of non-test code (house limit ~600)"
+            ));
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+
+    // Negative controls: a long function without a reason, a long method inside an impl, and
+    // one whose reason is there; a long test function is not counted.
+    let body = "    let x = 1;\n".repeat(LONG_FUNCTION);
+    let bare = format!("pub fn bare() {{\n{body}}}\n");
+    let method = format!("impl A {{\n    async fn method(&self) {{\n    {body}    }}\n}}\n");
+    let reasoned =
+        format!("/// Does it.\n// {KEPT_LONG} a table.\n#[inline]\nfn kept() {{\n{body}}}\n");
+    let in_tests = format!("#[cfg(test)]\nmod tests {{\nfn long_test() {{\n{body}}}\n}}\n");
+    let short = "fn short() {\n    let x = 1;\n}\n";
+    let source = format!("{bare}{method}{reasoned}{in_tests}{short}");
+    let names: Vec<String> = unexplained_long_functions(&source)
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .collect();
+    assert_eq!(names, ["bare", "method"]);
+}
