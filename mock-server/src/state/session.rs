@@ -269,76 +269,8 @@ pub(super) fn dispatch(
     let mut mine = Vec::new();
     let mut overflowed = Vec::new();
     for action in actions {
-        let conn_of = |to: Recipient| match to {
-            Recipient::All => None,
-            Recipient::Conn(id) => Some(id),
-        };
-        let (to, outbound) = match action {
-            Action::Send { to, frame } => {
-                let frame = Utf8Bytes::from(frame);
-                let entry = JournalEvent::ServerFrame {
-                    conn: conn_of(to),
-                    frame: WireJson::shared(&frame),
-                };
-                locked.note(now, entry);
-                (to, Outbound::Frame(frame))
-            }
-            Action::Close { to, code, reason } => (to, Outbound::Close { code, reason }),
-            Action::Drop { to } => (to, Outbound::Drop),
-            Action::Note(note) => {
-                let event = match note {
-                    Note::Fault(fault) => JournalEvent::Fault { fault },
-                    Note::Timer(what) => JournalEvent::Timer { what: what.into() },
-                };
-                locked.note(now, event);
-                continue;
-            }
-        };
-        let mut ending = Vec::new();
-        for conn in &locked.conns {
-            let addressed = match to {
-                Recipient::All => true,
-                Recipient::Conn(id) => id == conn.id,
-            };
-            if !addressed {
-                continue;
-            }
-            let copy = match &outbound {
-                Outbound::Frame(frame) => Outbound::Frame(frame.clone()),
-                Outbound::Close { code, reason } => {
-                    ending.push((conn.id, Some(*code)));
-                    Outbound::Close {
-                        code: *code,
-                        reason,
-                    }
-                }
-                Outbound::Drop => {
-                    ending.push((conn.id, None));
-                    Outbound::Drop
-                }
-            };
-            if Some(conn.id) == own {
-                mine.push(copy);
-            } else if conn.tx.try_send(copy).is_err() && !overflowed.contains(&conn.id) {
-                overflowed.push(conn.id);
-            }
-        }
-        // A connection being closed gets nothing after its close, and the journal says so
-        // now: later frames went to no one (the connection task journals the close after
-        // `SESSION_END` itself when the client has a grace to close first).
-        for (conn, code) in ending {
-            locked.conns.retain(|c| c.id != conn);
-            let graced = locked.end_close_grace && code == Some(CLOSE_SESSION_ENDED);
-            if !graced {
-                locked.note(
-                    now,
-                    JournalEvent::Close {
-                        conn: Some(conn),
-                        code,
-                        by: Closer::Server,
-                    },
-                );
-            }
+        if let Some((to, outbound)) = journal_action(locked, action, now) {
+            deliver(locked, own, to, &outbound, now, &mut mine, &mut overflowed);
         }
     }
     // A connection that cannot keep up loses its queue, and its task closes it with 1011 at
@@ -358,4 +290,93 @@ pub(super) fn dispatch(
         }
     }
     mine
+}
+
+/// Journals an action; what it sends, and to whom (`None` for a note, which sends nothing).
+/// A frame's bytes are shared by the journal and every connection's copy.
+fn journal_action(locked: &mut Locked, action: Action, now: Now) -> Option<(Recipient, Outbound)> {
+    match action {
+        Action::Send { to, frame } => {
+            let frame = Utf8Bytes::from(frame);
+            let entry = JournalEvent::ServerFrame {
+                conn: match to {
+                    Recipient::All => None,
+                    Recipient::Conn(id) => Some(id),
+                },
+                frame: WireJson::shared(&frame),
+            };
+            locked.note(now, entry);
+            Some((to, Outbound::Frame(frame)))
+        }
+        Action::Close { to, code, reason } => Some((to, Outbound::Close { code, reason })),
+        Action::Drop { to } => Some((to, Outbound::Drop)),
+        Action::Note(note) => {
+            let event = match note {
+                Note::Fault(fault) => JournalEvent::Fault { fault },
+                Note::Timer(what) => JournalEvent::Timer { what: what.into() },
+            };
+            locked.note(now, event);
+            None
+        }
+    }
+}
+
+/// Hands `outbound` to each connection it is addressed to: `own`'s copy into `mine`, the
+/// others' into their queues (a full queue is noted in `overflowed`). A connection sent a
+/// close or drop leaves the session here.
+fn deliver(
+    locked: &mut Locked,
+    own: Option<ConnId>,
+    to: Recipient,
+    outbound: &Outbound,
+    now: Now,
+    mine: &mut Vec<Outbound>,
+    overflowed: &mut Vec<ConnId>,
+) {
+    let mut ending = Vec::new();
+    for conn in &locked.conns {
+        let addressed = match to {
+            Recipient::All => true,
+            Recipient::Conn(id) => id == conn.id,
+        };
+        if !addressed {
+            continue;
+        }
+        let copy = match outbound {
+            Outbound::Frame(frame) => Outbound::Frame(frame.clone()),
+            Outbound::Close { code, reason } => {
+                ending.push((conn.id, Some(*code)));
+                Outbound::Close {
+                    code: *code,
+                    reason,
+                }
+            }
+            Outbound::Drop => {
+                ending.push((conn.id, None));
+                Outbound::Drop
+            }
+        };
+        if Some(conn.id) == own {
+            mine.push(copy);
+        } else if conn.tx.try_send(copy).is_err() && !overflowed.contains(&conn.id) {
+            overflowed.push(conn.id);
+        }
+    }
+    // A connection being closed gets nothing after its close, and the journal says so
+    // now: later frames went to no one (the connection task journals the close after
+    // `SESSION_END` itself when the client has a grace to close first).
+    for (conn, code) in ending {
+        locked.conns.retain(|c| c.id != conn);
+        let graced = locked.end_close_grace && code == Some(CLOSE_SESSION_ENDED);
+        if !graced {
+            locked.note(
+                now,
+                JournalEvent::Close {
+                    conn: Some(conn),
+                    code,
+                    by: Closer::Server,
+                },
+            );
+        }
+    }
 }

@@ -97,25 +97,47 @@ pub async fn connect(
     response
 }
 
+/// The handshake's answer: a refusal, or the upgrade to a connection task.
 fn handshake(
     state: &AppState,
     params: Result<Query<ConnectParams>, axum::extract::rejection::QueryRejection>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     call: &mut HttpCall,
 ) -> Response {
-    let mut refused = |status: StatusCode, message: &'static str| {
-        call.error = Some(message.to_owned());
-        reject(status, message)
-    };
+    match find_session(state, params, upgrade.is_ok(), call) {
+        Ok(known) => admit(state, known, upgrade, call),
+        Err((status, message)) => {
+            call.error = Some(message.to_owned());
+            reject(status, message)
+        }
+    }
+}
+
+/// A handshake that named a session the mock holds.
+struct Known {
+    slot: Arc<SessionSlot>,
+    verified: Result<crate::auth::AccessClaims, crate::auth::AuthError>,
+    cursor: Option<String>,
+    query: BTreeMap<String, String>,
+}
+
+/// Checks the query and the token far enough to find the session; notes what it learns in
+/// `call`. Its refusals go to the HTTP log only (there is no session to journal them in).
+fn find_session(
+    state: &AppState,
+    params: Result<Query<ConnectParams>, axum::extract::rejection::QueryRejection>,
+    upgrading: bool,
+    call: &mut HttpCall,
+) -> Result<Known, (StatusCode, &'static str)> {
     let Ok(Query(params)) = params else {
-        return refused(
+        return Err((
             StatusCode::BAD_REQUEST,
             catalog::INVALID_CONNECTION_PARAMETERS,
-        );
+        ));
     };
     let query = params.redacted();
     call.request.query = query.clone();
-    call.request.upgrade = upgrade.is_ok();
+    call.request.upgrade = upgrading;
     call.session_id = params.session_id.clone().filter(|s| !s.is_empty());
     let verified = params
         .access_token
@@ -134,19 +156,45 @@ fn handshake(
                 .is_some_and(|t| !t.is_empty())
         }),
     ) else {
-        return refused(
+        return Err((
             StatusCode::BAD_REQUEST,
             catalog::INVALID_CONNECTION_PARAMETERS,
-        );
+        ));
     };
     let Some(slot) = state.session(&session_id) else {
         let (status, message) = match verified {
             Ok(_) => (StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND),
             Err(_) => (StatusCode::UNAUTHORIZED, catalog::AUTHENTICATION_FAILED),
         };
-        return refused(status, message);
+        return Err((status, message));
     };
-    // From here on the session is known: refusals go into its journal too.
+    Ok(Known {
+        slot,
+        verified,
+        cursor: params.cursor,
+        query,
+    })
+}
+
+/// Admits a connection to a known session: the token must fit it, then the upgrade takes a
+/// socket permit and a connection slot and hands the socket to a connection task. Refusals
+/// from here on go into the session's journal too.
+fn admit(
+    state: &AppState,
+    known: Known,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    call: &mut HttpCall,
+) -> Response {
+    let Known {
+        slot,
+        verified,
+        cursor,
+        query,
+    } = known;
+    let mut refused = |status: StatusCode, message: &'static str| {
+        call.error = Some(message.to_owned());
+        reject(status, message)
+    };
     let mut refuse = |status: StatusCode, message: &'static str| {
         state.refused_handshake(&slot, query.clone(), status.as_u16(), message);
         refused(status, message)
@@ -172,34 +220,14 @@ fn handshake(
         }
     };
     let plain = state.config().profile.accepts_plain_cursor();
-    let cursor = parse_cursor(params.cursor.as_deref(), plain).unwrap_or_else(|_| {
-        tracing::warn!(cursor = ?params.cursor, session = %slot.id, "invalid cursor; replaying everything");
+    let cursor = parse_cursor(cursor.as_deref(), plain).unwrap_or_else(|_| {
+        tracing::warn!(?cursor, session = %slot.id, "invalid cursor; replaying everything");
         0
     });
-    // The server-wide socket cap (docs/mock.md, Limits): held until the connection task ends.
-    let Some(permit) = state.socket_permit() else {
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            catalog::SERVER_CONNECTION_LIMIT,
-        );
+    let permit = match reserve(state, &slot) {
+        Ok(permit) => permit,
+        Err((status, message)) => return refuse(status, message),
     };
-    match state.reserve_connection(&slot) {
-        Ok(()) => {}
-        Err(ReserveError::Full) => {
-            return refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                catalog::CONNECTION_LIMIT_EXCEEDED,
-            );
-        }
-        Err(ReserveError::Gone) => {
-            return refuse(StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND);
-        }
-        Err(ReserveError::Refused(refusal)) => {
-            let status =
-                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            return refuse(status, refusal.body);
-        }
-    }
     let state = state.clone();
     let failed_state = state.clone();
     let failed_slot = Arc::clone(&slot);
@@ -219,6 +247,30 @@ fn handshake(
                 drop(permit);
             })
         })
+}
+
+/// Takes a permit under the server-wide socket cap (docs/mock.md, Limits; held until the
+/// connection task ends) and reserves a connection of the session, or says why not.
+fn reserve(
+    state: &AppState,
+    slot: &SessionSlot,
+) -> Result<tokio::sync::OwnedSemaphorePermit, (StatusCode, &'static str)> {
+    let permit = state.socket_permit().ok_or((
+        StatusCode::SERVICE_UNAVAILABLE,
+        catalog::SERVER_CONNECTION_LIMIT,
+    ))?;
+    match state.reserve_connection(slot) {
+        Ok(()) => Ok(permit),
+        Err(ReserveError::Full) => Err((
+            StatusCode::TOO_MANY_REQUESTS,
+            catalog::CONNECTION_LIMIT_EXCEEDED,
+        )),
+        Err(ReserveError::Gone) => Err((StatusCode::NOT_FOUND, catalog::SESSION_NOT_FOUND)),
+        Err(ReserveError::Refused(refusal)) => Err((
+            StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            refusal.body,
+        )),
+    }
 }
 
 /// How a connection loop ended.
@@ -285,18 +337,30 @@ async fn run_connection(
         Some(end) => end,
         None => serve(&mut socket, &out, &slot, conn, &mut queue).await,
     };
+    finish(socket, &state, &slot, conn, end).await;
+}
+
+/// Ends a connection the way `end` says: journals the close and sends the Close frame (or
+/// none, for a drop).
+async fn finish(
+    mut socket: WebSocket,
+    state: &AppState,
+    slot: &SessionSlot,
+    conn: ConnId,
+    end: End,
+) {
     match end {
         End::Gone(code) => {
-            state.close_connection(&slot, conn, code, Closer::Client);
+            state.close_connection(slot, conn, code, Closer::Client);
             // The library queued the answer to a client's Close; send it (RFC 6455 §5.5.1).
             let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, socket.flush()).await;
         }
-        End::Ordered(CLOSE_SESSION_ENDED, _) if !end_grace(&state).is_zero() => {
-            let closed = await_client_close(&mut socket, &state, &slot, conn).await;
+        End::Ordered(CLOSE_SESSION_ENDED, _) if !end_grace(state).is_zero() => {
+            let closed = await_client_close(&mut socket, state, slot, conn).await;
             match closed {
-                Some(code) => state.close_connection(&slot, conn, code, Closer::Client),
+                Some(code) => state.close_connection(slot, conn, code, Closer::Client),
                 None => {
-                    state.close_connection(&slot, conn, Some(CLOSE_SESSION_ENDED), Closer::Server);
+                    state.close_connection(slot, conn, Some(CLOSE_SESSION_ENDED), Closer::Server);
                     send_close(&mut socket, CLOSE_SESSION_ENDED, "session ended").await;
                 }
             }
@@ -306,13 +370,13 @@ async fn run_connection(
         End::Drop => drop(socket),
         End::Ordered(code, reason) => send_close(&mut socket, code, reason).await,
         End::Close(code, reason) => {
-            state.close_connection(&slot, conn, Some(code), Closer::Server);
+            state.close_connection(slot, conn, Some(code), Closer::Server);
             send_close(&mut socket, code, reason).await;
         }
         // Journaled by the session when it dropped the connection's queue.
         End::Overflowed => send_close(&mut socket, CLOSE_OVERFLOW, "send queue overflow").await,
         End::Stalled => {
-            state.close_connection(&slot, conn, Some(CLOSE_STALLED), Closer::Server);
+            state.close_connection(slot, conn, Some(CLOSE_STALLED), Closer::Server);
             // It is not reading: a Close frame gets one short chance, then TCP goes.
             let frame = CloseFrame {
                 code: CLOSE_STALLED,
