@@ -144,196 +144,41 @@ impl Params {
         self.tls.as_ref()
     }
 
-    /// The parameters of a run with `seed`.
+    /// The parameters of a run with `seed`. The parts draw in this order, so the same seed
+    /// gives the same values.
     pub fn draw(seed: u64) -> Self {
         let mut d = Draw::from_seed(seed ^ 0x5EED_CA5E_D00D_F00D);
-        let mut v: BTreeMap<&'static str, Value> = BTreeMap::new();
-        let mut text = |name: &'static str, value: String| {
-            v.insert(name, Value::String(value));
-        };
-
-        let names = d.distinct(AGENT_NAMES, 1);
-        text("agent_name", names[0].to_owned());
-        text(
-            "agent_avatar_url",
-            format!("https://cdn.example.test/{}.png", names[0].to_lowercase()),
-        );
-        let live = d.pick(LIVE_NAMES);
-        let live_id = format!("agent_{}", d.within(100, 999));
-        text("live_agent_id", live_id);
-        text("live_agent_name", live.to_owned());
-        text(
-            "live_agent_avatar_url",
-            format!("https://cdn.example.test/live/{}.png", live.to_lowercase()),
-        );
-        let things = d.distinct(THINGS, 8);
-        let order = d.within(1000, 9999);
-        let opener = d.pick(OPENERS);
-        text(
-            "greeting",
-            format!("{opener}! I'm {}. How can I help today?", names[0]),
-        );
-        text("suggestion_1", format!("Track a {}", things[6]));
-        text("suggestion_2", format!("Change a {}", things[7]));
-        for (i, name) in ["question_1", "question_2", "question_3", "question_4"]
-            .into_iter()
-            .enumerate()
-        {
-            let ask = d.pick(ASKS);
-            text(name, format!("{ask} {} {}?", things[i], order + i as u64));
-        }
-        for (i, name) in ["answer_1", "answer_2", "answer_3", "answer_4"]
-            .into_iter()
-            .enumerate()
-        {
-            text(
-                name,
-                format!(
-                    "Your {} {} is {}.",
-                    things[i],
-                    order + i as u64,
-                    d.pick(&["on its way", "confirmed", "updated", "being checked"])
-                ),
-            );
-        }
-        text(
-            "live_answer",
-            format!("{live} here: I have your {} {} open.", things[4], order + 4),
-        );
-        text(
-            "stream_text",
-            format!(
-                "Streaming the details of {} {} piece by piece for you.",
-                things[5],
-                order + 5
-            ),
-        );
-        text(
-            "story",
-            format!(
-                "Once the socket dropped, the rest of the {} {} story came back with the replay.",
-                things[2],
-                order + 2
-            ),
-        );
-        let (language_1, language_2) = d.two(LANGUAGES);
-        text("language_1", language_1.to_owned());
-        text("language_2", language_2.to_owned());
-        text("queue_name", d.pick(QUEUES).to_owned());
-        text("client_handoff_reason", d.pick(REASONS).to_owned());
-        text("client_handoff_queue", d.pick(QUEUES).to_owned());
-        text(
-            "unknown_event_type",
-            format!("EVENT_TYPE_FUTURE_{}", d.within(10, 99)),
-        );
-
-        let mut number = |name: &'static str, value: u64| {
-            v.insert(name, Value::from(value));
-        };
-        // Queue: not the docs' position 3 / 180 s.
-        let position = [2, 4, 5, 6, 7, 8, 9][d.below(7) as usize];
-        number("queue_position", position);
-        number("queue_wait_seconds", 60 * d.within(2, 14) + 15);
-        number("queue_interval_ms", d.within(300, 450));
-        // Streaming: chunk counts and timings.
-        number("stream_pieces", d.within(3, 8));
-        number("chunk_interval_ms", d.within(5, 40));
-        let story_pieces = d.within(4, 8);
-        number("story_pieces", story_pieces);
-        number("story_drop_after", d.within(1, story_pieces - 2));
-        number("story_chunk_interval_ms", d.within(60, 120));
-        // Typing indicators: a pause before thinking (a client that shows "typing" whenever a
-        // message is unanswered shows it here), then the thinking itself.
-        number("pre_think_ms", d.within(400, 650));
-        number("think_ms", d.within(700, 1000));
-        number("live_typing_ms", d.within(600, 850));
-        // Two heartbeat intervals (s), never 1 and never 30, far enough apart that no cadence
-        // is within HB-2's tolerance of both: 2 s or 3 s, and 7 s or 6 s.
-        let (heartbeat_a, other) = d.two(&[2u64, 3]);
-        let heartbeat_b = other + 4;
-        number("heartbeat_a", heartbeat_a);
-        number("heartbeat_b", heartbeat_b);
-        // Long enough for HB-1/HB-2 to tell a missing or wrong cadence: 2.5 intervals and a
-        // second (their threshold), plus half a second of margin.
-        number("heartbeat_a_window_ms", heartbeat_a * 2_500 + 1_500);
-        number("heartbeat_b_window_ms", heartbeat_b * 2_500 + 1_500);
-        // Two reconnect-attempt limits, never the documented 5: 1 or 2, and 4, so that one case
-        // shows three growth steps of the backoff (1 s, 2 s, 4 s, 8 s).
-        let (attempts_a, _) = d.two(&[1u64, 2]);
-        let attempts_b = 4;
-        number("max_attempts_a", attempts_a);
-        number("max_attempts_b", attempts_b);
-        // How long to wait for the client to give up: the backoff 1 s, 2 s, 4 s … plus margin.
-        number("give_up_a_ms", give_up_within(attempts_a));
-        number("give_up_b_ms", give_up_within(attempts_b));
-        // History hold-backs: one short, one long, never a round 300 ms; further apart than
-        // WS-2's tolerance for a join after the history, so no fixed join timer fits both.
-        number("hold_back_a", d.within(330, 640));
-        number("hold_back_b", d.within(2_300, 3_000));
-        // Retry-After seconds of the two 429s: 1 and 5, or 2 and 4 (never the SDKs' default 5
-        // for both), apart by more than AUTH-5's tolerance.
-        let (retry, _) = d.two(&[2u64, 3]);
-        let (retry_a, retry_b) = if retry == 2 { (1, 5) } else { (2, 4) };
-        number("retry_after_a", retry_a);
-        number("retry_after_b", retry_b);
-        // A frame limit well under 128 KiB, and a message over it but under 128 KiB.
-        let limit = 1024 * d.within(24, 96);
-        number("max_message_size", limit);
-        number("oversized_length", limit + d.within(2_000, 8_000));
+        let mut v = Values::new();
+        let (agent, live) = draw_people(&mut d, &mut v);
+        draw_conversation(&mut d, &mut v, agent, live);
+        draw_choices(&mut d, &mut v);
+        draw_timings(&mut d, &mut v);
+        draw_limits(&mut d, &mut v);
         // Drawn last, so the draws above stay what they were for every seed.
-        let late = d.pick(THINGS);
-        v.insert(
-            "after_end_text",
-            Value::String(format!("Hello? Is anyone still there about my {late}?")),
-        );
-        let (gap, thing) = (d.within(2, 9), d.pick(THINGS));
-        let bye = d.pick(&[
-            "Take care",
-            "Have a good day",
-            "Glad I could help",
-            "All sorted",
-        ]);
-        v.insert(
-            "answer_5",
-            Value::String(format!(
-                "While you were away: your {thing} moves by {gap} days."
-            )),
-        );
-        let (extra_1, extra_2) = (d.pick(THINGS), d.pick(THINGS));
-        v.insert(
-            "suggestion_3",
-            Value::String(format!("Ask about a {extra_1}")),
-        );
-        v.insert(
-            "suggestion_4",
-            Value::String(format!("Cancel the {extra_2}")),
-        );
-        v.insert(
-            "live_bye",
-            Value::String(format!(
-                "{bye}! Your {thing} is noted. Closing the chat now."
-            )),
-        );
+        draw_late(&mut d, &mut v);
         let mut params = Self {
             seed,
             values: v,
             protocol: Profile::Current,
             tls: None,
         };
+        params.add_oversized_texts();
+        params
+    }
+
+    /// The texts made from the drawn limits (nothing drawn).
+    fn add_oversized_texts(&mut self) {
         // Over the limit in UTF-8 bytes, under it in characters: a client that counts
         // characters (or measures only the text) would send it.
-        let length = params.number("oversized_length") as usize;
+        let length = self.number("oversized_length") as usize;
         let oversized = "é".repeat(length.div_ceil(2));
-        params
-            .values
+        self.values
             .insert("oversized_text", Value::String(oversized));
         // Under the limit as text, over it as a frame (type, payload, metadata around it).
-        let limit = params.number("max_message_size") as usize;
+        let limit = self.number("max_message_size") as usize;
         let frame_oversized = "y".repeat(limit - 16);
-        params
-            .values
+        self.values
             .insert("frame_oversized_text", Value::String(frame_oversized));
-        params
     }
 
     pub fn seed(&self) -> u64 {
@@ -424,6 +269,200 @@ impl Params {
         out.push_str(rest);
         Ok(Value::String(out))
     }
+}
+
+/// The drawn values, by name, while they are drawn.
+type Values = BTreeMap<&'static str, Value>;
+
+fn text(v: &mut Values, name: &'static str, value: String) {
+    v.insert(name, Value::String(value));
+}
+
+fn number(v: &mut Values, name: &'static str, value: u64) {
+    v.insert(name, Value::from(value));
+}
+
+/// The agent's and the live agent's names; returns both.
+fn draw_people(d: &mut Draw, v: &mut Values) -> (&'static str, &'static str) {
+    let names = d.distinct(AGENT_NAMES, 1);
+    text(v, "agent_name", names[0].to_owned());
+    text(
+        v,
+        "agent_avatar_url",
+        format!("https://cdn.example.test/{}.png", names[0].to_lowercase()),
+    );
+    let live = d.pick(LIVE_NAMES);
+    let live_id = format!("agent_{}", d.within(100, 999));
+    text(v, "live_agent_id", live_id);
+    text(v, "live_agent_name", live.to_owned());
+    text(
+        v,
+        "live_agent_avatar_url",
+        format!("https://cdn.example.test/live/{}.png", live.to_lowercase()),
+    );
+    (names[0], live)
+}
+
+/// What the user and the agents say: the greeting, suggestions, questions and answers.
+fn draw_conversation(d: &mut Draw, v: &mut Values, agent: &str, live: &str) {
+    let things = d.distinct(THINGS, 8);
+    let order = d.within(1000, 9999);
+    let opener = d.pick(OPENERS);
+    text(
+        v,
+        "greeting",
+        format!("{opener}! I'm {agent}. How can I help today?"),
+    );
+    text(v, "suggestion_1", format!("Track a {}", things[6]));
+    text(v, "suggestion_2", format!("Change a {}", things[7]));
+    for (i, name) in ["question_1", "question_2", "question_3", "question_4"]
+        .into_iter()
+        .enumerate()
+    {
+        let ask = d.pick(ASKS);
+        text(
+            v,
+            name,
+            format!("{ask} {} {}?", things[i], order + i as u64),
+        );
+    }
+    for (i, name) in ["answer_1", "answer_2", "answer_3", "answer_4"]
+        .into_iter()
+        .enumerate()
+    {
+        let state = d.pick(&["on its way", "confirmed", "updated", "being checked"]);
+        text(
+            v,
+            name,
+            format!("Your {} {} is {state}.", things[i], order + i as u64),
+        );
+    }
+    text(
+        v,
+        "live_answer",
+        format!("{live} here: I have your {} {} open.", things[4], order + 4),
+    );
+    text(
+        v,
+        "stream_text",
+        format!(
+            "Streaming the details of {} {} piece by piece for you.",
+            things[5],
+            order + 5
+        ),
+    );
+    text(
+        v,
+        "story",
+        format!(
+            "Once the socket dropped, the rest of the {} {} story came back with the replay.",
+            things[2],
+            order + 2
+        ),
+    );
+}
+
+/// Languages, queues, the client handoff's reason and an undocumented event type.
+fn draw_choices(d: &mut Draw, v: &mut Values) {
+    let (language_1, language_2) = d.two(LANGUAGES);
+    text(v, "language_1", language_1.to_owned());
+    text(v, "language_2", language_2.to_owned());
+    text(v, "queue_name", d.pick(QUEUES).to_owned());
+    text(v, "client_handoff_reason", d.pick(REASONS).to_owned());
+    text(v, "client_handoff_queue", d.pick(QUEUES).to_owned());
+    text(
+        v,
+        "unknown_event_type",
+        format!("EVENT_TYPE_FUTURE_{}", d.within(10, 99)),
+    );
+}
+
+/// The queue, streaming, typing and heartbeat timings.
+fn draw_timings(d: &mut Draw, v: &mut Values) {
+    // Queue: not the docs' position 3 / 180 s.
+    let position = [2, 4, 5, 6, 7, 8, 9][d.below(7) as usize];
+    number(v, "queue_position", position);
+    number(v, "queue_wait_seconds", 60 * d.within(2, 14) + 15);
+    number(v, "queue_interval_ms", d.within(300, 450));
+    // Streaming: chunk counts and timings.
+    number(v, "stream_pieces", d.within(3, 8));
+    number(v, "chunk_interval_ms", d.within(5, 40));
+    let story_pieces = d.within(4, 8);
+    number(v, "story_pieces", story_pieces);
+    number(v, "story_drop_after", d.within(1, story_pieces - 2));
+    number(v, "story_chunk_interval_ms", d.within(60, 120));
+    // Typing indicators: a pause before thinking (a client that shows "typing" whenever a
+    // message is unanswered shows it here), then the thinking itself.
+    number(v, "pre_think_ms", d.within(400, 650));
+    number(v, "think_ms", d.within(700, 1000));
+    number(v, "live_typing_ms", d.within(600, 850));
+    // Two heartbeat intervals (s), never 1 and never 30, far enough apart that no cadence
+    // is within HB-2's tolerance of both: 2 s or 3 s, and 7 s or 6 s.
+    let (heartbeat_a, other) = d.two(&[2u64, 3]);
+    let heartbeat_b = other + 4;
+    number(v, "heartbeat_a", heartbeat_a);
+    number(v, "heartbeat_b", heartbeat_b);
+    // Long enough for HB-1/HB-2 to tell a missing or wrong cadence: 2.5 intervals and a
+    // second (their threshold), plus half a second of margin.
+    number(v, "heartbeat_a_window_ms", heartbeat_a * 2_500 + 1_500);
+    number(v, "heartbeat_b_window_ms", heartbeat_b * 2_500 + 1_500);
+}
+
+/// Reconnect attempts, history hold-backs, Retry-After and the frame limit.
+fn draw_limits(d: &mut Draw, v: &mut Values) {
+    // Two reconnect-attempt limits, never the documented 5: 1 or 2, and 4, so that one case
+    // shows three growth steps of the backoff (1 s, 2 s, 4 s, 8 s).
+    let (attempts_a, _) = d.two(&[1u64, 2]);
+    let attempts_b = 4;
+    number(v, "max_attempts_a", attempts_a);
+    number(v, "max_attempts_b", attempts_b);
+    // How long to wait for the client to give up: the backoff 1 s, 2 s, 4 s … plus margin.
+    number(v, "give_up_a_ms", give_up_within(attempts_a));
+    number(v, "give_up_b_ms", give_up_within(attempts_b));
+    // History hold-backs: one short, one long, never a round 300 ms; further apart than
+    // WS-2's tolerance for a join after the history, so no fixed join timer fits both.
+    number(v, "hold_back_a", d.within(330, 640));
+    number(v, "hold_back_b", d.within(2_300, 3_000));
+    // Retry-After seconds of the two 429s: 1 and 5, or 2 and 4 (never the SDKs' default 5
+    // for both), apart by more than AUTH-5's tolerance.
+    let (retry, _) = d.two(&[2u64, 3]);
+    let (retry_a, retry_b) = if retry == 2 { (1, 5) } else { (2, 4) };
+    number(v, "retry_after_a", retry_a);
+    number(v, "retry_after_b", retry_b);
+    // A frame limit well under 128 KiB, and a message over it but under 128 KiB.
+    let limit = 1024 * d.within(24, 96);
+    number(v, "max_message_size", limit);
+    number(v, "oversized_length", limit + d.within(2_000, 8_000));
+}
+
+/// Texts added after the rest: drawn last, so earlier draws are unchanged for every seed.
+fn draw_late(d: &mut Draw, v: &mut Values) {
+    let late = d.pick(THINGS);
+    text(
+        v,
+        "after_end_text",
+        format!("Hello? Is anyone still there about my {late}?"),
+    );
+    let (gap, thing) = (d.within(2, 9), d.pick(THINGS));
+    let bye = d.pick(&[
+        "Take care",
+        "Have a good day",
+        "Glad I could help",
+        "All sorted",
+    ]);
+    text(
+        v,
+        "answer_5",
+        format!("While you were away: your {thing} moves by {gap} days."),
+    );
+    let (extra_1, extra_2) = (d.pick(THINGS), d.pick(THINGS));
+    text(v, "suggestion_3", format!("Ask about a {extra_1}"));
+    text(v, "suggestion_4", format!("Cancel the {extra_2}"));
+    text(
+        v,
+        "live_bye",
+        format!("{bye}! Your {thing} is noted. Closing the chat now."),
+    );
 }
 
 fn is_name(text: &str) -> bool {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::obligations::ObligationId;
+use crate::obligations::ObligationId::{self, *};
 
 use super::{Beat, Builder, expect, said, send, shows_message};
 
@@ -33,9 +33,11 @@ fn error_text(kind: &str) -> &'static str {
         .map_or("", |(_, text)| text)
 }
 
+/// How long to wait for what a turn without a reconnect shows.
+const QUICK: u64 = 10_000;
+
 impl Builder<'_> {
     pub(super) fn beat(&mut self, beat: &Beat) {
-        use ObligationId::*;
         // Faults for this beat's question go on the rule that fired before it.
         match beat {
             Beat::LostOnce => self.arm(json!("drop_next_echo")),
@@ -43,515 +45,572 @@ impl Builder<'_> {
             Beat::EchoOnlyInReplay => self.arm(json!("omit_next_echo")),
             _ => {}
         }
-        let quick = 10_000;
-        match beat {
-            Beat::Reply | Beat::LostOnce => {
-                let a = self.answer();
-                if *beat == Beat::LostOnce {
-                    self.check(&[Msg5]);
-                }
-                // A lost question is answered once the client resends it, about 5 s later.
-                let wait = vec![expect(shows_message("agent", &a), Msg3, 16_000)];
-                self.turn(
-                    vec![json!({ "think_ms": 5 }), json!({ "reply": { "text": a } })],
-                    vec![said("agent", &a)],
-                    wait,
-                    &[Msg3],
-                );
-            }
-            Beat::Think { pause_ms, think_ms } => {
-                let a = self.answer();
-                self.turn(
-                    vec![
-                        json!({ "pause_ms": pause_ms }),
-                        json!({ "think_ms": think_ms }),
-                        json!({ "reply": { "text": a } }),
-                    ],
-                    vec![said("agent", &a)],
-                    vec![expect(shows_message("agent", &a), Ux1, quick)],
-                    &[Ux1, Msg3],
-                );
-            }
+        match *beat {
+            Beat::Reply => self.reply(false),
+            Beat::LostOnce => self.reply(true),
+            Beat::Think { pause_ms, think_ms } => self.think(pause_ms, think_ms),
             Beat::Stream {
                 pieces,
                 swapped,
                 second_first,
-            } => {
-                let words: Vec<String> = (0..*pieces).map(|_| self.answer()).collect();
-                let mut chunks: Vec<Value> = words
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| {
-                        let text = if i == 0 { w.clone() } else { format!(" {w}") };
-                        if i == 0 {
-                            json!({ "text": text, "suggestions": [format!("More about {}", 100 + self.texts)] })
-                        } else {
-                            json!({ "text": text })
-                        }
-                    })
-                    .collect();
-                chunks.push(json!({ "text": "", "attachments": [{ "title": "Details", "preview_image_url": "https://cdn.example.test/p.png", "content_url": "https://cdn.example.test/d", "content_type": "ATTACHMENT_CONTENT_TYPE_URL", "call_to_action_text": "Open" }] }));
-                let whole: String = words.join(" ");
-                let mut steps = vec![json!({ "think_ms": 5 })];
-                if *swapped {
-                    steps.push(json!({ "fault": "swap_next" }));
-                }
-                steps.push(json!({ "stream": { "chunks": chunks, "chunk_interval_ms": 20, "second_chunk_first": second_first } }));
-                self.turn(
-                    steps,
-                    vec![said("agent", &whole)],
-                    vec![expect(shows_message("agent", &whole), Msg4, quick)],
-                    &[Msg4, Msg3],
-                );
-            }
-            Beat::Duplicate | Beat::NullSequence | Beat::UnknownFields => {
-                let a = self.answer();
-                let (fault, check) = match beat {
-                    Beat::Duplicate => ("duplicate_next", Msg2),
-                    Beat::NullSequence => ("null_sequence_next", Msg3),
-                    _ => ("unknown_fields_next", Err2),
-                };
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "fault": fault }),
-                        json!({ "reply": { "text": a } }),
-                    ],
-                    vec![said("agent", &a)],
-                    vec![expect(shows_message("agent", &a), check, quick)],
-                    &[check, Msg3],
-                );
-            }
-            Beat::Swap => {
-                let (a1, a2) = (self.answer(), self.answer());
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "fault": "swap_next" }),
-                        json!({ "reply": { "text": a1 } }),
-                        json!({ "reply": { "text": a2 } }),
-                    ],
-                    vec![said("agent", &a1), said("agent", &a2)],
-                    vec![expect(shows_message("agent", &a1), Msg3, quick)],
-                    &[Msg3],
-                );
-            }
-            Beat::HistoryAgain | Beat::ResendPrevious { .. } => {
-                let a = self.answer();
-                let fault = match beat {
-                    Beat::ResendPrevious { back } => json!({ "resend_previous": back }),
-                    _ => json!("resend_history"),
-                };
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "reply": { "text": a } }),
-                        json!({ "pause_ms": 30 }),
-                        json!({ "fault": fault }),
-                    ],
-                    vec![said("agent", &a)],
-                    vec![
-                        expect(shows_message("agent", &a), Msg3, quick),
-                        json!({ "hold_ms": 150 }),
-                    ],
-                    &[Msg2, Msg3],
-                );
-            }
-            Beat::UnknownLive => {
-                let a = self.answer();
-                let kind = format!("EVENT_TYPE_FUTURE_{}", 10 + self.d.below(80));
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "fault": "null_sequence_next" }),
-                        json!({ "fault": { "unknown_event_type": kind } }),
-                        json!({ "reply": { "text": a } }),
-                    ],
-                    vec![said("agent", &a)],
-                    vec![expect(shows_message("agent", &a), Err2, quick)],
-                    &[Err2, Msg3],
-                );
-            }
-            Beat::AgentError { kind } => {
-                self.turn(
-                    vec![json!({ "think_ms": 5 }), json!({ "error": kind })],
-                    vec![said("system", error_text(kind))],
-                    vec![json!({ "hold_ms": 300 })],
-                    &[Err1, Msg3],
-                );
-            }
-            Beat::Languages { swapped } => {
-                let a = self.answer();
-                let languages = ["de-DE", "es-MX", "ja-JP", "pt-BR", "it-IT", "nl-NL"];
-                let first = self.d.below(6) as usize;
-                let second = (first + 1 + self.d.below(5) as usize) % 6;
-                let mut steps = vec![json!({ "think_ms": 5 })];
-                if *swapped {
-                    steps.push(json!({ "fault": "swap_next" }));
-                }
-                steps.push(json!({ "language": languages[first] }));
-                steps.push(json!({ "language": languages[second] }));
-                steps.push(json!({ "reply": { "text": a } }));
-                self.turn(
-                    steps,
-                    vec![said("agent", &a)],
-                    vec![
-                        expect(json!({ "language": languages[second] }), Ux6, quick),
-                        expect(shows_message("agent", &a), Msg3, quick),
-                    ],
-                    &[Ux6, Msg3],
-                );
-            }
-            Beat::Suggestions { tap } => {
-                let a = self.answer();
-                let options = [
-                    format!("Track item {}", 100 + self.texts),
-                    format!("Change item {}", 100 + self.texts),
-                ];
-                let chosen = options[*tap].clone();
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "reply": { "text": a, "suggestions": options } }),
-                    ],
-                    vec![said("agent", &a)],
-                    vec![expect(shows_message("agent", &a), Msg3, quick)],
-                    &[Ux2, Msg3],
-                );
-                let followed = self.answer();
-                self.rule(
-                    &chosen,
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "reply": { "text": followed } }),
-                    ],
-                );
-                self.steps.push(json!({ "tap_suggestion": chosen }));
-                self.steps
-                    .push(expect(shows_message("agent", &followed), Ux2, quick));
-                self.conversation.push(said("user", &chosen));
-                self.conversation.push(said("agent", &followed));
-            }
-            Beat::Quiet => {
-                let window = self.session.settings.heartbeat_seconds * 2_500 + 1_500;
-                self.steps.push(json!({ "hold_ms": window }));
-                self.check(&[Hb1, Hb2]);
-            }
-            Beat::UserTyping => {
-                let a = self.answer();
-                self.steps.push(json!({ "typing": "started" }));
-                self.steps.push(json!({ "hold_ms": 600 }));
-                self.steps.push(json!({ "typing": "stopped" }));
-                self.turn(
-                    vec![json!({ "think_ms": 5 }), json!({ "reply": { "text": a } })],
-                    vec![said("agent", &a)],
-                    vec![expect(shows_message("agent", &a), Msg3, quick)],
-                    &[Ws6, Msg3],
-                );
-            }
-            Beat::Oversized => {
-                let limit = self.session.settings.max_message_size as usize;
-                let text = "é".repeat((limit + 3_000).div_ceil(2));
-                self.steps.push(send(&text));
-                self.steps.push(json!({ "hold_ms": 200 }));
-                self.check(&[Ws7]);
-            }
+            } => self.stream(pieces, swapped, second_first),
+            Beat::Duplicate => self.faulty_reply("duplicate_next", Msg2),
+            Beat::NullSequence => self.faulty_reply("null_sequence_next", Msg3),
+            Beat::UnknownFields => self.faulty_reply("unknown_fields_next", Err2),
+            Beat::Swap => self.swap(),
+            Beat::HistoryAgain => self.resent(json!("resend_history")),
+            Beat::ResendPrevious { back } => self.resent(json!({ "resend_previous": back })),
+            Beat::UnknownLive => self.unknown_live(),
+            Beat::AgentError { kind } => self.agent_error(kind),
+            Beat::Languages { swapped } => self.languages(swapped),
+            Beat::Suggestions { tap } => self.suggestions(tap),
+            Beat::Quiet => self.quiet(),
+            Beat::UserTyping => self.user_typing(),
+            Beat::Oversized => self.oversized(),
             Beat::Close {
                 code,
                 only_in_replay,
                 replay,
-            } => {
-                let a = self.answer();
-                let mut steps = vec![json!({ "think_ms": 5 }), json!({ "reply": { "text": a } })];
-                let mut after = vec![said("agent", &a)];
-                let mut wait = vec![expect(shows_message("agent", &a), Msg3, quick)];
-                steps.push(json!({ "pause_ms": 100 }));
-                match replay {
-                    Some("split_next_replay") => {
-                        steps.push(json!({ "fault": { "split_next_replay": 1 } }));
-                    }
-                    Some("drop_next_replay_after") => {
-                        steps.push(json!({ "fault": { "drop_next_replay_after": 1 } }));
-                    }
-                    Some(other) => steps.push(json!({ "fault": other })),
-                    None => {}
-                }
-                steps.push(match code {
-                    Some(code) => json!({ "fault": { "close": code } }),
-                    None => json!({ "fault": "drop" }),
-                });
-                // Said while the sockets are down (the history is all a replay can carry:
-                // a later sequence delivered live would put it behind the cursor).
-                if *only_in_replay {
-                    let hidden = self.answer();
-                    steps.push(json!({ "pause_ms": 100 }));
-                    steps.push(json!({ "reply": { "text": hidden } }));
-                    after.push(said("agent", &hidden));
-                    wait.push(expect(
-                        shows_message("agent", &hidden),
-                        Msg1,
-                        self.reconnect_wait(),
-                    ));
-                    self.check(&[Msg1]);
-                }
-                wait.push(json!({ "hold_ms": 200 }));
-                wait.push(expect(
-                    json!({ "connection": "open" }),
-                    Rc1,
-                    self.reconnect_wait(),
-                ));
-                self.turn(steps, after, wait, &[Msg3]);
-                self.reconnect_checks();
-            }
+            } => self.close(code, only_in_replay, replay),
             Beat::MidStreamDrop { pieces, drop_after } => {
-                let text: String = (0..*pieces)
-                    .map(|_| self.answer())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "stream": { "text": text, "pieces": pieces, "chunk_interval_ms": 80, "drop_after": drop_after } }),
-                    ],
-                    vec![said("agent", &text)],
-                    vec![
-                        expect(shows_message("agent", &text), Msg4, self.reconnect_wait()),
-                        expect(json!({ "connection": "open" }), Rc1, self.reconnect_wait()),
-                    ],
-                    &[Msg4, Msg1, Msg3],
-                );
-                self.reconnect_checks();
+                self.mid_stream_drop(pieces, drop_after);
             }
-            Beat::EchoOnlyInReplay => {
-                let (a1, a2) = (self.answer(), self.answer());
-                self.turn(
-                    vec![
-                        json!({ "pause_ms": 50 }),
-                        json!({ "fault": "drop" }),
-                        json!({ "pause_ms": 100 }),
-                        json!({ "reply": { "text": a1 } }),
-                        json!({ "reply": { "text": a2 } }),
-                    ],
-                    vec![said("agent", &a1), said("agent", &a2)],
-                    vec![
-                        expect(shows_message("agent", &a2), Msg1, self.reconnect_wait()),
-                        expect(json!({ "connection": "open" }), Rc1, self.reconnect_wait()),
-                    ],
-                    &[Msg1, Msg3],
-                );
-                self.reconnect_checks();
-            }
-            Beat::UnknownInReplay => {
-                let (a, hidden) = (self.answer(), self.answer());
-                let kind = format!("EVENT_TYPE_FUTURE_{}", 10 + self.d.below(80));
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "reply": { "text": a } }),
-                        json!({ "pause_ms": 50 }),
-                        json!({ "fault": "drop" }),
-                        json!({ "pause_ms": 100 }),
-                        json!({ "fault": { "unknown_event_type": kind } }),
-                        json!({ "reply": { "text": hidden } }),
-                    ],
-                    vec![said("agent", &a), said("agent", &hidden)],
-                    vec![
-                        expect(shows_message("agent", &a), Msg3, quick),
-                        expect(shows_message("agent", &hidden), Err2, self.reconnect_wait()),
-                    ],
-                    &[Err2, Msg3],
-                );
-                self.reconnect_checks();
-            }
-            Beat::RefusedReconnects { refusals } => {
-                let a = self.answer();
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "reply": { "text": a } }),
-                        json!({ "pause_ms": 50 }),
-                        json!({ "fault": { "refuse_handshakes": { "count": refusals, "status": 503 } } }),
-                        json!({ "fault": "drop" }),
-                    ],
-                    vec![said("agent", &a)],
-                    vec![
-                        expect(shows_message("agent", &a), Msg3, quick),
-                        json!({ "hold_ms": 200 }),
-                        expect(json!({ "connection": "open" }), Rc1, 12_000),
-                    ],
-                    &[Msg3],
-                );
-                self.reconnect_checks();
-            }
-            Beat::Restart => {
-                self.steps.push(json!("restart"));
-                self.steps
-                    .push(expect(json!({ "connection": "open" }), Ws4, quick));
-                self.check(&[Ws4, Rc2]);
-            }
-            Beat::Handoff { queue, turns } => {
-                let live = json!({ "id": "agent_77", "name": "{live_agent_name}", "avatar_url": "{live_agent_avatar_url}" });
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!("trigger_handoff"),
-                        json!({ "pause_ms": 150 }),
-                        json!("agent_left"),
-                        json!("handoff_accepted"),
-                        json!({ "queue_status": { "queue_name": "{queue_name}", "position_in_queue": queue + 1, "repeat": queue, "interval_ms": 300 } }),
-                        json!({ "pause_ms": 300 }),
-                        json!({ "live_agent_join": live }),
-                    ],
-                    Vec::new(),
-                    vec![expect(json!({ "handoff": "live" }), Ux3, quick)],
-                    &[Ux3, Msg3],
-                );
-                self.live_agent = true;
-                for _ in 0..*turns {
-                    let l = self.answer();
-                    self.turn(
-                        vec![
-                            json!({ "live_agent_typing": "TYPING_STATE_STARTED" }),
-                            json!({ "pause_ms": 600 }),
-                            json!({ "live_agent_message": { "text": l } }),
-                        ],
-                        vec![said("live_agent", &l)],
-                        vec![expect(shows_message("live_agent", &l), Msg3, quick)],
-                        &[Ux1, Msg3],
-                    );
-                }
-            }
-            Beat::ClientHandoff => {
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!("trigger_handoff"),
-                        json!({ "client_handoff": { "reason": "{client_handoff_reason}", "queue_name": "{client_handoff_queue}" } }),
-                        json!("agent_left"),
-                    ],
-                    Vec::new(),
-                    vec![expect(json!({ "handoff": "client_required" }), Ux5, quick)],
-                    &[Ux5, Msg3],
-                );
-            }
-            Beat::HandoffFails { timeout } => {
-                let mut steps = vec![json!({ "think_ms": 5 }), json!("trigger_handoff")];
-                let mut after = Vec::new();
-                if *timeout {
-                    steps.push(json!("handoff_accepted"));
-                    steps.push(json!({ "queue_status": { "queue_name": "{queue_name}", "position_in_queue": 2 } }));
-                    steps.push(json!({ "pause_ms": 400 }));
-                    steps.push(json!("handoff_timeout"));
-                } else {
-                    steps.push(json!({ "pause_ms": 150 }));
-                    steps.push(json!("handoff_failed"));
-                    steps.push(json!({ "error": "handoff_could_not_connect" }));
-                    after.push(said("system", error_text("handoff_could_not_connect")));
-                    self.check(&[Err1]);
-                }
-                let state = if *timeout { "timeout" } else { "failed" };
-                self.turn(
-                    steps,
-                    after,
-                    vec![expect(json!({ "handoff": state }), Ux3, quick)],
-                    &[Ux3, Msg3],
-                );
-            }
-            Beat::UserEnds => {
-                self.check(&[Ux4]);
-                self.steps.push(json!("end"));
-                self.steps
-                    .push(expect(json!({ "ended": "REASON_USER_END" }), Ux4, quick));
-                self.after_end();
-            }
-            Beat::NaturalEnd { during_drop } => {
-                let mut steps = Vec::new();
-                let mut after = Vec::new();
-                let mut wait = Vec::new();
-                if self.live_agent {
-                    steps.push(json!("live_agent_left"));
-                } else {
-                    let a = self.answer();
-                    steps.push(json!({ "think_ms": 5 }));
-                    steps.push(json!({ "reply": { "text": a } }));
-                    after.push(said("agent", &a));
-                    wait.push(expect(shows_message("agent", &a), Msg3, quick));
-                }
-                if *during_drop {
-                    steps.push(json!({ "pause_ms": 50 }));
-                    steps.push(json!({ "fault": "drop" }));
-                    steps.push(json!({ "pause_ms": 100 }));
-                    self.check(&[Msg1, Rc1]);
-                }
-                steps.push(json!({ "end": "REASON_NATURAL_END" }));
-                wait.push(expect(
-                    json!({ "ended": "REASON_NATURAL_END" }),
-                    Ux4,
-                    self.reconnect_wait(),
-                ));
-                self.turn(steps, after, wait, &[Ux4, Msg3]);
-                self.after_end();
-            }
-            Beat::GiveUp => {
-                let a = self.answer();
-                let attempts = self.session.settings.max_attempts;
-                let give_up: u64 = (0..attempts).map(|i| 1_000u64 << i).sum::<u64>() + 3_000;
-                self.turn(
-                    vec![
-                        json!({ "think_ms": 5 }),
-                        json!({ "reply": { "text": a } }),
-                        json!({ "pause_ms": 50 }),
-                        json!({ "fault": { "refuse_handshakes": { "count": 60, "status": 503 } } }),
-                        json!({ "fault": "drop" }),
-                    ],
-                    vec![said("agent", &a)],
-                    vec![
-                        expect(shows_message("agent", &a), Msg3, quick),
-                        json!({ "hold_ms": 300 }),
-                        expect(json!({ "connection": "closed" }), Rc4, give_up),
-                        json!({ "hold_ms": 1500 }),
-                    ],
-                    &[Rc1, Rc3, Rc4, Msg3],
-                );
-            }
-            Beat::TokenExpired | Beat::SessionExpired => {
-                let a = self.answer();
-                let fault = if *beat == Beat::TokenExpired {
-                    vec![
-                        json!({ "fault": "expire_token" }),
-                        json!({ "fault": "drop" }),
-                    ]
-                } else {
-                    vec![json!({ "fault": "expire_session" })]
-                };
-                let mut steps = vec![
-                    json!({ "think_ms": 5 }),
-                    json!({ "reply": { "text": a } }),
-                    json!({ "pause_ms": 50 }),
-                ];
-                steps.extend(fault);
-                self.turn(
-                    steps,
-                    vec![said("agent", &a)],
-                    vec![
-                        expect(shows_message("agent", &a), Msg3, quick),
-                        expect(json!({ "another_session": true }), Rc5, 8_000),
-                        expect(shows_message("agent", "{greeting}"), Ws3, quick),
-                        json!({ "hold_ms": 500 }),
-                    ],
-                    &[Rc5, Auth3, Rc1, Msg3],
-                );
-            }
-            Beat::LostForever => {
-                let q = self.question();
-                self.steps.push(send(&q));
-                self.steps.push(expect(
-                    json!({ "message": { "from": "user", "text": q, "status": "failed" } }),
-                    Msg5,
-                    43_000,
-                ));
-                self.check(&[Msg5, Hb1, Hb2]);
-            }
+            Beat::EchoOnlyInReplay => self.echo_only_in_replay(),
+            Beat::UnknownInReplay => self.unknown_in_replay(),
+            Beat::RefusedReconnects { refusals } => self.refused_reconnects(refusals),
+            Beat::Restart => self.restart(),
+            Beat::Handoff { queue, turns } => self.handoff(queue, turns),
+            Beat::ClientHandoff => self.client_handoff(),
+            Beat::HandoffFails { timeout } => self.handoff_fails(timeout),
+            Beat::UserEnds => self.user_ends(),
+            Beat::NaturalEnd { during_drop } => self.natural_end(during_drop),
+            Beat::GiveUp => self.give_up(),
+            Beat::TokenExpired => self.expired(true),
+            Beat::SessionExpired => self.expired(false),
+            Beat::LostForever => self.lost_forever(),
         }
+    }
+
+    /// A question and its answer; `lost`: the question's echo is lost once on the way.
+    fn reply(&mut self, lost: bool) {
+        let a = self.answer();
+        if lost {
+            self.check(&[Msg5]);
+        }
+        // A lost question is answered once the client resends it, about 5 s later.
+        let wait = vec![expect(shows_message("agent", &a), Msg3, 16_000)];
+        self.turn(
+            vec![json!({ "think_ms": 5 }), json!({ "reply": { "text": a } })],
+            vec![said("agent", &a)],
+            wait,
+            &[Msg3],
+        );
+    }
+
+    fn think(&mut self, pause_ms: u64, think_ms: u64) {
+        let a = self.answer();
+        self.turn(
+            vec![
+                json!({ "pause_ms": pause_ms }),
+                json!({ "think_ms": think_ms }),
+                json!({ "reply": { "text": a } }),
+            ],
+            vec![said("agent", &a)],
+            vec![expect(shows_message("agent", &a), Ux1, QUICK)],
+            &[Ux1, Msg3],
+        );
+    }
+
+    fn stream(&mut self, pieces: u64, swapped: bool, second_first: bool) {
+        let words: Vec<String> = (0..pieces).map(|_| self.answer()).collect();
+        let mut chunks: Vec<Value> = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let text = if i == 0 { w.clone() } else { format!(" {w}") };
+                if i == 0 {
+                    json!({ "text": text, "suggestions": [format!("More about {}", 100 + self.texts)] })
+                } else {
+                    json!({ "text": text })
+                }
+            })
+            .collect();
+        chunks.push(json!({ "text": "", "attachments": [{ "title": "Details", "preview_image_url": "https://cdn.example.test/p.png", "content_url": "https://cdn.example.test/d", "content_type": "ATTACHMENT_CONTENT_TYPE_URL", "call_to_action_text": "Open" }] }));
+        let whole: String = words.join(" ");
+        let mut steps = vec![json!({ "think_ms": 5 })];
+        if swapped {
+            steps.push(json!({ "fault": "swap_next" }));
+        }
+        steps.push(json!({ "stream": { "chunks": chunks, "chunk_interval_ms": 20, "second_chunk_first": second_first } }));
+        self.turn(
+            steps,
+            vec![said("agent", &whole)],
+            vec![expect(shows_message("agent", &whole), Msg4, QUICK)],
+            &[Msg4, Msg3],
+        );
+    }
+
+    /// The answer, with `fault` armed on it (duplicated, unsequenced, with unknown fields).
+    fn faulty_reply(&mut self, fault: &str, check: ObligationId) {
+        let a = self.answer();
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "fault": fault }),
+                json!({ "reply": { "text": a } }),
+            ],
+            vec![said("agent", &a)],
+            vec![expect(shows_message("agent", &a), check, QUICK)],
+            &[check, Msg3],
+        );
+    }
+
+    fn swap(&mut self) {
+        let (a1, a2) = (self.answer(), self.answer());
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "fault": "swap_next" }),
+                json!({ "reply": { "text": a1 } }),
+                json!({ "reply": { "text": a2 } }),
+            ],
+            vec![said("agent", &a1), said("agent", &a2)],
+            vec![expect(shows_message("agent", &a1), Msg3, QUICK)],
+            &[Msg3],
+        );
+    }
+
+    /// The answer, then `fault` sends events again (the whole history or an older event).
+    fn resent(&mut self, fault: Value) {
+        let a = self.answer();
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "reply": { "text": a } }),
+                json!({ "pause_ms": 30 }),
+                json!({ "fault": fault }),
+            ],
+            vec![said("agent", &a)],
+            vec![
+                expect(shows_message("agent", &a), Msg3, QUICK),
+                json!({ "hold_ms": 150 }),
+            ],
+            &[Msg2, Msg3],
+        );
+    }
+
+    fn unknown_live(&mut self) {
+        let a = self.answer();
+        let kind = format!("EVENT_TYPE_FUTURE_{}", 10 + self.d.below(80));
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "fault": "null_sequence_next" }),
+                json!({ "fault": { "unknown_event_type": kind } }),
+                json!({ "reply": { "text": a } }),
+            ],
+            vec![said("agent", &a)],
+            vec![expect(shows_message("agent", &a), Err2, QUICK)],
+            &[Err2, Msg3],
+        );
+    }
+
+    fn agent_error(&mut self, kind: &str) {
+        self.turn(
+            vec![json!({ "think_ms": 5 }), json!({ "error": kind })],
+            vec![said("system", error_text(kind))],
+            vec![json!({ "hold_ms": 300 })],
+            &[Err1, Msg3],
+        );
+    }
+
+    fn languages(&mut self, swapped: bool) {
+        let a = self.answer();
+        let languages = ["de-DE", "es-MX", "ja-JP", "pt-BR", "it-IT", "nl-NL"];
+        let first = self.d.below(6) as usize;
+        let second = (first + 1 + self.d.below(5) as usize) % 6;
+        let mut steps = vec![json!({ "think_ms": 5 })];
+        if swapped {
+            steps.push(json!({ "fault": "swap_next" }));
+        }
+        steps.push(json!({ "language": languages[first] }));
+        steps.push(json!({ "language": languages[second] }));
+        steps.push(json!({ "reply": { "text": a } }));
+        self.turn(
+            steps,
+            vec![said("agent", &a)],
+            vec![
+                expect(json!({ "language": languages[second] }), Ux6, QUICK),
+                expect(shows_message("agent", &a), Msg3, QUICK),
+            ],
+            &[Ux6, Msg3],
+        );
+    }
+
+    fn suggestions(&mut self, tap: usize) {
+        let a = self.answer();
+        let options = [
+            format!("Track item {}", 100 + self.texts),
+            format!("Change item {}", 100 + self.texts),
+        ];
+        let chosen = options[tap].clone();
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "reply": { "text": a, "suggestions": options } }),
+            ],
+            vec![said("agent", &a)],
+            vec![expect(shows_message("agent", &a), Msg3, QUICK)],
+            &[Ux2, Msg3],
+        );
+        let followed = self.answer();
+        self.rule(
+            &chosen,
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "reply": { "text": followed } }),
+            ],
+        );
+        self.steps.push(json!({ "tap_suggestion": chosen }));
+        self.steps
+            .push(expect(shows_message("agent", &followed), Ux2, QUICK));
+        self.conversation.push(said("user", &chosen));
+        self.conversation.push(said("agent", &followed));
+    }
+
+    fn quiet(&mut self) {
+        let window = self.session.settings.heartbeat_seconds * 2_500 + 1_500;
+        self.steps.push(json!({ "hold_ms": window }));
+        self.check(&[Hb1, Hb2]);
+    }
+
+    fn user_typing(&mut self) {
+        let a = self.answer();
+        self.steps.push(json!({ "typing": "started" }));
+        self.steps.push(json!({ "hold_ms": 600 }));
+        self.steps.push(json!({ "typing": "stopped" }));
+        self.turn(
+            vec![json!({ "think_ms": 5 }), json!({ "reply": { "text": a } })],
+            vec![said("agent", &a)],
+            vec![expect(shows_message("agent", &a), Msg3, QUICK)],
+            &[Ws6, Msg3],
+        );
+    }
+
+    fn oversized(&mut self) {
+        let limit = self.session.settings.max_message_size as usize;
+        let text = "é".repeat((limit + 3_000).div_ceil(2));
+        self.steps.push(send(&text));
+        self.steps.push(json!({ "hold_ms": 200 }));
+        self.check(&[Ws7]);
+    }
+
+    fn close(&mut self, code: Option<u16>, only_in_replay: bool, replay: Option<&str>) {
+        let a = self.answer();
+        let mut steps = vec![json!({ "think_ms": 5 }), json!({ "reply": { "text": a } })];
+        let mut after = vec![said("agent", &a)];
+        let mut wait = vec![expect(shows_message("agent", &a), Msg3, QUICK)];
+        steps.push(json!({ "pause_ms": 100 }));
+        match replay {
+            Some("split_next_replay") => {
+                steps.push(json!({ "fault": { "split_next_replay": 1 } }));
+            }
+            Some("drop_next_replay_after") => {
+                steps.push(json!({ "fault": { "drop_next_replay_after": 1 } }));
+            }
+            Some(other) => steps.push(json!({ "fault": other })),
+            None => {}
+        }
+        steps.push(match code {
+            Some(code) => json!({ "fault": { "close": code } }),
+            None => json!({ "fault": "drop" }),
+        });
+        // Said while the sockets are down (the history is all a replay can carry:
+        // a later sequence delivered live would put it behind the cursor).
+        if only_in_replay {
+            let hidden = self.answer();
+            steps.push(json!({ "pause_ms": 100 }));
+            steps.push(json!({ "reply": { "text": hidden } }));
+            after.push(said("agent", &hidden));
+            wait.push(expect(
+                shows_message("agent", &hidden),
+                Msg1,
+                self.reconnect_wait(),
+            ));
+            self.check(&[Msg1]);
+        }
+        wait.push(json!({ "hold_ms": 200 }));
+        wait.push(expect(
+            json!({ "connection": "open" }),
+            Rc1,
+            self.reconnect_wait(),
+        ));
+        self.turn(steps, after, wait, &[Msg3]);
+        self.reconnect_checks();
+    }
+
+    fn mid_stream_drop(&mut self, pieces: u64, drop_after: u64) {
+        let text: String = (0..pieces)
+            .map(|_| self.answer())
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "stream": { "text": text, "pieces": pieces, "chunk_interval_ms": 80, "drop_after": drop_after } }),
+            ],
+            vec![said("agent", &text)],
+            vec![
+                expect(shows_message("agent", &text), Msg4, self.reconnect_wait()),
+                expect(json!({ "connection": "open" }), Rc1, self.reconnect_wait()),
+            ],
+            &[Msg4, Msg1, Msg3],
+        );
+        self.reconnect_checks();
+    }
+
+    fn echo_only_in_replay(&mut self) {
+        let (a1, a2) = (self.answer(), self.answer());
+        self.turn(
+            vec![
+                json!({ "pause_ms": 50 }),
+                json!({ "fault": "drop" }),
+                json!({ "pause_ms": 100 }),
+                json!({ "reply": { "text": a1 } }),
+                json!({ "reply": { "text": a2 } }),
+            ],
+            vec![said("agent", &a1), said("agent", &a2)],
+            vec![
+                expect(shows_message("agent", &a2), Msg1, self.reconnect_wait()),
+                expect(json!({ "connection": "open" }), Rc1, self.reconnect_wait()),
+            ],
+            &[Msg1, Msg3],
+        );
+        self.reconnect_checks();
+    }
+
+    fn unknown_in_replay(&mut self) {
+        let (a, hidden) = (self.answer(), self.answer());
+        let kind = format!("EVENT_TYPE_FUTURE_{}", 10 + self.d.below(80));
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "reply": { "text": a } }),
+                json!({ "pause_ms": 50 }),
+                json!({ "fault": "drop" }),
+                json!({ "pause_ms": 100 }),
+                json!({ "fault": { "unknown_event_type": kind } }),
+                json!({ "reply": { "text": hidden } }),
+            ],
+            vec![said("agent", &a), said("agent", &hidden)],
+            vec![
+                expect(shows_message("agent", &a), Msg3, QUICK),
+                expect(shows_message("agent", &hidden), Err2, self.reconnect_wait()),
+            ],
+            &[Err2, Msg3],
+        );
+        self.reconnect_checks();
+    }
+
+    fn refused_reconnects(&mut self, refusals: u32) {
+        let a = self.answer();
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "reply": { "text": a } }),
+                json!({ "pause_ms": 50 }),
+                json!({ "fault": { "refuse_handshakes": { "count": refusals, "status": 503 } } }),
+                json!({ "fault": "drop" }),
+            ],
+            vec![said("agent", &a)],
+            vec![
+                expect(shows_message("agent", &a), Msg3, QUICK),
+                json!({ "hold_ms": 200 }),
+                expect(json!({ "connection": "open" }), Rc1, 12_000),
+            ],
+            &[Msg3],
+        );
+        self.reconnect_checks();
+    }
+
+    fn restart(&mut self) {
+        self.steps.push(json!("restart"));
+        self.steps
+            .push(expect(json!({ "connection": "open" }), Ws4, QUICK));
+        self.check(&[Ws4, Rc2]);
+    }
+
+    fn handoff(&mut self, queue: u32, turns: u32) {
+        let live = json!({ "id": "agent_77", "name": "{live_agent_name}", "avatar_url": "{live_agent_avatar_url}" });
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!("trigger_handoff"),
+                json!({ "pause_ms": 150 }),
+                json!("agent_left"),
+                json!("handoff_accepted"),
+                json!({ "queue_status": { "queue_name": "{queue_name}", "position_in_queue": queue + 1, "repeat": queue, "interval_ms": 300 } }),
+                json!({ "pause_ms": 300 }),
+                json!({ "live_agent_join": live }),
+            ],
+            Vec::new(),
+            vec![expect(json!({ "handoff": "live" }), Ux3, QUICK)],
+            &[Ux3, Msg3],
+        );
+        self.live_agent = true;
+        for _ in 0..turns {
+            let l = self.answer();
+            self.turn(
+                vec![
+                    json!({ "live_agent_typing": "TYPING_STATE_STARTED" }),
+                    json!({ "pause_ms": 600 }),
+                    json!({ "live_agent_message": { "text": l } }),
+                ],
+                vec![said("live_agent", &l)],
+                vec![expect(shows_message("live_agent", &l), Msg3, QUICK)],
+                &[Ux1, Msg3],
+            );
+        }
+    }
+
+    fn client_handoff(&mut self) {
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!("trigger_handoff"),
+                json!({ "client_handoff": { "reason": "{client_handoff_reason}", "queue_name": "{client_handoff_queue}" } }),
+                json!("agent_left"),
+            ],
+            Vec::new(),
+            vec![expect(json!({ "handoff": "client_required" }), Ux5, QUICK)],
+            &[Ux5, Msg3],
+        );
+    }
+
+    fn handoff_fails(&mut self, timeout: bool) {
+        let mut steps = vec![json!({ "think_ms": 5 }), json!("trigger_handoff")];
+        let mut after = Vec::new();
+        if timeout {
+            steps.push(json!("handoff_accepted"));
+            steps.push(
+                json!({ "queue_status": { "queue_name": "{queue_name}", "position_in_queue": 2 } }),
+            );
+            steps.push(json!({ "pause_ms": 400 }));
+            steps.push(json!("handoff_timeout"));
+        } else {
+            steps.push(json!({ "pause_ms": 150 }));
+            steps.push(json!("handoff_failed"));
+            steps.push(json!({ "error": "handoff_could_not_connect" }));
+            after.push(said("system", error_text("handoff_could_not_connect")));
+            self.check(&[Err1]);
+        }
+        let state = if timeout { "timeout" } else { "failed" };
+        self.turn(
+            steps,
+            after,
+            vec![expect(json!({ "handoff": state }), Ux3, QUICK)],
+            &[Ux3, Msg3],
+        );
+    }
+
+    fn user_ends(&mut self) {
+        self.check(&[Ux4]);
+        self.steps.push(json!("end"));
+        self.steps
+            .push(expect(json!({ "ended": "REASON_USER_END" }), Ux4, QUICK));
+        self.after_end();
+    }
+
+    fn natural_end(&mut self, during_drop: bool) {
+        let mut steps = Vec::new();
+        let mut after = Vec::new();
+        let mut wait = Vec::new();
+        if self.live_agent {
+            steps.push(json!("live_agent_left"));
+        } else {
+            let a = self.answer();
+            steps.push(json!({ "think_ms": 5 }));
+            steps.push(json!({ "reply": { "text": a } }));
+            after.push(said("agent", &a));
+            wait.push(expect(shows_message("agent", &a), Msg3, QUICK));
+        }
+        if during_drop {
+            steps.push(json!({ "pause_ms": 50 }));
+            steps.push(json!({ "fault": "drop" }));
+            steps.push(json!({ "pause_ms": 100 }));
+            self.check(&[Msg1, Rc1]);
+        }
+        steps.push(json!({ "end": "REASON_NATURAL_END" }));
+        wait.push(expect(
+            json!({ "ended": "REASON_NATURAL_END" }),
+            Ux4,
+            self.reconnect_wait(),
+        ));
+        self.turn(steps, after, wait, &[Ux4, Msg3]);
+        self.after_end();
+    }
+
+    fn give_up(&mut self) {
+        let a = self.answer();
+        let attempts = self.session.settings.max_attempts;
+        let give_up: u64 = (0..attempts).map(|i| 1_000u64 << i).sum::<u64>() + 3_000;
+        self.turn(
+            vec![
+                json!({ "think_ms": 5 }),
+                json!({ "reply": { "text": a } }),
+                json!({ "pause_ms": 50 }),
+                json!({ "fault": { "refuse_handshakes": { "count": 60, "status": 503 } } }),
+                json!({ "fault": "drop" }),
+            ],
+            vec![said("agent", &a)],
+            vec![
+                expect(shows_message("agent", &a), Msg3, QUICK),
+                json!({ "hold_ms": 300 }),
+                expect(json!({ "connection": "closed" }), Rc4, give_up),
+                json!({ "hold_ms": 1500 }),
+            ],
+            &[Rc1, Rc3, Rc4, Msg3],
+        );
+    }
+
+    /// The token (`token`) or else the session stops working: a new session follows.
+    fn expired(&mut self, token: bool) {
+        let a = self.answer();
+        let fault = if token {
+            vec![
+                json!({ "fault": "expire_token" }),
+                json!({ "fault": "drop" }),
+            ]
+        } else {
+            vec![json!({ "fault": "expire_session" })]
+        };
+        let mut steps = vec![
+            json!({ "think_ms": 5 }),
+            json!({ "reply": { "text": a } }),
+            json!({ "pause_ms": 50 }),
+        ];
+        steps.extend(fault);
+        self.turn(
+            steps,
+            vec![said("agent", &a)],
+            vec![
+                expect(shows_message("agent", &a), Msg3, QUICK),
+                expect(json!({ "another_session": true }), Rc5, 8_000),
+                expect(shows_message("agent", "{greeting}"), Ws3, QUICK),
+                json!({ "hold_ms": 500 }),
+            ],
+            &[Rc5, Auth3, Rc1, Msg3],
+        );
+    }
+
+    fn lost_forever(&mut self) {
+        let q = self.question();
+        self.steps.push(send(&q));
+        self.steps.push(expect(
+            json!({ "message": { "from": "user", "text": q, "status": "failed" } }),
+            Msg5,
+            43_000,
+        ));
+        self.check(&[Msg5, Hb1, Hb2]);
     }
 }
