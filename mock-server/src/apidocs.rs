@@ -170,15 +170,12 @@ fn handshake_failures() -> Value {
     ])
 }
 
-/// The AsyncAPI 3.0 document of the WebSocket channel.
-pub fn asyncapi() -> Value {
-    let mut g = generator(SchemaSettings::draft07());
-    let mut messages = Map::new();
+/// Adds a message per client event type to `messages`; returns their names in order.
+fn client_messages(g: &mut SchemaGenerator, messages: &mut Map<String, Value>) -> Vec<String> {
     let mut sent = Vec::new();
-    let mut received = Vec::new();
     for &event_type in ClientEvent::TYPES {
         let name = format!("Client{}", pascal(event_type));
-        let payload = client_payload_schema(event_type, &mut g);
+        let payload = client_payload_schema(event_type, g);
         let metadata = g.subschema_for::<Metadata>();
         messages.insert(name.clone(), json!({
             "name": event_type,
@@ -190,9 +187,15 @@ pub fn asyncapi() -> Value {
         }));
         sent.push(name);
     }
+    sent
+}
+
+/// Adds a message per known server event type to `messages`; returns their names in order.
+fn server_messages(g: &mut SchemaGenerator, messages: &mut Map<String, Value>) -> Vec<String> {
+    let mut received = Vec::new();
     for &event_type in ServerEvent::KNOWN_TYPES {
         let name = format!("Server{}", pascal(event_type));
-        let payload = ServerEvent::payload_schema(event_type, &mut g).unwrap_or_default();
+        let payload = ServerEvent::payload_schema(event_type, g).unwrap_or_default();
         let metadata = g.subschema_for::<Metadata>();
         let summary = if event_type == ServerEvent::LANGUAGE_CHANGED {
             "A server frame (spec §4.2, §6). Added 2026-06-12: not sent under messaging-mock's `--profile 2026-05`."
@@ -213,7 +216,12 @@ pub fn asyncapi() -> Value {
         messages.insert(name.clone(), message);
         received.push(name);
     }
-    let channel_refs: Map<String, Value> = messages
+    received
+}
+
+/// The channel's message map: each component message by reference, under its own name.
+fn channel_refs(messages: &Map<String, Value>) -> Map<String, Value> {
+    messages
         .keys()
         .map(|name| {
             (
@@ -221,13 +229,24 @@ pub fn asyncapi() -> Value {
                 json!({ "$ref": format!("#/components/messages/{name}") }),
             )
         })
-        .collect();
-    let operation_refs = |names: &[String]| -> Vec<Value> {
-        names
-            .iter()
-            .map(|name| json!({ "$ref": format!("#/channels/session/messages/{name}") }))
-            .collect()
-    };
+        .collect()
+}
+
+/// An operation's message list: each of `names` by reference to the channel's message.
+fn operation_refs(names: &[String]) -> Vec<Value> {
+    names
+        .iter()
+        .map(|name| json!({ "$ref": format!("#/channels/session/messages/{name}") }))
+        .collect()
+}
+
+/// The AsyncAPI 3.0 document of the WebSocket channel.
+pub fn asyncapi() -> Value {
+    let mut g = generator(SchemaSettings::draft07());
+    let mut messages = Map::new();
+    let sent = client_messages(&mut g, &mut messages);
+    let received = server_messages(&mut g, &mut messages);
+    let channel_refs = channel_refs(&messages);
     let schemas = g.take_definitions(true);
     json!({
         "asyncapi": "3.0.0",
@@ -318,8 +337,8 @@ fn rate_limited() -> Value {
     })
 }
 
-/// The OpenAPI 3.1 document of the two REST endpoints.
-pub fn openapi() -> Value {
+/// The named body schemas of the REST endpoints, for `components/schemas`.
+fn rest_schemas() -> Map<String, Value> {
     let mut g = generator(SchemaSettings::draft2020_12());
     let token = g.subschema_for::<AccessTokenResponse>();
     let request = g.subschema_for::<CreateSessionRequest>();
@@ -337,6 +356,74 @@ pub fn openapi() -> Value {
             schemas.insert(name.into(), schema.to_value());
         }
     }
+    schemas
+}
+
+/// `POST /api/v1/access-token` (spec §2.1).
+fn access_token_operation() -> Value {
+    json!({
+        "operationId": "createAccessToken",
+        "tags": ["handshake"],
+        "summary": "Exchange the connector token for an access token",
+        "description": "Spec §2.1. Send `X-Token` (the connector token) and `X-Host` (the registered domain; subdomains match) with the body `{}`.",
+        "security": [ { "connectorToken": [] } ],
+        "parameters": [ { "name": "X-Host", "in": "header", "required": true,
+            "description": "The registered domain or app namespace (e.g. `https://www.yourcompany.com`, `com.yourcompany.app`); a subdomain of the registered host matches.",
+            "schema": { "type": "string" }, "example": "localhost" } ],
+        "requestBody": { "required": true, "content": { "application/json": {
+            "schema": { "type": "object", "maxProperties": 0 }, "example": {} } } },
+        "responses": {
+            "200": { "description": "The access token.", "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/AccessTokenResponse" },
+                "example": { "access_token": "eyJhbGc...", "expires_in": 86400, "token_type": "Bearer" } } } },
+            "401": error_response("The connector is not accepted (spec §10.2).", &[
+                ("missingHeaders", catalog::MISSING_AUTHENTICATION_HEADERS),
+                ("unknownToken", catalog::CONNECTOR_TOKEN_DOES_NOT_EXIST),
+                ("hostMismatch", catalog::FAILED_TO_VALIDATE_CONNECTOR),
+                ("noHostDomain", catalog::CONNECTOR_MISSING_HOST_DOMAIN),
+            ]),
+            "429": rate_limited(),
+            "500": error_response("Retry with backoff (spec §10.2).", &[
+                ("tokenFailure", catalog::FAILED_TO_CREATE_ACCESS_TOKEN),
+            ])
+        }
+    })
+}
+
+/// `POST /api/v1/sessions` (spec §2.2).
+fn create_session_operation() -> Value {
+    json!({
+        "operationId": "createSession",
+        "tags": ["handshake"],
+        "summary": "Create a session (one conversation)",
+        "description": "Spec §2.2. The body is optional; without it `streaming_enabled` is false. A session expires after about 10 minutes of inactivity.",
+        "security": [ { "accessToken": [] } ],
+        "requestBody": { "required": false, "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/CreateSessionRequest" },
+            "example": { "platform": "web", "streaming_enabled": true } } } },
+        "responses": {
+            "200": { "description": "The session.", "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/CreateSessionResponse" },
+                "example": { "session_id": "a1b2c3d4-e5f6-7890-abcd-ef1234567890" } } } },
+            "400": error_response("A bad request (spec §10.3).", &[
+                ("missingToken", catalog::MISSING_ACCESS_TOKEN),
+                ("badBody", catalog::ERROR_PARSING_REQUEST),
+            ]),
+            "401": error_response("The access token is not accepted (spec §10.3).", &[
+                ("notBearer", catalog::MISSING_AUTHENTICATION_HEADERS),
+                ("invalidToken", catalog::INVALID_ACCESS_TOKEN),
+            ]),
+            "429": rate_limited(),
+            "500": error_response("Retry with backoff (spec §10.3).", &[
+                ("sessionFailure", catalog::FAILED_TO_CREATE_SESSION),
+            ])
+        }
+    })
+}
+
+/// The OpenAPI 3.1 document of the two REST endpoints.
+pub fn openapi() -> Value {
+    let schemas = rest_schemas();
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -351,60 +438,8 @@ pub fn openapi() -> Value {
         ],
         "tags": [ { "name": "handshake", "description": "Before the WebSocket." } ],
         "paths": {
-            "/api/v1/access-token": { "post": {
-                "operationId": "createAccessToken",
-                "tags": ["handshake"],
-                "summary": "Exchange the connector token for an access token",
-                "description": "Spec §2.1. Send `X-Token` (the connector token) and `X-Host` (the registered domain; subdomains match) with the body `{}`.",
-                "security": [ { "connectorToken": [] } ],
-                "parameters": [ { "name": "X-Host", "in": "header", "required": true,
-                    "description": "The registered domain or app namespace (e.g. `https://www.yourcompany.com`, `com.yourcompany.app`); a subdomain of the registered host matches.",
-                    "schema": { "type": "string" }, "example": "localhost" } ],
-                "requestBody": { "required": true, "content": { "application/json": {
-                    "schema": { "type": "object", "maxProperties": 0 }, "example": {} } } },
-                "responses": {
-                    "200": { "description": "The access token.", "content": { "application/json": {
-                        "schema": { "$ref": "#/components/schemas/AccessTokenResponse" },
-                        "example": { "access_token": "eyJhbGc...", "expires_in": 86400, "token_type": "Bearer" } } } },
-                    "401": error_response("The connector is not accepted (spec §10.2).", &[
-                        ("missingHeaders", catalog::MISSING_AUTHENTICATION_HEADERS),
-                        ("unknownToken", catalog::CONNECTOR_TOKEN_DOES_NOT_EXIST),
-                        ("hostMismatch", catalog::FAILED_TO_VALIDATE_CONNECTOR),
-                        ("noHostDomain", catalog::CONNECTOR_MISSING_HOST_DOMAIN),
-                    ]),
-                    "429": rate_limited(),
-                    "500": error_response("Retry with backoff (spec §10.2).", &[
-                        ("tokenFailure", catalog::FAILED_TO_CREATE_ACCESS_TOKEN),
-                    ])
-                }
-            } },
-            "/api/v1/sessions": { "post": {
-                "operationId": "createSession",
-                "tags": ["handshake"],
-                "summary": "Create a session (one conversation)",
-                "description": "Spec §2.2. The body is optional; without it `streaming_enabled` is false. A session expires after about 10 minutes of inactivity.",
-                "security": [ { "accessToken": [] } ],
-                "requestBody": { "required": false, "content": { "application/json": {
-                    "schema": { "$ref": "#/components/schemas/CreateSessionRequest" },
-                    "example": { "platform": "web", "streaming_enabled": true } } } },
-                "responses": {
-                    "200": { "description": "The session.", "content": { "application/json": {
-                        "schema": { "$ref": "#/components/schemas/CreateSessionResponse" },
-                        "example": { "session_id": "a1b2c3d4-e5f6-7890-abcd-ef1234567890" } } } },
-                    "400": error_response("A bad request (spec §10.3).", &[
-                        ("missingToken", catalog::MISSING_ACCESS_TOKEN),
-                        ("badBody", catalog::ERROR_PARSING_REQUEST),
-                    ]),
-                    "401": error_response("The access token is not accepted (spec §10.3).", &[
-                        ("notBearer", catalog::MISSING_AUTHENTICATION_HEADERS),
-                        ("invalidToken", catalog::INVALID_ACCESS_TOKEN),
-                    ]),
-                    "429": rate_limited(),
-                    "500": error_response("Retry with backoff (spec §10.3).", &[
-                        ("sessionFailure", catalog::FAILED_TO_CREATE_SESSION),
-                    ])
-                }
-            } }
+            "/api/v1/access-token": { "post": access_token_operation() },
+            "/api/v1/sessions": { "post": create_session_operation() }
         },
         "components": {
             "schemas": schemas,

@@ -97,78 +97,72 @@ struct RequestFilter {
     count: bool,
 }
 
+impl CtlCommand {
+    /// The HTTP call this command makes: method, path (with its query) and body.
+    fn call(&self) -> anyhow::Result<(&'static str, String, Option<String>)> {
+        Ok(match self {
+            CtlCommand::Health => ("GET", "/_mock/health".to_owned(), None),
+            CtlCommand::Sessions => ("GET", "/_mock/sessions".to_owned(), None),
+            CtlCommand::Session { id } => ("GET", format!("/_mock/sessions/{id}"), None),
+            CtlCommand::Journal { id, follow } => (
+                "GET",
+                format!("/_mock/sessions/{id}/journal?follow={follow}"),
+                None,
+            ),
+            CtlCommand::Steps { id, json } => (
+                "POST",
+                format!("/_mock/sessions/{id}/steps"),
+                Some(json.clone()),
+            ),
+            CtlCommand::Faults { id, json } => (
+                "POST",
+                format!("/_mock/sessions/{id}/faults"),
+                Some(json.clone()),
+            ),
+            CtlCommand::End { id, reason } => (
+                "POST",
+                format!("/_mock/sessions/{id}/end"),
+                Some(serde_json::json!({ "reason": reason }).to_string()),
+            ),
+            CtlCommand::NextScenario { scenario } => (
+                "PUT",
+                "/_mock/next-scenario".to_owned(),
+                Some(serde_json::json!({ "scenario": scenario }).to_string()),
+            ),
+            CtlCommand::ConnectorScenario { token, scenario } => (
+                "PUT",
+                format!("/_mock/connectors/{token}/scenario"),
+                Some(serde_json::json!({ "scenario": scenario }).to_string()),
+            ),
+            CtlCommand::Scenarios => ("GET", "/_mock/scenarios".to_owned(), None),
+            CtlCommand::Clock { advance_ms, scale } => (
+                "POST",
+                "/_mock/clock".to_owned(),
+                Some(serde_json::json!({ "advance_ms": advance_ms, "scale": scale }).to_string()),
+            ),
+            CtlCommand::Requests(filter) => {
+                let query = serde_urlencoded::to_string(filter).context("encoding the filters")?;
+                let path = if query.is_empty() {
+                    "/_mock/requests".to_owned()
+                } else {
+                    format!("/_mock/requests?{query}")
+                };
+                ("GET", path, None)
+            }
+            CtlCommand::HttpFailures { json } => (
+                "POST",
+                "/_mock/http-failures".to_owned(),
+                Some(json.clone()),
+            ),
+            CtlCommand::Reset => ("POST", "/_mock/reset".to_owned(), None),
+        })
+    }
+}
+
 pub fn run(args: CtlArgs) -> anyhow::Result<std::process::ExitCode> {
-    let (method, path, body) = match &args.command {
-        CtlCommand::Health => ("GET", "/_mock/health".to_owned(), None),
-        CtlCommand::Sessions => ("GET", "/_mock/sessions".to_owned(), None),
-        CtlCommand::Session { id } => ("GET", format!("/_mock/sessions/{id}"), None),
-        CtlCommand::Journal { id, follow } => (
-            "GET",
-            format!("/_mock/sessions/{id}/journal?follow={follow}"),
-            None,
-        ),
-        CtlCommand::Steps { id, json } => (
-            "POST",
-            format!("/_mock/sessions/{id}/steps"),
-            Some(json.clone()),
-        ),
-        CtlCommand::Faults { id, json } => (
-            "POST",
-            format!("/_mock/sessions/{id}/faults"),
-            Some(json.clone()),
-        ),
-        CtlCommand::End { id, reason } => (
-            "POST",
-            format!("/_mock/sessions/{id}/end"),
-            Some(serde_json::json!({ "reason": reason }).to_string()),
-        ),
-        CtlCommand::NextScenario { scenario } => (
-            "PUT",
-            "/_mock/next-scenario".to_owned(),
-            Some(serde_json::json!({ "scenario": scenario }).to_string()),
-        ),
-        CtlCommand::ConnectorScenario { token, scenario } => (
-            "PUT",
-            format!("/_mock/connectors/{token}/scenario"),
-            Some(serde_json::json!({ "scenario": scenario }).to_string()),
-        ),
-        CtlCommand::Scenarios => ("GET", "/_mock/scenarios".to_owned(), None),
-        CtlCommand::Clock { advance_ms, scale } => (
-            "POST",
-            "/_mock/clock".to_owned(),
-            Some(serde_json::json!({ "advance_ms": advance_ms, "scale": scale }).to_string()),
-        ),
-        CtlCommand::Requests(filter) => {
-            let query = serde_urlencoded::to_string(filter).context("encoding the filters")?;
-            let path = if query.is_empty() {
-                "/_mock/requests".to_owned()
-            } else {
-                format!("/_mock/requests?{query}")
-            };
-            ("GET", path, None)
-        }
-        CtlCommand::HttpFailures { json } => (
-            "POST",
-            "/_mock/http-failures".to_owned(),
-            Some(json.clone()),
-        ),
-        CtlCommand::Reset => ("POST", "/_mock/reset".to_owned(), None),
-    };
+    let (method, path, body) = args.command.call()?;
     let authority = authority(&args.url)?;
-    let tls = match (args.url.starts_with("https://"), &args.ca_file) {
-        (false, _) => None,
-        (true, None) => bail!(
-            "--url {}: an https:// mock needs --ca-file (its readiness line's `ca_file`)",
-            args.url
-        ),
-        (true, Some(file)) => {
-            let pem = std::fs::read(file)
-                .with_context(|| format!("cannot read --ca-file {}", file.display()))?;
-            let config = mock_server::tls::client_config(&pem)
-                .with_context(|| format!("--ca-file {}", file.display()))?;
-            Some(std::sync::Arc::new(config))
-        }
-    };
+    let tls = tls_config(&args.url, args.ca_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -182,6 +176,27 @@ pub fn run(args: CtlArgs) -> anyhow::Result<std::process::ExitCode> {
         &path,
         body,
     ))
+}
+
+/// The TLS client configuration for an `https://` URL, trusting `ca_file`; `None` for `http://`.
+fn tls_config(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+    Ok(match (url.starts_with("https://"), ca_file) {
+        (false, _) => None,
+        (true, None) => bail!(
+            "--url {}: an https:// mock needs --ca-file (its readiness line's `ca_file`)",
+            url
+        ),
+        (true, Some(file)) => {
+            let pem = std::fs::read(file)
+                .with_context(|| format!("cannot read --ca-file {}", file.display()))?;
+            let config = mock_server::tls::client_config(&pem)
+                .with_context(|| format!("--ca-file {}", file.display()))?;
+            Some(std::sync::Arc::new(config))
+        }
+    })
 }
 
 /// The `host:port` of `--url`: the mock's base URL, or its control URL (`…/_mock`).

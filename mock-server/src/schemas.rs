@@ -132,11 +132,26 @@ fn render(value: &Value) -> String {
     text
 }
 
+/// One file before rendering: its name, its document, and its kind for the README's index.
+type Entry = (String, Value, &'static str);
+
 /// Every schema file, plus `README.md` indexing them.
 pub fn generate() -> Vec<SchemaFile> {
-    let mut files: Vec<(String, Value, &'static str)> = Vec::new();
+    let mut files: Vec<Entry> = Vec::new();
+    client_event_files(&mut files);
+    server_event_files(&mut files);
+    http_body_files(&mut files);
+    files.push((
+        "scenario.schema.json".into(),
+        scenario_schema(),
+        "scenario file",
+    ));
+    api_documents(&mut files);
+    render_with_readme(files)
+}
 
-    // Client events, one file each, and the union.
+/// Client events, one file each, and the union.
+fn client_event_files(files: &mut Vec<Entry>) {
     let mut union_generator = generator();
     let mut client_union = Vec::new();
     for &event_type in ClientEvent::TYPES {
@@ -163,8 +178,10 @@ pub fn generate() -> Vec<SchemaFile> {
         &mut union_generator,
     );
     files.push(("client-frame.schema.json".into(), client_frame, "union"));
+}
 
-    // Server events, one file each, and the union.
+/// Server events, one file each, and the union.
+fn server_event_files(files: &mut Vec<Entry>) {
     let mut union_generator = generator();
     let mut server_union = Vec::new();
     for &event_type in ServerEvent::KNOWN_TYPES {
@@ -192,8 +209,10 @@ pub fn generate() -> Vec<SchemaFile> {
         &mut union_generator,
     );
     files.push(("server-envelope.schema.json".into(), envelope, "union"));
+}
 
-    // HTTP bodies.
+/// The bodies of the REST requests and answers.
+fn http_body_files(files: &mut Vec<Entry>) {
     for (name, doc) in [
         http_body::<AccessTokenResponse>(
             "http-access-token-response",
@@ -214,12 +233,10 @@ pub fn generate() -> Vec<SchemaFile> {
     ] {
         files.push((name, doc, "HTTP body"));
     }
+}
 
-    files.push((
-        "scenario.schema.json".into(),
-        scenario_schema(),
-        "scenario file",
-    ));
+/// The OpenAPI and AsyncAPI documents: the control API, the WebSocket, the REST handshake.
+fn api_documents(files: &mut Vec<Entry>) {
     files.push((
         "control-openapi.json".into(),
         crate::control::openapi::document(),
@@ -235,7 +252,10 @@ pub fn generate() -> Vec<SchemaFile> {
         crate::apidocs::openapi(),
         "OpenAPI 3.1: the REST handshake",
     ));
+}
 
+/// Renders every file and appends `README.md`, a table of them in order.
+fn render_with_readme(files: Vec<Entry>) -> Vec<SchemaFile> {
     let mut readme = String::from(
         "# JSON Schemas\n\n\
          Generated from the Rust types in `mock-server/src/protocol/` (draft 2020-12). Do not edit by\n\

@@ -9,7 +9,7 @@ use clap::Args;
 use mock_server::outln;
 use tokio::net::TcpListener;
 
-use super::tls::{TlsArgs, tls_setup};
+use super::tls::{TlsArgs, TlsSetup, tls_setup};
 use super::{init_logging, shutdown_signal};
 
 #[derive(Debug, Args)]
@@ -81,55 +81,73 @@ pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let listener = TcpListener::bind(args.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", args.bind))?;
-        let addr = listener.local_addr().context("reading the bound address")?;
-        let (http, ws) = if tls.is_some() {
-            ("https", "wss")
-        } else {
-            ("http", "ws")
-        };
-        let mut ready = serde_json::json!({
-            "ready": true,
-            "proxy": true,
-            "upstream": args.upstream,
-            "base_url": format!("{http}://{addr}"),
-            "ws_url": format!("{ws}://{addr}/ws"),
-            "control_url": format!("{http}://{addr}/_mock"),
-            "console_url": format!("{http}://{addr}/_mock/ui/"),
-        });
-        if let Some(tls) = &tls {
-            ready["tls"] = true.into();
-            if let Some(ca) = &tls.ca_file {
-                ready["ca_file"] = ca.path.display().to_string().into();
-            }
+    runtime.block_on(serve(args, tls, proxy))
+}
+
+/// Listens, prints the readiness line, serves until the shutdown signal, then reports the
+/// violations seen.
+async fn serve(
+    args: ProxyArgs,
+    tls: Option<TlsSetup>,
+    proxy: mock_server::proxy::Proxy,
+) -> anyhow::Result<ExitCode> {
+    let listener = TcpListener::bind(args.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.bind))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    outln!("{}", ready_line(&args.upstream, addr, tls.as_ref()));
+    let shutdown = shutdown_signal()?;
+    let identity = tls.as_ref().map(|t| t.identity.clone());
+    mock_server::proxy::serve(listener, proxy.clone(), identity, shutdown)
+        .await
+        .context("serving")?;
+    drop(tls);
+    report_violations(&proxy);
+    anyhow::Ok(ExitCode::SUCCESS)
+}
+
+/// The JSON line printed once the proxy listens: its URLs, and its TLS files when it has them.
+fn ready_line(upstream: &str, addr: SocketAddr, tls: Option<&TlsSetup>) -> serde_json::Value {
+    let (http, ws) = if tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    let mut ready = serde_json::json!({
+        "ready": true,
+        "proxy": true,
+        "upstream": upstream,
+        "base_url": format!("{http}://{addr}"),
+        "ws_url": format!("{ws}://{addr}/ws"),
+        "control_url": format!("{http}://{addr}/_mock"),
+        "console_url": format!("{http}://{addr}/_mock/ui/"),
+    });
+    if let Some(tls) = tls {
+        ready["tls"] = true.into();
+        if let Some(ca) = &tls.ca_file {
+            ready["ca_file"] = ca.path.display().to_string().into();
         }
-        outln!("{ready}");
-        let shutdown = shutdown_signal()?;
-        let identity = tls.as_ref().map(|t| t.identity.clone());
-        mock_server::proxy::serve(listener, proxy.clone(), identity, shutdown)
-            .await
-            .context("serving")?;
-        drop(tls);
-        let violations = proxy.violations();
+    }
+    ready
+}
+
+/// The exit summary on stderr: how many violations, and the first 20 of them.
+fn report_violations(proxy: &mock_server::proxy::Proxy) {
+    let violations = proxy.violations();
+    eprintln!(
+        "messaging-mock proxy: {} violation(s) of the protocol",
+        proxy.violation_count()
+    );
+    for v in violations.iter().take(20) {
         eprintln!(
-            "messaging-mock proxy: {} violation(s) of the protocol",
-            proxy.violation_count()
+            "  {} ms {:?} {}: {} {}",
+            v.at_ms,
+            v.direction,
+            v.rule,
+            v.detail,
+            v.session_id.as_deref().unwrap_or("")
         );
-        for v in violations.iter().take(20) {
-            eprintln!(
-                "  {} ms {:?} {}: {} {}",
-                v.at_ms,
-                v.direction,
-                v.rule,
-                v.detail,
-                v.session_id.as_deref().unwrap_or("")
-            );
-        }
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
+    }
 }
 
 /// A number of seconds above zero and below a day.

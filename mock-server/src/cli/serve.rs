@@ -12,7 +12,7 @@ use mock_server::outln;
 use mock_server::state::AppState;
 use tokio::net::TcpListener;
 
-use super::tls::{TlsArgs, tls_setup};
+use super::tls::{TlsArgs, TlsSetup, tls_setup};
 use super::{init_logging, shutdown_signal};
 
 #[derive(Debug, Clone, Args)]
@@ -169,6 +169,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut config = args.into_config()?;
+    warn_if_default_connector_replaced(&config);
+    if let Some(addr) = control_bind
+        && !addr.ip().is_loopback()
+        && config.control_token.is_none()
+    {
+        anyhow::bail!("--control-bind {addr} is not a loopback address: set --control-token too");
+    }
+    config.seed = Some(seed_of(&config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(bind, control_bind, tls, config))
+}
+
+/// Warns when the configured connectors leave out the default one, whose token is then refused.
+fn warn_if_default_connector_replaced(config: &Config) {
     let default_token = Connector::default_connector().token;
     if !config.connectors.iter().any(|c| c.token == default_token) {
         let ids: Vec<&str> = config.connectors.iter().map(|c| c.id.as_str()).collect();
@@ -178,83 +195,109 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ids.join(", ")
         );
     }
-    if let Some(addr) = control_bind
-        && !addr.ip().is_loopback()
-        && config.control_token.is_none()
-    {
-        anyhow::bail!("--control-bind {addr} is not a loopback address: set --control-token too");
-    }
+}
+
+/// The seed: the configured one, else the scenario's, else a random one.
+fn seed_of(config: &Config) -> u64 {
     let scenario_seed = mock_server::scenario::Catalogue::embedded()
         .ok()
         .and_then(|c| c.get(&config.scenario))
         .and_then(|s| s.seed);
-    let seed = config.seed.or(scenario_seed).unwrap_or_else(rand_seed);
-    config.seed = Some(seed);
-    let scenario = config.scenario.clone();
-    let profile = config.profile;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let listener = TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("cannot listen on {bind}"))?;
-        let addr = listener.local_addr().context("reading the bound address")?;
-        let control = match control_bind {
-            Some(control_addr) => Some(
-                TcpListener::bind(control_addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {control_addr}"))?,
-            ),
-            None => None,
-        };
-        let (http, ws) = if tls.is_some() {
-            ("https", "wss")
-        } else {
-            ("http", "ws")
-        };
-        let control_url = match &control {
-            Some(listener) => format!(
-                "{http}://{}/_mock",
-                listener
-                    .local_addr()
-                    .context("reading the control address")?
-            ),
-            None => format!("{http}://{addr}/_mock"),
-        };
-        let default = Connector::default_connector();
-        let connector = config.connectors.first().cloned().unwrap_or(default);
-        let state = AppState::new(config)?;
-        let shutdown = shutdown_signal()?;
-        let mut ready = serde_json::json!({
-            "ready": true,
-            "base_url": format!("{http}://{addr}"),
-            "ws_url": format!("{ws}://{addr}/ws"),
-            "connector_token": connector.token,
-            "host": connector.host,
-            "seed": seed,
-            "scenario": scenario,
-            "profile": profile.as_str(),
-            "console_url": format!("{control_url}/ui/"),
-            "control_url": control_url,
-        });
-        if let Some(tls) = &tls {
-            ready["tls"] = true.into();
-            if let Some(ca) = &tls.ca_file {
-                ready["ca_file"] = ca.path.display().to_string().into();
-            }
-        }
-        outln!("{ready}");
-        tracing::info!(%addr, "messaging-mock listening");
-        let identity = tls.as_ref().map(|t| t.identity.clone());
-        mock_server::server::serve_on(listener, control, identity, state, shutdown)
-            .await
-            .context("serving")?;
-        drop(tls);
-        tracing::info!("stopped");
-        Ok(ExitCode::SUCCESS)
+    config.seed.or(scenario_seed).unwrap_or_else(rand_seed)
+}
+
+/// Listens (on the control address too, when it has its own), prints the readiness line and
+/// serves until the shutdown signal.
+async fn serve(
+    bind: SocketAddr,
+    control_bind: Option<SocketAddr>,
+    tls: Option<TlsSetup>,
+    config: Config,
+) -> anyhow::Result<ExitCode> {
+    let listener = TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot listen on {bind}"))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let control = match control_bind {
+        Some(control_addr) => Some(
+            TcpListener::bind(control_addr)
+                .await
+                .with_context(|| format!("cannot listen on {control_addr}"))?,
+        ),
+        None => None,
+    };
+    let control_url = control_url(addr, control.as_ref(), tls.is_some())?;
+    let ready = ready_line(addr, control_url, &config, tls.as_ref());
+    let state = AppState::new(config)?;
+    let shutdown = shutdown_signal()?;
+    outln!("{ready}");
+    tracing::info!(%addr, "messaging-mock listening");
+    let identity = tls.as_ref().map(|t| t.identity.clone());
+    mock_server::server::serve_on(listener, control, identity, state, shutdown)
+        .await
+        .context("serving")?;
+    drop(tls);
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `http` and `ws`, or `https` and `wss` with TLS.
+fn schemes(tls: bool) -> (&'static str, &'static str) {
+    if tls {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    }
+}
+
+/// The control API's URL: on its own listener when it has one, else on the main address.
+fn control_url(
+    addr: SocketAddr,
+    control: Option<&TcpListener>,
+    tls: bool,
+) -> anyhow::Result<String> {
+    let (http, _) = schemes(tls);
+    Ok(match control {
+        Some(listener) => format!(
+            "{http}://{}/_mock",
+            listener
+                .local_addr()
+                .context("reading the control address")?
+        ),
+        None => format!("{http}://{addr}/_mock"),
     })
+}
+
+/// The JSON line printed once the server listens: its URLs, the first connector, the seed,
+/// scenario and profile, and its TLS files when it has them.
+fn ready_line(
+    addr: SocketAddr,
+    control_url: String,
+    config: &Config,
+    tls: Option<&TlsSetup>,
+) -> serde_json::Value {
+    let (http, ws) = schemes(tls.is_some());
+    let default = Connector::default_connector();
+    let connector = config.connectors.first().unwrap_or(&default);
+    let mut ready = serde_json::json!({
+        "ready": true,
+        "base_url": format!("{http}://{addr}"),
+        "ws_url": format!("{ws}://{addr}/ws"),
+        "connector_token": connector.token,
+        "host": connector.host,
+        "seed": config.seed,
+        "scenario": config.scenario,
+        "profile": config.profile.as_str(),
+        "console_url": format!("{control_url}/ui/"),
+        "control_url": control_url,
+    });
+    if let Some(tls) = tls {
+        ready["tls"] = true.into();
+        if let Some(ca) = &tls.ca_file {
+            ready["ca_file"] = ca.path.display().to_string().into();
+        }
+    }
+    ready
 }
 
 fn rand_seed() -> u64 {

@@ -52,75 +52,89 @@ pub(crate) fn refusal(
     if console_file && token.is_some() {
         return None;
     }
-    let refuse = |status, message: &str| Some(Failure::new(status, message, None).into_response());
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match token {
-        Some(token) if presented == Some(token) => {}
-        Some(_) => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "the control API needs `Authorization: Bearer <control_token>`",
-            );
-        }
-        None => {
-            let peer = request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0);
-            if !peer.is_some_and(|p| p.ip().is_loopback()) {
-                return refuse(
-                    StatusCode::FORBIDDEN,
-                    "the control API answers loopback peers only (configure `control_token` to allow others)",
-                );
-            }
-            // One `Host`, one `Origin` at most (RFC 9112 §3.2: more than one Host is a 400),
-            // so the guard judges the header the application would read.
-            let headers = request.headers();
-            if headers.get_all(header::HOST).iter().count() > 1 {
-                return refuse(
-                    StatusCode::BAD_REQUEST,
-                    "a request carries one `Host` header",
-                );
-            }
-            if headers.get_all(header::ORIGIN).iter().count() > 1 {
-                return refuse(
-                    StatusCode::FORBIDDEN,
-                    "a request carries one `Origin` header at most",
-                );
-            }
-            let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-            // An absolute-form target names its own authority, which then wins over `Host`
-            // (RFC 9112 §3.2.2): it must be this server's loopback address too.
-            let target = request.uri().authority().map(|a| a.as_str());
-            let own_host = |h: Option<&str>| h.is_some_and(&own);
-            if !own_host(host) || target.is_some_and(|t| !own_host(Some(t))) {
-                return refuse(
-                    StatusCode::FORBIDDEN,
-                    "the control API answers requests for this server's loopback address only (check the Host header, or configure `control_token`)",
-                );
-            }
-            let origin = headers
-                .get(header::ORIGIN)
-                .map(|v| v.to_str().unwrap_or("?"));
-            if let Some(origin) = origin {
-                // The console's own origin: `http://` or, with `--tls`, `https://`.
-                let same = origin
-                    .strip_prefix("http://")
-                    .or_else(|| origin.strip_prefix("https://"))
-                    .is_some_and(&own);
-                if !same {
-                    return refuse(
-                        StatusCode::FORBIDDEN,
-                        "the control API does not answer other origins (configure `control_token` to allow them)",
-                    );
-                }
-            }
+    let refused = match token {
+        Some(token) if presented == Some(token) => None,
+        Some(_) => Some((
+            StatusCode::UNAUTHORIZED,
+            "the control API needs `Authorization: Bearer <control_token>`",
+        )),
+        None => loopback_refusal(request, &own),
+    };
+    refused
+        .or_else(|| media_type_refusal(request))
+        .map(|(status, message)| Failure::new(status, message, None).into_response())
+}
+
+/// Without a control token: why a request is refused (status and message) unless it comes
+/// from a loopback peer and names only this server's loopback address in `Host`, its target
+/// and `Origin`; `None` when it may go on.
+fn loopback_refusal(
+    request: &Request,
+    own: impl Fn(&str) -> bool,
+) -> Option<(StatusCode, &'static str)> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if !peer.is_some_and(|p| p.ip().is_loopback()) {
+        return Some((
+            StatusCode::FORBIDDEN,
+            "the control API answers loopback peers only (configure `control_token` to allow others)",
+        ));
+    }
+    // One `Host`, one `Origin` at most (RFC 9112 §3.2: more than one Host is a 400),
+    // so the guard judges the header the application would read.
+    let headers = request.headers();
+    if headers.get_all(header::HOST).iter().count() > 1 {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            "a request carries one `Host` header",
+        ));
+    }
+    if headers.get_all(header::ORIGIN).iter().count() > 1 {
+        return Some((
+            StatusCode::FORBIDDEN,
+            "a request carries one `Origin` header at most",
+        ));
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    // An absolute-form target names its own authority, which then wins over `Host`
+    // (RFC 9112 §3.2.2): it must be this server's loopback address too.
+    let target = request.uri().authority().map(|a| a.as_str());
+    let own_host = |h: Option<&str>| h.is_some_and(&own);
+    if !own_host(host) || target.is_some_and(|t| !own_host(Some(t))) {
+        return Some((
+            StatusCode::FORBIDDEN,
+            "the control API answers requests for this server's loopback address only (check the Host header, or configure `control_token`)",
+        ));
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("?"));
+    if let Some(origin) = origin {
+        // The console's own origin: `http://` or, with `--tls`, `https://`.
+        let same = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .is_some_and(&own);
+        if !same {
+            return Some((
+                StatusCode::FORBIDDEN,
+                "the control API does not answer other origins (configure `control_token` to allow them)",
+            ));
         }
     }
+    None
+}
+
+/// Why a write is refused (status and message) when its body is not declared JSON; `None`
+/// for reads, JSON writes and writes without a body.
+fn media_type_refusal(request: &Request) -> Option<(StatusCode, &'static str)> {
     let writes = !matches!(
         *request.method(),
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
@@ -135,11 +149,8 @@ pub(crate) fn refusal(
     // cross-site risk: a browser sends `Origin` with any cross-origin POST, refused above.
     let bodiless = !headers.contains_key(header::CONTENT_TYPE)
         && axum::body::HttpBody::size_hint(request.body()).exact() == Some(0);
-    if writes && !json && !bodiless {
-        return refuse(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "control API writes with a body take `Content-Type: application/json`",
-        );
-    }
-    None
+    (writes && !json && !bodiless).then_some((
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "control API writes with a body take `Content-Type: application/json`",
+    ))
 }

@@ -32,8 +32,8 @@ fn body(schema: Value) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
 }
 
-/// The document served at `/_mock/openapi.json` and committed as `schemas/control-openapi.json`.
-pub fn document() -> Value {
+/// The schemas of the control API's bodies, for `components/schemas`.
+fn components() -> Map<String, Value> {
     let mut generator = SchemaSettings::draft2020_12()
         .with(|s| {
             s.definitions_path = "/components/schemas".into();
@@ -66,6 +66,12 @@ pub fn document() -> Value {
     for (name, schema) in generator.take_definitions(true) {
         components.insert(name, schema);
     }
+    components
+}
+
+/// The document served at `/_mock/openapi.json` and committed as `schemas/control-openapi.json`.
+pub fn document() -> Value {
+    let components = components();
     let id =
         json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } });
     let mut doc = json!({
@@ -139,7 +145,12 @@ pub fn document() -> Value {
             "securitySchemes": { "controlToken": { "type": "http", "scheme": "bearer", "description": "The `control_token` of the configuration, when one is set." } }
         }
     });
-    // Every operation: an operationId from its method and path, and the guard's refusals.
+    name_operations_and_add_refusals(&mut doc);
+    doc
+}
+
+/// Every operation: an operationId from its method and path, and the guard's refusals.
+fn name_operations_and_add_refusals(doc: &mut Value) {
     if let Some(Value::Object(paths)) = doc.get_mut("paths") {
         for (path, item) in paths.iter_mut() {
             let Value::Object(item) = item else { continue };
@@ -152,7 +163,6 @@ pub fn document() -> Value {
             }
         }
     }
-    doc
 }
 
 /// `get` + `/_mock/sessions/{id}/journal` → `getSessionsIdJournal`.
