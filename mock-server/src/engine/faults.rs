@@ -18,31 +18,8 @@ impl Session {
             Fault::OmitNext => self.delivery.omit = true,
             Fault::UnknownFieldsNext => self.delivery.unknown_fields = true,
             Fault::NullSequenceNext => self.delivery.null_sequence = true,
-            Fault::Resend(sequence) => {
-                if let Some(frame) = self.history.get(Sequence(sequence)) {
-                    let frame = frame.to_owned();
-                    out.push(Action::Send {
-                        to: Recipient::All,
-                        frame,
-                    });
-                }
-            }
-            Fault::ResendHistory => {
-                let request = ReplayRequest {
-                    cursor: 0,
-                    strict_cursor: true,
-                    batch_size: self.config.replay_batch_size,
-                    max_frame_bytes: self.max_frame_bytes(),
-                    reversed: false,
-                };
-                let stamp = self.stamp(now);
-                for frame in self.history.replay_batches(&request, &mut self.ids, stamp) {
-                    out.push(Action::Send {
-                        to: Recipient::All,
-                        frame,
-                    });
-                }
-            }
+            Fault::Resend(sequence) => self.resend(out, sequence),
+            Fault::ResendHistory => self.resend_history(out, now),
             Fault::SplitNextReplay(n) => self.pending.split_replay = Some(n),
             Fault::DropNextReplayAfter(n) => self.pending.drop_replay_after = Some(n),
             Fault::ReverseNextReplay => self.pending.reverse_replay = true,
@@ -52,17 +29,7 @@ impl Session {
             Fault::DropEchoes(n) => {
                 self.pending.drop_echo = self.pending.drop_echo.saturating_add(n)
             }
-            Fault::ResendPrevious(back) => {
-                let newest = self.history.last_sequence().map_or(0, |s| s.0);
-                let wanted = newest.checked_sub(back - 1).filter(|s| *s > 0);
-                if let Some(frame) = wanted.and_then(|s| self.history.get(Sequence(s))) {
-                    let frame = frame.to_owned();
-                    out.push(Action::Send {
-                        to: Recipient::All,
-                        frame,
-                    });
-                }
-            }
+            Fault::ResendPrevious(back) => self.resend_previous(out, back),
             Fault::RefuseHandshakes { count, status } => {
                 self.pending.refuse = Some((count, status));
             }
@@ -83,6 +50,48 @@ impl Session {
                 });
                 self.emit(out, Recipient::All, event, None, true, now);
             }
+        }
+    }
+
+    /// Sends the history's frame of `sequence` again, when it has one.
+    fn resend(&self, out: &mut Vec<Action>, sequence: u64) {
+        if let Some(frame) = self.history.get(Sequence(sequence)) {
+            let frame = frame.to_owned();
+            out.push(Action::Send {
+                to: Recipient::All,
+                frame,
+            });
+        }
+    }
+
+    /// Sends the whole history again, as the batches a connect from cursor 0 would get.
+    fn resend_history(&mut self, out: &mut Vec<Action>, now: Now) {
+        let request = ReplayRequest {
+            cursor: 0,
+            strict_cursor: true,
+            batch_size: self.config.replay_batch_size,
+            max_frame_bytes: self.max_frame_bytes(),
+            reversed: false,
+        };
+        let stamp = self.stamp(now);
+        for frame in self.history.replay_batches(&request, &mut self.ids, stamp) {
+            out.push(Action::Send {
+                to: Recipient::All,
+                frame,
+            });
+        }
+    }
+
+    /// Sends again the frame `back` places from the newest (1: the newest), when there is one.
+    fn resend_previous(&self, out: &mut Vec<Action>, back: u64) {
+        let newest = self.history.last_sequence().map_or(0, |s| s.0);
+        let wanted = newest.checked_sub(back - 1).filter(|s| *s > 0);
+        if let Some(frame) = wanted.and_then(|s| self.history.get(Sequence(s))) {
+            let frame = frame.to_owned();
+            out.push(Action::Send {
+                to: Recipient::All,
+                frame,
+            });
         }
     }
 }

@@ -1,6 +1,7 @@
 //! What a client's frame does: a message, typing, a join, a heartbeat, or an error answer.
 
 use super::*;
+use crate::protocol::UserMessage;
 
 impl Session {
     pub(super) fn handle(
@@ -38,49 +39,7 @@ impl Session {
                 ),
             },
             ClientEvent::UserMessage(message) => {
-                let audience = match &self.phase {
-                    Phase::AwaitingJoin => {
-                        // No conversation yet (spec §12 E1): no echo.
-                        let text = catalog::ERROR_CONVERSATION_NOT_FOUND.into();
-                        return self.reply_error(out, conn, text, metadata, now);
-                    }
-                    Phase::Joining | Phase::PolyAgent => Audience::PolyAgent,
-                    Phase::Queue => Audience::Queue,
-                    Phase::LiveAgent(_) => Audience::LiveAgent,
-                    Phase::NoAgent | Phase::Ended(_) => Audience::Nobody,
-                };
-                if self.pending.drop_echo > 0 {
-                    self.pending.drop_echo -= 1;
-                    // Lost on the way: never processed, so the client's resend is the first.
-                    return;
-                }
-                let echo = UserMessageEcho {
-                    text: message.text,
-                    message_id: self.ids.message_id(),
-                };
-                let text = echo.text.clone();
-                match self.pending.delay_echo.take() {
-                    Some(delay) => {
-                        let at = now.elapsed + self.scaled(delay);
-                        self.timeline_tail = self.timeline_tail.max(at);
-                        self.insert_at(at, Scheduled::Echo(echo, metadata));
-                    }
-                    None => {
-                        // Armed here rather than as the next delivery fault: a heartbeat's echo
-                        // would take that.
-                        self.delivery.omit |= std::mem::take(&mut self.pending.omit_echo);
-                        self.emit_event(out, ServerEvent::UserMessage(echo), metadata, now);
-                    }
-                }
-                self.user_messages += 1;
-                let steps = self.script.on_user_message(
-                    audience,
-                    &text,
-                    self.user_messages,
-                    &mut self.memory,
-                    &mut self.ids,
-                );
-                self.schedule(steps, now);
+                self.user_message(out, conn, message, metadata, now);
             }
             ClientEvent::UserEndSession => {
                 self.emit_event(out, ServerEvent::UserEndSession(Empty {}), metadata, now);
@@ -90,6 +49,61 @@ impl Session {
                 self.end(out, SessionEndReason::UserEnd, now);
             }
         }
+    }
+
+    /// A user message: refused before the join, else echoed (or lost, delayed or its echo
+    /// omitted, as faults asked) and passed to the script, which may answer.
+    fn user_message(
+        &mut self,
+        out: &mut Vec<Action>,
+        conn: ConnId,
+        message: UserMessage,
+        metadata: Option<Metadata>,
+        now: Now,
+    ) {
+        let audience = match &self.phase {
+            Phase::AwaitingJoin => {
+                // No conversation yet (spec §12 E1): no echo.
+                let text = catalog::ERROR_CONVERSATION_NOT_FOUND.into();
+                return self.reply_error(out, conn, text, metadata, now);
+            }
+            Phase::Joining | Phase::PolyAgent => Audience::PolyAgent,
+            Phase::Queue => Audience::Queue,
+            Phase::LiveAgent(_) => Audience::LiveAgent,
+            Phase::NoAgent | Phase::Ended(_) => Audience::Nobody,
+        };
+        if self.pending.drop_echo > 0 {
+            self.pending.drop_echo -= 1;
+            // Lost on the way: never processed, so the client's resend is the first.
+            return;
+        }
+        let echo = UserMessageEcho {
+            text: message.text,
+            message_id: self.ids.message_id(),
+        };
+        let text = echo.text.clone();
+        match self.pending.delay_echo.take() {
+            Some(delay) => {
+                let at = now.elapsed + self.scaled(delay);
+                self.timeline_tail = self.timeline_tail.max(at);
+                self.insert_at(at, Scheduled::Echo(echo, metadata));
+            }
+            None => {
+                // Armed here rather than as the next delivery fault: a heartbeat's echo
+                // would take that.
+                self.delivery.omit |= std::mem::take(&mut self.pending.omit_echo);
+                self.emit_event(out, ServerEvent::UserMessage(echo), metadata, now);
+            }
+        }
+        self.user_messages += 1;
+        let steps = self.script.on_user_message(
+            audience,
+            &text,
+            self.user_messages,
+            &mut self.memory,
+            &mut self.ids,
+        );
+        self.schedule(steps, now);
     }
 
     pub(super) fn join(&mut self, out: &mut Vec<Action>, metadata: Option<Metadata>, now: Now) {

@@ -253,24 +253,7 @@ pub fn decode_client_frame(
     frame: RawFrame<'_>,
     options: &DecodeOptions,
 ) -> Result<ClientFrame, ClientFrameRejection> {
-    if frame.len() > options.max_message_size_bytes {
-        return Err(ClientFrameError::TooLarge {
-            size: frame.len(),
-            limit: options.max_message_size_bytes,
-        }
-        .into());
-    }
-    let text = match frame {
-        RawFrame::Text(text) => text,
-        RawFrame::Binary(_) => return Err(ClientFrameError::Binary.into()),
-    };
-    if !text.trim_start().starts_with('{') {
-        let error = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
-            Ok(_) => ClientFrameError::NotObject,
-            Err(error) => ClientFrameError::NotJson(error.to_string()),
-        };
-        return Err(error.into());
-    }
+    let text = object_text(frame, options)?;
     let raw: RawClientFrame<'_> =
         serde_json::from_str(text).map_err(|e| ClientFrameError::NotJson(e.to_string()))?;
 
@@ -287,26 +270,7 @@ pub fn decode_client_frame(
         metadata: metadata.clone(),
     };
 
-    let event_type: Cow<'_, str> = match raw.event_type {
-        None => return Err(reject(ClientFrameError::MissingType)),
-        Some(raw_type) => match serde_json::from_str::<&str>(raw_type.get()) {
-            Ok(borrowed) => Cow::Borrowed(borrowed),
-            Err(_) => match serde_json::from_str::<String>(raw_type.get()) {
-                Ok(owned) => Cow::Owned(owned),
-                Err(_) => return Err(reject(ClientFrameError::TypeNotString)),
-            },
-        },
-    };
-    let Some(&client_type) = ClientEvent::TYPES.iter().find(|t| **t == event_type) else {
-        let known_elsewhere = ServerEvent::KNOWN_TYPES.contains(&event_type.as_ref())
-            || SERVER_INTERNAL_TYPES.contains(&event_type.as_ref());
-        let error = if known_elsewhere {
-            ClientFrameError::NotAllowed(event_type.into_owned())
-        } else {
-            ClientFrameError::UnknownType(event_type.into_owned())
-        };
-        return Err(reject(error));
-    };
+    let client_type = client_type(raw.event_type).map_err(reject)?;
 
     let empty_object;
     let payload = match raw.payload {
@@ -320,13 +284,85 @@ pub fn decode_client_frame(
         None => return Err(reject(ClientFrameError::MissingPayload)),
     };
 
-    let invalid = |reason: String| {
-        reject(ClientFrameError::InvalidPayload {
-            event_type: client_type,
-            reason,
-        })
+    let event = client_event(client_type, payload, options).map_err(reject)?;
+
+    let server_assigned_fields = [
+        ("id", raw.id),
+        ("sequence", raw.sequence),
+        ("timestamp", raw.timestamp),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|_| name))
+    .collect();
+
+    Ok(ClientFrame {
+        event,
+        metadata,
+        server_assigned_fields,
+    })
+}
+
+/// The frame's text, once it is within the size limit, a text frame, and starts like a JSON
+/// object.
+fn object_text<'a>(
+    frame: RawFrame<'a>,
+    options: &DecodeOptions,
+) -> Result<&'a str, ClientFrameError> {
+    if frame.len() > options.max_message_size_bytes {
+        return Err(ClientFrameError::TooLarge {
+            size: frame.len(),
+            limit: options.max_message_size_bytes,
+        });
+    }
+    let text = match frame {
+        RawFrame::Text(text) => text,
+        RawFrame::Binary(_) => return Err(ClientFrameError::Binary),
     };
-    let event = match client_type {
+    if !text.trim_start().starts_with('{') {
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) => ClientFrameError::NotObject,
+            Err(error) => ClientFrameError::NotJson(error.to_string()),
+        });
+    }
+    Ok(text)
+}
+
+/// The client event type a frame's raw `type` names: one of [`ClientEvent::TYPES`], or why
+/// not (missing, not a string, a server's type, unknown).
+fn client_type(raw_type: Option<&RawValue>) -> Result<&'static str, ClientFrameError> {
+    let event_type: Cow<'_, str> = match raw_type {
+        None => return Err(ClientFrameError::MissingType),
+        Some(raw_type) => match serde_json::from_str::<&str>(raw_type.get()) {
+            Ok(borrowed) => Cow::Borrowed(borrowed),
+            Err(_) => match serde_json::from_str::<String>(raw_type.get()) {
+                Ok(owned) => Cow::Owned(owned),
+                Err(_) => return Err(ClientFrameError::TypeNotString),
+            },
+        },
+    };
+    let Some(&client_type) = ClientEvent::TYPES.iter().find(|t| **t == event_type) else {
+        let known_elsewhere = ServerEvent::KNOWN_TYPES.contains(&event_type.as_ref())
+            || SERVER_INTERNAL_TYPES.contains(&event_type.as_ref());
+        return Err(if known_elsewhere {
+            ClientFrameError::NotAllowed(event_type.into_owned())
+        } else {
+            ClientFrameError::UnknownType(event_type.into_owned())
+        });
+    };
+    Ok(client_type)
+}
+
+/// The event of `client_type` with its `payload` (an object) validated.
+fn client_event(
+    client_type: &'static str,
+    payload: &RawValue,
+    options: &DecodeOptions,
+) -> Result<ClientEvent, ClientFrameError> {
+    let invalid = |reason: String| ClientFrameError::InvalidPayload {
+        event_type: client_type,
+        reason,
+    };
+    Ok(match client_type {
         ClientEvent::REQUEST_POLY_AGENT_JOIN => ClientEvent::RequestPolyAgentJoin,
         ClientEvent::USER_END_SESSION => ClientEvent::UserEndSession,
         ClientEvent::HEARTBEAT => ClientEvent::Heartbeat,
@@ -350,21 +386,6 @@ pub fn decode_client_frame(
             }
             ClientEvent::UserTyping(typing)
         }
-    };
-
-    let server_assigned_fields = [
-        ("id", raw.id),
-        ("sequence", raw.sequence),
-        ("timestamp", raw.timestamp),
-    ]
-    .into_iter()
-    .filter_map(|(name, value)| value.map(|_| name))
-    .collect();
-
-    Ok(ClientFrame {
-        event,
-        metadata,
-        server_assigned_fields,
     })
 }
 

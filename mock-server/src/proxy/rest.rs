@@ -42,15 +42,37 @@ pub(super) async fn forward(
     for broken in validate::rest_call(uri.path(), &headers) {
         proxy.violation(Direction::Client, broken, (None, None), Some(&path));
     }
+    let (status, response_headers, response_body) =
+        match send_in_time(&proxy, &method, &path, &headers, body.clone()).await {
+            Ok(answer) => answer,
+            Err(refused) => return refused,
+        };
+    if uri.path() == "/api/v1/sessions" && status == StatusCode::OK {
+        journal_created_session(&proxy, &headers, &body, &response_body);
+    }
+    let mut response = (status, response_body).into_response();
+    for (name, value) in &response_headers {
+        if forwarded(name) {
+            response.headers_mut().append(name, value.clone());
+        }
+    }
+    response
+}
+
+/// The upstream's answer within the configured timeout; else, with a violation noted, the
+/// client's 502 (the upstream failed) or 504 (it did not answer in time).
+async fn send_in_time(
+    proxy: &Proxy,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Bytes), Response> {
     let upstream = &proxy.inner.config.upstream;
     let timeout = proxy.inner.config.timeout;
-    let answer = tokio::time::timeout(
-        timeout,
-        send(upstream, &method, &path, &headers, body.clone()),
-    )
-    .await;
-    let (status, response_headers, response_body) = match answer {
-        Ok(Ok(answer)) => answer,
+    let answer = tokio::time::timeout(timeout, send(upstream, method, path, headers, body)).await;
+    match answer {
+        Ok(Ok(answer)) => Ok(answer),
         Ok(Err(error)) => {
             proxy.violation(
                 Direction::Upstream,
@@ -61,7 +83,7 @@ pub(super) async fn forward(
                 (None, None),
                 None,
             );
-            return (StatusCode::BAD_GATEWAY, format!("upstream failed: {error}")).into_response();
+            Err((StatusCode::BAD_GATEWAY, format!("upstream failed: {error}")).into_response())
         }
         Err(_) => {
             proxy.violation(
@@ -73,41 +95,38 @@ pub(super) async fn forward(
                 (None, None),
                 None,
             );
-            return (
+            Err((
                 StatusCode::GATEWAY_TIMEOUT,
                 "upstream did not answer in time",
             )
-                .into_response();
+                .into_response())
         }
+    }
+}
+
+/// Starts the journal of a session the upstream just created (its `session_id` read from the
+/// answer) with the creating call.
+fn journal_created_session(proxy: &Proxy, headers: &HeaderMap, body: &Bytes, response_body: &Bytes) {
+    let Some(session) = serde_json::from_slice::<serde_json::Value>(response_body)
+        .ok()
+        .and_then(|v| v["session_id"].as_str().map(str::to_owned))
+    else {
+        return;
     };
-    if uri.path() == "/api/v1/sessions"
-        && status == StatusCode::OK
-        && let Some(session) = serde_json::from_slice::<serde_json::Value>(&response_body)
-            .ok()
-            .and_then(|v| v["session_id"].as_str().map(str::to_owned))
-    {
-        let note = crate::journal::RequestNote::new(
-            headers.get("content-type").and_then(|v| v.to_str().ok()),
-            &body,
-        );
-        proxy.journal(
-            &session,
-            JournalEvent::Http {
-                endpoint: crate::http_log::Endpoint::Sessions,
-                status: status.as_u16(),
-                error: None,
-                content_type: note.content_type,
-                body: note.body,
-            },
-        );
-    }
-    let mut response = (status, response_body).into_response();
-    for (name, value) in &response_headers {
-        if forwarded(name) {
-            response.headers_mut().append(name, value.clone());
-        }
-    }
-    response
+    let note = crate::journal::RequestNote::new(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        body,
+    );
+    proxy.journal(
+        &session,
+        JournalEvent::Http {
+            endpoint: crate::http_log::Endpoint::Sessions,
+            status: StatusCode::OK.as_u16(),
+            error: None,
+            content_type: note.content_type,
+            body: note.body,
+        },
+    );
 }
 
 /// One request to the upstream on a connection of its own.

@@ -53,18 +53,15 @@ pub(super) async fn bridge(
     let query = query.unwrap_or_default();
     let session = session_of(&query);
     let (conn, faults) = proxy.next_conn(&session);
-    let handshake = |status: u16, error: Option<String>| JournalEvent::Handshake {
-        conn: Some(conn),
-        query: redacted(&query),
-        status,
-        error,
+    let handshake = Handshake {
+        proxy: &proxy,
+        session: &session,
+        conn,
+        query: &query,
     };
     // A refusal injected as a fault answers before the upstream is asked.
     if let Some(refusal) = faults.refuse_handshake() {
-        proxy.journal(
-            &session,
-            handshake(refusal.status, Some(refusal.body.to_owned())),
-        );
+        handshake.journal(refusal.status, Some(refusal.body.to_owned()));
         let status =
             StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         return refused(status, refusal.body.to_owned());
@@ -76,22 +73,9 @@ pub(super) async fn bridge(
             return (StatusCode::BAD_REQUEST, format!("bad /ws request: {error}")).into_response();
         }
     };
-    // The upstream failed: listed as a violation, journaled as the handshake's answer.
-    let failed = |status: StatusCode, detail: String| {
-        proxy.journal(&session, handshake(status.as_u16(), Some(detail.clone())));
-        proxy.violation(
-            Direction::Upstream,
-            Broken {
-                rule: "upstream",
-                detail,
-            },
-            (Some(&session), Some(conn)),
-            None,
-        );
-    };
     match connected {
         Ok(Ok((upstream, _))) => {
-            proxy.journal(&session, handshake(101, None));
+            handshake.journal(101, None);
             upgrade
                 .read_buffer_size(crate::ws::READ_BUFFER)
                 .write_buffer_size(0)
@@ -99,22 +83,9 @@ pub(super) async fn bridge(
                 .max_frame_size(crate::ws::LIBRARY_MAX_MESSAGE)
                 .on_upgrade(move |client| pump(proxy, session, (conn, faults), client, upstream))
         }
-        Ok(Err(tungstenite::Error::Http(answer))) => {
-            let status = answer.status();
-            let body = answer
-                .body()
-                .as_ref()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default();
-            proxy.journal(&session, handshake(status.as_u16(), Some(body.clone())));
-            refused(status, body)
-        }
-        Ok(Err(error)) => {
-            failed(StatusCode::BAD_GATEWAY, format!("/ws handshake: {error}"));
-            (StatusCode::BAD_GATEWAY, format!("upstream failed: {error}")).into_response()
-        }
+        Ok(Err(error)) => handshake.upstream_error(error),
         Err(_) => {
-            failed(
+            handshake.failed(
                 StatusCode::GATEWAY_TIMEOUT,
                 format!("/ws handshake: no answer in {timeout:?}"),
             );
@@ -123,6 +94,62 @@ pub(super) async fn bridge(
                 "upstream did not answer in time",
             )
                 .into_response()
+        }
+    }
+}
+
+/// One client's `/ws` handshake through the proxy, whose answer the session's journal keeps.
+struct Handshake<'a> {
+    proxy: &'a Proxy,
+    session: &'a str,
+    conn: u64,
+    query: &'a str,
+}
+
+impl Handshake<'_> {
+    /// Journals the handshake's answer: its status and, for a refusal, why.
+    fn journal(&self, status: u16, error: Option<String>) {
+        let event = JournalEvent::Handshake {
+            conn: Some(self.conn),
+            query: redacted(self.query),
+            status,
+            error,
+        };
+        self.proxy.journal(self.session, event);
+    }
+
+    /// The upstream failed: listed as a violation, journaled as the handshake's answer.
+    fn failed(&self, status: StatusCode, detail: String) {
+        self.journal(status.as_u16(), Some(detail.clone()));
+        self.proxy.violation(
+            Direction::Upstream,
+            Broken {
+                rule: "upstream",
+                detail,
+            },
+            (Some(self.session), Some(self.conn)),
+            None,
+        );
+    }
+
+    /// The client's answer when the upstream handshake ended in `error`: the upstream's own
+    /// refusal passed on as it came, or 502 for any other failure.
+    fn upstream_error(&self, error: tungstenite::Error) -> Response {
+        match error {
+            tungstenite::Error::Http(answer) => {
+                let status = answer.status();
+                let body = answer
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                self.journal(status.as_u16(), Some(body.clone()));
+                refused(status, body)
+            }
+            error => {
+                self.failed(StatusCode::BAD_GATEWAY, format!("/ws handshake: {error}"));
+                (StatusCode::BAD_GATEWAY, format!("upstream failed: {error}")).into_response()
+            }
         }
     }
 }
