@@ -130,20 +130,23 @@ impl Building {
     }
 }
 
-/// The scenario a recording describes.
-pub fn from_recording(entries: &[JournalEntry], source: &str) -> ScenarioFile {
-    let mut rules = Vec::new();
-    let mut building: Option<Building> = None;
-    let mut pending: Option<PendingStream> = None;
-    let mut persona = None;
-    let mut messages = 0u32;
-    let close = |building: &mut Option<Building>,
-                 pending: &mut Option<PendingStream>,
-                 rules: &mut Vec<RawRule>| {
-        if let Some(mut rule) = building.take() {
-            rule.flush_stream(pending);
+/// The rules found so far, and what the recording's next server events add to.
+#[derive(Default)]
+struct Rules {
+    rules: Vec<RawRule>,
+    building: Option<Building>,
+    pending: Option<PendingStream>,
+    persona: Option<RawPersona>,
+    messages: u32,
+}
+
+impl Rules {
+    /// Ends the rule being built: kept when it does more than pause.
+    fn close(&mut self) {
+        if let Some(mut rule) = self.building.take() {
+            rule.flush_stream(&mut self.pending);
             if rule.steps.iter().any(|s| !matches!(s, RawStep::PauseMs(_))) {
-                rules.push(RawRule {
+                self.rules.push(RawRule {
                     when: rule.trigger,
                     steps: rule.steps,
                     once: true,
@@ -151,7 +154,65 @@ pub fn from_recording(entries: &[JournalEntry], source: &str) -> ScenarioFile {
                 });
             }
         }
-    };
+    }
+
+    /// One frame every socket received, at `at` ms: a client frame's echo starts a rule, a
+    /// server event adds its step to the rule being built.
+    fn frame(&mut self, at: u64, event_type: &str, payload: &Value) {
+        let trigger = match event_type {
+            ClientEvent::REQUEST_POLY_AGENT_JOIN => Some(RawTrigger::Join),
+            ClientEvent::USER_MESSAGE => {
+                self.messages += 1;
+                Some(RawTrigger::NthMessage(self.messages))
+            }
+            _ => None,
+        };
+        if let Some(trigger) = trigger {
+            self.close();
+            self.building = Some(Building {
+                trigger,
+                steps: Vec::new(),
+                last_at: at,
+            });
+            return;
+        }
+        let Some(rule) = self.building.as_mut() else {
+            return;
+        };
+        if event_type == ServerEvent::POLY_AGENT_MESSAGE_CHUNK {
+            let message_id = string(&payload["message_id"]);
+            if self.pending.as_ref().is_some_and(|p| p.message_id != message_id) {
+                rule.flush_stream(&mut self.pending);
+            }
+            let stream = self.pending.get_or_insert_with(|| PendingStream {
+                message_id,
+                chunks: Vec::new(),
+                first_at: at,
+                last_at: at,
+            });
+            stream.chunks.push(reply_of(payload));
+            stream.last_at = at;
+            if payload["is_complete"] == true {
+                rule.flush_stream(&mut self.pending);
+            }
+            return;
+        }
+        rule.flush_stream(&mut self.pending);
+        if event_type == ServerEvent::POLY_AGENT_JOINED && self.persona.is_none() {
+            self.persona = Some(RawPersona {
+                name: string(&payload["agent_name"]),
+                avatar_url: string(&payload["agent_avatar_url"]),
+            });
+        }
+        if let Some(step) = step_of(event_type, payload) {
+            rule.push(at, step);
+        }
+    }
+}
+
+/// The scenario a recording describes.
+pub fn from_recording(entries: &[JournalEntry], source: &str) -> ScenarioFile {
+    let mut found = Rules::default();
     for entry in entries {
         // Only what every socket received: replays and error replies went to one connection.
         let JournalEvent::ServerFrame { conn: None, frame } = &entry.event else {
@@ -161,67 +222,18 @@ pub fn from_recording(entries: &[JournalEntry], source: &str) -> ScenarioFile {
             continue;
         };
         let event_type = frame["type"].as_str().unwrap_or_default();
-        let payload = &frame["payload"];
-        let at = entry.at_ms;
-        let trigger = match event_type {
-            ClientEvent::REQUEST_POLY_AGENT_JOIN => Some(RawTrigger::Join),
-            ClientEvent::USER_MESSAGE => {
-                messages += 1;
-                Some(RawTrigger::NthMessage(messages))
-            }
-            _ => None,
-        };
-        if let Some(trigger) = trigger {
-            close(&mut building, &mut pending, &mut rules);
-            building = Some(Building {
-                trigger,
-                steps: Vec::new(),
-                last_at: at,
-            });
-            continue;
-        }
-        let Some(rule) = building.as_mut() else {
-            continue;
-        };
-        if event_type == ServerEvent::POLY_AGENT_MESSAGE_CHUNK {
-            let message_id = string(&payload["message_id"]);
-            if pending.as_ref().is_some_and(|p| p.message_id != message_id) {
-                rule.flush_stream(&mut pending);
-            }
-            let stream = pending.get_or_insert_with(|| PendingStream {
-                message_id,
-                chunks: Vec::new(),
-                first_at: at,
-                last_at: at,
-            });
-            stream.chunks.push(reply_of(payload));
-            stream.last_at = at;
-            if payload["is_complete"] == true {
-                rule.flush_stream(&mut pending);
-            }
-            continue;
-        }
-        rule.flush_stream(&mut pending);
-        if event_type == ServerEvent::POLY_AGENT_JOINED && persona.is_none() {
-            persona = Some(RawPersona {
-                name: string(&payload["agent_name"]),
-                avatar_url: string(&payload["agent_avatar_url"]),
-            });
-        }
-        if let Some(step) = step_of(event_type, payload) {
-            rule.push(at, step);
-        }
+        found.frame(entry.at_ms, event_type, &frame["payload"]);
     }
-    close(&mut building, &mut pending, &mut rules);
+    found.close();
     ScenarioFile {
         schema: None,
         description: format!("Replays the agent side of the recording {source}."),
-        persona,
+        persona: found.persona,
         capabilities: RawCapabilities::default(),
         pacing: RawPacing::default(),
         seed: None,
         greeting: None,
-        rules,
+        rules: found.rules,
         fallback: RawFallback {
             agent: Some(Vec::new()),
             live_agent: Some(Vec::new()),

@@ -30,65 +30,12 @@ pub fn validate(name: &str, file: &str, raw: &ScenarioFile) -> Result<Script, Sc
     if raw.description.trim().is_empty() {
         return Err(check.error("/description", "must say what the scenario reproduces"));
     }
-    let persona = match &raw.persona {
-        Some(p) if p.name.trim().is_empty() => {
-            return Err(check.error("/persona/name", "must not be empty"));
-        }
-        Some(p) => Persona {
-            name: p.name.clone(),
-            avatar_url: p.avatar_url.clone(),
-        },
-        None => Persona {
-            name: "Ada".into(),
-            avatar_url: "https://example.com/avatars/ada.png".into(),
-        },
-    };
-    if let Some(size) = raw.capabilities.max_message_size_bytes
-        && size < 1024
-    {
-        return Err(check.error(
-            "/capabilities/max_message_size_bytes",
-            "must be at least 1024",
-        ));
-    }
-    if raw.pacing.words_per_chunk == 0 {
-        return Err(check.error("/pacing/words_per_chunk", "must be at least 1"));
-    }
-    let pacing = Pacing {
-        chunk_interval: ms(raw.pacing.chunk_interval_ms),
-        words_per_chunk: raw.pacing.words_per_chunk,
-    };
+    let persona = persona_of(&check, raw.persona.as_ref())?;
+    let capabilities = capabilities_of(&check, &raw.capabilities)?;
+    let pacing = pacing_of(&check, &raw.pacing)?;
     let think = ms(raw.pacing.think_ms);
     let typing = ms(raw.pacing.live_typing_ms);
-
-    let mut rules = Vec::with_capacity(raw.rules.len() + 1);
-    for (i, rule) in raw.rules.iter().enumerate() {
-        let at = format!("/rules/{i}");
-        rules.push(rule_of(&check, &at, rule)?);
-    }
-    let has_join_rule = rules.iter().any(|r| matches!(r.trigger, Trigger::Join));
-    if !has_join_rule {
-        let mut steps = vec![Step::Join];
-        if let Some(greeting) = &raw.greeting {
-            steps.extend([
-                Step::Think,
-                Step::Pause(think),
-                Step::Say(reply_of(greeting)),
-            ]);
-        }
-        rules.push(Rule {
-            trigger: Trigger::Join,
-            steps: steps.into_iter().map(TemplateStep).collect(),
-            once: false,
-            probability: None,
-        });
-    } else if raw.greeting.is_some() {
-        return Err(check.error(
-            "/greeting",
-            "give the greeting in the `join` rule's steps, or drop that rule",
-        ));
-    }
-
+    let rules = rules_of(&check, raw, think)?;
     let fallback_agent = match &raw.fallback.agent {
         Some(steps) => steps_of(&check, "/fallback/agent", steps)?,
         None => vec![
@@ -116,11 +63,7 @@ pub fn validate(name: &str, file: &str, raw: &ScenarioFile) -> Result<Script, Sc
         name: name.to_owned(),
         description: raw.description.clone(),
         persona,
-        capabilities: CapabilityOverrides {
-            max_message_size_bytes: raw.capabilities.max_message_size_bytes,
-            max_reconnect_attempts: raw.capabilities.max_reconnect_attempts,
-            heartbeat_interval_seconds: raw.capabilities.heartbeat_interval_seconds,
-        },
+        capabilities,
         pacing,
         seed: raw.seed,
         rules,
@@ -128,6 +71,91 @@ pub fn validate(name: &str, file: &str, raw: &ScenarioFile) -> Result<Script, Sc
         fallback_live_agent,
         think,
     })
+}
+
+/// The agent's persona: the file's, with a name, or the default Ada.
+fn persona_of(check: &Checker<'_>, raw: Option<&RawPersona>) -> Result<Persona, ScenarioError> {
+    Ok(match raw {
+        Some(p) if p.name.trim().is_empty() => {
+            return Err(check.error("/persona/name", "must not be empty"));
+        }
+        Some(p) => Persona {
+            name: p.name.clone(),
+            avatar_url: p.avatar_url.clone(),
+        },
+        None => Persona {
+            name: "Ada".into(),
+            avatar_url: "https://example.com/avatars/ada.png".into(),
+        },
+    })
+}
+
+/// The capabilities the scenario overrides; a message size limit is at least 1024 bytes.
+fn capabilities_of(
+    check: &Checker<'_>,
+    raw: &RawCapabilities,
+) -> Result<CapabilityOverrides, ScenarioError> {
+    if let Some(size) = raw.max_message_size_bytes
+        && size < 1024
+    {
+        return Err(check.error(
+            "/capabilities/max_message_size_bytes",
+            "must be at least 1024",
+        ));
+    }
+    Ok(CapabilityOverrides {
+        max_message_size_bytes: raw.max_message_size_bytes,
+        max_reconnect_attempts: raw.max_reconnect_attempts,
+        heartbeat_interval_seconds: raw.heartbeat_interval_seconds,
+    })
+}
+
+/// How streamed text is cut and paced; at least one word per chunk.
+fn pacing_of(check: &Checker<'_>, raw: &RawPacing) -> Result<Pacing, ScenarioError> {
+    if raw.words_per_chunk == 0 {
+        return Err(check.error("/pacing/words_per_chunk", "must be at least 1"));
+    }
+    Ok(Pacing {
+        chunk_interval: ms(raw.chunk_interval_ms),
+        words_per_chunk: raw.words_per_chunk,
+    })
+}
+
+/// The file's rules, plus a `join` rule (joining, then the greeting) when it has none; a
+/// greeting beside a `join` rule of the file's own is an error.
+fn rules_of(
+    check: &Checker<'_>,
+    raw: &ScenarioFile,
+    think: Duration,
+) -> Result<Vec<Rule>, ScenarioError> {
+    let mut rules = Vec::with_capacity(raw.rules.len() + 1);
+    for (i, rule) in raw.rules.iter().enumerate() {
+        let at = format!("/rules/{i}");
+        rules.push(rule_of(check, &at, rule)?);
+    }
+    let has_join_rule = rules.iter().any(|r| matches!(r.trigger, Trigger::Join));
+    if !has_join_rule {
+        let mut steps = vec![Step::Join];
+        if let Some(greeting) = &raw.greeting {
+            steps.extend([
+                Step::Think,
+                Step::Pause(think),
+                Step::Say(reply_of(greeting)),
+            ]);
+        }
+        rules.push(Rule {
+            trigger: Trigger::Join,
+            steps: steps.into_iter().map(TemplateStep).collect(),
+            once: false,
+            probability: None,
+        });
+    } else if raw.greeting.is_some() {
+        return Err(check.error(
+            "/greeting",
+            "give the greeting in the `join` rule's steps, or drop that rule",
+        ));
+    }
+    Ok(rules)
 }
 
 /// Validates steps pushed from outside a scenario file (the control API); `source` names
@@ -382,15 +410,7 @@ fn stream_of(check: &Checker<'_>, at: &str, raw: &RawStream) -> Result<Stream, S
 fn fault_of(check: &Checker<'_>, at: &str, raw: &RawFault) -> Result<Fault, ScenarioError> {
     Ok(match raw {
         RawFault::Drop => Fault::Drop,
-        RawFault::Close(code) => {
-            if !sendable_close_code(*code) {
-                return Err(check.error(
-                    format!("{at}/close"),
-                    format!("not a close code a server can send: {code}"),
-                ));
-            }
-            Fault::Close(*code)
-        }
+        RawFault::Close(code) => close_fault(check, at, *code)?,
         RawFault::DuplicateNext => Fault::DuplicateNext,
         RawFault::Resend(0) => {
             return Err(check.error(format!("{at}/resend"), "sequences start at 1"));
@@ -425,50 +445,71 @@ fn fault_of(check: &Checker<'_>, at: &str, raw: &RawFault) -> Result<Fault, Scen
             ));
         }
         RawFault::ResendPrevious(n) => Fault::ResendPrevious(*n),
-        RawFault::RefuseHandshakes(r) => {
-            if !(400..=599).contains(&r.status) {
-                return Err(check.error(
-                    format!("{at}/refuse_handshakes/status"),
-                    format!("must be 400–599, got {}", r.status),
-                ));
-            }
-            if r.count == 0 {
-                return Err(check.error(
-                    format!("{at}/refuse_handshakes/count"),
-                    "must be at least 1",
-                ));
-            }
-            Fault::RefuseHandshakes {
-                count: r.count,
-                status: r.status,
-            }
-        }
+        RawFault::RefuseHandshakes(r) => refuse_handshakes_fault(check, at, r)?,
         RawFault::ExpireSession => Fault::ExpireSession,
         RawFault::ExpireToken => Fault::ExpireToken,
         RawFault::UnknownEvent => Fault::UnknownEvent("EVENT_TYPE_MOCK_UNDOCUMENTED".into()),
-        RawFault::UnknownEventType(name) => {
-            let documented = crate::protocol::ServerEvent::KNOWN_TYPES.contains(&name.as_str())
-                || crate::protocol::ClientEvent::TYPES.contains(&name.as_str());
-            let wire_like = name.strip_prefix("EVENT_TYPE_").is_some_and(|rest| {
-                !rest.is_empty()
-                    && rest
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-            });
-            if documented || !wire_like {
-                return Err(check.error(
-                    format!("{at}/unknown_event_type"),
-                    format!(
-                        "`{name}` must be an undocumented type of the form EVENT_TYPE_[A-Z0-9_]+"
-                    ),
-                ));
-            }
-            Fault::UnknownEvent(name.clone())
-        }
+        RawFault::UnknownEventType(name) => unknown_event_fault(check, at, name)?,
         RawFault::UnknownFieldsNext => Fault::UnknownFieldsNext,
         RawFault::AlternateShapeNextReplay => Fault::AlternateShapeNextReplay,
         RawFault::NullSequenceNext => Fault::NullSequenceNext,
     })
+}
+
+/// A close fault: a code a server may send.
+fn close_fault(check: &Checker<'_>, at: &str, code: u16) -> Result<Fault, ScenarioError> {
+    if !sendable_close_code(code) {
+        return Err(check.error(
+            format!("{at}/close"),
+            format!("not a close code a server can send: {code}"),
+        ));
+    }
+    Ok(Fault::Close(code))
+}
+
+/// Refused handshakes: an HTTP error status, at least once.
+fn refuse_handshakes_fault(
+    check: &Checker<'_>,
+    at: &str,
+    r: &RawRefusal,
+) -> Result<Fault, ScenarioError> {
+    if !(400..=599).contains(&r.status) {
+        return Err(check.error(
+            format!("{at}/refuse_handshakes/status"),
+            format!("must be 400–599, got {}", r.status),
+        ));
+    }
+    if r.count == 0 {
+        return Err(check.error(
+            format!("{at}/refuse_handshakes/count"),
+            "must be at least 1",
+        ));
+    }
+    Ok(Fault::RefuseHandshakes {
+        count: r.count,
+        status: r.status,
+    })
+}
+
+/// An unknown event of a given type: one the docs do not list, shaped like theirs.
+fn unknown_event_fault(check: &Checker<'_>, at: &str, name: &str) -> Result<Fault, ScenarioError> {
+    let documented = crate::protocol::ServerEvent::KNOWN_TYPES.contains(&name)
+        || crate::protocol::ClientEvent::TYPES.contains(&name);
+    let wire_like = name.strip_prefix("EVENT_TYPE_").is_some_and(|rest| {
+        !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    });
+    if documented || !wire_like {
+        return Err(check.error(
+            format!("{at}/unknown_event_type"),
+            format!(
+                "`{name}` must be an undocumented type of the form EVENT_TYPE_[A-Z0-9_]+"
+            ),
+        ));
+    }
+    Ok(Fault::UnknownEvent(name.to_owned()))
 }
 
 /// The exact message of each catalogued error (spec §10.7–10.8).
