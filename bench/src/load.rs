@@ -253,18 +253,7 @@ pub async fn closed_loop(
         errors: AtomicU64::new(0),
     });
     let threads = threads.clamp(1, concurrency.max(1));
-    let mut handles = Vec::new();
-    for t in 0..threads {
-        let count = concurrency / threads + usize::from(t < concurrency % threads);
-        let openers = (OPENERS / threads).max(1);
-        let (target, shared) = (target.clone(), Arc::clone(&shared));
-        handles.push(
-            std::thread::Builder::new()
-                .name(format!("client-{t}"))
-                .spawn(move || client_thread(server, target, kind, count, openers, shared))
-                .context("starting a client thread")?,
-        );
-    }
+    let handles = spawn_client_threads(server, &target, kind, concurrency, threads, &shared)?;
     let open_until = Instant::now() + OPEN_DEADLINE + Duration::from_secs(5);
     while shared.ready.load(Ordering::Acquire) < threads && Instant::now() < open_until {
         progress.line(&format!(
@@ -273,15 +262,8 @@ pub async fn closed_loop(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     shared.phase.store(WARMING, Ordering::Release);
+    warm_up(&shared, window.warmup, progress, label).await;
 
-    let warm_until = Instant::now() + window.warmup;
-    while Instant::now() < warm_until {
-        progress.line(&format!(
-            "{label}: warming up, {} errors",
-            shared.errors.load(Ordering::Relaxed)
-        ));
-        tokio::time::sleep(Duration::from_millis(200).min(warm_until - Instant::now())).await;
-    }
     let before = process.usage()?;
     let client_before = Usage::of(std::process::id())?;
     let started = Instant::now();
@@ -305,6 +287,64 @@ pub async fn closed_loop(
     let client_after = Usage::of(std::process::id())?;
     let completed = shared.completed.load(Ordering::Relaxed);
 
+    let (latencies, mut errors, first_error) = join_client_threads(handles).await?;
+    errors += shared.errors.load(Ordering::Relaxed);
+    process.stop().await;
+
+    let measured = Measured {
+        seconds,
+        completed,
+        server_cpu: after.cpu.saturating_sub(before.cpu),
+        client_cpu: client_after.cpu.saturating_sub(client_before.cpu),
+        rss_bytes: after.rss_bytes,
+        latencies,
+    };
+    let mut sample = Sample::new(server, errors, first_error);
+    measured.record(&mut sample, kind, threads);
+    Ok(sample)
+}
+
+/// Starts `threads` client threads sharing `concurrency` clients as evenly as can be.
+fn spawn_client_threads(
+    server: Server,
+    target: &Target,
+    kind: Loop,
+    concurrency: usize,
+    threads: usize,
+    shared: &Arc<Shared>,
+) -> anyhow::Result<Vec<std::thread::JoinHandle<ThreadOutcome>>> {
+    let mut handles = Vec::new();
+    for t in 0..threads {
+        let count = concurrency / threads + usize::from(t < concurrency % threads);
+        let openers = (OPENERS / threads).max(1);
+        let (target, shared) = (target.clone(), Arc::clone(shared));
+        handles.push(
+            std::thread::Builder::new()
+                .name(format!("client-{t}"))
+                .spawn(move || client_thread(server, target, kind, count, openers, shared))
+                .context("starting a client thread")?,
+        );
+    }
+    Ok(handles)
+}
+
+/// The warm-up: the clients run unmeasured for `warmup`, with the error count shown.
+async fn warm_up(shared: &Shared, warmup: Duration, progress: &Progress, label: &str) {
+    let warm_until = Instant::now() + warmup;
+    while Instant::now() < warm_until {
+        progress.line(&format!(
+            "{label}: warming up, {} errors",
+            shared.errors.load(Ordering::Relaxed)
+        ));
+        tokio::time::sleep(Duration::from_millis(200).min(warm_until - Instant::now())).await;
+    }
+}
+
+/// Waits for the client threads; returns their latencies merged, their errors (a thread that
+/// panicked counts one) and the first error message.
+async fn join_client_threads(
+    handles: Vec<std::thread::JoinHandle<ThreadOutcome>>,
+) -> anyhow::Result<(Histogram<u64>, u64, Option<String>)> {
     let mut latencies = histogram();
     let mut errors = 0;
     let mut first_error = None;
@@ -328,36 +368,48 @@ pub async fn closed_loop(
             None => errors += 1,
         }
     }
-    errors += shared.errors.load(Ordering::Relaxed);
-    process.stop().await;
+    Ok((latencies, errors, first_error))
+}
 
-    let rate = completed as f64 / seconds;
-    let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / completed.max(1) as f64;
-    let client_cpu = client_after.cpu.saturating_sub(client_before.cpu);
-    let mut sample = Sample::new(server, errors, first_error);
-    let unit = if kind == Loop::Http {
-        "req"
-    } else if kind == Loop::Turn {
-        "turn"
-    } else {
-        "msg"
-    };
-    sample.set(&format!("{unit}s_per_s"), rate);
-    sample.set("p50_us", latencies.value_at_quantile(0.50) as f64);
-    sample.set("p99_us", latencies.value_at_quantile(0.99) as f64);
-    sample.set("p999_us", latencies.value_at_quantile(0.999) as f64);
-    sample.set(
-        &format!("cpu_us_per_{unit}"),
-        per(after.cpu.saturating_sub(before.cpu)),
-    );
-    sample.set(&format!("client_cpu_us_per_{unit}"), per(client_cpu));
-    // Busy share of the client threads: well under 1 means the client had headroom.
-    sample.set(
-        "client_busy",
-        client_cpu.as_secs_f64() / (seconds * threads as f64),
-    );
-    sample.set("rss_mib", after.rss_bytes as f64 / MIB);
-    Ok(sample)
+/// What a closed-loop window measured.
+struct Measured {
+    seconds: f64,
+    completed: u64,
+    /// The server's CPU time in the window.
+    server_cpu: Duration,
+    /// The bench process's own CPU time in the window.
+    client_cpu: Duration,
+    /// The server's RSS at the window's end.
+    rss_bytes: u64,
+    latencies: Histogram<u64>,
+}
+
+impl Measured {
+    /// Sets the sample's metrics: rate, latency quantiles, CPU per exchange, client load, RSS.
+    fn record(&self, sample: &mut Sample, kind: Loop, threads: usize) {
+        let rate = self.completed as f64 / self.seconds;
+        let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / self.completed.max(1) as f64;
+        let unit = if kind == Loop::Http {
+            "req"
+        } else if kind == Loop::Turn {
+            "turn"
+        } else {
+            "msg"
+        };
+        let latencies = &self.latencies;
+        sample.set(&format!("{unit}s_per_s"), rate);
+        sample.set("p50_us", latencies.value_at_quantile(0.50) as f64);
+        sample.set("p99_us", latencies.value_at_quantile(0.99) as f64);
+        sample.set("p999_us", latencies.value_at_quantile(0.999) as f64);
+        sample.set(&format!("cpu_us_per_{unit}"), per(self.server_cpu));
+        sample.set(&format!("client_cpu_us_per_{unit}"), per(self.client_cpu));
+        // Busy share of the client threads: well under 1 means the client had headroom.
+        sample.set(
+            "client_busy",
+            self.client_cpu.as_secs_f64() / (self.seconds * threads as f64),
+        );
+        sample.set("rss_mib", self.rss_bytes as f64 / MIB);
+    }
 }
 
 /// Opens `sessions` sessions on a fresh server, holds them, and reports the server's RSS.

@@ -348,18 +348,7 @@ pub async fn run(
     plan: &SoakPlan,
     progress: &Progress,
 ) -> anyhow::Result<SoakReport> {
-    let retention = format!("{}", plan.retention_seconds);
-    let mut args = vec![
-        "--session-retention".to_owned(),
-        retention.clone(),
-        "--session-idle-timeout".to_owned(),
-        retention,
-    ];
-    if let Some(dir) = &plan.record {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        args.push("--record".into());
-        args.push(dir.display().to_string());
-    }
+    let args = server_args(plan)?;
     let process = ServerProcess::spawn_with(Server::Mock, bins, &args).await?;
     let target = client::Target::of(&process)?;
     let tally = Arc::new(Tally::default());
@@ -376,29 +365,7 @@ pub async fn run(
             ))
         })
         .collect();
-    let mut series = Vec::new();
-    while Instant::now() < until {
-        let usage = process.usage()?;
-        let point = Point {
-            at_s: started.elapsed().as_secs_f64(),
-            rss_mib: usage.rss_bytes as f64 / (1024.0 * 1024.0),
-            sessions: tally.sessions.load(Ordering::Relaxed),
-        };
-        progress.line(&format!(
-            "soak: {:.0}/{:.0} s, {} sessions, {} errors, RSS {:.1} MiB",
-            point.at_s,
-            plan.duration.as_secs_f64(),
-            point.sessions,
-            tally.errors.load(Ordering::Relaxed),
-            point.rss_mib
-        ));
-        series.push(point);
-        tokio::time::sleep(
-            plan.interval
-                .min(until.saturating_duration_since(Instant::now())),
-        )
-        .await;
-    }
+    let mut series = sample_rss(&process, plan, &tally, started, progress).await?;
     // Sessions in flight finish (each wait inside is bounded by the answer timeout); a worker
     // still busy after that is an error.
     let drained = tokio::time::timeout(
@@ -425,13 +392,7 @@ pub async fn run(
         remove_recordings(dir);
     }
     progress.finish("soak: done");
-    let n = series.len();
-    let window = (n / 10).max(1);
-    let half = n / 2;
-    let around_half = &series[half.saturating_sub(window / 2)..(half + window / 2 + 1).min(n)];
-    let at_end = &series[n.saturating_sub(window)..];
-    let rss_half = median_of(around_half);
-    let rss_end = median_of(at_end);
+    let (rss_half, rss_end) = half_and_end_rss(&series);
     let first_error = tally.first_error.lock().await.clone();
     Ok(SoakReport {
         duration_s: started.elapsed().as_secs_f64(),
@@ -456,6 +417,69 @@ pub async fn run(
         rss_peak_mib: series.iter().map(|p| p.rss_mib).fold(0.0, f64::max),
         series,
     })
+}
+
+/// The mock's flags for the plan: the retention and idle timeout, and `--record` (its
+/// directory created) when recordings are checked.
+fn server_args(plan: &SoakPlan) -> anyhow::Result<Vec<String>> {
+    let retention = format!("{}", plan.retention_seconds);
+    let mut args = vec![
+        "--session-retention".to_owned(),
+        retention.clone(),
+        "--session-idle-timeout".to_owned(),
+        retention,
+    ];
+    if let Some(dir) = &plan.record {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        args.push("--record".into());
+        args.push(dir.display().to_string());
+    }
+    Ok(args)
+}
+
+/// Reads the server's RSS every `plan.interval` until the run's end, showing progress.
+async fn sample_rss(
+    process: &ServerProcess,
+    plan: &SoakPlan,
+    tally: &Tally,
+    started: Instant,
+    progress: &Progress,
+) -> anyhow::Result<Vec<Point>> {
+    let until = started + plan.duration;
+    let mut series = Vec::new();
+    while Instant::now() < until {
+        let usage = process.usage()?;
+        let point = Point {
+            at_s: started.elapsed().as_secs_f64(),
+            rss_mib: usage.rss_bytes as f64 / (1024.0 * 1024.0),
+            sessions: tally.sessions.load(Ordering::Relaxed),
+        };
+        progress.line(&format!(
+            "soak: {:.0}/{:.0} s, {} sessions, {} errors, RSS {:.1} MiB",
+            point.at_s,
+            plan.duration.as_secs_f64(),
+            point.sessions,
+            tally.errors.load(Ordering::Relaxed),
+            point.rss_mib
+        ));
+        series.push(point);
+        tokio::time::sleep(
+            plan.interval
+                .min(until.saturating_duration_since(Instant::now())),
+        )
+        .await;
+    }
+    Ok(series)
+}
+
+/// The median RSS of the readings around the half-way point, and of the last tenth.
+fn half_and_end_rss(series: &[Point]) -> (f64, f64) {
+    let n = series.len();
+    let window = (n / 10).max(1);
+    let half = n / 2;
+    let around_half = &series[half.saturating_sub(window / 2)..(half + window / 2 + 1).min(n)];
+    let at_end = &series[n.saturating_sub(window)..];
+    (median_of(around_half), median_of(at_end))
 }
 
 #[cfg(test)]

@@ -106,7 +106,12 @@ async fn send_in_time(
 
 /// Starts the journal of a session the upstream just created (its `session_id` read from the
 /// answer) with the creating call.
-fn journal_created_session(proxy: &Proxy, headers: &HeaderMap, body: &Bytes, response_body: &Bytes) {
+fn journal_created_session(
+    proxy: &Proxy,
+    headers: &HeaderMap,
+    body: &Bytes,
+    response_body: &Bytes,
+) {
     let Some(session) = serde_json::from_slice::<serde_json::Value>(response_body)
         .ok()
         .and_then(|v| v["session_id"].as_str().map(str::to_owned))

@@ -181,7 +181,11 @@ impl Rules {
         };
         if event_type == ServerEvent::POLY_AGENT_MESSAGE_CHUNK {
             let message_id = string(&payload["message_id"]);
-            if self.pending.as_ref().is_some_and(|p| p.message_id != message_id) {
+            if self
+                .pending
+                .as_ref()
+                .is_some_and(|p| p.message_id != message_id)
+            {
                 rule.flush_stream(&mut self.pending);
             }
             let stream = self.pending.get_or_insert_with(|| PendingStream {

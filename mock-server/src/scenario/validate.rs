@@ -504,9 +504,7 @@ fn unknown_event_fault(check: &Checker<'_>, at: &str, name: &str) -> Result<Faul
     if documented || !wire_like {
         return Err(check.error(
             format!("{at}/unknown_event_type"),
-            format!(
-                "`{name}` must be an undocumented type of the form EVENT_TYPE_[A-Z0-9_]+"
-            ),
+            format!("`{name}` must be an undocumented type of the form EVENT_TYPE_[A-Z0-9_]+"),
         ));
     }
     Ok(Fault::UnknownEvent(name.to_owned()))
