@@ -421,8 +421,6 @@ pub async fn run_reference(
     client: &mut Option<ReferenceClient>,
     command: Command,
 ) -> Reply {
-    let failed = |e: crate::reference::ClientError| Reply::Failed(e.to_string());
-    let not_started = || Reply::Failed("no conversation: send `start` first".into());
     let tls = match env.ca_file.as_deref().map(crate::tls::client_config) {
         None => None,
         Some(Ok(tls)) => Some(tls),
@@ -457,43 +455,63 @@ pub async fn run_reference(
                 ..Default::default()
             }))),
         },
-        Command::Send { text } => client.as_ref().map_or_else(not_started, |c| {
-            c.send(&text).map_or_else(failed, |()| Reply::Ok(None))
-        }),
-        Command::Typing { state } => client.as_ref().map_or_else(not_started, |c| {
-            c.typing(state == TypingChange::Started)
-                .map_or_else(failed, |()| Reply::Ok(None))
-        }),
+        Command::Send { text } => on_started(client, |c| c.send(&text)),
+        Command::Typing { state } => {
+            on_started(client, |c| c.typing(state == TypingChange::Started))
+        }
         Command::TapSuggestion { message_id, index } => {
-            client.as_ref().map_or_else(not_started, |c| {
-                c.tap_suggestion(&message_id, index)
-                    .map_or_else(failed, |()| Reply::Ok(None))
-            })
+            on_started(client, |c| c.tap_suggestion(&message_id, index))
         }
-        Command::End => client.as_ref().map_or_else(not_started, |c| {
-            c.end().map_or_else(failed, |()| Reply::Ok(None))
-        }),
-        Command::Restart => {
-            let Some(running) = client.take() else {
-                return not_started();
-            };
-            let streaming = running.streaming();
-            if let Err(error) = running.suspend(state_file).await {
-                return failed(error);
-            }
-            match ReferenceClient::resume(config(streaming), state_file).await {
-                Ok(resumed) => {
-                    *client = Some(resumed);
-                    Reply::Ok(None)
-                }
-                Err(error) => failed(error),
-            }
-        }
+        Command::End => on_started(client, ReferenceClient::end),
+        Command::Restart => restart_reference(client, state_file, config).await,
         Command::Exit => {
             if let Some(c) = client.take() {
                 c.close().await;
             }
             Reply::Ok(None)
         }
+    }
+}
+
+/// The reply to a command the reference client refused.
+fn failed(error: crate::reference::ClientError) -> Reply {
+    Reply::Failed(error.to_string())
+}
+
+/// The reply to a command that needs a conversation, before `start`.
+fn not_started() -> Reply {
+    Reply::Failed("no conversation: send `start` first".into())
+}
+
+/// The reply of `act` on the started client, or the failure of a command sent before `start`.
+fn on_started(
+    client: &Option<ReferenceClient>,
+    act: impl FnOnce(&ReferenceClient) -> Result<(), crate::reference::ClientError>,
+) -> Reply {
+    client.as_ref().map_or_else(not_started, |c| {
+        act(c).map_or_else(failed, |()| Reply::Ok(None))
+    })
+}
+
+/// `restart`: the running client persists its session in `state_file` and a new one, made by
+/// `config` with the same streaming choice, resumes from it.
+async fn restart_reference(
+    client: &mut Option<ReferenceClient>,
+    state_file: &Path,
+    config: impl Fn(bool) -> ClientConfig,
+) -> Reply {
+    let Some(running) = client.take() else {
+        return not_started();
+    };
+    let streaming = running.streaming();
+    if let Err(error) = running.suspend(state_file).await {
+        return failed(error);
+    }
+    match ReferenceClient::resume(config(streaming), state_file).await {
+        Ok(resumed) => {
+            *client = Some(resumed);
+            Reply::Ok(None)
+        }
+        Err(error) => failed(error),
     }
 }

@@ -7,6 +7,7 @@ use clap::ValueEnum;
 use conformance::driver::{ProcessLauncher, ReferenceLauncher};
 use conformance::generative::Session;
 use conformance::params::Params;
+use conformance::reference::Defects;
 use conformance::report::Run;
 use conformance::runner::{CaseResult, RunProfile, Verdict, run_case, run_cases, select};
 use mock_server::config::Profile;
@@ -95,26 +96,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let seed = args
         .seed
         .unwrap_or_else(|| getrandom::u64().unwrap_or_default() >> 16);
-    let sessions: Vec<Session> = if args.session.is_empty() {
-        let count = args.generative.unwrap_or(match args.profile {
-            RunProfile::Generative => 12,
-            _ => 0,
-        });
-        (0..count as u64)
-            .map(|i| Session::generate(seed, i))
-            .collect()
-    } else {
-        args.session
-            .iter()
-            .map(|id| {
-                Session::from_id(id).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "`{id}` is not a generated session (generated-<seed>[-beats-…])"
-                    )
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
+    let sessions = sessions(&args, seed)?;
     let generated: Vec<conformance::cases::Case> = sessions
         .iter()
         .map(Session::case)
@@ -130,11 +112,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args.profile.as_str(),
         args.only
     );
-    let mut params = Params::draw(seed).with_protocol(args.protocol_profile);
-    if args.tls {
-        let tls = conformance::tls::RunTls::generate().map_err(anyhow::Error::msg)?;
-        params = params.with_tls(tls);
-    }
+    let params = run_params(&args, seed)?;
     let jobs = args.jobs.unwrap_or_else(conformance::runner::default_jobs);
     eprintln!(
         "{} case(s), profile {}, seed {seed}, {jobs} at a time{}",
@@ -146,45 +124,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let timeout = Duration::from_secs(args.timeout);
-    let shrink = !args.no_shrink;
-    let results: Vec<CaseResult> = runtime.block_on(async {
-        if let Some(command) = &args.driver {
-            let launcher = ProcessLauncher {
-                command: absolutize(command),
-                timeout,
-            };
-            let results = run_cases(&cases, &params, &launcher, jobs, progress_line).await;
-            return anyhow::Ok(shrunk(results, &params, &launcher, shrink).await);
-        }
-        let defects = match &args.mutant {
-            None => Default::default(),
-            Some(name) => {
-                let mutant = conformance::reference::mutants()
-                    .into_iter()
-                    .find(|m| m.name == name)
-                    .ok_or_else(|| anyhow::anyhow!("no mutant `{name}`"))?;
-                anyhow::ensure!(
-                    !mutant.tls || args.tls,
-                    "mutant `{name}` only shows over TLS: add --tls"
-                );
-                mutant.defects
-            }
-        };
-        let launcher = ReferenceLauncher {
-            defects,
-            protocol: args.protocol_profile,
-        };
-        let results = run_cases(&cases, &params, &launcher, jobs, progress_line).await;
-        anyhow::Ok(shrunk(results, &params, &launcher, shrink).await)
-    })?;
-    let driver = match (&args.driver, &args.mutant) {
-        (Some(command), _) => command.clone(),
-        (None, Some(mutant)) => format!("--reference --mutant {mutant}"),
-        (None, None) => "--reference".into(),
-    };
+    let results = runtime.block_on(play_cases(&args, &cases, &params, jobs))?;
     let mut run = Run::new(
-        driver,
+        driver_label(&args),
         args.profile,
         seed,
         args.strict,
@@ -193,25 +135,115 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     run.protocol = args.protocol_profile;
     run.tls = args.tls;
-    print_summary(&run);
-    if matches!(args.format, Format::Github) {
-        for line in annotations(&run) {
-            outln!("{line}");
-        }
-    }
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&run)?)?;
-        outln!("results written to {}", path.display());
-    }
-    if let Some(dir) = &args.report {
-        conformance::report::write(dir, &run)?;
-        outln!("report written to {}", dir.join("report.html").display());
-    }
+    publish(&args, &run)?;
     Ok(if run.passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The generated sessions to play: the ones `--session` names, else as many drawn from `seed`
+/// as `--generative` (or the profile) asks for.
+fn sessions(args: &RunArgs, seed: u64) -> anyhow::Result<Vec<Session>> {
+    if args.session.is_empty() {
+        let count = args.generative.unwrap_or(match args.profile {
+            RunProfile::Generative => 12,
+            _ => 0,
+        });
+        return Ok((0..count as u64)
+            .map(|i| Session::generate(seed, i))
+            .collect());
+    }
+    args.session
+        .iter()
+        .map(|id| {
+            Session::from_id(id).ok_or_else(|| {
+                anyhow::anyhow!("`{id}` is not a generated session (generated-<seed>[-beats-…])")
+            })
+        })
+        .collect()
+}
+
+/// The run's parameters drawn from `seed`, for the protocol revision and (with `--tls`) a
+/// certificate made for the run.
+fn run_params(args: &RunArgs, seed: u64) -> anyhow::Result<Params> {
+    let mut params = Params::draw(seed).with_protocol(args.protocol_profile);
+    if args.tls {
+        let tls = conformance::tls::RunTls::generate().map_err(anyhow::Error::msg)?;
+        params = params.with_tls(tls);
+    }
+    Ok(params)
+}
+
+/// Runs `cases` against the driver or the reference client (with its mutant's defects), each
+/// failing generated session shrunk.
+async fn play_cases(
+    args: &RunArgs,
+    cases: &[&conformance::cases::Case],
+    params: &Params,
+    jobs: usize,
+) -> anyhow::Result<Vec<CaseResult>> {
+    let shrink = !args.no_shrink;
+    if let Some(command) = &args.driver {
+        let launcher = ProcessLauncher {
+            command: absolutize(command),
+            timeout: Duration::from_secs(args.timeout),
+        };
+        let results = run_cases(cases, params, &launcher, jobs, progress_line).await;
+        return Ok(shrunk(results, params, &launcher, shrink).await);
+    }
+    let launcher = ReferenceLauncher {
+        defects: mutant_defects(args)?,
+        protocol: args.protocol_profile,
+    };
+    let results = run_cases(cases, params, &launcher, jobs, progress_line).await;
+    Ok(shrunk(results, params, &launcher, shrink).await)
+}
+
+/// The defects of the mutant `--mutant` names (none without it); a TLS-only mutant needs
+/// `--tls`.
+fn mutant_defects(args: &RunArgs) -> anyhow::Result<Defects> {
+    let Some(name) = &args.mutant else {
+        return Ok(Defects::default());
+    };
+    let mutant = conformance::reference::mutants()
+        .into_iter()
+        .find(|m| m.name == name)
+        .ok_or_else(|| anyhow::anyhow!("no mutant `{name}`"))?;
+    anyhow::ensure!(
+        !mutant.tls || args.tls,
+        "mutant `{name}` only shows over TLS: add --tls"
+    );
+    Ok(mutant.defects)
+}
+
+/// How the report names what ran: the driver command, or the reference client (and mutant).
+fn driver_label(args: &RunArgs) -> String {
+    match (&args.driver, &args.mutant) {
+        (Some(command), _) => command.clone(),
+        (None, Some(mutant)) => format!("--reference --mutant {mutant}"),
+        (None, None) => "--reference".into(),
+    }
+}
+
+/// Prints the summary (and, for GitHub, the annotations) and writes the files asked for.
+fn publish(args: &RunArgs, run: &Run<'_>) -> anyhow::Result<()> {
+    print_summary(run);
+    if matches!(args.format, Format::Github) {
+        for line in annotations(run) {
+            outln!("{line}");
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(run)?)?;
+        outln!("results written to {}", path.display());
+    }
+    if let Some(dir) = &args.report {
+        conformance::report::write(dir, run)?;
+        outln!("report written to {}", dir.join("report.html").display());
+    }
+    Ok(())
 }
 
 /// Each failing generated session replaced by its shrunk form: the fewest beats that still

@@ -91,116 +91,172 @@ async fn start_over(config: &ClientConfig, shared: &Shared) -> bool {
     }
 }
 
+/// The connection task: connects, converses, and reconnects or starts over, until closed.
 pub(super) async fn run(
     config: ClientConfig,
     shared: Arc<Shared>,
     mut queue: mpsc::UnboundedReceiver<String>,
     mut socket: Option<Socket>,
 ) {
-    let defects = config.defects;
-    let set = |state| *lock(&shared.connection) = state;
-    // Failed reconnect attempts since the connection was lost.
-    let mut failed: u32 = 0;
-    // A resumed instance starts without a socket; its first connection is the resume.
-    let mut resuming = socket.is_none();
-    // The connection being opened follows an unexpected close (not a start or a resume).
-    let mut after_drop = false;
+    let mut link = Connection {
+        config,
+        shared,
+        failed: 0,
+        resuming: socket.is_none(),
+        after_drop: false,
+    };
     loop {
         let current = match socket.take() {
             Some(open) => open,
-            None => {
-                let last = lock(&shared.conversation).last_sequence();
-                let cursor = if defects.has(Defect::NoCursor)
-                    || (defects.has(Defect::CursorLostOnRestart) && resuming)
-                {
-                    0
-                } else if defects.has(Defect::StaleCursor) {
-                    last.saturating_sub(2)
-                } else {
-                    last
-                };
-                let session = lock(&shared.session).clone();
-                match connect(&config, &ws_url(&config, &session, cursor)).await {
-                    Ok(open) => {
-                        resuming = false;
-                        open
-                    }
-                    Err(error) => {
-                        failed += 1;
-                        let gone = matches!(refused_status(&error), Some(404 | 401));
-                        if gone && !defects.has(Defect::RetryGoneSession) {
-                            // The session or its token is dead: a new token and session (RC-5).
-                            if start_over(&config, &shared).await {
-                                failed = 0;
-                                continue;
-                            }
-                        }
-                        let max = lock(&shared.conversation)
-                            .session_start()
-                            .and_then(|c| c.max_reconnect_attempts)
-                            .unwrap_or(5);
-                        if defects.has(Defect::NoBackoff) {
-                            // Hammers the server: no delay, no limit (beyond a safety cap).
-                            if failed > 200 {
-                                set(ConnectionState::Closed);
-                                return;
-                            }
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            continue;
-                        }
-                        let limit = max + u32::from(defects.has(Defect::OneAttemptTooMany));
-                        if failed >= limit && !defects.has(Defect::NeverGiveUp) {
-                            set(ConnectionState::Closed);
-                            if defects.has(Defect::NewSessionAfterGivingUp) {
-                                // Gives up, then starts over by itself instead of the user.
-                                tokio::time::sleep(BACKOFF_START).await;
-                                if start_over(&config, &shared).await {
-                                    failed = 0;
-                                    after_drop = false;
-                                    continue;
-                                }
-                            }
-                            return;
-                        }
-                        tokio::time::sleep(backoff_after(failed, defects)).await;
-                        continue;
-                    }
-                }
-            }
+            None => match link.open().await {
+                Ok(open) => open,
+                Err(error) => match link.after_failed_attempt(&error).await {
+                    Next::Connect => continue,
+                    Next::Stop => return,
+                },
+            },
         };
-        failed = 0;
-        set(ConnectionState::Open);
-        match converse(current, &shared, &mut queue, defects, after_drop).await {
+        link.failed = 0;
+        link.set(ConnectionState::Open);
+        let defects = link.config.defects;
+        let ended = converse(current, &link.shared, &mut queue, defects, link.after_drop).await;
+        if let Next::Stop = link.after_conversation(ended).await {
+            return;
+        }
+    }
+}
+
+/// What the connection task does next.
+enum Next {
+    /// Opens a connection (again).
+    Connect,
+    /// Ends: the connection stays closed.
+    Stop,
+}
+
+/// The connection task's state between connections.
+struct Connection {
+    config: ClientConfig,
+    shared: Arc<Shared>,
+    /// Failed reconnect attempts since the connection was lost.
+    failed: u32,
+    /// A resumed instance starts without a socket; its first connection is the resume.
+    resuming: bool,
+    /// The connection being opened follows an unexpected close (not a start or a resume).
+    after_drop: bool,
+}
+
+impl Connection {
+    /// Shows `state` as the connection's.
+    fn set(&self, state: ConnectionState) {
+        *lock(&self.shared.connection) = state;
+    }
+
+    /// Opens the socket, with the cursor of the last event seen (spec §3.6).
+    async fn open(&mut self) -> Result<Socket, tungstenite::Error> {
+        let defects = self.config.defects;
+        let last = lock(&self.shared.conversation).last_sequence();
+        let cursor = if defects.has(Defect::NoCursor)
+            || (defects.has(Defect::CursorLostOnRestart) && self.resuming)
+        {
+            0
+        } else if defects.has(Defect::StaleCursor) {
+            last.saturating_sub(2)
+        } else {
+            last
+        };
+        let session = lock(&self.shared.session).clone();
+        let open = connect(&self.config, &ws_url(&self.config, &session, cursor)).await?;
+        self.resuming = false;
+        Ok(open)
+    }
+
+    /// After a failed attempt: a new session for a dead one (RC-5), else a wait before the
+    /// next attempt, or giving up after the advertised number of attempts.
+    async fn after_failed_attempt(&mut self, error: &tungstenite::Error) -> Next {
+        let defects = self.config.defects;
+        self.failed += 1;
+        let gone = matches!(refused_status(error), Some(404 | 401));
+        if gone && !defects.has(Defect::RetryGoneSession) {
+            // The session or its token is dead: a new token and session (RC-5).
+            if start_over(&self.config, &self.shared).await {
+                self.failed = 0;
+                return Next::Connect;
+            }
+        }
+        let max = lock(&self.shared.conversation)
+            .session_start()
+            .and_then(|c| c.max_reconnect_attempts)
+            .unwrap_or(5);
+        if defects.has(Defect::NoBackoff) {
+            // Hammers the server: no delay, no limit (beyond a safety cap).
+            if self.failed > 200 {
+                self.set(ConnectionState::Closed);
+                return Next::Stop;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            return Next::Connect;
+        }
+        let limit = max + u32::from(defects.has(Defect::OneAttemptTooMany));
+        if self.failed >= limit && !defects.has(Defect::NeverGiveUp) {
+            return self.give_up().await;
+        }
+        tokio::time::sleep(backoff_after(self.failed, defects)).await;
+        Next::Connect
+    }
+
+    /// Out of attempts: closed, unless a defect starts over by itself.
+    async fn give_up(&mut self) -> Next {
+        self.set(ConnectionState::Closed);
+        if self.config.defects.has(Defect::NewSessionAfterGivingUp) {
+            // Gives up, then starts over by itself instead of the user.
+            tokio::time::sleep(BACKOFF_START).await;
+            if start_over(&self.config, &self.shared).await {
+                self.failed = 0;
+                self.after_drop = false;
+                return Next::Connect;
+            }
+        }
+        Next::Stop
+    }
+
+    /// After a connection's life: closed for good after the end, else reconnecting after a
+    /// drop (defects may do otherwise).
+    async fn after_conversation(&mut self, ended: Ended) -> Next {
+        let defects = self.config.defects;
+        match ended {
             Ended::Session if defects.has(Defect::NewSessionAfterEnd) => {
                 tokio::time::sleep(BACKOFF_START).await;
-                if !start_over(&config, &shared).await {
-                    set(ConnectionState::Closed);
-                    return;
+                if !start_over(&self.config, &self.shared).await {
+                    self.set(ConnectionState::Closed);
+                    return Next::Stop;
                 }
-                set(ConnectionState::Connecting);
+                self.set(ConnectionState::Connecting);
             }
             Ended::Session if defects.has(Defect::ReconnectAfterEnd) => {
-                set(ConnectionState::Reconnecting);
+                self.set(ConnectionState::Reconnecting);
                 tokio::time::sleep(BACKOFF_START).await;
             }
             Ended::Session | Ended::Stopped => {
-                set(ConnectionState::Closed);
-                return;
+                self.set(ConnectionState::Closed);
+                return Next::Stop;
             }
             Ended::Dropped => {
-                after_drop = true;
-                set(ConnectionState::Reconnecting);
+                self.after_drop = true;
+                self.set(ConnectionState::Reconnecting);
                 if defects.has(Defect::NoBackoff) {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 } else {
                     tokio::time::sleep(BACKOFF_START).await;
                 }
-                if defects.has(Defect::NewSessionOnReconnect) && !start_over(&config, &shared).await
+                if defects.has(Defect::NewSessionOnReconnect)
+                    && !start_over(&self.config, &self.shared).await
                 {
-                    set(ConnectionState::Closed);
-                    return;
+                    self.set(ConnectionState::Closed);
+                    return Next::Stop;
                 }
             }
         }
+        Next::Connect
     }
 }

@@ -303,56 +303,11 @@ impl<'a> Fold<'a> {
     /// Folds an event that changes what surrounds the messages: typing, who is there, the
     /// handoff, the queue, the language, system messages, the end.
     fn state(&mut self, envelope: &ServerEnvelope) {
+        if self.presence(envelope) || self.handoff(envelope) {
+            return;
+        }
         let defects = self.defects;
-        let view = &mut self.view;
         match &envelope.event {
-            ServerEvent::PolyAgentThinking(_) => {
-                self.typing.agent = !defects.has(Defect::NoTypingIndicator);
-            }
-            ServerEvent::LiveAgentTyping(t) => {
-                self.typing.live_agent = t.state == TypingState::Started;
-            }
-            ServerEvent::PolyAgentJoined(j) => {
-                view.agent = Some(Some(ViewAgent {
-                    name: j.agent_name.clone(),
-                    avatar_url: j.agent_avatar_url.clone(),
-                }));
-            }
-            ServerEvent::PolyAgentLeft(_) => self.agent_answered(),
-            ServerEvent::LiveAgentJoined(j) => {
-                view.live_agent = Some(Some(ViewLiveAgent {
-                    id: j.agent.id.clone(),
-                    name: j.agent.name.clone(),
-                    avatar_url: j.agent.avatar_url.clone(),
-                }));
-                view.handoff = Some(HandoffState::Live);
-            }
-            ServerEvent::LiveAgentLeft(_) => {
-                view.live_agent = Some(None);
-                self.typing.live_agent = false;
-                view.handoff = Some(HandoffState::Ended);
-            }
-            ServerEvent::PolyAgentTriggeredHandoff(_) => {
-                view.handoff = Some(HandoffState::Triggered);
-                self.agent_answered();
-            }
-            ServerEvent::HandoffAccepted(_) => view.handoff = Some(HandoffState::Accepted),
-            ServerEvent::HandoffQueueStatus(q) if !defects.has(Defect::NoQueueStatus) => {
-                view.queue = Some(Some(ViewQueue {
-                    queue_name: q.queue_name.clone(),
-                    position_in_queue: q.position_in_queue.map(u64::from),
-                    estimated_wait_seconds: q.estimated_wait_seconds.map(u64::from),
-                }));
-            }
-            ServerEvent::ClientHandoffRequired(c) => {
-                view.handoff = Some(HandoffState::ClientRequired);
-                view.client_handoff = Some(Some(ViewClientHandoff {
-                    reason: c.reason.as_str().to_owned(),
-                    queue_name: c.queue_name.clone(),
-                }));
-            }
-            ServerEvent::HandoffFailed(_) => view.handoff = Some(HandoffState::Failed),
-            ServerEvent::HandoffTimeout(_) => view.handoff = Some(HandoffState::Timeout),
             ServerEvent::LanguageChanged(l) => {
                 // The latest by order; with the defect, the latest to arrive.
                 if defects.has(Defect::LanguageByArrival) {
@@ -377,13 +332,79 @@ impl<'a> Fold<'a> {
                 } else {
                     end.reason.as_str().to_owned()
                 };
-                view.ended = Some(Some(ViewEnded { reason }));
+                self.view.ended = Some(Some(ViewEnded { reason }));
                 self.typing = ViewTyping::default();
             }
             // Echoes of our own control frames, history markers, and types this client does
             // not know (spec §11 ERR-2) change nothing on screen.
             _ => {}
         }
+    }
+
+    /// Folds an event about who is there and who is typing; `false` when `envelope` is not one.
+    fn presence(&mut self, envelope: &ServerEnvelope) -> bool {
+        let view = &mut self.view;
+        match &envelope.event {
+            ServerEvent::PolyAgentThinking(_) => {
+                self.typing.agent = !self.defects.has(Defect::NoTypingIndicator);
+            }
+            ServerEvent::LiveAgentTyping(t) => {
+                self.typing.live_agent = t.state == TypingState::Started;
+            }
+            ServerEvent::PolyAgentJoined(j) => {
+                view.agent = Some(Some(ViewAgent {
+                    name: j.agent_name.clone(),
+                    avatar_url: j.agent_avatar_url.clone(),
+                }));
+            }
+            ServerEvent::PolyAgentLeft(_) => self.agent_answered(),
+            ServerEvent::LiveAgentJoined(j) => {
+                view.live_agent = Some(Some(ViewLiveAgent {
+                    id: j.agent.id.clone(),
+                    name: j.agent.name.clone(),
+                    avatar_url: j.agent.avatar_url.clone(),
+                }));
+                view.handoff = Some(HandoffState::Live);
+            }
+            ServerEvent::LiveAgentLeft(_) => {
+                view.live_agent = Some(None);
+                self.typing.live_agent = false;
+                view.handoff = Some(HandoffState::Ended);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// Folds an event of the handoff to a live agent before one joins (triggered, accepted,
+    /// queued, left to the client, failed, timed out); `false` when `envelope` is not one.
+    fn handoff(&mut self, envelope: &ServerEnvelope) -> bool {
+        let view = &mut self.view;
+        match &envelope.event {
+            ServerEvent::PolyAgentTriggeredHandoff(_) => {
+                view.handoff = Some(HandoffState::Triggered);
+                self.agent_answered();
+            }
+            ServerEvent::HandoffAccepted(_) => view.handoff = Some(HandoffState::Accepted),
+            ServerEvent::HandoffQueueStatus(q) if !self.defects.has(Defect::NoQueueStatus) => {
+                view.queue = Some(Some(ViewQueue {
+                    queue_name: q.queue_name.clone(),
+                    position_in_queue: q.position_in_queue.map(u64::from),
+                    estimated_wait_seconds: q.estimated_wait_seconds.map(u64::from),
+                }));
+            }
+            ServerEvent::ClientHandoffRequired(c) => {
+                view.handoff = Some(HandoffState::ClientRequired);
+                view.client_handoff = Some(Some(ViewClientHandoff {
+                    reason: c.reason.as_str().to_owned(),
+                    queue_name: c.queue_name.clone(),
+                }));
+            }
+            ServerEvent::HandoffFailed(_) => view.handoff = Some(HandoffState::Failed),
+            ServerEvent::HandoffTimeout(_) => view.handoff = Some(HandoffState::Timeout),
+            _ => return false,
+        }
+        true
     }
 
     /// Streamed messages: chunks in `chunk_index` order, complete once every chunk up to the

@@ -1,13 +1,14 @@
 //! One open connection's life: frames read into the conversation, the join after the history,
 //! heartbeats, queued messages sent, and unechoed ones resent or marked failed.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use mock_server::protocol::{ClientEvent, ClientFrame, ServerEvent, decode_server_frame};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::connection::Socket;
 use super::frames::{encode, frame_client_id, message_frame};
@@ -66,41 +67,35 @@ fn next_deadline(resends: u32, defects: Defects) -> Duration {
 
 /// One connection's life.
 pub(super) async fn converse(
-    mut socket: Socket,
+    socket: Socket,
     shared: &Shared,
     queue: &mut mpsc::UnboundedReceiver<String>,
     defects: Defects,
     after_drop: bool,
 ) -> Ended {
-    let mut history_seen = false;
-    let join_frame = || {
-        encode(
-            &ClientFrame::new(ClientEvent::RequestPolyAgentJoin),
-            defects,
-        )
+    let mut link = Link {
+        socket,
+        shared,
+        defects,
+        after_drop,
+        history_seen: false,
+        ended: false,
+        timed_join: timed_join(defects),
+        heartbeat: None,
+        deadlines: Vec::new(),
     };
-    let agent_known = || lock(&shared.conversation).agent_joined_or_asked();
-    if defects.has(Defect::JoinBeforeHistory) && !agent_known() {
-        lock(&shared.conversation).join_sent = true;
-        if socket.send(Message::text(join_frame())).await.is_err() {
-            return Ended::Dropped;
-        }
+    if defects.has(Defect::JoinBeforeHistory)
+        && !link.agent_known()
+        && let ControlFlow::Break(ended) = link.join().await
+    {
+        return ended;
     }
     let opened = Instant::now();
-    let timed_join = if defects.has(Defect::JoinAfterFixedDelay) {
-        Some(Duration::from_millis(400))
-    } else if defects.has(Defect::JoinOn1500MsTimer) {
-        Some(Duration::from_millis(1_500))
-    } else {
-        None
-    };
-    let mut fixed_join = timed_join.map(|delay| opened + delay);
-    let mut heartbeat = None::<tokio::time::Interval>;
+    let mut fixed_join = link.timed_join.map(|delay| opened + delay);
     let mut resend = tokio::time::interval(Duration::from_millis(250));
-    let mut deadlines: Vec<(String, Instant)> = Vec::new();
-    let mut ended = false;
     loop {
-        let beat = async {
+        let heartbeat = &mut link.heartbeat;
+        let beat = async move {
             match heartbeat.as_mut() {
                 Some(interval) => {
                     interval.tick().await;
@@ -114,131 +109,242 @@ pub(super) async fn converse(
                 None => std::future::pending::<()>().await,
             }
         };
-        tokio::select! {
-            frame = socket.next() => {
-                let text = match frame {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                        return if ended { Ended::Session } else { Ended::Dropped };
-                    }
-                    Some(Ok(_)) => continue,
-                };
-                // Undecodable frames are ignored, never fatal (spec §11 ERR-2).
-                let Ok(envelope) = decode_server_frame(&text) else { continue };
-                let unknown = matches!(envelope.event, ServerEvent::Unknown(_));
-                let error = matches!(&envelope.event, ServerEvent::SystemMessage(m)
-                    if m.level == mock_server::protocol::SystemMessageLevel::Error);
-                if (defects.has(Defect::CloseOnUnknownEvent) && unknown) || (defects.has(Defect::CloseOnErrorMessage) && error) {
-                    let _ = socket.close(None).await;
-                    return Ended::Stopped;
-                }
-                let batch = match &envelope.event {
-                    ServerEvent::EventBatch(b) => Some(b.events.iter().map(|e| e.event.event_type().to_owned()).collect::<Vec<_>>()),
-                    _ => None,
-                };
-                let ends = matches!(envelope.event, ServerEvent::SessionEnd(_))
-                    || batch.as_ref().is_some_and(|types| types.iter().any(|t| t == ServerEvent::SESSION_END));
-                if defects.has(Defect::DropOutOfOrderLive) && batch.is_none()
-                    && let Some(sequence) = envelope.sequence
-                    && sequence.0 < lock(&shared.conversation).last_sequence()
-                {
-                    continue;
-                }
-                lock(&shared.conversation).ingest(envelope);
-                if let Some(types) = batch.filter(|_| !history_seen) {
-                    history_seen = true;
-                    let advertised = lock(&shared.conversation)
-                        .session_start()
-                        .and_then(|c| c.heartbeat_interval_seconds);
-                    let stopped = defects.has(Defect::HeartbeatNotRestarted) && after_drop;
-                    if heartbeat.is_none()
-                        && !stopped
-                        && let Some(period) = heartbeat_period(advertised, defects)
-                    {
-                        heartbeat = Some(tokio::time::interval_at(Instant::now() + period, period));
-                    }
-                    // Join only after the history, only if the agent never joined (WS-2/3/4).
-                    let join = if defects.has(Defect::JoinFromReplayOnly) {
-                        !types.iter().any(|t| t == ServerEvent::POLY_AGENT_JOINED)
-                    } else if defects.has(Defect::JoinOnReconnect) {
-                        lock(&shared.conversation).join_sent || !agent_known()
-                    } else if defects.has(Defect::RejoinAfterDrop) && after_drop {
-                        true
-                    } else {
-                        !agent_known()
-                    };
-                    if join && !defects.has(Defect::JoinBeforeHistory) && timed_join.is_none() && !ends {
-                        lock(&shared.conversation).join_sent = true;
-                        if socket.send(Message::text(join_frame())).await.is_err() {
-                            return Ended::Dropped;
-                        }
-                    }
-                    // Messages that went out before a drop and whose echo is not in the history
-                    // are sent again now; messages never sent are still in the queue.
-                    let unechoed: Vec<String> = if defects.has(Defect::ResendEchoedAfterReconnect) && after_drop {
-                        lock(&shared.conversation).sent_frames.clone()
-                    } else {
-                        lock(&shared.conversation)
-                            .pending
-                            .iter()
-                            .filter(|p| p.sent && !p.failed)
-                            .map(|p| p.frame.clone())
-                            .collect()
-                    };
-                    for frame in unechoed {
-                        if let Some(id) = frame_client_id(&frame) {
-                            deadlines.retain(|(d, _)| *d != id);
-                            deadlines.push((id, Instant::now() + ECHO_TIMEOUT));
-                        }
-                        if socket.send(Message::text(frame)).await.is_err() {
-                            return Ended::Dropped;
-                        }
-                    }
-                }
-                if ends && !ended {
-                    ended = true;
-                    if !defects.has(Defect::NoCloseAfterEnd) {
-                        let _ = socket.close(None).await;
-                        return Ended::Session;
-                    }
-                }
-            }
+        let next = tokio::select! {
+            frame = link.socket.next() => link.on_frame(frame).await,
             () = delayed_join => {
                 fixed_join = None;
-                if !agent_known() {
-                    lock(&shared.conversation).join_sent = true;
-                    if socket.send(Message::text(join_frame())).await.is_err() {
-                        return Ended::Dropped;
-                    }
-                }
+                link.on_timed_join().await
             }
-            outgoing = queue.recv(), if history_seen && !ended => {
-                let Some(frame) = outgoing else { return Ended::Stopped };
-                if let Some(id) = frame_client_id(&frame) {
-                    if let Some(p) = lock(&shared.conversation).pending.iter_mut().find(|p| p.client_event_id == id) {
-                        p.sent = true;
-                    }
-                    deadlines.push((id, Instant::now() + next_deadline(0, defects)));
-                }
-                if socket.send(Message::text(frame)).await.is_err() {
-                    return Ended::Dropped;
-                }
+            outgoing = queue.recv(), if link.history_seen && !link.ended => {
+                link.send_queued(outgoing).await
             }
-            () = beat, if !ended => {
+            () = beat, if !link.ended => {
                 let frame = encode(&ClientFrame::new(ClientEvent::Heartbeat), defects);
-                if socket.send(Message::text(frame)).await.is_err() {
-                    return Ended::Dropped;
-                }
+                link.send(frame).await
             }
-            _ = resend.tick(), if !ended => {
-                let again = due_resends(shared, &mut deadlines, defects);
-                for frame in again {
-                    if socket.send(Message::text(frame)).await.is_err() {
-                        return Ended::Dropped;
-                    }
-                }
+            _ = resend.tick(), if !link.ended => link.resend_due().await,
+        };
+        if let ControlFlow::Break(ended) = next {
+            return ended;
+        }
+    }
+}
+
+/// The delay after which a defect joins on a timer instead of after the history.
+fn timed_join(defects: Defects) -> Option<Duration> {
+    if defects.has(Defect::JoinAfterFixedDelay) {
+        Some(Duration::from_millis(400))
+    } else if defects.has(Defect::JoinOn1500MsTimer) {
+        Some(Duration::from_millis(1_500))
+    } else {
+        None
+    }
+}
+
+/// One open connection and what its life has seen so far. Each step of it breaks with how
+/// the connection ended, or continues.
+struct Link<'s> {
+    socket: Socket,
+    shared: &'s Shared,
+    defects: Defects,
+    /// The connection follows an unexpected close.
+    after_drop: bool,
+    /// The history (the first batch) arrived: the join and the queue may go.
+    history_seen: bool,
+    /// `SESSION_END` arrived (a defect may keep the socket open after it).
+    ended: bool,
+    /// A defect's delay for a join on a timer rather than after the history.
+    timed_join: Option<Duration>,
+    heartbeat: Option<tokio::time::Interval>,
+    /// Each unechoed message's client id and when it is next due.
+    deadlines: Vec<(String, Instant)>,
+}
+
+impl Link<'_> {
+    /// The agent joined, or the join went out.
+    fn agent_known(&self) -> bool {
+        lock(&self.shared.conversation).agent_joined_or_asked()
+    }
+
+    /// Sends `frame`; a failed send is a dropped connection.
+    async fn send(&mut self, frame: String) -> ControlFlow<Ended> {
+        if self.socket.send(Message::text(frame)).await.is_err() {
+            return ControlFlow::Break(Ended::Dropped);
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// Asks the agent to join (and remembers it did).
+    async fn join(&mut self) -> ControlFlow<Ended> {
+        lock(&self.shared.conversation).join_sent = true;
+        let frame = encode(
+            &ClientFrame::new(ClientEvent::RequestPolyAgentJoin),
+            self.defects,
+        );
+        self.send(frame).await
+    }
+
+    /// A frame read from the socket: taken into the conversation; the history starts the
+    /// heartbeat, the join and the resends; the end closes the socket.
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, tungstenite::Error>>,
+    ) -> ControlFlow<Ended> {
+        let defects = self.defects;
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                return ControlFlow::Break(if self.ended {
+                    Ended::Session
+                } else {
+                    Ended::Dropped
+                });
+            }
+            Some(Ok(_)) => return ControlFlow::Continue(()),
+        };
+        // Undecodable frames are ignored, never fatal (spec §11 ERR-2).
+        let Ok(envelope) = decode_server_frame(&text) else {
+            return ControlFlow::Continue(());
+        };
+        let unknown = matches!(envelope.event, ServerEvent::Unknown(_));
+        let error = matches!(&envelope.event, ServerEvent::SystemMessage(m)
+            if m.level == mock_server::protocol::SystemMessageLevel::Error);
+        if (defects.has(Defect::CloseOnUnknownEvent) && unknown)
+            || (defects.has(Defect::CloseOnErrorMessage) && error)
+        {
+            let _ = self.socket.close(None).await;
+            return ControlFlow::Break(Ended::Stopped);
+        }
+        let batch = match &envelope.event {
+            ServerEvent::EventBatch(b) => Some(
+                b.events
+                    .iter()
+                    .map(|e| e.event.event_type().to_owned())
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        };
+        let ends = matches!(envelope.event, ServerEvent::SessionEnd(_))
+            || batch
+                .as_ref()
+                .is_some_and(|types| types.iter().any(|t| t == ServerEvent::SESSION_END));
+        if defects.has(Defect::DropOutOfOrderLive)
+            && batch.is_none()
+            && let Some(sequence) = envelope.sequence
+            && sequence.0 < lock(&self.shared.conversation).last_sequence()
+        {
+            return ControlFlow::Continue(());
+        }
+        lock(&self.shared.conversation).ingest(envelope);
+        if let Some(types) = batch.filter(|_| !self.history_seen) {
+            self.history_seen = true;
+            self.on_history(&types, ends).await?;
+        }
+        if ends && !self.ended {
+            self.ended = true;
+            if !defects.has(Defect::NoCloseAfterEnd) {
+                let _ = self.socket.close(None).await;
+                return ControlFlow::Break(Ended::Session);
             }
         }
+        ControlFlow::Continue(())
+    }
+
+    /// The history (a batch of event `types`) arrived: the heartbeat starts, the agent is
+    /// asked to join unless it is there (or the batch `ends` the session), and the unechoed
+    /// messages go again.
+    async fn on_history(&mut self, types: &[String], ends: bool) -> ControlFlow<Ended> {
+        let defects = self.defects;
+        self.start_heartbeat();
+        // Join only after the history, only if the agent never joined (WS-2/3/4).
+        let join = if defects.has(Defect::JoinFromReplayOnly) {
+            !types.iter().any(|t| t == ServerEvent::POLY_AGENT_JOINED)
+        } else if defects.has(Defect::JoinOnReconnect) {
+            lock(&self.shared.conversation).join_sent || !self.agent_known()
+        } else if defects.has(Defect::RejoinAfterDrop) && self.after_drop {
+            true
+        } else {
+            !self.agent_known()
+        };
+        if join && !defects.has(Defect::JoinBeforeHistory) && self.timed_join.is_none() && !ends {
+            self.join().await?;
+        }
+        self.resend_unechoed().await
+    }
+
+    /// Starts the heartbeat at the period the session advertised (unless it runs already).
+    fn start_heartbeat(&mut self) {
+        let defects = self.defects;
+        let advertised = lock(&self.shared.conversation)
+            .session_start()
+            .and_then(|c| c.heartbeat_interval_seconds);
+        let stopped = defects.has(Defect::HeartbeatNotRestarted) && self.after_drop;
+        if self.heartbeat.is_none()
+            && !stopped
+            && let Some(period) = heartbeat_period(advertised, defects)
+        {
+            self.heartbeat = Some(tokio::time::interval_at(Instant::now() + period, period));
+        }
+    }
+
+    /// Messages that went out before a drop and whose echo is not in the history are sent
+    /// again now; messages never sent are still in the queue.
+    async fn resend_unechoed(&mut self) -> ControlFlow<Ended> {
+        let unechoed: Vec<String> =
+            if self.defects.has(Defect::ResendEchoedAfterReconnect) && self.after_drop {
+                lock(&self.shared.conversation).sent_frames.clone()
+            } else {
+                lock(&self.shared.conversation)
+                    .pending
+                    .iter()
+                    .filter(|p| p.sent && !p.failed)
+                    .map(|p| p.frame.clone())
+                    .collect()
+            };
+        for frame in unechoed {
+            if let Some(id) = frame_client_id(&frame) {
+                self.deadlines.retain(|(d, _)| *d != id);
+                self.deadlines.push((id, Instant::now() + ECHO_TIMEOUT));
+            }
+            self.send(frame).await?;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A defect's join timer went off: the join, unless the agent is there.
+    async fn on_timed_join(&mut self) -> ControlFlow<Ended> {
+        if !self.agent_known() {
+            return self.join().await;
+        }
+        ControlFlow::Continue(())
+    }
+
+    /// A message from the app's queue goes out, its echo due; a closed queue stops.
+    async fn send_queued(&mut self, outgoing: Option<String>) -> ControlFlow<Ended> {
+        let Some(frame) = outgoing else {
+            return ControlFlow::Break(Ended::Stopped);
+        };
+        if let Some(id) = frame_client_id(&frame) {
+            if let Some(p) = lock(&self.shared.conversation)
+                .pending
+                .iter_mut()
+                .find(|p| p.client_event_id == id)
+            {
+                p.sent = true;
+            }
+            self.deadlines
+                .push((id, Instant::now() + next_deadline(0, self.defects)));
+        }
+        self.send(frame).await
+    }
+
+    /// Resends the messages whose echo is overdue.
+    async fn resend_due(&mut self) -> ControlFlow<Ended> {
+        let again = due_resends(self.shared, &mut self.deadlines, self.defects);
+        for frame in again {
+            self.send(frame).await?;
+        }
+        ControlFlow::Continue(())
     }
 }
 

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use mock_server::journal::{JournalEvent, WireJson};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::cases::{ExpectedMessage, Speaker, Tier, shorten};
-use crate::checks::{self, Evidence, Sample, StepReply};
+use crate::checks::{self, Evidence, Sample, StepRecord, StepReply};
 use crate::contract::View;
 use crate::obligations::{Level, ObligationId};
 use crate::runner::{Finding, Verdict};
@@ -87,85 +88,15 @@ impl CaseResult {
 
 /// Both directions of every session, the HTTP calls, closes and the steps, in time order.
 pub(crate) fn timeline(e: &Evidence, origin: u64) -> Vec<TimelineEntry> {
-    use mock_server::journal::JournalEvent;
     let rel = |at: u64| at.saturating_sub(origin);
     let mut out = Vec::new();
     for call in &e.http {
-        out.push(TimelineEntry {
-            at_ms: rel(call.at_ms),
-            lane: "client",
-            summary: format!(
-                "{} {} → {}{}",
-                if call.endpoint == mock_server::http_log::Endpoint::WebSocket {
-                    "GET"
-                } else {
-                    "POST"
-                },
-                call.endpoint.path(),
-                call.status,
-                call.error
-                    .as_deref()
-                    .map(|e| format!(" {e}"))
-                    .unwrap_or_default()
-            ),
-            detail: serde_json::to_value(&call.request).ok(),
-        });
+        out.push(http_entry(call, rel(call.at_ms)));
     }
     for session in &e.sessions {
         for entry in &session.journal {
-            let (lane, summary, detail) = match &entry.event {
-                JournalEvent::ClientFrame {
-                    frame,
-                    text,
-                    error,
-                    conn,
-                    ..
-                } => {
-                    let value = frame
-                        .as_ref()
-                        .and_then(|f| serde_json::from_str::<Value>(f.get()).ok());
-                    let kind = value
-                        .as_ref()
-                        .map(|v| {
-                            checks::event_type(v)
-                                .trim_start_matches("EVENT_TYPE_")
-                                .to_owned()
-                        })
-                        .unwrap_or_else(|| "(not JSON)".into());
-                    let error = error
-                        .as_deref()
-                        .map(|e| format!(" — {e}"))
-                        .unwrap_or_default();
-                    (
-                        "client",
-                        format!("#{conn} {kind}{error}"),
-                        value.or_else(|| text.clone().map(Value::String)),
-                    )
-                }
-                JournalEvent::ServerFrame { frame, conn } => {
-                    let value: Value = serde_json::from_str(frame.get()).unwrap_or_default();
-                    let kind = checks::event_type(&value).trim_start_matches("EVENT_TYPE_");
-                    let text = value["payload"]["text"]
-                        .as_str()
-                        .map(|t| format!(" `{}`", shorten(t)))
-                        .unwrap_or_default();
-                    let to = conn.map_or_else(|| "all".to_owned(), |c| format!("#{c}"));
-                    ("mock", format!("→{to} {kind}{text}"), Some(value))
-                }
-                JournalEvent::Close { conn, code, by } => (
-                    "note",
-                    format!(
-                        "#{} closed by {by:?} ({})",
-                        conn.unwrap_or_default(),
-                        code.map_or_else(|| "no close frame".into(), |c| c.to_string())
-                    ),
-                    None,
-                ),
-                JournalEvent::Fault { fault } => ("note", format!("fault {fault}"), None),
-                JournalEvent::Timer { what } => ("note", what.clone(), None),
-                JournalEvent::Control { action } => ("note", action.clone(), None),
-                // REST calls and handshakes are in the HTTP log already.
-                JournalEvent::Http { .. } | JournalEvent::Handshake { .. } => continue,
+            let Some((lane, summary, detail)) = journal_line(&entry.event) else {
+                continue;
             };
             out.push(TimelineEntry {
                 at_ms: rel(entry.at_ms),
@@ -176,24 +107,118 @@ pub(crate) fn timeline(e: &Evidence, origin: u64) -> Vec<TimelineEntry> {
         }
     }
     for step in &e.steps {
-        out.push(TimelineEntry {
-            at_ms: rel(step.at_ms),
-            lane: "note",
-            summary: format!(
-                "user: {} ({})",
-                serde_json::to_string(&step.step).unwrap_or_default(),
-                match &step.reply {
-                    StepReply::Ok => "ok".to_owned(),
-                    StepReply::Failed(e) => format!("failed: {e}"),
-                    StepReply::Unsupported => "unsupported".to_owned(),
-                    StepReply::NotRun(why) => format!("not run: {why}"),
-                }
-            ),
-            detail: None,
-        });
+        out.push(step_entry(step, rel(step.at_ms)));
     }
     out.sort_by_key(|t| t.at_ms);
     out
+}
+
+/// An HTTP call (or the WebSocket upgrade) at `at_ms`, with its request.
+fn http_entry(call: &mock_server::http_log::HttpCall, at_ms: u64) -> TimelineEntry {
+    TimelineEntry {
+        at_ms,
+        lane: "client",
+        summary: format!(
+            "{} {} → {}{}",
+            if call.endpoint == mock_server::http_log::Endpoint::WebSocket {
+                "GET"
+            } else {
+                "POST"
+            },
+            call.endpoint.path(),
+            call.status,
+            call.error
+                .as_deref()
+                .map(|e| format!(" {e}"))
+                .unwrap_or_default()
+        ),
+        detail: serde_json::to_value(&call.request).ok(),
+    }
+}
+
+/// The lane, summary and detail of a journal event; `None` for the HTTP calls and
+/// handshakes the journal also holds.
+fn journal_line(event: &JournalEvent) -> Option<(&'static str, String, Option<Value>)> {
+    Some(match event {
+        JournalEvent::ClientFrame {
+            frame,
+            text,
+            error,
+            conn,
+            ..
+        } => client_frame_line(frame.as_ref(), text.as_ref(), error.as_deref(), *conn),
+        JournalEvent::ServerFrame { frame, conn } => server_frame_line(frame, *conn),
+        JournalEvent::Close { conn, code, by } => (
+            "note",
+            format!(
+                "#{} closed by {by:?} ({})",
+                conn.unwrap_or_default(),
+                code.map_or_else(|| "no close frame".into(), |c| c.to_string())
+            ),
+            None,
+        ),
+        JournalEvent::Fault { fault } => ("note", format!("fault {fault}"), None),
+        JournalEvent::Timer { what } => ("note", what.clone(), None),
+        JournalEvent::Control { action } => ("note", action.clone(), None),
+        // REST calls and handshakes are in the HTTP log already.
+        JournalEvent::Http { .. } | JournalEvent::Handshake { .. } => return None,
+    })
+}
+
+/// A frame the client sent on connection `conn`: its event type (or that it was not JSON)
+/// and the mock's complaint, with the frame as detail.
+fn client_frame_line(
+    frame: Option<&WireJson>,
+    text: Option<&String>,
+    error: Option<&str>,
+    conn: u64,
+) -> (&'static str, String, Option<Value>) {
+    let value = frame.and_then(|f| serde_json::from_str::<Value>(f.get()).ok());
+    let kind = value
+        .as_ref()
+        .map(|v| {
+            checks::event_type(v)
+                .trim_start_matches("EVENT_TYPE_")
+                .to_owned()
+        })
+        .unwrap_or_else(|| "(not JSON)".into());
+    let error = error.map(|e| format!(" — {e}")).unwrap_or_default();
+    (
+        "client",
+        format!("#{conn} {kind}{error}"),
+        value.or_else(|| text.cloned().map(Value::String)),
+    )
+}
+
+/// A frame the mock sent to connection `conn` (or all): its event type and text.
+fn server_frame_line(frame: &WireJson, conn: Option<u64>) -> (&'static str, String, Option<Value>) {
+    let value: Value = serde_json::from_str(frame.get()).unwrap_or_default();
+    let kind = checks::event_type(&value).trim_start_matches("EVENT_TYPE_");
+    let text = value["payload"]["text"]
+        .as_str()
+        .map(|t| format!(" `{}`", shorten(t)))
+        .unwrap_or_default();
+    let to = conn.map_or_else(|| "all".to_owned(), |c| format!("#{c}"));
+    ("mock", format!("→{to} {kind}{text}"), Some(value))
+}
+
+/// A user step at `at_ms` and how the client replied.
+fn step_entry(step: &StepRecord, at_ms: u64) -> TimelineEntry {
+    TimelineEntry {
+        at_ms,
+        lane: "note",
+        summary: format!(
+            "user: {} ({})",
+            serde_json::to_string(&step.step).unwrap_or_default(),
+            match &step.reply {
+                StepReply::Ok => "ok".to_owned(),
+                StepReply::Failed(e) => format!("failed: {e}"),
+                StepReply::Unsupported => "unsupported".to_owned(),
+                StepReply::NotRun(why) => format!("not run: {why}"),
+            }
+        ),
+        detail: None,
+    }
 }
 
 /// The view timeline: consecutive identical samples merged.

@@ -386,6 +386,7 @@ fn view_summary(view: &crate::contract::View) -> String {
     parts.join(" · ")
 }
 
+/// One case's section of the page, open unless it passed.
 fn case_html(run: &Run<'_>, result: &CaseResult) -> String {
     let status = if result.failed() {
         "fail"
@@ -410,6 +411,34 @@ fn case_html(run: &Run<'_>, result: &CaseResult) -> String {
             escape(error)
         );
     }
+    findings_html(&mut html, result);
+    let _ = write!(
+        html,
+        "<h3>Reproduce</h3><pre>{}</pre>",
+        escape(&run.reproduce(Some(&result.case)))
+    );
+    conversation_html(&mut html, result);
+    if !result.params.is_empty() {
+        let params = serde_json::to_string_pretty(&result.params).unwrap_or_default();
+        let _ = write!(
+            html,
+            "<h3>Drawn parameters</h3><pre>{}</pre>",
+            escape(&params)
+        );
+    }
+    let _ = write!(
+        html,
+        "<h3>Frames (client ↔ mock, ms since the case started)</h3>{}",
+        timeline_html(&result.timeline)
+    );
+    views_html(&mut html, &result.views);
+    driver_output_html(&mut html, result);
+    html.push_str("</details>");
+    html
+}
+
+/// A case's verdict per obligation, then its notes.
+fn findings_html(html: &mut String, result: &CaseResult) {
     html.push_str("<h3>Obligations</h3>");
     for finding in &result.findings {
         let _ = write!(
@@ -424,11 +453,10 @@ fn case_html(run: &Run<'_>, result: &CaseResult) -> String {
     for note in &result.notes {
         let _ = write!(html, "<p class=\"muted\">Note: {}</p>", escape(note));
     }
-    let _ = write!(
-        html,
-        "<h3>Reproduce</h3><pre>{}</pre>",
-        escape(&run.reproduce(Some(&result.case)))
-    );
+}
+
+/// The expected conversation against the one shown, as a coloured diff (or that they match).
+fn conversation_html(html: &mut String, result: &CaseResult) {
     if let Some(diff) = conversation_diff(result) {
         let mut lines = String::new();
         for line in diff.lines() {
@@ -446,21 +474,12 @@ fn case_html(run: &Run<'_>, result: &CaseResult) -> String {
     } else if result.expected.is_some() {
         html.push_str("<h3>Conversation</h3><p>Shown exactly as expected.</p>");
     }
-    if !result.params.is_empty() {
-        let params = serde_json::to_string_pretty(&result.params).unwrap_or_default();
-        let _ = write!(
-            html,
-            "<h3>Drawn parameters</h3><pre>{}</pre>",
-            escape(&params)
-        );
-    }
-    let _ = write!(
-        html,
-        "<h3>Frames (client ↔ mock, ms since the case started)</h3>{}",
-        timeline_html(&result.timeline)
-    );
+}
+
+/// The view timeline: a row per span, its summary opening onto the whole view.
+fn views_html(html: &mut String, views: &[ViewSpan]) {
     html.push_str("<h3>View timeline</h3><table><tr><th>from</th><th>to</th><th>what the app showed</th></tr>");
-    for span in &result.views {
+    for span in views {
         let json = serde_json::to_string_pretty(&span.view).unwrap_or_default();
         let _ = write!(
             html,
@@ -472,6 +491,10 @@ fn case_html(run: &Run<'_>, result: &CaseResult) -> String {
         );
     }
     html.push_str("</table>");
+}
+
+/// The driver's log lines and stderr, when it wrote any.
+fn driver_output_html(html: &mut String, result: &CaseResult) {
     if !result.driver_logs.is_empty() {
         let _ = write!(
             html,
@@ -486,8 +509,6 @@ fn case_html(run: &Run<'_>, result: &CaseResult) -> String {
             escape(&result.driver_stderr)
         );
     }
-    html.push_str("</details>");
-    html
 }
 
 /// The self-contained page.

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use mock_server::MockServer;
+use mock_server::{MockServer, StartError};
 use serde::Serialize;
 
 use crate::cases::{Case, CaseRun, Step, Tier};
@@ -33,24 +33,7 @@ use play::{Played, Recorder, clock_ms, play};
 /// Runs one case (with `params` drawn from `seed`) against the client `launcher` makes.
 pub async fn run_case<L: Launcher>(case: &Case, params: &Params, launcher: &L) -> CaseResult {
     let started = Instant::now();
-    let mut result = CaseResult {
-        case: case.id.clone(),
-        description: case.description.clone(),
-        tier: case.tier,
-        seed: params.seed(),
-        params: BTreeMap::new(),
-        findings: Vec::new(),
-        driver_error: None,
-        notes: Vec::new(),
-        duration_ms: 0,
-        timeline: Vec::new(),
-        views: Vec::new(),
-        expected: None,
-        shown: None,
-        driver_logs: Vec::new(),
-        driver_stderr: String::new(),
-        exercised: crate::coverage::Observed::default(),
-    };
+    let mut result = empty_result(case, params);
     let run = match case.instantiate(params) {
         Ok(run) => run,
         Err(error) => {
@@ -60,31 +43,14 @@ pub async fn run_case<L: Launcher>(case: &Case, params: &Params, launcher: &L) -
     };
     result.params = run.params.clone();
     result.expected = run.conversation.clone();
-    let mut config = run.config.clone();
-    // A seed of its own per case, derived from the run's.
-    config.seed = Some(params.seed() ^ fnv(&run.id));
-    let server = match MockServer::launch(
-        config,
-        vec![(run.scenario_name.clone(), run.scenario.clone())],
-        params.tls().map(|tls| tls.identity().clone()),
-    )
-    .await
-    {
+    let server = match launch_mock(&run, params).await {
         Ok(server) => server,
         Err(error) => {
             result.driver_error = Some(format!("the mock did not start: {error}"));
             return result;
         }
     };
-    let (connector_token, host) = server.credentials();
-    let env = DriverEnv {
-        base_url: server.base_url(),
-        connector_token,
-        host,
-        case_id: run.id.clone(),
-        ca_file: params.tls().map(|tls| tls.ca_file().to_owned()),
-        node_extra_ca_certs: params.tls().map(|tls| tls.node_extra_ca_certs().to_owned()),
-    };
+    let env = driver_env(&server, &run, params);
     let workdir = match tempfile::Builder::new()
         .prefix(&format!("conformance-{}-", run.id))
         .tempdir()
@@ -110,50 +76,8 @@ pub async fn run_case<L: Launcher>(case: &Case, params: &Params, launcher: &L) -
             result.findings = skip_all(&run, "the driver cannot run this case (exit 89)");
         }
         Err(error) => result.driver_error = Some(error.to_string()),
-        Ok(mut client) => {
-            let played = play(&run, &mut client, &mut rec, started_ms).await;
-            let mut unsupported_start = None;
-            match &played {
-                Played::Done => {}
-                Played::Stopped(why) => {
-                    rec.notes.push(why.clone());
-                    if why.contains("does not support") {
-                        unsupported_start = Some(why.clone());
-                    }
-                }
-                Played::Broke(error) => result.driver_error = Some(error.to_string()),
-            }
-            // Not-reached expectations, for the record.
-            let reached: Vec<usize> = rec.expectations.iter().map(|x| x.index).collect();
-            for (index, step) in run.steps.iter().enumerate() {
-                if let Step::Expect(x) = step
-                    && !reached.contains(&index)
-                {
-                    rec.expectations.push(ExpectationRecord {
-                        index,
-                        what: x.shows.describe(),
-                        serves: x.serves,
-                        started_ms: 0,
-                        met: Met::NotReached,
-                    });
-                }
-            }
-            if result.driver_error.is_none() {
-                let until = rec.now() + run.settle.as_millis() as u64;
-                if let Err(error) = rec.hold(&mut client, until).await {
-                    result.driver_error = Some(error.to_string());
-                }
-            }
-            exit_ms = rec.now();
-            let finished = client.finish().await;
-            if let (None, Some(error)) = (&result.driver_error, &finished.error) {
-                result.driver_error = Some(error.to_string());
-            }
-            result.driver_logs = finished.logs;
-            result.driver_stderr = finished.stderr;
-            if let Some(why) = unsupported_start {
-                result.findings = skip_all(&run, &why);
-            }
+        Ok(client) => {
+            exit_ms = drive(client, &run, &mut rec, started_ms, &mut result).await;
         }
     }
     let evidence = Evidence::gather(
@@ -165,16 +89,128 @@ pub async fn run_case<L: Launcher>(case: &Case, params: &Params, launcher: &L) -
         exit_ms,
     );
     result.notes.append(&mut rec.notes);
-    if result.findings.is_empty() {
-        result.findings = grade(&evidence);
-    }
-    result.exercised = crate::coverage::observe(&evidence);
-    result.timeline = timeline(&evidence, started_ms);
-    result.views = view_spans(&evidence.samples, started_ms);
-    result.shown = shown(&evidence);
+    record_evidence(&mut result, &evidence, started_ms);
     server.shutdown().await;
     result.duration_ms = started.elapsed().as_millis() as u64;
     result
+}
+
+/// The result of `case` before anything ran: its identity and the run's seed, nothing found.
+fn empty_result(case: &Case, params: &Params) -> CaseResult {
+    CaseResult {
+        case: case.id.clone(),
+        description: case.description.clone(),
+        tier: case.tier,
+        seed: params.seed(),
+        params: BTreeMap::new(),
+        findings: Vec::new(),
+        driver_error: None,
+        notes: Vec::new(),
+        duration_ms: 0,
+        timeline: Vec::new(),
+        views: Vec::new(),
+        expected: None,
+        shown: None,
+        driver_logs: Vec::new(),
+        driver_stderr: String::new(),
+        exercised: crate::coverage::Observed::default(),
+    }
+}
+
+/// The case's own mock, serving its scenario, seeded from the run's seed and the case id.
+async fn launch_mock(run: &CaseRun, params: &Params) -> Result<MockServer, StartError> {
+    let mut config = run.config.clone();
+    // A seed of its own per case, derived from the run's.
+    config.seed = Some(params.seed() ^ fnv(&run.id));
+    MockServer::launch(
+        config,
+        vec![(run.scenario_name.clone(), run.scenario.clone())],
+        params.tls().map(|tls| tls.identity().clone()),
+    )
+    .await
+}
+
+/// What the client under test is told: where the mock is, its credentials, the CA to trust.
+fn driver_env(server: &MockServer, run: &CaseRun, params: &Params) -> DriverEnv {
+    let (connector_token, host) = server.credentials();
+    DriverEnv {
+        base_url: server.base_url(),
+        connector_token,
+        host,
+        case_id: run.id.clone(),
+        ca_file: params.tls().map(|tls| tls.ca_file().to_owned()),
+        node_extra_ca_certs: params.tls().map(|tls| tls.node_extra_ca_certs().to_owned()),
+    }
+}
+
+/// Plays the case on a launched client, holds for the settle period, then ends the client.
+/// Returns the mock time the client was told to exit.
+async fn drive<C: ClientUnderTest>(
+    mut client: C,
+    run: &CaseRun,
+    rec: &mut Recorder<'_>,
+    started_ms: u64,
+    result: &mut CaseResult,
+) -> u64 {
+    let played = play(run, &mut client, rec, started_ms).await;
+    let mut unsupported_start = None;
+    match &played {
+        Played::Done => {}
+        Played::Stopped(why) => {
+            rec.notes.push(why.clone());
+            if why.contains("does not support") {
+                unsupported_start = Some(why.clone());
+            }
+        }
+        Played::Broke(error) => result.driver_error = Some(error.to_string()),
+    }
+    record_unreached(run, rec);
+    if result.driver_error.is_none() {
+        let until = rec.now() + run.settle.as_millis() as u64;
+        if let Err(error) = rec.hold(&mut client, until).await {
+            result.driver_error = Some(error.to_string());
+        }
+    }
+    let exit_ms = rec.now();
+    let finished = client.finish().await;
+    if let (None, Some(error)) = (&result.driver_error, &finished.error) {
+        result.driver_error = Some(error.to_string());
+    }
+    result.driver_logs = finished.logs;
+    result.driver_stderr = finished.stderr;
+    if let Some(why) = unsupported_start {
+        result.findings = skip_all(run, &why);
+    }
+    exit_ms
+}
+
+/// Not-reached expectations, for the record.
+fn record_unreached(run: &CaseRun, rec: &mut Recorder<'_>) {
+    let reached: Vec<usize> = rec.expectations.iter().map(|x| x.index).collect();
+    for (index, step) in run.steps.iter().enumerate() {
+        if let Step::Expect(x) = step
+            && !reached.contains(&index)
+        {
+            rec.expectations.push(ExpectationRecord {
+                index,
+                what: x.shows.describe(),
+                serves: x.serves,
+                started_ms: 0,
+                met: Met::NotReached,
+            });
+        }
+    }
+}
+
+/// Grades the evidence (unless the case was skipped already) and keeps its readable forms.
+fn record_evidence(result: &mut CaseResult, evidence: &Evidence, started_ms: u64) {
+    if result.findings.is_empty() {
+        result.findings = grade(evidence);
+    }
+    result.exercised = crate::coverage::observe(evidence);
+    result.timeline = timeline(evidence, started_ms);
+    result.views = view_spans(&evidence.samples, started_ms);
+    result.shown = shown(evidence);
 }
 
 fn skip_all(run: &CaseRun, reason: &str) -> Vec<Finding> {

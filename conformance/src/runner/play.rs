@@ -1,12 +1,14 @@
 //! Playing a case's steps against the client: the recorder of view samples, steps and
 //! expectations, and the sampling while the runner waits.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use mock_server::MockServer;
+use mock_server::scenario::raw::RawStep;
 
-use crate::cases::{CaseRun, Step};
+use crate::cases::{CaseRun, Expectation, Step};
 use crate::checks::{ExpectationRecord, Met, Sample, StepRecord, StepReply};
 use crate::contract::{Command, Reply};
 use crate::driver::{ClientUnderTest, DriverError};
@@ -74,6 +76,28 @@ impl Recorder<'_> {
     }
 }
 
+/// Where a step stands: its place in the case, when it began, and the samples taken before.
+struct StepAt<'s> {
+    index: usize,
+    step: &'s Step,
+    at_ms: u64,
+    samples_before: usize,
+}
+
+impl StepAt<'_> {
+    /// Records the step with `reply`.
+    fn record(&self, rec: &mut Recorder<'_>, reply: StepReply) {
+        rec.steps.push(StepRecord {
+            index: self.index,
+            step: self.step.clone(),
+            at_ms: self.at_ms,
+            samples_before: self.samples_before,
+            reply,
+        });
+    }
+}
+
+/// Plays the case's steps in order, sampling the view after each and while it waits.
 pub(super) async fn play<C: ClientUnderTest>(
     run: &CaseRun,
     client: &mut C,
@@ -81,8 +105,12 @@ pub(super) async fn play<C: ClientUnderTest>(
     started_ms: u64,
 ) -> Played {
     for (index, step) in run.steps.iter().enumerate() {
-        let at_ms = rec.now();
-        let samples_before = rec.samples.len();
+        let at = StepAt {
+            index,
+            step,
+            at_ms: rec.now(),
+            samples_before: rec.samples.len(),
+        };
         let command = match step {
             Step::Start => Command::Start {
                 streaming: run.streaming,
@@ -91,34 +119,13 @@ pub(super) async fn play<C: ClientUnderTest>(
             Step::Typing(change) => Command::Typing { state: *change },
             Step::End => Command::End,
             Step::Restart => Command::Restart,
-            Step::TapSuggestion(text) => {
-                if let Err(error) = rec.sample(client).await {
-                    return Played::Broke(error);
-                }
-                let target = rec.samples.last().and_then(|s| {
-                    s.view.messages()?.iter().find_map(|m| {
-                        let index = m.suggestions.iter().position(|x| x == text)?;
-                        Some((m.message_id.clone()?, index))
-                    })
-                });
-                match target {
-                    Some((message_id, index)) => Command::TapSuggestion { message_id, index },
-                    None => {
-                        rec.steps.push(StepRecord {
-                            index,
-                            step: step.clone(),
-                            at_ms,
-                            samples_before,
-                            reply: StepReply::NotRun(format!(
-                                "the view shows no suggestion `{text}` to tap"
-                            )),
-                        });
-                        continue;
-                    }
-                }
-            }
+            Step::TapSuggestion(text) => match tap_command(client, rec, &at, text).await {
+                Ok(Some(command)) => command,
+                Ok(None) => continue,
+                Err(error) => return Played::Broke(error),
+            },
             Step::HoldMs(ms) => {
-                if let Err(error) = rec.hold(client, at_ms + ms).await {
+                if let Err(error) = rec.hold(client, at.at_ms + ms).await {
                     return Played::Broke(error);
                 }
                 continue;
@@ -130,108 +137,165 @@ pub(super) async fn play<C: ClientUnderTest>(
                 continue;
             }
             Step::Mock(steps) => {
-                let newest = rec.server.sessions().last().map(|s| s.session_id.clone());
-                let reply = match newest {
-                    None => StepReply::NotRun("no session to play mock steps in".into()),
-                    Some(id) => match rec.server.push_steps(&id, steps.clone()) {
-                        Ok(()) => StepReply::Ok,
-                        Err(error) => StepReply::NotRun(error.to_string()),
-                    },
-                };
-                rec.steps.push(StepRecord {
-                    index,
-                    step: step.clone(),
-                    at_ms,
-                    samples_before,
-                    reply,
-                });
+                let reply = push_mock_steps(rec, steps);
+                at.record(rec, reply);
                 continue;
             }
-            Step::Expect(expectation) => {
-                let before = rec
-                    .samples
-                    .last()
-                    .and_then(|s| s.view.session_id.clone().flatten());
-                let deadline = at_ms + expectation.within_ms;
-                let mut observable = false;
-                // A field a driver cannot observe stays omitted (contract §4): a few views
-                // without it settle the question.
-                let mut without = 0;
-                let met = loop {
-                    if let Err(error) = rec.sample(client).await {
-                        return Played::Broke(error);
-                    }
-                    let holds = rec
-                        .samples
-                        .last()
-                        .and_then(|s| expectation.shows.holds(&s.view, before.as_deref()));
-                    observable |= holds.is_some();
-                    without = if holds.is_none() { without + 1 } else { 0 };
-                    if holds == Some(true) {
-                        break Met::At(rec.now());
-                    }
-                    if !observable && without >= 5 {
-                        break Met::NotObservable(format!(
-                            "the view has nothing `{}` could be read from",
-                            expectation.shows.describe()
-                        ));
-                    }
-                    if rec.now() >= deadline {
-                        break if observable {
-                            Met::TimedOut(rec.now())
-                        } else {
-                            Met::NotObservable(format!(
-                                "the view never had what `{}` needs",
-                                expectation.shows.describe()
-                            ))
-                        };
-                    }
-                    tokio::time::sleep(SAMPLE_EVERY).await;
-                };
-                let timed_out = matches!(met, Met::TimedOut(_));
-                rec.expectations.push(ExpectationRecord {
-                    index,
-                    what: expectation.shows.describe(),
-                    serves: expectation.serves,
-                    started_ms: at_ms,
-                    met,
-                });
-                if timed_out {
-                    return Played::Stopped(format!(
-                        "stopped after step {}: {} never showed within {} ms",
-                        index + 1,
-                        expectation.shows.describe(),
-                        expectation.within_ms
-                    ));
-                }
-                continue;
-            }
+            Step::Expect(expectation) => match expect(client, rec, &at, expectation).await {
+                ControlFlow::Continue(()) => continue,
+                ControlFlow::Break(played) => return played,
+            },
         };
-        let reply = match client.call(command).await {
-            Ok(Reply::Ok(_)) => StepReply::Ok,
-            Ok(Reply::Failed(error)) => StepReply::Failed(error),
-            Ok(Reply::Unsupported) => StepReply::Unsupported,
-            Err(error) => return Played::Broke(error),
-        };
-        let unsupported = reply == StepReply::Unsupported;
-        rec.steps.push(StepRecord {
-            index,
-            step: step.clone(),
-            at_ms,
-            samples_before,
-            reply,
-        });
-        if unsupported && matches!(step, Step::Start | Step::Send(_)) {
-            return Played::Stopped(format!(
-                "the driver does not support `{}`",
-                command_name(step)
-            ));
-        }
-        if let Err(error) = rec.sample(client).await {
-            return Played::Broke(error);
+        if let ControlFlow::Break(played) = call(client, rec, &at, command).await {
+            return played;
         }
     }
     Played::Done
+}
+
+/// The command tapping suggestion `text` in the view as it is now; `None` (the step recorded
+/// as not run) when the view shows no such suggestion.
+async fn tap_command<C: ClientUnderTest>(
+    client: &mut C,
+    rec: &mut Recorder<'_>,
+    at: &StepAt<'_>,
+    text: &str,
+) -> Result<Option<Command>, DriverError> {
+    rec.sample(client).await?;
+    let target = rec.samples.last().and_then(|s| {
+        s.view.messages()?.iter().find_map(|m| {
+            let index = m.suggestions.iter().position(|x| x == text)?;
+            Some((m.message_id.clone()?, index))
+        })
+    });
+    match target {
+        Some((message_id, index)) => Ok(Some(Command::TapSuggestion { message_id, index })),
+        None => {
+            at.record(
+                rec,
+                StepReply::NotRun(format!("the view shows no suggestion `{text}` to tap")),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Hands `steps` to the mock's newest session.
+fn push_mock_steps(rec: &Recorder<'_>, steps: &[RawStep]) -> StepReply {
+    let newest = rec.server.sessions().last().map(|s| s.session_id.clone());
+    match newest {
+        None => StepReply::NotRun("no session to play mock steps in".into()),
+        Some(id) => match rec.server.push_steps(&id, steps.to_vec()) {
+            Ok(()) => StepReply::Ok,
+            Err(error) => StepReply::NotRun(error.to_string()),
+        },
+    }
+}
+
+/// Samples until `expectation` holds, cannot be observed, or times out, and records which;
+/// a timeout stops the case.
+async fn expect<C: ClientUnderTest>(
+    client: &mut C,
+    rec: &mut Recorder<'_>,
+    at: &StepAt<'_>,
+    expectation: &Expectation,
+) -> ControlFlow<Played> {
+    let met = match await_expectation(client, rec, at.at_ms, expectation).await {
+        Ok(met) => met,
+        Err(error) => return ControlFlow::Break(Played::Broke(error)),
+    };
+    let timed_out = matches!(met, Met::TimedOut(_));
+    rec.expectations.push(ExpectationRecord {
+        index: at.index,
+        what: expectation.shows.describe(),
+        serves: expectation.serves,
+        started_ms: at.at_ms,
+        met,
+    });
+    if timed_out {
+        return ControlFlow::Break(Played::Stopped(format!(
+            "stopped after step {}: {} never showed within {} ms",
+            at.index + 1,
+            expectation.shows.describe(),
+            expectation.within_ms
+        )));
+    }
+    ControlFlow::Continue(())
+}
+
+/// The sampling loop of an expectation begun at `at_ms`: how it was met, or not.
+async fn await_expectation<C: ClientUnderTest>(
+    client: &mut C,
+    rec: &mut Recorder<'_>,
+    at_ms: u64,
+    expectation: &Expectation,
+) -> Result<Met, DriverError> {
+    let before = rec
+        .samples
+        .last()
+        .and_then(|s| s.view.session_id.clone().flatten());
+    let deadline = at_ms + expectation.within_ms;
+    let mut observable = false;
+    // A field a driver cannot observe stays omitted (contract §4): a few views
+    // without it settle the question.
+    let mut without = 0;
+    loop {
+        rec.sample(client).await?;
+        let holds = rec
+            .samples
+            .last()
+            .and_then(|s| expectation.shows.holds(&s.view, before.as_deref()));
+        observable |= holds.is_some();
+        without = if holds.is_none() { without + 1 } else { 0 };
+        if holds == Some(true) {
+            return Ok(Met::At(rec.now()));
+        }
+        if !observable && without >= 5 {
+            return Ok(Met::NotObservable(format!(
+                "the view has nothing `{}` could be read from",
+                expectation.shows.describe()
+            )));
+        }
+        if rec.now() >= deadline {
+            return Ok(if observable {
+                Met::TimedOut(rec.now())
+            } else {
+                Met::NotObservable(format!(
+                    "the view never had what `{}` needs",
+                    expectation.shows.describe()
+                ))
+            });
+        }
+        tokio::time::sleep(SAMPLE_EVERY).await;
+    }
+}
+
+/// Sends a user step's command and records its reply, then samples the view; an unsupported
+/// `start` or `send` stops the case.
+async fn call<C: ClientUnderTest>(
+    client: &mut C,
+    rec: &mut Recorder<'_>,
+    at: &StepAt<'_>,
+    command: Command,
+) -> ControlFlow<Played> {
+    let reply = match client.call(command).await {
+        Ok(Reply::Ok(_)) => StepReply::Ok,
+        Ok(Reply::Failed(error)) => StepReply::Failed(error),
+        Ok(Reply::Unsupported) => StepReply::Unsupported,
+        Err(error) => return ControlFlow::Break(Played::Broke(error)),
+    };
+    let unsupported = reply == StepReply::Unsupported;
+    at.record(rec, reply);
+    if unsupported && matches!(at.step, Step::Start | Step::Send(_)) {
+        return ControlFlow::Break(Played::Stopped(format!(
+            "the driver does not support `{}`",
+            command_name(at.step)
+        )));
+    }
+    if let Err(error) = rec.sample(client).await {
+        return ControlFlow::Break(Played::Broke(error));
+    }
+    ControlFlow::Continue(())
 }
 
 fn command_name(step: &Step) -> &'static str {
