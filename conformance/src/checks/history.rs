@@ -68,86 +68,113 @@ impl SessionRecord {
     /// assembled by `chunk_index`).
     pub fn messages(&self) -> Vec<ServerMessage> {
         let mut out: Vec<ServerMessage> = Vec::new();
-        {
-            for (_, event) in self.history() {
-                let payload = &event["payload"];
-                let from = match event_type(&event) {
-                    ServerEvent::USER_MESSAGE => Author::User,
-                    ServerEvent::POLY_AGENT_MESSAGE | ServerEvent::POLY_AGENT_MESSAGE_CHUNK => {
-                        Author::Agent
-                    }
-                    ServerEvent::LIVE_AGENT_MESSAGE => Author::LiveAgent,
-                    _ => continue,
-                };
-                let message_id = payload["message_id"].as_str().map(str::to_owned);
-                let attachments: Vec<Value> = payload["attachments"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default();
-                let suggestions: Vec<String> = payload["response_suggestions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s["message_text"].as_str().map(str::to_owned))
-                    .collect();
-                if event_type(&event) == ServerEvent::POLY_AGENT_MESSAGE_CHUNK {
-                    let index = payload["chunk_index"].as_u64().unwrap_or(0);
-                    match out
-                        .iter_mut()
-                        .find(|m| m.message_id == message_id && !m.chunks.is_empty())
-                    {
-                        Some(message) => {
-                            message.chunks.insert(index, payload.clone());
-                        }
-                        None => out.push(ServerMessage {
-                            from,
-                            message_id,
-                            text: String::new(),
-                            attachments: Vec::new(),
-                            suggestions: Vec::new(),
-                            chunks: BTreeMap::from([(index, payload.clone())]),
-                        }),
-                    }
-                    continue;
-                }
-                out.push(ServerMessage {
-                    from,
-                    message_id,
-                    text: payload["text"].as_str().unwrap_or_default().to_owned(),
-                    attachments,
-                    suggestions,
-                    chunks: BTreeMap::new(),
-                });
-            }
-        }
-        for message in &mut out {
-            if message.chunks.is_empty() {
+        for (_, event) in self.history() {
+            let Some(from) = message_author(&event) else {
+                continue;
+            };
+            let payload = &event["payload"];
+            let message_id = payload["message_id"].as_str().map(str::to_owned);
+            if event_type(&event) == ServerEvent::POLY_AGENT_MESSAGE_CHUNK {
+                add_chunk(&mut out, from, message_id, payload);
                 continue;
             }
-            message.text = message
-                .chunks
-                .values()
-                .filter_map(|c| c["text"].as_str())
-                .collect();
-            message.attachments = message
-                .chunks
-                .values()
-                .flat_map(|c| c["attachments"].as_array().cloned().unwrap_or_default())
-                .collect();
-            message.suggestions = message
-                .chunks
-                .values()
-                .flat_map(|c| {
-                    c["response_suggestions"]
+            out.push(ServerMessage {
+                from,
+                message_id,
+                text: payload["text"].as_str().unwrap_or_default().to_owned(),
+                attachments: payload["attachments"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                suggestions: suggestion_texts(
+                    payload["response_suggestions"]
                         .as_array()
-                        .cloned()
-                        .unwrap_or_default()
-                })
-                .filter_map(|s| s["message_text"].as_str().map(str::to_owned))
-                .collect();
+                        .into_iter()
+                        .flatten(),
+                ),
+                chunks: BTreeMap::new(),
+            });
+        }
+        for message in &mut out {
+            if !message.chunks.is_empty() {
+                assemble_chunks(message);
+            }
         }
         out
     }
+}
+
+/// Who said a message event, or `None` when the event carries no message.
+fn message_author(event: &Value) -> Option<Author> {
+    match event_type(event) {
+        ServerEvent::USER_MESSAGE => Some(Author::User),
+        ServerEvent::POLY_AGENT_MESSAGE | ServerEvent::POLY_AGENT_MESSAGE_CHUNK => {
+            Some(Author::Agent)
+        }
+        ServerEvent::LIVE_AGENT_MESSAGE => Some(Author::LiveAgent),
+        _ => None,
+    }
+}
+
+/// The texts of some `response_suggestions` entries, those that have one.
+fn suggestion_texts<'a>(suggestions: impl IntoIterator<Item = &'a Value>) -> Vec<String> {
+    suggestions
+        .into_iter()
+        .filter_map(|s| s["message_text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Files a streamed chunk under its message (the first streamed message with its id), or
+/// starts that message with it.
+fn add_chunk(
+    out: &mut Vec<ServerMessage>,
+    from: Author,
+    message_id: Option<String>,
+    payload: &Value,
+) {
+    let index = payload["chunk_index"].as_u64().unwrap_or(0);
+    match out
+        .iter_mut()
+        .find(|m| m.message_id == message_id && !m.chunks.is_empty())
+    {
+        Some(message) => {
+            message.chunks.insert(index, payload.clone());
+        }
+        None => out.push(ServerMessage {
+            from,
+            message_id,
+            text: String::new(),
+            attachments: Vec::new(),
+            suggestions: Vec::new(),
+            chunks: BTreeMap::from([(index, payload.clone())]),
+        }),
+    }
+}
+
+/// Sets a streamed message's text, attachments and suggestions from its chunks, in
+/// `chunk_index` order.
+fn assemble_chunks(message: &mut ServerMessage) {
+    message.text = message
+        .chunks
+        .values()
+        .filter_map(|c| c["text"].as_str())
+        .collect();
+    message.attachments = message
+        .chunks
+        .values()
+        .flat_map(|c| c["attachments"].as_array().cloned().unwrap_or_default())
+        .collect();
+    message.suggestions = message
+        .chunks
+        .values()
+        .flat_map(|c| {
+            c["response_suggestions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|s| s["message_text"].as_str().map(str::to_owned))
+        .collect();
 }
 
 /// A message the conversation has, as the server said it: its id and what it carries.

@@ -100,87 +100,21 @@ pub fn cursor_on_every_reconnect(e: &Evidence) -> Outcome {
         let handshakes = e.handshakes_to(session.id(), 0);
         let deliveries = session.deliveries();
         for (i, call) in handshakes.iter().enumerate().skip(1) {
-            let before: Vec<&Delivery> =
-                deliveries.iter().filter(|d| d.at_ms < call.at_ms).collect();
-            let highest = before
-                .iter()
-                .filter_map(|d| sequence(&d.event))
-                .max()
-                .unwrap_or(0);
-            // What certainly reached the client: frames still in flight when a connection
-            // dropped without a close frame may have been lost with it.
-            let surely = before
-                .iter()
-                .filter(|d| !d.in_flight_at_drop)
-                .filter_map(|d| sequence(&d.event))
-                .max()
-                .unwrap_or(0);
-            let profile = e.case.config.profile;
-            let given = cursor_value(call.request.query.get("cursor"), profile);
-            let after_restart = restarts
-                .iter()
-                .any(|r| *r <= call.at_ms && handshakes[i - 1].at_ms < *r);
-            // A restarted app that shows the conversation it persisted has seen its sequences:
-            // its cursor may lag what reached the dying instance, never what it shows (resuming
-            // with cursor 0 then is the stale-cursor bug, not a fresh start).
-            let restored_views: Vec<&[crate::contract::ViewMessage]> = restarts
-                .iter()
-                .filter(|r| **r <= call.at_ms && handshakes[i - 1].at_ms < **r)
-                .flat_map(|r| {
-                    e.samples
-                        .iter()
-                        .filter(move |s| s.sent_ms >= *r && s.replied_ms <= call.at_ms)
-                })
-                .filter_map(|s| s.view.messages())
-                .collect();
-            let restored_count = restored_views.iter().map(|v| v.len()).max().unwrap_or(0);
-            let restored = restored_views.iter().flat_map(|v| v.iter());
-            let shown_floor = restored
-                .filter_map(|m| m.message_id.as_deref())
-                .filter_map(|id| {
-                    deliveries
-                        .iter()
-                        .filter(|d| d.event["payload"]["message_id"].as_str() == Some(id))
-                        .filter_map(|d| sequence(&d.event))
-                        .max()
-                })
-                .max()
-                .unwrap_or(0);
-            match given {
-                Some(n) if n == highest => judged.push(n),
-                Some(0) if after_restart && restored_count > 0 && highest > 0 => {
-                    return Outcome::Broken(format!(
-                        "after the restart the app showed {restored_count} persisted message(s), yet reconnected at {} ms with cursor 0 (the highest sequence delivered was {highest})",
-                        call.at_ms
-                    ));
-                }
-                Some(0) if after_restart => judged.push(0),
-                Some(n) if after_restart && (shown_floor..=highest).contains(&n) => judged.push(n),
-                Some(n) if (surely..highest).contains(&n) => {
+            let before = BeforeReconnect::of(
+                e,
+                &restarts,
+                &deliveries,
+                handshakes[i - 1].at_ms,
+                call.at_ms,
+            );
+            match grade_cursor(call, e.case.config.profile, &before) {
+                Ok((n, in_flight_short)) => {
                     judged.push(n);
-                    short += 1;
+                    if in_flight_short {
+                        short += 1;
+                    }
                 }
-                Some(n) => {
-                    return Outcome::Broken(format!(
-                        "reconnected at {} ms with cursor {n}; the highest sequence delivered was {highest}",
-                        call.at_ms
-                    ));
-                }
-                None if !profile.accepts_plain_cursor() => {
-                    return Outcome::Broken(format!(
-                        "reconnected at {} ms with the cursor `{}`; the {} protocol's cursor is `seq:<n>`, and a server of that revision replays everything for any other form",
-                        call.at_ms,
-                        call.request.query.get("cursor").map_or("", String::as_str),
-                        profile.as_str()
-                    ));
-                }
-                None => {
-                    return Outcome::Broken(format!(
-                        "reconnected at {} ms with the cursor `{}`, which is not a sequence",
-                        call.at_ms,
-                        call.request.query.get("cursor").map_or("", String::as_str)
-                    ));
-                }
+                Err(problem) => return Outcome::Broken(problem),
             }
         }
     }
@@ -195,6 +129,123 @@ pub fn cursor_on_every_reconnect(e: &Evidence) -> Outcome {
         "{} reconnect(s), cursors {judged:?}, each the highest sequence delivered{lost}",
         judged.len()
     ))
+}
+
+/// What had reached the client before a reconnect's handshake, and what an app restarted since
+/// the previous handshake showed of it.
+struct BeforeReconnect {
+    /// The highest sequence delivered.
+    highest: u64,
+    /// The highest sequence that certainly reached the client.
+    surely: u64,
+    /// The app restarted since the previous handshake.
+    after_restart: bool,
+    /// The most messages a view of the restarted app showed.
+    restored_count: usize,
+    /// The highest sequence among the messages the restarted app showed.
+    shown_floor: u64,
+}
+
+impl BeforeReconnect {
+    /// What stood before the handshake at `at_ms`, the previous one being at `previous_ms`.
+    fn of(
+        e: &Evidence,
+        restarts: &[u64],
+        deliveries: &[Delivery],
+        previous_ms: u64,
+        at_ms: u64,
+    ) -> Self {
+        let before: Vec<&Delivery> = deliveries.iter().filter(|d| d.at_ms < at_ms).collect();
+        let highest = before
+            .iter()
+            .filter_map(|d| sequence(&d.event))
+            .max()
+            .unwrap_or(0);
+        // What certainly reached the client: frames still in flight when a connection
+        // dropped without a close frame may have been lost with it.
+        let surely = before
+            .iter()
+            .filter(|d| !d.in_flight_at_drop)
+            .filter_map(|d| sequence(&d.event))
+            .max()
+            .unwrap_or(0);
+        let after_restart = restarts.iter().any(|r| *r <= at_ms && previous_ms < *r);
+        // A restarted app that shows the conversation it persisted has seen its sequences:
+        // its cursor may lag what reached the dying instance, never what it shows (resuming
+        // with cursor 0 then is the stale-cursor bug, not a fresh start).
+        let restored_views: Vec<&[crate::contract::ViewMessage]> = restarts
+            .iter()
+            .filter(|r| **r <= at_ms && previous_ms < **r)
+            .flat_map(|r| {
+                e.samples
+                    .iter()
+                    .filter(move |s| s.sent_ms >= *r && s.replied_ms <= at_ms)
+            })
+            .filter_map(|s| s.view.messages())
+            .collect();
+        let restored_count = restored_views.iter().map(|v| v.len()).max().unwrap_or(0);
+        let restored = restored_views.iter().flat_map(|v| v.iter());
+        let shown_floor = restored
+            .filter_map(|m| m.message_id.as_deref())
+            .filter_map(|id| {
+                deliveries
+                    .iter()
+                    .filter(|d| d.event["payload"]["message_id"].as_str() == Some(id))
+                    .filter_map(|d| sequence(&d.event))
+                    .max()
+            })
+            .max()
+            .unwrap_or(0);
+        BeforeReconnect {
+            highest,
+            surely,
+            after_restart,
+            restored_count,
+            shown_floor,
+        }
+    }
+}
+
+/// Grades a reconnect handshake's cursor against what stood before it: `Ok` with the cursor
+/// and whether it fell short only of frames in flight at a drop, `Err` with what was wrong.
+fn grade_cursor(
+    call: &HttpCall,
+    profile: Profile,
+    before: &BeforeReconnect,
+) -> Result<(u64, bool), String> {
+    let BeforeReconnect {
+        highest,
+        surely,
+        after_restart,
+        restored_count,
+        shown_floor,
+    } = *before;
+    let given = cursor_value(call.request.query.get("cursor"), profile);
+    match given {
+        Some(n) if n == highest => Ok((n, false)),
+        Some(0) if after_restart && restored_count > 0 && highest > 0 => Err(format!(
+            "after the restart the app showed {restored_count} persisted message(s), yet reconnected at {} ms with cursor 0 (the highest sequence delivered was {highest})",
+            call.at_ms
+        )),
+        Some(0) if after_restart => Ok((0, false)),
+        Some(n) if after_restart && (shown_floor..=highest).contains(&n) => Ok((n, false)),
+        Some(n) if (surely..highest).contains(&n) => Ok((n, true)),
+        Some(n) => Err(format!(
+            "reconnected at {} ms with cursor {n}; the highest sequence delivered was {highest}",
+            call.at_ms
+        )),
+        None if !profile.accepts_plain_cursor() => Err(format!(
+            "reconnected at {} ms with the cursor `{}`; the {} protocol's cursor is `seq:<n>`, and a server of that revision replays everything for any other form",
+            call.at_ms,
+            call.request.query.get("cursor").map_or("", String::as_str),
+            profile.as_str()
+        )),
+        None => Err(format!(
+            "reconnected at {} ms with the cursor `{}`, which is not a sequence",
+            call.at_ms,
+            call.request.query.get("cursor").map_or("", String::as_str)
+        )),
+    }
 }
 
 /// RC-3: the first retry about 1 s after the drop, each later delay clearly larger, none over

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Delivery, Evidence, Outcome, StepReply, event_type, sequence};
+use super::{Delivery, Evidence, Outcome, SessionRecord, StepReply, event_type, sequence};
 use crate::cases::{Step, shorten};
 use crate::contract::{ConnectionState, HandoffState};
 use mock_server::protocol::ServerEvent;
@@ -214,52 +214,84 @@ pub fn handoff_progress(e: &Evidence) -> Outcome {
         .filter(|d| event_type(&d.event) == ServerEvent::HANDOFF_QUEUE_STATUS)
         .map(|d| (d.at_ms, &d.event["payload"]))
         .collect();
-    if let Some((first, _)) = positions.first() {
-        if e.samples.iter().all(|s| s.view.queue.is_none()) {
-            return Outcome::NotObservable("the view has no `queue`".into());
-        }
-        let queue_shown = e
-            .samples
-            .iter()
-            .filter(|s| s.replied_ms >= *first && s.sent_ms <= joined.saturating_add(300))
-            .any(|s| {
-                let Some(Some(queue)) = &s.view.queue else {
-                    return false;
-                };
-                positions.iter().any(|(_, p)| {
-                    queue.position_in_queue == p["position_in_queue"].as_u64()
-                        && queue.queue_name.as_deref() == p["queue_name"].as_str()
-                })
-            });
-        if !queue_shown {
-            return Outcome::Broken(format!(
-                "never showed the queue position ({:?}) while queued",
-                positions
-                    .iter()
-                    .map(|(_, p)| p["position_in_queue"].clone())
-                    .collect::<Vec<_>>()
-            ));
-        }
+    if let Some(wrong) = queue_not_shown(e, &positions, joined) {
+        return wrong;
     }
-    if joined != u64::MAX {
-        let name = deliveries
-            .iter()
-            .find(|d| event_type(&d.event) == ServerEvent::LIVE_AGENT_JOINED)
-            .and_then(|d| d.event["payload"]["agent"]["name"].as_str())
-            .unwrap_or_default();
-        let live_shown = e.samples_after(joined).any(|s| {
-            s.view.handoff == Some(HandoffState::Live)
-                && s.view
-                    .live_agent
-                    .as_ref()
-                    .is_none_or(|l| l.as_ref().is_some_and(|l| l.name == name))
+    if joined != u64::MAX
+        && let Some(problem) = live_not_shown(e, &deliveries, joined)
+    {
+        return Outcome::Broken(problem);
+    }
+    let outcomes = match handoff_endings(e, &deliveries) {
+        Ok(outcomes) => outcomes,
+        Err(problem) => return Outcome::Broken(problem),
+    };
+    let ending = if joined != u64::MAX {
+        ", then live".to_owned()
+    } else if outcomes.is_empty() {
+        String::new()
+    } else {
+        format!(", then {}", outcomes.join(", "))
+    };
+    Outcome::Kept(format!(
+        "handoff shown as it progressed, {} queue update(s) shown{ending}",
+        positions.len()
+    ))
+}
+
+/// The queue `positions` the server sent (when, payload) never shown while queued (before the
+/// live agent `joined`), or a view without `queue` to tell. `Some` is the verdict.
+fn queue_not_shown(e: &Evidence, positions: &[(u64, &Value)], joined: u64) -> Option<Outcome> {
+    let (first, _) = positions.first()?;
+    if e.samples.iter().all(|s| s.view.queue.is_none()) {
+        return Some(Outcome::NotObservable("the view has no `queue`".into()));
+    }
+    let queue_shown = e
+        .samples
+        .iter()
+        .filter(|s| s.replied_ms >= *first && s.sent_ms <= joined.saturating_add(300))
+        .any(|s| {
+            let Some(Some(queue)) = &s.view.queue else {
+                return false;
+            };
+            positions.iter().any(|(_, p)| {
+                queue.position_in_queue == p["position_in_queue"].as_u64()
+                    && queue.queue_name.as_deref() == p["queue_name"].as_str()
+            })
         });
-        if !live_shown {
-            return Outcome::Broken(format!(
-                "never showed the handoff live with {name} after LIVE_AGENT_JOINED"
-            ));
-        }
+    if queue_shown {
+        return None;
     }
+    Some(Outcome::Broken(format!(
+        "never showed the queue position ({:?}) while queued",
+        positions
+            .iter()
+            .map(|(_, p)| p["position_in_queue"].clone())
+            .collect::<Vec<_>>()
+    )))
+}
+
+/// The handoff never shown live with the agent who joined at `joined`. `Some` says so.
+fn live_not_shown(e: &Evidence, deliveries: &[Delivery], joined: u64) -> Option<String> {
+    let name = deliveries
+        .iter()
+        .find(|d| event_type(&d.event) == ServerEvent::LIVE_AGENT_JOINED)
+        .and_then(|d| d.event["payload"]["agent"]["name"].as_str())
+        .unwrap_or_default();
+    let live_shown = e.samples_after(joined).any(|s| {
+        s.view.handoff == Some(HandoffState::Live)
+            && s.view
+                .live_agent
+                .as_ref()
+                .is_none_or(|l| l.as_ref().is_some_and(|l| l.name == name))
+    });
+    (!live_shown)
+        .then(|| format!("never showed the handoff live with {name} after LIVE_AGENT_JOINED"))
+}
+
+/// The handoffs that did not happen, each shown as such (spec §8.3): `Ok` with the states
+/// shown, `Err` with the first one the view never showed.
+fn handoff_endings(e: &Evidence, deliveries: &[Delivery]) -> Result<Vec<String>, String> {
     // A handoff that does not happen is shown as such (spec §8.3): failed, or timed out.
     let mut outcomes = Vec::new();
     for (kind, state) in [
@@ -278,7 +310,7 @@ pub fn handoff_progress(e: &Evidence) -> Outcome {
                 .filter(|s| s.sent_ms < next_trigger)
                 .any(|s| s.view.handoff == Some(state));
             if !shown {
-                return Outcome::Broken(format!(
+                return Err(format!(
                     "{} arrived at {} ms; the view never shows the handoff {state:?}",
                     kind.trim_start_matches("EVENT_TYPE_"),
                     failed.at_ms
@@ -287,17 +319,7 @@ pub fn handoff_progress(e: &Evidence) -> Outcome {
             outcomes.push(format!("{state:?}"));
         }
     }
-    let ending = if joined != u64::MAX {
-        ", then live".to_owned()
-    } else if outcomes.is_empty() {
-        String::new()
-    } else {
-        format!(", then {}", outcomes.join(", "))
-    };
-    Outcome::Kept(format!(
-        "handoff shown as it progressed, {} queue update(s) shown{ending}",
-        positions.len()
-    ))
+    Ok(outcomes)
 }
 
 /// UX-4: on `SESSION_END` the view shows the reason, the client closes its socket itself, and
@@ -322,80 +344,18 @@ pub fn session_end(e: &Evidence) -> Outcome {
         if unapplied.as_ref().is_some_and(|(at, _)| *at == end.at_ms) {
             continue;
         }
-        let shows = e.samples_after(end.at_ms).any(|s| {
-            s.view
-                .ended
-                .as_ref()
-                .is_some_and(|ended| ended.as_ref().is_some_and(|x| x.reason == reason))
-        });
-        let observable = e.samples_after(end.at_ms).any(|s| s.view.ended.is_some());
-        if !observable {
-            blind = true;
-        } else if !shows {
-            return Outcome::Broken(format!(
-                "SESSION_END ({reason}) arrived at {} ms; the view never shows it ended with that reason",
-                end.at_ms
-            ));
-        }
-        let connections = session.connections();
-        // The mock closes with 1000 when the client has not closed within its grace; with no
-        // grace it closes at once, and a scripted drop is not the client's doing either.
-        let grace = e.case.config.session_end_close_grace_ms;
-        if let Some(c) = connections
-            .iter()
-            .find(|c| c.closed_ms.is_some_and(|at| at >= end.at_ms) && c.opened_ms <= end.at_ms)
-            && c.closed_by == Some(mock_server::journal::Closer::Server)
-            && c.close_code == Some(1000)
-            && grace > 0
-        {
-            return Outcome::Broken(format!(
-                "did not close its socket after SESSION_END; the mock closed it with {} {} ms later",
-                c.close_code.unwrap_or_default(),
-                c.closed_ms.unwrap_or_default() - end.at_ms
-            ));
-        }
-        if let Some(again) = e.handshakes_to(session.id(), end.at_ms + 1).first() {
-            return Outcome::Broken(format!(
-                "connected to the ended session again at {} ms",
-                again.at_ms
-            ));
+        match end_shown(e, end.at_ms, reason) {
+            Ok(true) => {}
+            Ok(false) => blind = true,
+            Err(problem) => return Outcome::Broken(problem),
         }
         let next_start = e.starts().into_iter().find(|s| *s > end.at_ms);
-        if let Some(created) = e
-            .http_of(mock_server::http_log::Endpoint::Sessions)
-            .into_iter()
-            .find(|c| c.at_ms > end.at_ms && next_start.is_none_or(|s| c.at_ms < s))
-        {
-            return Outcome::Broken(format!(
-                "started a new session at {} ms on its own after SESSION_END",
-                created.at_ms
-            ));
+        if let Some(problem) = did_not_leave(e, session, end.at_ms, next_start) {
+            return Outcome::Broken(problem);
         }
-        // "Disable input": once the view shows the end (or 1.2 s after it arrived, for a view
-        // without `ended`), a `send` must be refused, not queued for a conversation that is over.
-        // Ordered by sample count, not by millisecond: the message whose answer ended the
-        // session can begin in the very millisecond the next view shows the end.
-        let shown_at = e.samples.iter().position(|s| {
-            s.sent_ms >= end.at_ms && s.view.ended.as_ref().is_some_and(Option::is_some)
-        });
-        let late_sends = e.steps.iter().filter(|s| {
-            let after_end = match shown_at {
-                Some(i) => s.samples_before > i,
-                None => s.at_ms >= end.at_ms + 1_200,
-            };
-            matches!(s.step, Step::Send(_)) && after_end && next_start.is_none_or(|n| s.at_ms < n)
-        });
-        for late in late_sends {
-            match &late.reply {
-                StepReply::Ok => {
-                    return Outcome::Broken(format!(
-                        "accepted a message at {} ms, after SESSION_END ({reason}) at {} ms: input must be disabled once the session is over",
-                        late.at_ms, end.at_ms
-                    ));
-                }
-                StepReply::Failed(_) => refused += 1,
-                StepReply::Unsupported | StepReply::NotRun(_) => {}
-            }
+        match late_sends_refused(e, end.at_ms, reason, next_start) {
+            Ok(n) => refused += n,
+            Err(problem) => return Outcome::Broken(problem),
         }
         let still_open = e
             .samples_after(end.at_ms + 1_200)
@@ -408,8 +368,117 @@ pub fn session_end(e: &Evidence) -> Outcome {
         }
         judged.push(reason.to_owned());
     }
+    session_end_summary(&judged, unapplied.is_some(), blind, refused)
+}
+
+/// Whether the view shows the session ended at `end_at` with its `reason`: `Ok(false)` when
+/// the view has no `ended` to tell, `Err` when it never shows it.
+fn end_shown(e: &Evidence, end_at: u64, reason: &str) -> Result<bool, String> {
+    let shows = e.samples_after(end_at).any(|s| {
+        s.view
+            .ended
+            .as_ref()
+            .is_some_and(|ended| ended.as_ref().is_some_and(|x| x.reason == reason))
+    });
+    let observable = e.samples_after(end_at).any(|s| s.view.ended.is_some());
+    if !observable {
+        return Ok(false);
+    }
+    if !shows {
+        return Err(format!(
+            "SESSION_END ({reason}) arrived at {end_at} ms; the view never shows it ended with that reason"
+        ));
+    }
+    Ok(true)
+}
+
+/// The client kept its socket to the session that ended at `end_at` open, connected to it
+/// again, or started a new session on its own (before the user's `next_start`). `Some` says
+/// which.
+fn did_not_leave(
+    e: &Evidence,
+    session: &SessionRecord,
+    end_at: u64,
+    next_start: Option<u64>,
+) -> Option<String> {
+    let connections = session.connections();
+    // The mock closes with 1000 when the client has not closed within its grace; with no
+    // grace it closes at once, and a scripted drop is not the client's doing either.
+    let grace = e.case.config.session_end_close_grace_ms;
+    if let Some(c) = connections
+        .iter()
+        .find(|c| c.closed_ms.is_some_and(|at| at >= end_at) && c.opened_ms <= end_at)
+        && c.closed_by == Some(mock_server::journal::Closer::Server)
+        && c.close_code == Some(1000)
+        && grace > 0
+    {
+        return Some(format!(
+            "did not close its socket after SESSION_END; the mock closed it with {} {} ms later",
+            c.close_code.unwrap_or_default(),
+            c.closed_ms.unwrap_or_default() - end_at
+        ));
+    }
+    if let Some(again) = e.handshakes_to(session.id(), end_at + 1).first() {
+        return Some(format!(
+            "connected to the ended session again at {} ms",
+            again.at_ms
+        ));
+    }
+    let created = e
+        .http_of(mock_server::http_log::Endpoint::Sessions)
+        .into_iter()
+        .find(|c| c.at_ms > end_at && next_start.is_none_or(|s| c.at_ms < s))?;
+    Some(format!(
+        "started a new session at {} ms on its own after SESSION_END",
+        created.at_ms
+    ))
+}
+
+/// The `send` steps after the session ended at `end_at` (for `reason`), before the user's
+/// `next_start`: `Ok` with how many were refused, `Err` when one was accepted.
+fn late_sends_refused(
+    e: &Evidence,
+    end_at: u64,
+    reason: &str,
+    next_start: Option<u64>,
+) -> Result<usize, String> {
+    // "Disable input": once the view shows the end (or 1.2 s after it arrived, for a view
+    // without `ended`), a `send` must be refused, not queued for a conversation that is over.
+    // Ordered by sample count, not by millisecond: the message whose answer ended the
+    // session can begin in the very millisecond the next view shows the end.
+    let shown_at = e
+        .samples
+        .iter()
+        .position(|s| s.sent_ms >= end_at && s.view.ended.as_ref().is_some_and(Option::is_some));
+    let late_sends = e.steps.iter().filter(|s| {
+        let after_end = match shown_at {
+            Some(i) => s.samples_before > i,
+            None => s.at_ms >= end_at + 1_200,
+        };
+        matches!(s.step, Step::Send(_)) && after_end && next_start.is_none_or(|n| s.at_ms < n)
+    });
+    let mut refused = 0;
+    for late in late_sends {
+        match &late.reply {
+            StepReply::Ok => {
+                return Err(format!(
+                    "accepted a message at {} ms, after SESSION_END ({reason}) at {end_at} ms: input must be disabled once the session is over",
+                    late.at_ms
+                ));
+            }
+            StepReply::Failed(_) => refused += 1,
+            StepReply::Unsupported | StepReply::NotRun(_) => {}
+        }
+    }
+    Ok(refused)
+}
+
+/// UX-4's verdict once no session's end broke anything: the `judged` ends' reasons, whether an
+/// end came only in a batch the client never applied, whether the view was `blind` to `ended`,
+/// and how many late messages were `refused`.
+fn session_end_summary(judged: &[String], unapplied: bool, blind: bool, refused: usize) -> Outcome {
     if judged.is_empty() {
-        if unapplied.is_some() {
+        if unapplied {
             return Outcome::NotObservable(
                 "the only SESSION_END came inside a batch the client never applied (MSG-1's)"
                     .into(),

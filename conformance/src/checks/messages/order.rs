@@ -106,22 +106,30 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
     if let Some(problem) = system_entries_wrong(expected, view, system_view, &deliveries) {
         return Outcome::Broken(problem);
     }
-    let delivered_ids: HashSet<&str> = deliveries
-        .iter()
-        .filter_map(|d| payload_message_id(&d.event))
-        .collect();
-    let batch_only_ids: HashSet<String> = {
-        let events = batch_only(&deliveries);
-        deliveries
-            .iter()
-            .filter(|d| event_id(&d.event).is_some_and(|id| events.contains(id)))
-            .filter_map(|d| payload_message_id(&d.event).map(str::to_owned))
-            .collect()
-    };
-    let resent = echoes_of_resends(&deliveries);
     let messages = conversation_messages(e);
+    let mut wanted = in_sequence_order(expected, &messages);
+    retain_judged(&mut wanted, view, &deliveries);
+    let on_screen = on_screen(view, &echoes_of_resends(&deliveries));
+    if let Some(problem) = first_difference(&wanted, &on_screen) {
+        return Outcome::Broken(problem);
+    }
+    if wanted.is_empty() {
+        return Outcome::NotObservable("no message of the conversation reached the client".into());
+    }
+    Outcome::Kept(format!(
+        "the {} messages of the conversation, in sequence order, each by its author",
+        wanted.len()
+    ))
+}
+
+/// The expected conversation's messages (system ones left out), each with the server's message
+/// it matched, in the order the server sequenced them.
+fn in_sequence_order<'a>(
+    expected: &'a [ExpectedMessage],
+    messages: &'a [ServerMessage],
+) -> Vec<Wanted<'a>> {
     // The expected conversation, each entry with the id the server gave it.
-    let mut placed: Vec<(usize, Wanted<'_>)> = Vec::new();
+    let mut placed: Vec<(usize, Wanted<'a>)> = Vec::new();
     let mut used: HashSet<usize> = HashSet::new();
     for x in expected {
         let Some(from) = x.from.author() else {
@@ -140,7 +148,23 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
     // In the order the server sequenced them: a client whose own timing (an early resend)
     // moved a message is judged on what the server said, not on the script's usual order.
     placed.sort_by_key(|(at, _)| *at);
-    let mut wanted: Vec<Wanted<'_>> = placed.into_iter().map(|(_, w)| w).collect();
+    placed.into_iter().map(|(_, w)| w).collect()
+}
+
+/// Keeps only the wanted messages this check judges.
+fn retain_judged(wanted: &mut Vec<Wanted<'_>>, view: &[ViewMessage], deliveries: &[Delivery]) {
+    let delivered_ids: HashSet<&str> = deliveries
+        .iter()
+        .filter_map(|d| payload_message_id(&d.event))
+        .collect();
+    let batch_only_ids: HashSet<String> = {
+        let events = batch_only(deliveries);
+        deliveries
+            .iter()
+            .filter(|d| event_id(&d.event).is_some_and(|id| events.contains(id)))
+            .filter_map(|d| payload_message_id(&d.event).map(str::to_owned))
+            .collect()
+    };
     // Never said in this session (the case stopped before it), never received (the socket
     // was gone), or batch-only and missing (MSG-1's): not judged.
     wanted.retain(|(_, _, server)| {
@@ -153,13 +177,15 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
         }
         !(batch_only_ids.contains(id) && shown(view, server).is_none())
     });
-    // What the view shows of the server's conversation: duplicates removed, the user's
-    // messages still waiting for their echo left out (receipts are MSG-5's), and so are the
-    // echoes of messages the client resent after their echo (MSG-5's too).
+}
+
+/// What the view shows of the server's conversation: duplicates removed, the user's
+/// messages still waiting for their echo left out (receipts are MSG-5's), and so are the
+/// echoes of messages the client resent after their echo (MSG-5's too).
+fn on_screen<'v>(view: &'v [ViewMessage], resent: &HashSet<String>) -> Vec<&'v ViewMessage> {
     let mut seen_ids = HashSet::new();
     let mut seen_texts = HashSet::new();
-    let on_screen: Vec<&ViewMessage> = view
-        .iter()
+    view.iter()
         .filter(|m| {
             !(m.from == Author::User
                 && matches!(
@@ -172,18 +198,24 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
             Some(id) => seen_ids.insert(id.clone()),
             None => seen_texts.insert((m.from, m.text.clone())),
         })
-        .collect();
-    // The same message (by id, or by text when the view has no id or the text is MSG-4's),
-    // whoever the view says wrote it.
-    let same = |m: &ViewMessage, w: &Wanted<'_>| {
-        let by_id = w.2.and_then(|s| s.message_id.as_ref());
-        (m.message_id.is_some() && m.message_id.as_ref() == by_id) || m.text == w.1
-    };
+        .collect()
+}
+
+/// The same message (by id, or by text when the view has no id or the text is MSG-4's),
+/// whoever the view says wrote it.
+fn same(m: &ViewMessage, w: &Wanted<'_>) -> bool {
+    let by_id = w.2.and_then(|s| s.message_id.as_ref());
+    (m.message_id.is_some() && m.message_id.as_ref() == by_id) || m.text == w.1
+}
+
+/// Where what is on screen first differs from the wanted conversation, as a finding; `None`
+/// when they agree.
+fn first_difference(wanted: &[Wanted<'_>], on_screen: &[&ViewMessage]) -> Option<String> {
     for (i, w) in wanted.iter().enumerate() {
         match on_screen.get(i) {
             Some(m) if same(m, w) && m.from == w.0 => {}
             Some(m) if same(m, w) => {
-                return Outcome::Broken(format!(
+                return Some(format!(
                     "shows `{}` as said by {:?}; {:?} said it; position {}",
                     shorten(&m.text),
                     m.from,
@@ -203,10 +235,10 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
                 } else {
                     format!("does not show `{}` ({:?})", shorten(w.1), w.0)
                 };
-                return Outcome::Broken(format!("{why}; position {}", i + 1));
+                return Some(format!("{why}; position {}", i + 1));
             }
             None => {
-                return Outcome::Broken(format!(
+                return Some(format!(
                     "does not show `{}` ({:?}), message {} of the conversation",
                     shorten(w.1),
                     w.0,
@@ -215,17 +247,10 @@ pub fn conversation_in_order(e: &Evidence) -> Outcome {
             }
         }
     }
-    if let Some(extra) = on_screen.get(wanted.len()) {
-        return Outcome::Broken(format!(
+    on_screen.get(wanted.len()).map(|extra| {
+        format!(
             "shows `{}` after the end of the conversation",
             shorten(&extra.text)
-        ));
-    }
-    if wanted.is_empty() {
-        return Outcome::NotObservable("no message of the conversation reached the client".into());
-    }
-    Outcome::Kept(format!(
-        "the {} messages of the conversation, in sequence order, each by its author",
-        wanted.len()
-    ))
+        )
+    })
 }
