@@ -360,14 +360,10 @@ impl Proxy {
                 },
             );
             let history = || {
-                let sessions = lock(&self.inner.sessions);
-                let frames = sessions.get(session).into_iter().flat_map(|log| {
-                    log.journal
-                        .entries()
-                        .filter_map(|entry| match &entry.event {
-                            JournalEvent::ServerFrame { frame, .. } => Some(frame.get()),
-                            _ => None,
-                        })
+                let entries = self.journal_of(session);
+                let frames = entries.iter().filter_map(|entry| match &entry.event {
+                    JournalEvent::ServerFrame { frame, .. } => Some(frame.get()),
+                    _ => None,
                 });
                 faults::events_by_sequence(frames)
             };
@@ -406,7 +402,7 @@ impl Proxy {
     pub fn journal_of(&self, session: &str) -> Vec<JournalEntry> {
         lock(&self.inner.sessions)
             .get(session)
-            .map(|log| log.journal.entries().cloned().collect())
+            .map(|log| log.journal.entries().collect())
             .unwrap_or_default()
     }
 }

@@ -21,8 +21,8 @@ use crate::auth::{AccessClaims, ConnectorRegistry, TokenIssuer};
 use crate::config::{Config, SessionBinding};
 use crate::engine::{ConnId, EngineConfig, Session, SessionStatus};
 use crate::journal::{
-    Closer, JournalBudget, JournalEntry, JournalEvent, RequestNote, SessionJournal, WireJson,
-    prefix,
+    Closer, EchoFrame, JournalBudget, JournalEntry, JournalEvent, RequestNote, SessionJournal,
+    WireJson, prefix,
 };
 use crate::protocol::{DecodeOptions, SessionId};
 use crate::scenario::{Catalogue, ScenarioError, Script};
@@ -436,30 +436,11 @@ impl AppState {
     ) -> Vec<Outbound> {
         let now = self.inner.clock.now();
         let mut locked = slot.lock();
-        // What a client sends is journaled whole only up to `journal_frame_max_bytes`.
         let keep = self.inner.config.journal_frame_max_bytes;
-        let truncated = bytes > keep;
-        // A frame that decoded is JSON; only a rejected one is checked here.
-        let frame = text
-            .filter(|_| !truncated)
-            .and_then(|t| WireJson::copied(t, decoded.is_err()));
-        let entry = JournalEvent::ClientFrame {
-            conn,
-            before_history,
-            bytes: bytes as u64,
-            text: match (&frame, text) {
-                (None, Some(t)) => Some(prefix(t, keep).to_owned()),
-                (None, None) => Some("[binary frame]".into()),
-                _ => None,
-            },
-            truncated,
-            frame,
-            error: decoded
-                .as_ref()
-                .err()
-                .map(|r| format!("{} ({})", r.error.system_message(), r.error)),
-        };
-        locked.note(now, entry);
+        match client_frame_entry(keep, conn, text, bytes, &decoded, before_history) {
+            Ok((frame, text)) => locked.note_frame(now, frame, text),
+            Err(event) => locked.note(now, event),
+        }
         if let Some(limits) = &self.inner.config.rate_limits {
             let (start, count) = &mut locked.window;
             if now.elapsed.saturating_sub(*start) >= Duration::from_secs(1) {
@@ -538,4 +519,45 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How to journal what a client sent: a frame that decoded (so is JSON) and is within
+/// `journal_frame_max_bytes` (`keep`) goes from its borrowed text straight into the journal's
+/// ring; anything else becomes a whole entry, its text cut to `keep` bytes.
+fn client_frame_entry<'a>(
+    keep: usize,
+    conn: ConnId,
+    text: Option<&'a str>,
+    bytes: usize,
+    decoded: &Result<crate::protocol::ClientFrame, crate::protocol::ClientFrameRejection>,
+    before_history: bool,
+) -> Result<(EchoFrame, &'a str), JournalEvent> {
+    let truncated = bytes > keep;
+    if let (Some(text), Ok(_), false) = (text, decoded, truncated) {
+        let frame = EchoFrame::Client {
+            conn,
+            before_history,
+            bytes: bytes as u64,
+        };
+        return Ok((frame, text));
+    }
+    let frame = text
+        .filter(|_| !truncated)
+        .and_then(|t| WireJson::copied(t, true));
+    Err(JournalEvent::ClientFrame {
+        conn,
+        before_history,
+        bytes: bytes as u64,
+        text: match (&frame, text) {
+            (None, Some(t)) => Some(prefix(t, keep).to_owned()),
+            (None, None) => Some("[binary frame]".into()),
+            _ => None,
+        },
+        truncated,
+        frame,
+        error: decoded
+            .as_ref()
+            .err()
+            .map(|r| format!("{} ({})", r.error.system_message(), r.error)),
+    })
 }

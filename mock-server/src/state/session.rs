@@ -14,7 +14,7 @@ use crate::engine::{
     Action, CLOSE_SESSION_ENDED, ConnId, Note, Now, Phase, Recipient, Refusal, Session,
     SessionStatus,
 };
-use crate::journal::{Closer, JournalEntry, JournalEvent, SessionJournal, WireJson};
+use crate::journal::{Closer, EchoFrame, JournalEntry, JournalEvent, SessionJournal};
 use crate::protocol::SessionId;
 
 /// Frames a connection's task must write, queued by other tasks.
@@ -72,7 +72,18 @@ impl Locked {
             unix_ms: now.unix_millis,
             event,
         });
-        // A session without sockets writes seldom: its recording holds no descriptor meanwhile.
+        self.release_idle_file();
+    }
+
+    /// Journals an echo-path frame from its borrowed text (see [`SessionJournal::push_frame`]).
+    pub(super) fn note_frame(&mut self, now: Now, frame: EchoFrame, text: &str) {
+        let at_ms = now.elapsed.as_millis() as u64;
+        self.journal.push_frame(at_ms, now.unix_millis, frame, text);
+        self.release_idle_file();
+    }
+
+    /// A session without sockets writes seldom: its recording holds no descriptor meanwhile.
+    fn release_idle_file(&mut self) {
         if self.conns.is_empty() {
             self.journal.release_file();
         }
@@ -297,16 +308,12 @@ pub(super) fn dispatch(
 fn journal_action(locked: &mut Locked, action: Action, now: Now) -> Option<(Recipient, Outbound)> {
     match action {
         Action::Send { to, frame } => {
-            let frame = Utf8Bytes::from(frame);
-            let entry = JournalEvent::ServerFrame {
-                conn: match to {
-                    Recipient::All => None,
-                    Recipient::Conn(id) => Some(id),
-                },
-                frame: WireJson::shared(&frame),
+            let conn = match to {
+                Recipient::All => None,
+                Recipient::Conn(id) => Some(id),
             };
-            locked.note(now, entry);
-            Some((to, Outbound::Frame(frame)))
+            locked.note_frame(now, EchoFrame::Server { conn }, &frame);
+            Some((to, Outbound::Frame(Utf8Bytes::from(frame))))
         }
         Action::Close { to, code, reason } => Some((to, Outbound::Close { code, reason })),
         Action::Drop { to } => Some((to, Outbound::Drop)),

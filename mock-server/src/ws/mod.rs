@@ -435,7 +435,10 @@ async fn serve(
     // cost a timer-wheel entry and four lock round trips per frame on the echo path.
     let mut last_frame = Instant::now();
     let mut idle_timer = std::pin::pin!(tokio::time::sleep(idle));
-    let mut shutdown = std::pin::pin!(state.shutdown_token().cancelled());
+    // A child of the server's token: polling the server's own token from every connection
+    // made all of them take its one lock on every frame.
+    let shutdown_token = state.shutdown_token().child_token();
+    let mut shutdown = std::pin::pin!(shutdown_token.cancelled());
     let mut overflowed = std::pin::pin!(out.overflowed.cancelled());
     loop {
         tokio::select! {

@@ -1,9 +1,7 @@
 //! The typed journal: everything that happened to a session, in order, for the control API,
 //! recordings (`--record DIR`) and the conformance kit. Access tokens never appear in it.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::io::Write as _;
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -11,6 +9,13 @@ use axum::extract::ws::Utf8Bytes;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+
+mod session;
+
+use session::HELD_SLOT;
+#[cfg(test)]
+use session::Held;
+pub use session::{EchoFrame, SessionJournal};
 
 /// Entries kept in memory per session by default (`Config::journal_max_entries`); older ones
 /// are dropped (a recording keeps them all). About 200 KiB for a session that reaches it.
@@ -26,10 +31,6 @@ pub const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
 /// In-memory journal bytes all sessions together may hold (`Config::journal_total_max_bytes`):
 /// each session's share is this divided by the sessions held, at most [`DEFAULT_MAX_BYTES`].
 pub const DEFAULT_TOTAL_MAX_BYTES: usize = 16 * 1024 * 1024;
-
-/// What an entry costs besides the strings it owns: its own slot in the ring, and the
-/// allocator's header and rounding for each of its (at most three) heap blocks.
-const ENTRY_OVERHEAD: usize = std::mem::size_of::<JournalEntry>() + 3 * 16;
 
 /// One thing that happened.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -121,38 +122,58 @@ pub enum JournalEvent {
 }
 
 impl JournalEntry {
-    /// Approximate heap and inline bytes this entry holds.
+    /// The bytes this entry takes in a session's in-memory journal (what its budget counts):
+    /// its slot, and its frame's text in the journal's ring, or its event in a heap block of
+    /// its own with the strings that event owns.
     pub fn weight(&self) -> usize {
-        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-        let raw = |r: &Option<WireJson>| r.as_ref().map_or(0, |r| r.get().len());
-        ENTRY_OVERHEAD
+        HELD_SLOT
             + match &self.event {
-                JournalEvent::Http {
-                    error,
-                    content_type,
-                    body,
-                    ..
-                } => text(error) + text(content_type) + text(body),
-                JournalEvent::Handshake { query, error, .. } => {
-                    query
-                        .iter()
-                        .map(|(k, v)| k.len() + v.len() + 48)
-                        .sum::<usize>()
-                        + text(error)
-                }
-                JournalEvent::ClientFrame {
-                    frame,
-                    text: t,
-                    error,
-                    ..
-                } => raw(frame) + text(t) + text(error),
                 JournalEvent::ServerFrame { frame, .. } => frame.get().len(),
-                JournalEvent::Close { .. } => 0,
-                JournalEvent::Timer { what } => what.len(),
-                JournalEvent::Fault { fault } => fault.len(),
-                JournalEvent::Control { action } => action.len(),
+                JournalEvent::ClientFrame {
+                    frame: Some(frame),
+                    text: None,
+                    truncated: false,
+                    error: None,
+                    ..
+                } => frame.get().len(),
+                event => boxed_weight(event),
             }
     }
+}
+
+/// An event kept whole: its heap block, each string's, and an allocator header and rounding
+/// for each (at most four blocks).
+fn boxed_weight(event: &JournalEvent) -> usize {
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let raw = |r: &Option<WireJson>| r.as_ref().map_or(0, |r| r.get().len());
+    std::mem::size_of::<JournalEvent>()
+        + 4 * 16
+        + match event {
+            JournalEvent::Http {
+                error,
+                content_type,
+                body,
+                ..
+            } => text(error) + text(content_type) + text(body),
+            JournalEvent::Handshake { query, error, .. } => {
+                query
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 48)
+                    .sum::<usize>()
+                    + text(error)
+            }
+            JournalEvent::ClientFrame {
+                frame,
+                text: t,
+                error,
+                ..
+            } => raw(frame) + text(t) + text(error),
+            JournalEvent::ServerFrame { frame, .. } => frame.get().len(),
+            JournalEvent::Close { .. } => 0,
+            JournalEvent::Timer { what } => what.len(),
+            JournalEvent::Fault { fault } => fault.len(),
+            JournalEvent::Control { action } => action.len(),
+        }
 }
 
 /// The longest prefix of `text` that is at most `max` bytes and ends on a character boundary.
@@ -213,126 +234,6 @@ impl RequestNote {
     }
 }
 
-/// A session's journal: in memory (capped) and, with `--record`, appended to a JSON Lines file
-/// with one write per entry, so a crash loses at most the entry in flight.
-#[derive(Debug)]
-pub struct SessionJournal {
-    /// A ring: at the cap the oldest entry goes in O(1) (a `Vec` shifted 10 000 entries per
-    /// frame, which was most of the echo path's CPU).
-    entries: VecDeque<JournalEntry>,
-    max_entries: usize,
-    /// The sum of `entries`' weights, kept under the budget's share.
-    bytes: usize,
-    budget: Arc<JournalBudget>,
-    /// Entries dropped from the front of `entries` by the cap.
-    dropped: u64,
-    /// Where the recording goes, and the open handle while the session has sockets (held
-    /// sessions without one would otherwise use a descriptor each: 20 000 ended sessions
-    /// exhausted the limit and lost recordings).
-    path: Option<std::path::PathBuf>,
-    file: Option<std::fs::File>,
-    write_error: Option<String>,
-}
-
-impl SessionJournal {
-    /// A journal keeping the newest `max_entries` in memory, within the bytes `budget` allows
-    /// it, and recording all of them to `path` when given (appending).
-    pub fn new(path: Option<&Path>, max_entries: usize, budget: Arc<JournalBudget>) -> Self {
-        let mut journal = Self {
-            entries: VecDeque::new(),
-            max_entries,
-            bytes: 0,
-            budget,
-            dropped: 0,
-            path: path.map(Path::to_path_buf),
-            file: None,
-            write_error: None,
-        };
-        journal.open();
-        journal
-    }
-
-    /// Opens the recording for appending, unless it is open or recording has failed.
-    fn open(&mut self) -> Option<&mut std::fs::File> {
-        if self.file.is_none() && self.write_error.is_none() {
-            let path = self.path.as_ref()?;
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                Ok(file) => self.file = Some(file),
-                Err(error) => self.fail(format!("{}: {error}", path.display())),
-            }
-        }
-        self.file.as_mut()
-    }
-
-    fn fail(&mut self, error: String) {
-        tracing::error!(%error, "recording stopped; the in-memory journal goes on");
-        self.write_error = Some(error);
-        self.file = None;
-    }
-
-    /// Closes the recording's file handle; the next entry opens it again.
-    pub fn release_file(&mut self) {
-        self.file = None;
-    }
-
-    pub fn push(&mut self, entry: JournalEntry) {
-        if let Some(file) = self.open() {
-            let mut line = serde_json::to_string(&entry).unwrap_or_default();
-            line.push('\n');
-            if let Err(error) = file.write_all(line.as_bytes()) {
-                self.fail(error.to_string());
-            }
-        }
-        let weight = entry.weight();
-        let share = self.budget.share();
-        if self.max_entries == 0 || weight > share {
-            self.dropped += 1;
-            return;
-        }
-        while self.entries.len() >= self.max_entries || self.bytes + weight > share {
-            let Some(oldest) = self.entries.pop_front() else {
-                break;
-            };
-            self.bytes -= oldest.weight();
-            self.dropped += 1;
-        }
-        self.bytes += weight;
-        self.entries.push_back(entry);
-    }
-
-    /// The bytes the in-memory entries hold (by [`JournalEntry::weight`]).
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// Total entries ever pushed.
-    pub fn total(&self) -> u64 {
-        self.dropped + self.entries.len() as u64
-    }
-
-    /// Entries from absolute index `from` on (those still in memory).
-    pub fn since(&self, from: u64) -> Vec<JournalEntry> {
-        let skip = from.saturating_sub(self.dropped);
-        let skip = usize::try_from(skip)
-            .unwrap_or(usize::MAX)
-            .min(self.entries.len());
-        self.entries.range(skip..).cloned().collect()
-    }
-
-    pub fn entries(&self) -> impl ExactSizeIterator<Item = &JournalEntry> {
-        self.entries.iter()
-    }
-
-    /// Why recording stopped, if it did.
-    pub fn write_error(&self) -> Option<&str> {
-        self.write_error.as_deref()
-    }
-}
-
 /// Reads a recording (`--record` output). Blank lines are skipped; a torn last line (the
 /// entry in flight at a crash) is ignored; any other bad line is an error naming its number.
 pub fn read_recording(text: &str) -> Result<Vec<JournalEntry>, String> {
@@ -362,11 +263,6 @@ pub fn read_recording(text: &str) -> Result<Vec<JournalEntry>, String> {
 pub struct WireJson(Utf8Bytes);
 
 impl WireJson {
-    /// A frame's text, sharing the bytes (no copy).
-    pub fn shared(frame: &Utf8Bytes) -> Self {
-        Self(frame.clone())
-    }
-
     /// A copy of a text already known to be JSON, or any text when `validate` is set: then
     /// `None` unless it is JSON.
     pub fn copied(text: &str, validate: bool) -> Option<Self> {
@@ -419,6 +315,8 @@ impl<'de> Deserialize<'de> for WireJson {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
     use super::*;
 
     #[test]
@@ -465,8 +363,6 @@ mod tests {
         assert_eq!(json(&WireJson::from("not {json")), "\"not {json\"");
         assert_eq!(WireJson::quoting("not {json").get(), "\"not {json\"");
         assert_eq!(WireJson::quoting("[1]").get(), "[1]");
-        let shared = Utf8Bytes::from("{}".to_owned());
-        assert_eq!(WireJson::shared(&shared).get(), "{}");
         let back: WireJson = serde_json::from_str(" { \"b\" : true } ").expect("decodes");
         assert_eq!(back.get(), "{\"b\":true}");
     }
@@ -502,6 +398,95 @@ mod tests {
         assert!(entry.weight() > std::mem::size_of::<JournalEntry>());
     }
 
+    /// A mix of what a busy journal holds: client frames kept in the ring and ones kept whole
+    /// (rejected, with an error), server frames, and other events.
+    fn mixed(i: usize) -> JournalEntry {
+        let text = format!(
+            "{{\"type\":\"T\",\"n\":{i},\"pad\":\"{}\"}}",
+            "é".repeat(i % 37)
+        );
+        let event = match i % 5 {
+            0 | 1 => JournalEvent::ClientFrame {
+                conn: 1,
+                before_history: i.is_multiple_of(2),
+                bytes: text.len() as u64,
+                frame: Some(WireJson::from(text)),
+                text: None,
+                truncated: false,
+                error: (i % 5 == 1).then(|| "rejected".to_owned()),
+            },
+            2 | 3 => JournalEvent::ServerFrame {
+                conn: i.is_multiple_of(2).then_some(2),
+                frame: WireJson::from(text),
+            },
+            _ => JournalEvent::Timer { what: "t".into() },
+        };
+        JournalEntry {
+            at_ms: i as u64,
+            unix_ms: i as u64,
+            event,
+        }
+    }
+
+    /// Pushes `entry`, through `push_frame` when `borrowed` and it is an echo-path frame.
+    fn push_either_way(journal: &mut SessionJournal, entry: JournalEntry, borrowed: bool) {
+        let (at, unix) = (entry.at_ms, entry.unix_ms);
+        match &entry.event {
+            JournalEvent::ServerFrame { conn, frame } if borrowed => {
+                journal.push_frame(at, unix, EchoFrame::Server { conn: *conn }, frame.get());
+            }
+            JournalEvent::ClientFrame {
+                conn,
+                before_history,
+                bytes,
+                frame: Some(frame),
+                error: None,
+                ..
+            } if borrowed => {
+                let client = EchoFrame::Client {
+                    conn: *conn,
+                    before_history: *before_history,
+                    bytes: *bytes,
+                };
+                journal.push_frame(at, unix, client, frame.get());
+            }
+            _ => journal.push(entry),
+        }
+    }
+
+    #[test]
+    fn frames_in_the_ring_come_back_as_pushed_through_eviction_and_a_shrinking_share() {
+        let budget = JournalBudget::new(20_000, 1 << 30);
+        let mut journal = SessionJournal::new(None, 120, Arc::clone(&budget));
+        let mut model: VecDeque<String> = VecDeque::new();
+        for i in 0..3_000 {
+            if i == 2_000 {
+                budget.sessions((1 << 30) / 4_000); // the share drops to 4 000 bytes
+            }
+            let entry = mixed(i);
+            model.push_back(serde_json::to_string(&entry).expect("encodes"));
+            push_either_way(&mut journal, entry, i.is_multiple_of(3));
+            let held = journal.since(0);
+            let first = model.len() - held.len();
+            model.drain(..first);
+            let lines: Vec<String> = held
+                .iter()
+                .map(|e| serde_json::to_string(e).expect("encodes"))
+                .collect();
+            assert_eq!(lines, Vec::from(model.clone()), "after entry {i}");
+            assert_eq!(
+                journal.bytes(),
+                held.iter().map(JournalEntry::weight).sum::<usize>(),
+                "the budget counts what is held"
+            );
+            assert!(journal.bytes() <= budget.share());
+            let ring: usize = journal.entries.iter().map(Held::text_len).sum();
+            assert_eq!(journal.text.len(), ring, "the ring holds only held text");
+            assert!(journal.text.capacity() <= 2 * ring + 64 * 1024 + 256);
+        }
+        assert!(journal.entries().len() < 40, "the share shrank the journal");
+    }
+
     fn frame(len: usize) -> JournalEntry {
         JournalEntry {
             at_ms: 0,
@@ -535,7 +520,7 @@ mod tests {
         budget.sessions(1);
         journal.push(frame(6_000));
         assert_eq!(
-            journal.entries().last().map(JournalEntry::weight),
+            journal.entries().last().map(|e| e.weight()),
             Some(frame(6_000).weight())
         );
     }
@@ -558,10 +543,21 @@ mod tests {
         for i in 0..3 {
             journal.push(timer(i));
         }
-        assert_eq!(journal.total(), 3);
+        // Frames journaled from borrowed text are recorded as whole entries too.
+        let frames: Vec<JournalEntry> = (0..4).map(mixed).collect();
+        for (i, frame) in frames.iter().enumerate() {
+            push_either_way(&mut journal, frame.clone(), i != 1);
+        }
+        assert_eq!(journal.total(), 7);
         assert_eq!(journal.entries().len(), 0);
         let text = std::fs::read_to_string(&path).expect("recording written");
-        assert_eq!(read_recording(&text).expect("reads").len(), 3);
+        let recorded = read_recording(&text).expect("reads");
+        assert_eq!(recorded.len(), 7);
+        let line = |e: &JournalEntry| serde_json::to_string(e).expect("encodes");
+        assert_eq!(
+            recorded[3..].iter().map(line).collect::<Vec<_>>(),
+            frames.iter().map(line).collect::<Vec<_>>()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
