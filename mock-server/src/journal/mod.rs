@@ -12,10 +12,10 @@ use serde_json::value::RawValue;
 
 mod session;
 
-use session::HELD_SLOT;
 #[cfg(test)]
 use session::Held;
 pub use session::{EchoFrame, SessionJournal};
+use session::{HELD_SLOT, ring_weight};
 
 /// Entries kept in memory per session by default (`Config::journal_max_entries`); older ones
 /// are dropped (a recording keeps them all). About 200 KiB for a session that reaches it.
@@ -128,14 +128,14 @@ impl JournalEntry {
     pub fn weight(&self) -> usize {
         HELD_SLOT
             + match &self.event {
-                JournalEvent::ServerFrame { frame, .. } => frame.get().len(),
+                JournalEvent::ServerFrame { frame, .. } => ring_weight(frame.get().len()),
                 JournalEvent::ClientFrame {
                     frame: Some(frame),
                     text: None,
                     truncated: false,
                     error: None,
                     ..
-                } => frame.get().len(),
+                } => ring_weight(frame.get().len()),
                 event => boxed_weight(event),
             }
     }
@@ -456,8 +456,8 @@ mod tests {
 
     #[test]
     fn frames_in_the_ring_come_back_as_pushed_through_eviction_and_a_shrinking_share() {
-        let budget = JournalBudget::new(20_000, 1 << 30);
-        let mut journal = SessionJournal::new(None, 120, Arc::clone(&budget));
+        let budget = JournalBudget::new(200_000, 1 << 30);
+        let mut journal = SessionJournal::new(None, 5_000, Arc::clone(&budget));
         let mut model: VecDeque<String> = VecDeque::new();
         for i in 0..3_000 {
             if i == 2_000 {
@@ -482,7 +482,22 @@ mod tests {
             assert!(journal.bytes() <= budget.share());
             let ring: usize = journal.entries.iter().map(Held::text_len).sum();
             assert_eq!(journal.text.len(), ring, "the ring holds only held text");
-            assert!(journal.text.capacity() <= 2 * ring + 64 * 1024 + 256);
+            assert!(journal.text.capacity() <= ring + ring / 2 + 4096 + 256);
+            // What the journal takes in memory stays within what it counts (but for the
+            // ring's and the deque's small fixed slack).
+            let taken =
+                journal.entries.capacity() * std::mem::size_of::<Held>() + journal.text.capacity();
+            let boxed: usize = held.iter().map(JournalEntry::weight).sum::<usize>()
+                - journal
+                    .entries
+                    .iter()
+                    .map(|h| HELD_SLOT + ring_weight(h.text_len()))
+                    .sum::<usize>();
+            assert!(
+                taken <= journal.bytes() - boxed + 4096 + 64 * std::mem::size_of::<Held>(),
+                "after entry {i}: {taken} bytes taken, {} counted",
+                journal.bytes() - boxed
+            );
         }
         assert!(journal.entries().len() < 40, "the share shrank the journal");
     }

@@ -84,14 +84,22 @@ struct Span {
 }
 
 /// What a held entry's slot takes, besides its text or its boxed event.
-pub(super) const HELD_SLOT: usize = std::mem::size_of::<Held>();
+/// Counted twice: its own slot and the spare one the deque may hold for it (a `VecDeque`
+/// grows by doubling).
+pub(super) const HELD_SLOT: usize = 2 * std::mem::size_of::<Held>();
+
+/// What `len` bytes of text in the ring cost: the bytes, and the quarter the ring may hold
+/// spare (it grows by a quarter).
+pub(super) fn ring_weight(len: usize) -> usize {
+    len + len / 4
+}
 
 impl Held {
     /// The same as [`JournalEntry::weight`] of the entry it holds.
     fn weight(&self) -> usize {
         HELD_SLOT
             + match &self.kept {
-                Kept::Client { text, .. } | Kept::Server { text, .. } => text.len,
+                Kept::Client { text, .. } | Kept::Server { text, .. } => ring_weight(text.len),
                 Kept::Whole(event) => boxed_weight(event),
             }
     }
@@ -243,9 +251,14 @@ impl SessionJournal {
         // The evicted frames' text is the ring's front, in order.
         self.text.drain(..freed_text);
         self.text_start += freed_text as u64;
-        if self.text.capacity() > 2 * self.text.len() + 64 * 1024 {
-            // The share shrank (more sessions): give the memory back.
+        // The share shrank (more sessions): give the memory back, so what the journal takes
+        // stays within what its weights count.
+        if self.text.capacity() > self.text.len() + self.text.len() / 2 + 4096 {
             self.text.shrink_to(self.text.len() + self.text.len() / 4);
+        }
+        if self.entries.capacity() > 2 * self.entries.len() + 64 {
+            self.entries
+                .shrink_to(self.entries.len() + self.entries.len() / 2);
         }
         self.bytes += weight;
         self.entries.push_back(held);
