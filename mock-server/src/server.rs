@@ -80,10 +80,10 @@ async fn serve_app(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let stopping = state.shutdown_token().clone();
+    let stopping = state.clone();
     let served = accept_state_loop(listener, tls, state.clone(), app, async move {
         shutdown.await;
-        stopping.cancel();
+        stopping.begin_shutdown();
     })
     .await;
     state.shut_down(SHUTDOWN_GRACE).await;

@@ -1,6 +1,7 @@
 //! The server's clock.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -16,10 +17,22 @@ pub const SCALE_RANGE: std::ops::RangeInclusive<f64> = 1e-3..=1e6;
 
 /// The server's clock: monotonic time (pausable in tests, and scalable or advanced through the
 /// control API) and wall time derived from it, so timestamps follow it too.
+///
+/// Every frame reads it, from every worker thread, and the control API changes it rarely: the
+/// state is a sequence lock over three atomics, so a read writes nothing shared (a mutex made
+/// the workers take turns at one cache line on every frame).
 #[derive(Debug)]
 pub struct Clock {
     origin_unix_millis: u64,
-    state: Mutex<ClockState>,
+    /// The instant the anchors count from.
+    base: Instant,
+    /// Odd while a change is being written.
+    seq: AtomicU64,
+    anchor_real_nanos: AtomicU64,
+    anchor_mock_nanos: AtomicU64,
+    scale_bits: AtomicU64,
+    /// One writer at a time.
+    writer: Mutex<()>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -38,19 +51,58 @@ impl Clock {
             .unwrap_or_default();
         Self {
             origin_unix_millis: unix.as_millis() as u64,
-            state: Mutex::new(ClockState {
-                anchor_real: Instant::now(),
-                anchor_mock: Duration::ZERO,
-                scale: 1.0,
-            }),
+            base: Instant::now(),
+            seq: AtomicU64::new(0),
+            anchor_real_nanos: AtomicU64::new(0),
+            anchor_mock_nanos: AtomicU64::new(0),
+            scale_bits: AtomicU64::new(1.0f64.to_bits()),
+            writer: Mutex::new(()),
         }
     }
 
     fn state(&self) -> ClockState {
-        *self
-            .state
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            if before % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let real = self.anchor_real_nanos.load(Ordering::Relaxed);
+            let mock = self.anchor_mock_nanos.load(Ordering::Relaxed);
+            let scale = self.scale_bits.load(Ordering::Relaxed);
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                return ClockState {
+                    anchor_real: self.base + Duration::from_nanos(real),
+                    anchor_mock: Duration::from_nanos(mock),
+                    scale: f64::from_bits(scale),
+                };
+            }
+        }
+    }
+
+    /// Changes the state with `change`, which sees the state and the real instant now.
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut ClockState, Instant) -> Result<(), T>,
+    ) -> Result<(), T> {
+        let _writer = self
+            .writer
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self.state();
+        change(&mut state, Instant::now())?;
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq + 1, Ordering::Relaxed);
+        fence(Ordering::Release);
+        let real = state.anchor_real.saturating_duration_since(self.base);
+        self.anchor_real_nanos.store(nanos(real), Ordering::Relaxed);
+        self.anchor_mock_nanos
+            .store(nanos(state.anchor_mock), Ordering::Relaxed);
+        self.scale_bits
+            .store(state.scale.to_bits(), Ordering::Relaxed);
+        self.seq.store(seq + 2, Ordering::Release);
+        Ok(())
     }
 
     fn elapsed(state: &ClockState, real: Instant) -> Duration {
@@ -89,34 +141,86 @@ impl Clock {
     /// Moves mock time forward by `by` at once: due timers fire on their next wake-up. Refused
     /// (with the current mock time) past [`MAX_MOCK_TIME`].
     pub fn advance(&self, by: Duration) -> Result<(), Duration> {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let real = Instant::now();
-        let now = Self::elapsed(&state, real);
-        let later = now
-            .checked_add(by)
-            .filter(|t| *t <= MAX_MOCK_TIME)
-            .ok_or(now)?;
-        state.anchor_mock = later;
-        state.anchor_real = real;
-        Ok(())
+        self.update(|state, real| {
+            let now = Self::elapsed(state, real);
+            let later = now
+                .checked_add(by)
+                .filter(|t| *t <= MAX_MOCK_TIME)
+                .ok_or(now)?;
+            state.anchor_mock = later;
+            state.anchor_real = real;
+            Ok(())
+        })
     }
 
     /// Runs mock time `scale` times as fast as real time from now on.
     pub fn set_scale(&self, scale: f64) {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let real = Instant::now();
-        state.anchor_mock = Self::elapsed(&state, real);
-        state.anchor_real = real;
-        state.scale = scale;
+        let _ = self.update(|state, real| {
+            state.anchor_mock = Self::elapsed(state, real);
+            state.anchor_real = real;
+            state.scale = scale;
+            Ok::<(), ()>(())
+        });
     }
 
     pub fn scale(&self) -> f64 {
         self.state().scale
+    }
+}
+
+/// Nanoseconds in a `u64`: mock time stops at [`MAX_MOCK_TIME`] (a hundred years), well inside.
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_and_scale_move_mock_time_and_wall_time_together() {
+        let clock = Clock::start();
+        let before = clock.now();
+        clock
+            .advance(Duration::from_secs(10))
+            .expect("within range");
+        let after = clock.now();
+        assert!(after.elapsed >= before.elapsed + Duration::from_secs(10));
+        assert_eq!(
+            after.unix_millis - before.unix_millis,
+            (after.elapsed - before.elapsed).as_millis() as u64
+        );
+        clock.set_scale(1000.0);
+        assert_eq!(clock.scale(), 1000.0);
+        let refused = clock.advance(MAX_MOCK_TIME);
+        assert!(
+            matches!(refused, Err(now) if now >= after.elapsed),
+            "{refused:?}"
+        );
+    }
+
+    /// Readers racing a writer never see half a change: with the anchors moving on every
+    /// change, a read that mixed an old and a new anchor would put mock time out of order.
+    #[test]
+    fn readers_racing_changes_see_time_in_order() {
+        let clock = std::sync::Arc::new(Clock::start());
+        let writer = std::thread::spawn({
+            let clock = clock.clone();
+            move || {
+                for _ in 0..50_000 {
+                    clock
+                        .advance(Duration::from_millis(1))
+                        .expect("within range");
+                }
+            }
+        });
+        let mut last = Duration::ZERO;
+        while !writer.is_finished() {
+            let now = clock.now().elapsed;
+            assert!(now >= last, "mock time went back from {last:?} to {now:?}");
+            last = now;
+        }
+        writer.join().expect("writer");
+        assert!(clock.now().elapsed >= Duration::from_secs(50));
     }
 }

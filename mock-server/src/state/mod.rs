@@ -33,6 +33,7 @@ mod registry;
 mod rest;
 mod scenarios;
 mod session;
+mod stop;
 
 pub use clock::Clock;
 pub use control::ControlError;
@@ -41,6 +42,7 @@ use rest::RestNotes;
 use scenarios::Scenarios;
 pub use session::{CLOSE_OVERFLOW, Outbound, ReserveError, SessionSlot, SessionSummary};
 use session::{ConnHandle, Locked, OUTBOUND_QUEUE, Slots, dispatch};
+pub use stop::{Stop, StopReason};
 
 /// A connection just opened ([`AppState::open_connection`]).
 #[derive(Debug)]
@@ -48,8 +50,9 @@ pub struct OpenConnection {
     pub id: ConnId,
     /// Frames other tasks queue for it.
     pub queue: mpsc::Receiver<Outbound>,
-    /// Cancelled when the session dropped it for falling too far behind (journaled then).
-    pub overflowed: CancellationToken,
+    /// Tripped when the session dropped it for falling too far behind (journaled then) or the
+    /// server began to shut down.
+    pub stop: Arc<Stop>,
     /// The history, to write before anything else.
     pub replay: Vec<Outbound>,
 }
@@ -349,7 +352,7 @@ impl AppState {
     ) -> OpenConnection {
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-        let overflowed = CancellationToken::new();
+        let stop = Arc::new(Stop::default());
         let now = self.inner.clock.now();
         let mut locked = slot.lock();
         locked.slots.reserved = locked.slots.reserved.saturating_sub(1);
@@ -366,15 +369,20 @@ impl AppState {
         locked.conns.push(ConnHandle {
             id,
             tx,
-            overflowed: overflowed.clone(),
+            stop: stop.clone(),
         });
         let replay = dispatch(&mut locked, Some(id), actions, now);
         drop(locked);
+        // Registered first, looked second: a shutdown either sees this connection in its walk
+        // or is seen here.
+        if self.inner.shutdown.is_cancelled() {
+            stop.trip(StopReason::ShuttingDown);
+        }
         slot.journal_grew.notify_waiters();
         OpenConnection {
             id,
             queue: rx,
-            overflowed,
+            stop,
             replay,
         }
     }
@@ -507,9 +515,20 @@ impl AppState {
         self.inner.registry.with_journals()
     }
 
+    /// Cancels the shutdown token (the timer tasks and the control API watch it) and stops
+    /// every open connection, which then closes with 1001.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutdown.cancel();
+        for slot in self.inner.registry.slots() {
+            for conn in &slot.lock().conns {
+                conn.stop.trip(StopReason::ShuttingDown);
+            }
+        }
+    }
+
     /// Ends every connection with 1001 and waits up to `grace` for their tasks.
     pub async fn shut_down(&self, grace: Duration) {
-        self.inner.shutdown.cancel();
+        self.begin_shutdown();
         self.inner.tasks.close();
         let _ = tokio::time::timeout(grace, self.inner.tasks.wait()).await;
     }

@@ -1,12 +1,11 @@
 //! One session behind its lock: the engine, its connections' queues, its journal; and the
 //! dispatch that carries the engine's actions to those connections in order.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{Notify, mpsc};
-use tokio_util::sync::CancellationToken;
 
 use crate::auth::AccessClaims;
 use crate::config::SessionBinding;
@@ -16,6 +15,8 @@ use crate::engine::{
 };
 use crate::journal::{Closer, EchoFrame, JournalEntry, JournalEvent, SessionJournal};
 use crate::protocol::SessionId;
+
+use super::stop::{Stop, StopReason};
 
 /// Frames a connection's task must write, queued by other tasks.
 #[derive(Debug)]
@@ -39,9 +40,9 @@ pub const CLOSE_OVERFLOW: u16 = 1011;
 pub(super) struct ConnHandle {
     pub(super) id: ConnId,
     pub(super) tx: mpsc::Sender<Outbound>,
-    /// Cancelled when the session drops the connection for overflowing its queue: its task,
-    /// blocked on a client that does not read, then closes it at once.
-    pub(super) overflowed: CancellationToken,
+    /// Tripped when the session drops the connection for overflowing its queue (its task,
+    /// blocked on a client that does not read, then closes it at once) or the server stops.
+    pub(super) stop: Arc<Stop>,
 }
 
 /// What a handshake reserved: one of the session's connection slots.
@@ -289,7 +290,7 @@ pub(super) fn dispatch(
     for conn in overflowed {
         if let Some(at) = locked.conns.iter().position(|c| c.id == conn) {
             let handle = locked.conns.remove(at);
-            handle.overflowed.cancel();
+            handle.stop.trip(StopReason::Overflowed);
             locked.note(
                 now,
                 JournalEvent::Close {

@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{FutureExt as _, SinkExt as _};
 use serde::Deserialize;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::engine::history::parse_cursor;
 use crate::engine::{CLOSE_SESSION_ENDED, ConnId};
@@ -24,7 +23,9 @@ use crate::journal::Closer;
 use crate::protocol::{
     ClientFrameError, ClientFrameRejection, RawFrame, catalog, decode_client_frame,
 };
-use crate::state::{AppState, CLOSE_OVERFLOW, Outbound, ReserveError, SessionSlot};
+use crate::state::{
+    AppState, CLOSE_OVERFLOW, Outbound, ReserveError, SessionSlot, Stop, StopReason,
+};
 
 /// tungstenite's own read buffer default is 128 KiB per connection; 4 KiB keeps idle sockets
 /// small and costs nothing for chat-sized frames.
@@ -321,7 +322,7 @@ async fn run_connection(
     let (conn, mut queue) = (opened.id, opened.queue);
     let out = Writer {
         state: &state,
-        overflowed: &opened.overflowed,
+        stop: &opened.stop,
     };
     let mut end = out.write_all(&mut socket, opened.replay).await;
     for message in &early {
@@ -435,16 +436,12 @@ async fn serve(
     // cost a timer-wheel entry and four lock round trips per frame on the echo path.
     let mut last_frame = Instant::now();
     let mut idle_timer = std::pin::pin!(tokio::time::sleep(idle));
-    // A child of the server's token: polling the server's own token from every connection
-    // made all of them take its one lock on every frame.
-    let shutdown_token = state.shutdown_token().child_token();
-    let mut shutdown = std::pin::pin!(shutdown_token.cancelled());
-    let mut overflowed = std::pin::pin!(out.overflowed.cancelled());
+    // Shutdown and overflow come as one lock-free signal, looked at on every turn.
+    let mut stop = std::pin::pin!(out.stop.tripped());
     loop {
         tokio::select! {
             biased;
-            () = &mut shutdown => return End::Close(1001, "server shutting down"),
-            () = &mut overflowed => return End::Overflowed,
+            reason = &mut stop => return stopped(reason),
             queued = queue.recv() => match queued {
                 Some(outbound) => {
                     if let Some(end) = out.write_all(socket, [outbound]).await {
@@ -532,7 +529,7 @@ fn is_too_large<T>(decoded: &Result<T, ClientFrameRejection>) -> bool {
 /// Writes one connection's frames, watching for shutdown and for the session dropping it.
 struct Writer<'a> {
     state: &'a AppState,
-    overflowed: &'a CancellationToken,
+    stop: &'a Stop,
 }
 
 impl Writer<'_> {
@@ -558,10 +555,7 @@ impl Writer<'_> {
                                 tokio::time::timeout(self.state.config().write_timeout(), send);
                             tokio::select! {
                                 biased;
-                                () = self.state.shutdown_token().cancelled() => {
-                                    return Some(End::Close(1001, "server shutting down"));
-                                }
-                                () = self.overflowed.cancelled() => return Some(End::Overflowed),
+                                reason = self.stop.tripped() => return Some(stopped(reason)),
                                 written = write => match written {
                                     Ok(written) => written,
                                     Err(_) => return Some(End::Stalled),
@@ -578,6 +572,14 @@ impl Writer<'_> {
             }
         }
         None
+    }
+}
+
+/// How a connection ends when its [`Stop`] trips.
+fn stopped(reason: StopReason) -> End {
+    match reason {
+        StopReason::ShuttingDown => End::Close(1001, "server shutting down"),
+        StopReason::Overflowed => End::Overflowed,
     }
 }
 
