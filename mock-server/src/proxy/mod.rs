@@ -198,9 +198,15 @@ struct SessionLog {
     connections: u64,
     faults: Arc<faults::SessionFaults>,
     /// Ids of live events already journaled as the session's (every socket of it gets them):
-    /// the same event through a second socket is that socket's copy.
-    broadcast: std::collections::HashSet<String>,
+    /// the same event through a second socket is that socket's copy. Kept as 64-bit hashes:
+    /// no copy of each id, and a collision (odds about 2^-52 at the cap) only journals a live
+    /// event under its socket.
+    broadcast: std::collections::HashSet<u64>,
 }
+
+/// How [`SessionLog::broadcast`] hashes ids: the same for every session and run.
+const ID_HASH: std::hash::BuildHasherDefault<std::hash::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
 
 /// Live event ids remembered per session for [`SessionLog::broadcast`].
 const BROADCAST_IDS_KEPT: usize = 4096;
@@ -274,11 +280,28 @@ impl Proxy {
             unix_ms: unix_ms(),
             event,
         };
+        self.with_log(session, |log| log.journal.push(entry));
+    }
+
+    /// Appends a frame that is whole JSON to `session`'s journal from its borrowed text, as
+    /// the mock's echo path does (no entry, copy or second parse in between).
+    fn journal_frame(&self, session: &str, frame: crate::journal::EchoFrame, text: &str) {
+        let (at_ms, unix_ms) = (self.now_ms(), unix_ms());
+        self.with_log(session, |log| {
+            log.journal.push_frame(at_ms, unix_ms, frame, text);
+        });
+    }
+
+    /// Runs `f` on `session`'s log under the sessions' lock, the log made on first sight
+    /// (the id is copied only then).
+    fn with_log<T>(&self, session: &str, f: impl FnOnce(&mut SessionLog) -> T) -> T {
         let mut sessions = lock(&self.inner.sessions);
-        let log = sessions
+        if let Some(log) = sessions.get_mut(session) {
+            return f(log);
+        }
+        f(sessions
             .entry(session.to_owned())
-            .or_insert_with(|| self.new_log(session));
-        log.journal.push(entry);
+            .or_insert_with(|| self.new_log(session)))
     }
 
     fn new_log(&self, session: &str) -> SessionLog {
@@ -310,35 +333,40 @@ impl Proxy {
     /// replay batch) is journaled as the session's, sent to every socket (`conn` absent), the
     /// first time its id is seen: a recording replays it as the scenario's. A proxy cannot
     /// tell an error reply to one socket from an event for all, so it counts as the latter.
-    fn journal_server_frame(&self, session: &str, conn: u64, text: &str, live_id: Option<&str>) {
-        let id = live_id.unwrap_or_default();
-        let first = !id.is_empty() && {
-            let mut sessions = lock(&self.inner.sessions);
-            let log = sessions
-                .entry(session.to_owned())
-                .or_insert_with(|| self.new_log(session));
-            if log.broadcast.len() >= BROADCAST_IDS_KEPT {
-                log.broadcast.clear();
+    fn journal_server_frame(&self, session: &str, conn: u64, frame: ServerText<'_>) {
+        let (at_ms, unix_ms) = (self.now_ms(), unix_ms());
+        self.with_log(session, |log| {
+            let id = frame.live_id.unwrap_or_default();
+            let first = !id.is_empty() && {
+                if log.broadcast.len() >= BROADCAST_IDS_KEPT {
+                    log.broadcast.clear();
+                }
+                let hashed = std::hash::BuildHasher::hash_one(&ID_HASH, id);
+                log.broadcast.insert(hashed)
+            };
+            let conn = (!first).then_some(conn);
+            if frame.json {
+                let frame_of = crate::journal::EchoFrame::Server { conn };
+                log.journal.push_frame(at_ms, unix_ms, frame_of, frame.text);
+            } else {
+                log.journal.push(JournalEntry {
+                    at_ms,
+                    unix_ms,
+                    event: JournalEvent::ServerFrame {
+                        conn,
+                        frame: crate::journal::WireJson::quoting(frame.text),
+                    },
+                });
             }
-            log.broadcast.insert(id.to_owned())
-        };
-        self.journal(
-            session,
-            JournalEvent::ServerFrame {
-                conn: (!first).then_some(conn),
-                frame: crate::journal::WireJson::quoting(text),
-            },
-        );
+        });
     }
 
     /// The next connection number of `session` (1, 2, …), and the session's faults.
     fn next_conn(&self, session: &str) -> (u64, Arc<faults::SessionFaults>) {
-        let mut sessions = lock(&self.inner.sessions);
-        let log = sessions
-            .entry(session.to_owned())
-            .or_insert_with(|| self.new_log(session));
-        log.connections += 1;
-        (log.connections, Arc::clone(&log.faults))
+        self.with_log(session, |log| {
+            log.connections += 1;
+            (log.connections, Arc::clone(&log.faults))
+        })
     }
 
     /// The faults of a session the proxy has seen.
@@ -411,6 +439,15 @@ fn unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A server frame as the journal takes it.
+struct ServerText<'a> {
+    text: &'a str,
+    /// It parsed as JSON (else it is journaled as a JSON string of its text).
+    json: bool,
+    /// Its id when it is a live event (not a replay batch).
+    live_id: Option<&'a str>,
 }
 
 /// How long a client gets for a request's headers (and a TLS handshake).

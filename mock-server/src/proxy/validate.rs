@@ -53,7 +53,13 @@ impl ServerRules {
     pub fn check_frame(&mut self, text: &str) -> Checked {
         let value: Value = match serde_json::from_str(text) {
             Ok(value @ Value::Object(_)) => value,
-            Ok(_) => return Checked::broken(broken("server-frame-json", "not a JSON object")),
+            Ok(_) => {
+                let not_object = broken("server-frame-json", "not a JSON object");
+                return Checked {
+                    json: true,
+                    ..Checked::broken(not_object)
+                };
+            }
             Err(error) => return Checked::broken(broken("server-frame-json", error.to_string())),
         };
         let mut out = Vec::new();
@@ -85,6 +91,7 @@ impl ServerRules {
             broken: out,
             id: value["id"].as_str().map(str::to_owned),
             batch,
+            json: true,
         }
     }
 }
@@ -95,6 +102,8 @@ pub struct Checked {
     pub broken: Vec<Broken>,
     pub id: Option<String>,
     pub batch: bool,
+    /// The frame parsed as JSON (an object or not).
+    pub json: bool,
 }
 
 impl Checked {

@@ -309,8 +309,7 @@ impl Bridge {
             Some(Ok(Message::Text(text))) => {
                 let text = text.as_str();
                 let broken = validate::client_frame(RawFrame::Text(text), &self.proxy.inner.decode);
-                let entry = client_frame(self.conn, text, broken.as_ref());
-                self.proxy.journal(&self.session, entry);
+                self.journal_client_frame(text, broken.as_ref());
                 if let Some(end) = self.client_broke(broken, Some(text)) {
                     return Some(end);
                 }
@@ -348,6 +347,21 @@ impl Bridge {
         }
     }
 
+    /// Journals a client frame: one the decoder took is JSON, whole, and goes to the journal
+    /// as the mock's echo path sends it; any other keeps its text or prefix and the error.
+    fn journal_client_frame(&self, text: &str, broken: Option<&Broken>) {
+        if broken.is_none() && text.len() <= CLIENT_FRAME_KEPT {
+            let frame = crate::journal::EchoFrame::Client {
+                conn: self.conn,
+                before_history: false,
+                bytes: text.len() as u64,
+            };
+            return self.proxy.journal_frame(&self.session, frame, text);
+        }
+        self.proxy
+            .journal(&self.session, client_frame(self.conn, text, broken));
+    }
+
     /// Lists a client frame's broken rule; under `--strict`, the end it brings.
     fn client_broke(&self, broken: Option<Broken>, frame: Option<&str>) -> Option<End> {
         let broken = broken?;
@@ -370,9 +384,13 @@ impl Bridge {
             Some(Ok(tungstenite::Message::Text(text))) => {
                 let text = text.as_str();
                 let checked = self.rules.check_frame(text);
-                let live_id = checked.id.as_deref().filter(|_| !checked.batch);
+                let frame = super::ServerText {
+                    text,
+                    json: checked.json,
+                    live_id: checked.id.as_deref().filter(|_| !checked.batch),
+                };
                 self.proxy
-                    .journal_server_frame(&self.session, self.conn, text, live_id);
+                    .journal_server_frame(&self.session, self.conn, frame);
                 let any = !checked.broken.is_empty();
                 for broken in checked.broken {
                     self.proxy
@@ -487,8 +505,11 @@ fn tungstenite_close(code: u16, reason: &str) -> tungstenite::protocol::CloseFra
     }
 }
 
+/// The most of a client frame's text the journal keeps.
+const CLIENT_FRAME_KEPT: usize = 64 * 1024;
+
 fn client_frame(conn: u64, text: &str, broken: Option<&Broken>) -> JournalEvent {
-    let kept = crate::journal::prefix(text, 64 * 1024);
+    let kept = crate::journal::prefix(text, CLIENT_FRAME_KEPT);
     let frame = (kept.len() == text.len())
         .then(|| WireJson::copied(text, true))
         .flatten();
