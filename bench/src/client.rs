@@ -240,7 +240,7 @@ pub async fn open_session(
 ) -> anyhow::Result<Ws> {
     let mut ws = match server {
         Server::Reference => target.ws("/ws").await?,
-        Server::Mock | Server::Proxied => {
+        Server::Mock | Server::Proxied | Server::Forwarded => {
             let conn = match http {
                 Some(conn) => conn,
                 None => http.insert(target.http().await?),
@@ -256,10 +256,11 @@ pub async fn open_session(
         }
     };
     match (server, warmup) {
-        (Server::Reference, _) | (Server::Mock | Server::Proxied, Warmup::Heartbeat) => {
+        (Server::Reference, _)
+        | (Server::Mock | Server::Proxied | Server::Forwarded, Warmup::Heartbeat) => {
             exchange(&mut ws, HEARTBEAT, HEARTBEAT_ECHO).await?;
         }
-        (Server::Mock | Server::Proxied, Warmup::Join | Warmup::Turn) => {
+        (Server::Mock | Server::Proxied | Server::Forwarded, Warmup::Join | Warmup::Turn) => {
             exchange(&mut ws, JOIN, AGENT_MESSAGE)
                 .await
                 .context("joining")?;

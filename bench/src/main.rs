@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::modes::all::AllArgs;
 use crate::modes::echo::EchoArgs;
+use crate::modes::forwarder::ForwarderArgs;
 use crate::modes::http::HttpArgs;
 use crate::modes::idle::IdleArgs;
 use crate::modes::proxy::ProxyArgs;
@@ -95,6 +96,9 @@ enum Mode {
     /// Runs the reference server (used by the harness; prints a readiness line).
     #[command(hide = true)]
     ReferenceServer(ReferenceServerArgs),
+    /// Runs the byte-forwarding proxy (used by the harness; prints a readiness line).
+    #[command(hide = true)]
+    Forwarder(ForwarderArgs),
 }
 
 fn main() -> ExitCode {
@@ -116,8 +120,10 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Mode::ReferenceServer(args) = cli.mode {
-        return modes::reference_server::run(args).await;
+    match cli.mode {
+        Mode::ReferenceServer(args) => return modes::reference_server::run(args).await,
+        Mode::Forwarder(args) => return modes::forwarder::run(args).await,
+        _ => {}
     }
     let fd_limit = proc::raise_fd_limit()?;
     let bins = Binaries::locate(cli.common.mock_bin.clone())?;
@@ -133,7 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Mode::All(args) => modes::all::plan(args),
         Mode::Smoke => modes::smoke::plan(),
         // Run above.
-        Mode::ReferenceServer(_) => vec![],
+        Mode::ReferenceServer(_) | Mode::Forwarder(_) => vec![],
     };
     let results = modes::measure(plan, &bins, &progress, &cli.common, fd_limit).await?;
     if matches!(cli.mode, Mode::Smoke) {

@@ -23,6 +23,9 @@ pub enum Server {
     Mock,
     /// `messaging-mock proxy` in front of a `messaging-mock` (the proxy's overhead).
     Proxied,
+    /// `loadgen forwarder`, which only copies bytes, in front of a `messaging-mock`: what any
+    /// proxy pays on this machine.
+    Forwarded,
 }
 
 impl Server {
@@ -31,6 +34,7 @@ impl Server {
             Self::Reference => "reference",
             Self::Mock => "mock",
             Self::Proxied => "proxied",
+            Self::Forwarded => "forwarded",
         }
     }
 }
@@ -154,6 +158,16 @@ impl ServerProcess {
                     "--upstream",
                 ]);
                 command.arg(&mock.base_url);
+                behind = Some(Box::new(mock));
+                command
+            }
+            Server::Forwarded => {
+                let mock = Box::pin(Self::spawn_with(Server::Mock, bins, extra)).await?;
+                let mut command = Command::new(&bins.loadgen);
+                command
+                    .arg("forwarder")
+                    .arg("--upstream")
+                    .arg(mock.http_authority());
                 behind = Some(Box::new(mock));
                 command
             }

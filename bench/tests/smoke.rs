@@ -71,6 +71,7 @@ fn smoke_runs_every_mode_against_both_servers() {
         "echo C=2",
         "echo over TLS C=2",
         "echo through the proxy C=2",
+        "echo through a byte forwarder C=2",
         "turn C=2",
         "http C=2",
         "startup",
@@ -91,13 +92,17 @@ fn smoke_runs_every_mode_against_both_servers() {
         let mock_only = comparison["name"]
             .as_str()
             .is_some_and(|n| n.starts_with("turn"));
-        let proxied = comparison["name"]
-            .as_str()
-            .is_some_and(|n| n.contains("through the proxy"));
+        let through = |what: &str| {
+            comparison["name"]
+                .as_str()
+                .is_some_and(|n| n.contains(what))
+        };
         let expected: &[&str] = if mock_only {
             &["mock"]
-        } else if proxied {
+        } else if through("through the proxy") {
             &["mock", "proxied"]
+        } else if through("through a byte forwarder") {
+            &["mock", "forwarded"]
         } else {
             &["reference", "mock"]
         };

@@ -32,7 +32,11 @@ pub fn plan(args: &AllArgs) -> Vec<Step> {
     };
     let mut steps = loops(Loop::Echo, &[1, 10, 100, 1000], &t, &echo_goals);
     steps.extend(over_tls(loops(Loop::Echo, &[1, 100], &t, &tls_echo_goals)));
-    steps.extend(proxied(loops(Loop::Echo, &[1, 10, 100], &t, &proxy_goals)));
+    steps.extend(proxied(
+        loops(Loop::Echo, &[1, 10, 100], &t, &proxy_goals),
+        Server::Proxied,
+    ));
+    steps.extend(super::proxy::forwarded(&[1, 100], &t));
     steps.extend(loops(Loop::Turn, &[1, 100], &t, &|_| vec![Goal::NoErrors]));
     steps.push(Step::Loop {
         kind: Loop::Http,

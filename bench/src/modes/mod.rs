@@ -2,6 +2,7 @@
 
 pub mod all;
 pub mod echo;
+pub mod forwarder;
 pub mod http;
 pub mod idle;
 pub mod proxy;

@@ -17,7 +17,14 @@ pub fn plan() -> Vec<Step> {
     };
     let mut steps = loops(Loop::Echo, &[2], &t, &|_| vec![]);
     steps.extend(over_tls(loops(Loop::Echo, &[2], &t, &|_| vec![])));
-    steps.extend(proxied(loops(Loop::Echo, &[2], &t, &|_| vec![])));
+    steps.extend(proxied(
+        loops(Loop::Echo, &[2], &t, &|_| vec![]),
+        Server::Proxied,
+    ));
+    steps.extend(proxied(
+        loops(Loop::Echo, &[2], &t, &|_| vec![]),
+        Server::Forwarded,
+    ));
     steps.extend(loops(Loop::Turn, &[2], &t, &|_| vec![]));
     steps.push(Step::Loop {
         kind: Loop::Http,

@@ -78,13 +78,13 @@ pub fn over_tls(steps: Vec<Step>) -> Vec<Step> {
         .collect()
 }
 
-/// The same loops, the mock through `messaging-mock proxy` against the mock direct.
-pub fn proxied(steps: Vec<Step>) -> Vec<Step> {
+/// The same loops, the mock through `behind` (a proxy) against the mock direct.
+pub fn proxied(steps: Vec<Step>, behind: Server) -> Vec<Step> {
     steps
         .into_iter()
         .map(|mut step| {
             if let Step::Loop { servers, .. } = &mut step {
-                *servers = (Server::Mock, Server::Proxied);
+                *servers = (Server::Mock, behind);
             }
             step
         })
@@ -115,6 +115,12 @@ impl Step {
                 servers: (_, Server::Proxied),
                 ..
             } => format!("echo through the proxy C={concurrency} (vs the mock direct)"),
+            Self::Loop {
+                kind: Loop::Echo,
+                concurrency,
+                servers: (_, Server::Forwarded),
+                ..
+            } => format!("echo through a byte forwarder C={concurrency} (vs the mock direct)"),
             Self::Loop {
                 kind: Loop::Echo,
                 concurrency,
