@@ -131,8 +131,54 @@ impl ServerProcess {
         extra: &[String],
     ) -> anyhow::Result<Self> {
         let spawned_at = Instant::now();
+        let (mut command, behind) = Self::command(server, bins, extra).await?;
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawning the {} server", server.label()))?;
+        let pid = child.id().context("the server exited at once")?;
+        let stdout = child.stdout.take().context("no stdout pipe")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(READY_TIMEOUT, lines.next_line())
+            .await
+            .with_context(|| {
+                format!(
+                    "the {} server printed no readiness line in {READY_TIMEOUT:?}",
+                    server.label()
+                )
+            })?
+            .context("reading the readiness line")?
+            .with_context(|| format!("the {} server exited before it was ready", server.label()))?;
+        let ready: Ready = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "unexpected readiness line from the {} server: {line}",
+                server.label()
+            )
+        })?;
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            pid,
+            base_url: ready.base_url,
+            ws_url: ready.ws_url,
+            ca_file: ready.ca_file,
+            spawned_at,
+            _behind: behind,
+        })
+    }
+
+    /// The command that starts `server`, and the mock a proxy forwards to, started first.
+    async fn command(
+        server: Server,
+        bins: &Binaries,
+        extra: &[String],
+    ) -> anyhow::Result<(Command, Option<Box<Self>>)> {
         let mut behind = None;
-        let mut command = match server {
+        let command = match server {
             Server::Reference => {
                 let mut command = Command::new(&bins.loadgen);
                 command.arg("reference-server");
@@ -172,43 +218,7 @@ impl ServerProcess {
                 command
             }
         };
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("spawning the {} server", server.label()))?;
-        let pid = child.id().context("the server exited at once")?;
-        let stdout = child.stdout.take().context("no stdout pipe")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(READY_TIMEOUT, lines.next_line())
-            .await
-            .with_context(|| {
-                format!(
-                    "the {} server printed no readiness line in {READY_TIMEOUT:?}",
-                    server.label()
-                )
-            })?
-            .context("reading the readiness line")?
-            .with_context(|| format!("the {} server exited before it was ready", server.label()))?;
-        let ready: Ready = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "unexpected readiness line from the {} server: {line}",
-                server.label()
-            )
-        })?;
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self {
-            child,
-            pid,
-            base_url: ready.base_url,
-            ws_url: ready.ws_url,
-            ca_file: ready.ca_file,
-            spawned_at,
-            _behind: behind,
-        })
+        Ok((command, behind))
     }
 
     /// `host:port` of the HTTP listener.
