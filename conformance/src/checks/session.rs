@@ -140,24 +140,29 @@ impl SessionRecord {
 
     /// Whether the first batch sent on `conn` (its replay) carries `POLY_AGENT_JOINED`.
     fn replay_has_join(&self, conn: u64) -> bool {
-        self.journal
+        self.replay(conn)
             .iter()
-            .find_map(|entry| match &entry.event {
-                JournalEvent::ServerFrame {
-                    conn: Some(c),
-                    frame,
-                } if *c == conn => serde_json::from_str::<Value>(frame.get())
-                    .ok()
-                    .filter(|v| event_type(v) == ServerEvent::EVENT_BATCH),
-                _ => None,
-            })
-            .is_some_and(|batch| {
-                batch["payload"]["events"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|e| event_type(e) == ServerEvent::POLY_AGENT_JOINED)
-            })
+            .any(|e| event_type(e) == ServerEvent::POLY_AGENT_JOINED)
+    }
+
+    /// The events of the first batch sent on `conn` (its replay); empty if none was.
+    pub fn replay(&self, conn: u64) -> Vec<Value> {
+        let batch = self.journal.iter().find_map(|entry| match &entry.event {
+            JournalEvent::ServerFrame {
+                conn: Some(c),
+                frame,
+            } if *c == conn => serde_json::from_str::<Value>(frame.get())
+                .ok()
+                .filter(|v| event_type(v) == ServerEvent::EVENT_BATCH),
+            _ => None,
+        });
+        match batch {
+            Some(mut batch) => match batch["payload"]["events"].take() {
+                Value::Array(events) => events,
+                _ => Vec::new(),
+            },
+            None => Vec::new(),
+        }
     }
 
     /// When the history (the first `EVENT_BATCH`) was sent on connection `conn`.

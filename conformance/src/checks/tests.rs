@@ -342,3 +342,94 @@ fn a_request_in_the_clear_to_a_tls_mock_breaks_ws1() {
         }
     }
 }
+
+/// A message sent at 100 ms on connection 1, which the server closes at 500 ms; connection 2
+/// opens at 1,000 ms, its history (at 1,100 ms) carries the message's echo when `echoed`, and
+/// the client sends the message again at 1,150 ms with `metadata.custom` `custom`.
+fn resend_on_reconnect_evidence(echoed: bool, custom: &str) -> Evidence {
+    let message = |custom: &str| {
+        json!({"type": "EVENT_TYPE_USER_MESSAGE", "payload": {"text": "hello"},
+               "metadata": {"custom": {"client_event_id": custom}}})
+    };
+    let echo = {
+        let mut echo = frame(
+            "e2",
+            Some(2),
+            "EVENT_TYPE_USER_MESSAGE",
+            json!({"text": "hello", "message_id": "m2"}),
+        );
+        echo["metadata"] = json!({"custom": {"client_event_id": "a"}});
+        echo
+    };
+    let start = frame("e1", Some(1), "EVENT_TYPE_SESSION_START", json!({}));
+    let history = if echoed {
+        vec![start.clone(), echo]
+    } else {
+        vec![start.clone()]
+    };
+    let batch = |events: Vec<serde_json::Value>| json!({"type": "EVENT_TYPE_EVENT_BATCH", "payload": {"events": events}});
+    let record = session(vec![
+        entry(
+            5,
+            json!({"kind": "handshake", "conn": 1, "query": {}, "status": 101}),
+        ),
+        entry(
+            10,
+            json!({"kind": "server_frame", "conn": 1, "frame": batch(vec![start])}),
+        ),
+        entry(
+            100,
+            json!({"kind": "client_frame", "conn": 1, "frame": message("a")}),
+        ),
+        entry(
+            500,
+            json!({"kind": "close", "conn": 1, "by": "server", "code": 1001}),
+        ),
+        entry(
+            1_000,
+            json!({"kind": "handshake", "conn": 2, "query": {"cursor": "1"}, "status": 101}),
+        ),
+        entry(
+            1_100,
+            json!({"kind": "server_frame", "conn": 2, "frame": batch(history)}),
+        ),
+        entry(
+            1_150,
+            json!({"kind": "client_frame", "conn": 2, "frame": message(custom)}),
+        ),
+    ]);
+    Evidence {
+        case: crate::cases::catalogue().expect("cases")[0]
+            .instantiate(&crate::params::Params::draw(0))
+            .expect("instantiates"),
+        sessions: vec![record],
+        http: vec![handshake_call(5, None), handshake_call(1_000, Some(1))],
+        samples: Vec::new(),
+        steps: Vec::new(),
+        expectations: Vec::new(),
+        exit_ms: 2_000,
+        end_ms: 2_000,
+    }
+}
+
+#[test]
+fn a_message_resent_on_a_connection_whose_history_held_its_echo_breaks_msg5() {
+    let judge = |echoed, custom| {
+        super::messages::lost_messages_resent(&resend_on_reconnect_evidence(echoed, custom))
+    };
+    // The history had no echo: resending right after the reconnect is what MSG-5 asks.
+    let outcome = judge(false, "a");
+    assert!(matches!(outcome, Outcome::Kept(_)), "{outcome:?}");
+    // The history held the echo: the server got the message twice.
+    let outcome = judge(true, "a");
+    assert!(
+        matches!(&outcome, Outcome::Broken(why) if why.contains("history held its echo")),
+        "{outcome:?}"
+    );
+    // Differently broken: a resend that is not the same event (another metadata.custom).
+    let outcome = judge(false, "b");
+    assert!(
+        matches!(&outcome, Outcome::Broken(why) if why.contains("metadata.custom")),
+        "{outcome:?}"
+    );
+}

@@ -11,7 +11,8 @@ use crate::contract::{Author, MessageStatus};
 
 /// MSG-5: a message whose echo was lost is resent 4–7.5 s later with the same
 /// `metadata.custom`; never sooner than 4 s after the previous try (resends right after a
-/// reconnect aside), never after its echo, at most 3 times.
+/// reconnect aside), never after its echo, never on a connection whose history holds its
+/// echo, at most 3 times.
 /// After the third resend, spec §4.4 has the message marked failed 5 s later: not while it is
 /// still due a try, and not long after. `Some` names what was wrong.
 fn failed_on_time(e: &Evidence, text: &str, last_try_ms: u64) -> Option<String> {
@@ -78,6 +79,7 @@ enum Tries {
 /// One session's user messages, as the client sent them and as the server echoed them.
 struct SessionSends<'e> {
     e: &'e Evidence,
+    session: &'e SessionRecord,
     sent: Vec<Sent>,
     /// Each echo: when it arrived, its `metadata.custom`, its text.
     echoes: Vec<(u64, Value, String)>,
@@ -88,7 +90,7 @@ struct SessionSends<'e> {
 
 impl<'e> SessionSends<'e> {
     /// Gathers what `session` shows of the user's messages.
-    fn of(e: &'e Evidence, session: &SessionRecord) -> Self {
+    fn of(e: &'e Evidence, session: &'e SessionRecord) -> Self {
         let echoes = session
             .deliveries()
             .into_iter()
@@ -105,6 +107,7 @@ impl<'e> SessionSends<'e> {
         let reconnects = connections.iter().skip(1).map(|c| c.opened_ms).collect();
         SessionSends {
             e,
+            session,
             sent: session.sent_of(USER_MESSAGE),
             echoes,
             connections,
@@ -183,6 +186,14 @@ impl<'e> SessionSends<'e> {
                     resend.at_ms
                 ));
             }
+            if self.history_holds_echo(resend.conn, custom) {
+                return Some(format!(
+                    "resent `{}` at {} ms on a connection whose history held its echo: the \
+                     server got it twice",
+                    shorten(text),
+                    resend.at_ms
+                ));
+            }
         }
         for w in tries.windows(2) {
             let gap = w[1].at_ms - w[0].at_ms;
@@ -198,6 +209,15 @@ impl<'e> SessionSends<'e> {
             }
         }
         None
+    }
+
+    /// Whether the history sent on connection `conn` carries the echo of a message with this
+    /// `metadata.custom` (so the server had it before the connection opened).
+    fn history_holds_echo(&self, conn: u64, custom: &Value) -> bool {
+        self.session
+            .replay(conn)
+            .iter()
+            .any(|e| event_type(e) == USER_MESSAGE && e["metadata"]["custom"] == *custom)
     }
 
     /// Judges the tries of a message that lost its echo: resent, on time, at most 3 times,
