@@ -511,7 +511,7 @@ const CLIENT_FRAME_KEPT: usize = 64 * 1024;
 fn client_frame(conn: u64, text: &str, broken: Option<&Broken>) -> JournalEvent {
     let kept = crate::journal::prefix(text, CLIENT_FRAME_KEPT);
     let frame = (kept.len() == text.len())
-        .then(|| WireJson::copied(text, true))
+        .then(|| WireJson::copied(text))
         .flatten();
     JournalEvent::ClientFrame {
         conn,

@@ -81,17 +81,15 @@ impl Clock {
         }
     }
 
-    /// Changes the state with `change`, which sees the state and the real instant now.
-    fn update<T>(
-        &self,
-        change: impl FnOnce(&mut ClockState, Instant) -> Result<(), T>,
-    ) -> Result<(), T> {
+    /// Changes the state with `change`, which sees the state and the real instant now, and
+    /// publishes it (unchanged when `change` left it so); returns what `change` did.
+    fn update<T>(&self, change: impl FnOnce(&mut ClockState, Instant) -> T) -> T {
         let _writer = self
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut state = self.state();
-        change(&mut state, Instant::now())?;
+        let out = change(&mut state, Instant::now());
         let seq = self.seq.load(Ordering::Relaxed);
         self.seq.store(seq + 1, Ordering::Relaxed);
         fence(Ordering::Release);
@@ -102,7 +100,7 @@ impl Clock {
         self.scale_bits
             .store(state.scale.to_bits(), Ordering::Relaxed);
         self.seq.store(seq + 2, Ordering::Release);
-        Ok(())
+        out
     }
 
     fn elapsed(state: &ClockState, real: Instant) -> Duration {
@@ -155,11 +153,10 @@ impl Clock {
 
     /// Runs mock time `scale` times as fast as real time from now on.
     pub fn set_scale(&self, scale: f64) {
-        let _ = self.update(|state, real| {
+        self.update(|state, real| {
             state.anchor_mock = Self::elapsed(state, real);
             state.anchor_real = real;
             state.scale = scale;
-            Ok::<(), ()>(())
         });
     }
 

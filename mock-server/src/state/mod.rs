@@ -560,9 +560,7 @@ fn client_frame_entry<'a>(
         };
         return Ok((frame, text));
     }
-    let frame = text
-        .filter(|_| !truncated)
-        .and_then(|t| WireJson::copied(t, true));
+    let frame = text.filter(|_| !truncated).and_then(WireJson::copied);
     Err(JournalEvent::ClientFrame {
         conn,
         before_history,
