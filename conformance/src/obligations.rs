@@ -145,7 +145,7 @@ obligations! {
         looks_for: "each streamed message shown once with its chunks in chunk_index order (also when swapped or split by a drop), extras of every chunk (an empty final one too), complete only after the final chunk",
         cannot_see: "";
     Msg5 "MSG-5" Should "use echoes as receipts; resend unechoed messages",
-        looks_for: "a message whose echo was lost is resent 4–7.5 s later with the same metadata.custom, never sooner than 4 s after the previous try, never after its echo (nor across a reconnect); at most 3 resends, and the message shown failed 4–9 s after the third (the full profile's long-haul case)",
+        looks_for: "a message whose echo was lost is resent 4–7.5 s later with the same metadata.custom, never sooner than 4 s after the previous try, never after its echo (nor across a reconnect), never on a connection whose history holds its echo (the server would get it twice); at most 3 resends, and the message shown failed 4–9 s after the third (the full profile's long-haul case)",
         cannot_see: "";
     Ux1 "UX-1" Should "show typing indicators and clear them on the message",
         looks_for: "the view timeline: typing shown while the agent thinks or the live agent types, and never when the evidence cannot justify it (before thinking started, 0.5 s after the message)",
