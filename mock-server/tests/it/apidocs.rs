@@ -7,7 +7,7 @@ use mock_server::apidocs::{asyncapi, openapi};
 use mock_server::protocol::{ClientEvent, ServerEvent};
 use serde_json::{Value, json};
 
-use crate::support::{Client, JOIN, bounded, new_session, start, user_message, ws_url};
+use crate::support::{JOIN, bounded, new_session_client, start, user_message};
 
 /// A validator for the payload of message `name`, resolving refs inside the document.
 fn message_validator(doc: &Value, name: &str) -> jsonschema::Validator {
@@ -104,10 +104,7 @@ async fn the_mocks_frames_fit_the_asyncapi_messages() {
     bounded(async {
         let doc = asyncapi();
         let server = start(Config::default()).await;
-        let (token, session) = new_session(&server, true).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("open");
+        let (_token, _session, mut client) = new_session_client(&server, true).await;
         client.send(JOIN).await;
         client.until("EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK").await;
         client.send(&user_message("#handoff")).await;

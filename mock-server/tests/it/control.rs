@@ -7,7 +7,7 @@ use mock_server::scenario::raw::RawStep;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Client, JOIN, bounded, http, new_session, normalise, start, user_message, ws_url,
+    Client, JOIN, bounded, http, new_session, new_session_client, normalise, start, user_message,
 };
 
 async fn silent_session(config: Config) -> (mock_server::MockServer, String, Client) {
@@ -16,10 +16,7 @@ async fn silent_session(config: Config) -> (mock_server::MockServer, String, Cli
         ..config
     })
     .await;
-    let (token, session) = new_session(&server, false).await;
-    let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-        .await
-        .expect("open");
+    let (_token, session, mut client) = new_session_client(&server, false).await;
     client.next_event().await;
     client.send(JOIN).await;
     client.until("EVENT_TYPE_POLY_AGENT_JOINED").await;

@@ -10,7 +10,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::support::{Client, Frame, JOIN, bounded, http, new_session, start, ws_url};
+use crate::support::{
+    Client, Frame, JOIN, bounded, http, new_session, new_session_client, start, ws_url,
+};
 
 #[tokio::test]
 async fn the_http_log_keeps_refused_calls_without_their_secrets() {
@@ -120,10 +122,7 @@ async fn ended_session(grace_ms: u64) -> (mock_server::MockServer, String, Clien
         ..Config::default()
     })
     .await;
-    let (token, session) = new_session(&server, false).await;
-    let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-        .await
-        .expect("accepted");
+    let (_token, session, mut client) = new_session_client(&server, false).await;
     client.next_event().await;
     client.send(JOIN).await;
     client
@@ -194,10 +193,7 @@ async fn the_heartbeat_interval_can_be_left_out_of_session_start() {
             ..Config::default()
         })
         .await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("accepted");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         let batch = client.next_event().await;
         let capabilities = &batch["payload"]["events"][0]["payload"]["capabilities"];
         assert!(
@@ -225,10 +221,7 @@ async fn a_scenario_handed_over_in_memory_is_the_default() {
         )
         .await
         .expect("starts");
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("accepted");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         client.send(JOIN).await;
         let events = client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
@@ -264,10 +257,7 @@ async fn a_drop_is_journaled_when_ordered_so_later_frames_went_to_no_one() {
         )
         .await
         .expect("starts");
-        let (token, session) = new_session(&server, true).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("accepted");
+        let (_token, session, mut client) = new_session_client(&server, true).await;
         client.next_event().await;
         client.send(JOIN).await;
         client.until("EVENT_TYPE_POLY_AGENT_MESSAGE_CHUNK").await;

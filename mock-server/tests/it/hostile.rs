@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use mock_server::{Config, MockServer};
 
-use crate::support::{Client, JOIN, bounded, http, new_session, start, ws_url};
+use crate::support::{Client, JOIN, bounded, http, new_session, new_session_client, start, ws_url};
 
 /// A whole ordinary conversation still works: the server survived what came before.
 pub async fn still_serves(server: &MockServer) {
@@ -277,10 +277,7 @@ async fn with_a_control_token_presented_other_origins_and_hosts_are_allowed() {
 async fn clock_input_that_would_overflow_is_refused_naming_its_field() {
     bounded(async {
         let server = start(Config::default()).await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("accepted");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         let bad = [
             (r#"{"scale": 1e-20}"#, "scale"),

@@ -10,7 +10,9 @@ use mock_server::{Config, MockServer};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::hostile::still_serves;
-use crate::support::{Client, JOIN, access_token, bounded, http, new_session, start, ws_url};
+use crate::support::{
+    Client, JOIN, access_token, bounded, http, new_session, new_session_client, start,
+};
 
 /// An HTTP request and its documented answer: status, and a string the body must contain.
 struct Bad {
@@ -1138,10 +1140,7 @@ async fn answer(client: &mut Client) -> String {
 async fn frame_inputs_get_their_documented_answers_on_an_open_socket() {
     bounded(async {
         let server = start(Config::default()).await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("open");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         client.send(JOIN).await;
         client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;

@@ -10,8 +10,8 @@ use serde_json::json;
 use crate::hostile::still_serves;
 use crate::hostile_frames::{RawSocket, TEXT, frame};
 use crate::support::{
-    Client, JOIN, access_token, bounded, create_session, http, new_session, start, user_message,
-    ws_url,
+    Client, JOIN, access_token, bounded, create_session, http, new_session, new_session_client,
+    new_session_url, start, user_message, ws_url,
 };
 
 fn weights(server: &MockServer, session: &str) -> usize {
@@ -33,10 +33,7 @@ async fn the_journal_is_bounded_by_bytes_and_long_frames_are_kept_truncated_with
             ..Config::default()
         })
         .await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("open");
+        let (_token, session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         client.send(JOIN).await;
         client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
@@ -212,8 +209,7 @@ async fn at_the_socket_cap_a_handshake_is_refused_with_503_until_one_closes() {
             ..Config::default()
         })
         .await;
-        let (token, session) = new_session(&server, false).await;
-        let url = ws_url(&server, &session, &token, None);
+        let (_token, _session, url) = new_session_url(&server, false).await;
         let mut a = Client::connect(&url).await.expect("first");
         let _b = Client::connect(&url).await.expect("second");
         let refused = Client::connect(&url).await.err().expect("third refused");

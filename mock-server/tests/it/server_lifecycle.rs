@@ -4,7 +4,8 @@
 use mock_server::Config;
 
 use crate::support::{
-    Client, JOIN, bounded, new_session, normalise, start, types, user_message, ws_url,
+    Client, JOIN, bounded, new_session, new_session_client, normalise, start, types, user_message,
+    ws_url,
 };
 
 /// Reads until the agent's reply is complete: the message, or the final chunk.
@@ -98,10 +99,7 @@ async fn full_lifecycle_with_streaming() {
 async fn client_managed_handoff_then_rejoin() {
     bounded(async {
         let server = start(Config::default()).await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("open");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         client.send(JOIN).await;
         client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;

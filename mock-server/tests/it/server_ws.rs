@@ -7,7 +7,8 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{
-    Client, JOIN, batch_events, bounded, new_session, start, types, user_message, ws_url,
+    Client, JOIN, batch_events, bounded, new_session, new_session_client, new_session_url, start,
+    types, user_message, ws_url,
 };
 
 #[tokio::test]
@@ -72,8 +73,7 @@ async fn each_handshake_error_row_has_its_status_and_plain_text() {
 async fn the_eleventh_socket_of_a_session_is_refused_with_429() {
     bounded(async {
         let server = start(Config::default()).await;
-        let (token, session) = new_session(&server, false).await;
-        let url = ws_url(&server, &session, &token, None);
+        let (_token, _session, url) = new_session_url(&server, false).await;
         let mut open = Vec::new();
         for _ in 0..10 {
             let mut client = Client::connect(&url).await.expect("within the limit");
@@ -205,8 +205,7 @@ async fn replay_is_split_into_batches_of_the_configured_size() {
 async fn every_socket_of_a_session_gets_its_events_but_errors_stay_with_their_sender() {
     bounded(async {
         let server = start(Config::default()).await;
-        let (token, session) = new_session(&server, false).await;
-        let url = ws_url(&server, &session, &token, None);
+        let (_token, _session, url) = new_session_url(&server, false).await;
         let mut a = Client::connect(&url).await.expect("a");
         let mut b = Client::connect(&url).await.expect("b");
         a.next_event().await;
@@ -236,8 +235,7 @@ async fn every_socket_of_a_session_gets_its_events_but_errors_stay_with_their_se
 async fn bad_frames_get_errors_with_metadata_and_the_socket_stays_open() {
     bounded(async {
         let server = start(Config::default()).await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None)).await.expect("open");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         let cases: Vec<(Message, &str, Option<&str>)> = vec![
             (Message::text("{not json"), "Unknown event type or invalid message format", None),
@@ -278,10 +276,7 @@ async fn an_oversized_frame_can_close_with_1009_instead() {
             ..Config::default()
         })
         .await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("open");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         client.send(&user_message(&"y".repeat(140_000))).await;
         assert_eq!(client.closed().await, 1009);
@@ -294,8 +289,7 @@ async fn an_oversized_frame_can_close_with_1009_instead() {
 async fn user_end_closes_with_1000_and_a_later_reconnect_replays_the_end_then_closes() {
     bounded(async {
         let server = start(Config::default()).await;
-        let (token, session) = new_session(&server, false).await;
-        let url = ws_url(&server, &session, &token, None);
+        let (_token, _session, url) = new_session_url(&server, false).await;
         let mut client = Client::connect(&url).await.expect("open");
         converse(&mut client).await;
         client
@@ -329,8 +323,7 @@ async fn a_silent_socket_is_closed_with_1001_and_an_idle_session_is_abandoned() 
             ..Config::default()
         })
         .await;
-        let (token, session) = new_session(&server, false).await;
-        let url = ws_url(&server, &session, &token, None);
+        let (_token, _session, url) = new_session_url(&server, false).await;
         let mut quiet = Client::connect(&url).await.expect("open");
         quiet.next_event().await;
         assert_eq!(quiet.closed().await, 1001, "per-connection idle");
@@ -363,10 +356,7 @@ async fn every_frame_restarts_the_connection_idle_timer() {
             ..Config::default()
         })
         .await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("open");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         // Twice the idle timeout of traffic, a frame every sixth of it: never idle.
         let heartbeat = r#"{"type":"EVENT_TYPE_HEARTBEAT","payload":{}}"#;
@@ -395,10 +385,7 @@ async fn every_frame_restarts_the_connection_idle_timer() {
 async fn shutdown_closes_open_sockets_with_1001() {
     bounded(async {
         let server = start(Config::default()).await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None))
-            .await
-            .expect("open");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         let stopping = tokio::spawn(server.shutdown());
         assert_eq!(client.closed().await, 1001);
@@ -417,8 +404,7 @@ async fn session_start_advertises_the_configured_capabilities() {
             ..Config::default()
         })
         .await;
-        let (token, session) = new_session(&server, true).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None)).await.expect("open");
+        let (_token, _session, mut client) = new_session_client(&server, true).await;
         let start = &batch_events(&[client.next_event().await])[0];
         assert_eq!(start["type"], "EVENT_TYPE_SESSION_START");
         assert_eq!(start["sequence"], 1);
@@ -443,8 +429,7 @@ async fn frames_over_the_websocket_rate_limit_are_dropped_silently() {
             ..Config::default()
         })
         .await;
-        let (token, session) = new_session(&server, false).await;
-        let mut client = Client::connect(&ws_url(&server, &session, &token, None)).await.expect("open");
+        let (_token, _session, mut client) = new_session_client(&server, false).await;
         client.next_event().await;
         let heartbeat = |n: u32| format!(r#"{{"type":"EVENT_TYPE_HEARTBEAT","payload":{{}},"metadata":{{"custom":{{"n":{n}}}}}}}"#);
         for n in 1..=5 {

@@ -152,6 +152,22 @@ pub async fn new_session(server: &MockServer, streaming: bool) -> (String, Strin
     (token, session)
 }
 
+/// A fresh token and session, and the URL of a first connection to it.
+pub async fn new_session_url(server: &MockServer, streaming: bool) -> (String, String, String) {
+    let (token, session) = new_session(server, streaming).await;
+    let url = ws_url(server, &session, &token, None);
+    (token, session, url)
+}
+
+/// A fresh token and session, and a client connected to it.
+pub async fn new_session_client(server: &MockServer, streaming: bool) -> (String, String, Client) {
+    let (token, session, url) = new_session_url(server, streaming).await;
+    let client = Client::connect(&url)
+        .await
+        .expect("the first connection opens");
+    (token, session, client)
+}
+
 pub async fn start(config: Config) -> MockServer {
     MockServer::start_with(config).await.expect("server starts")
 }
