@@ -102,7 +102,7 @@ impl Session {
             beats.insert(d.below(beats.len() as u64) as usize, Beat::Quiet);
         }
         if d.one_in(3) {
-            beats.push(Beat::Restart);
+            beats.push(Beat::Restart { waiting: false });
         }
         let phase = match d.below(6) {
             0 => Some(Beat::Handoff {
@@ -141,6 +141,13 @@ impl Session {
             rest_failures: d.one_in(3).then(|| (d.within(1, 4), d.within(0, 2) as u32)),
             max_message_size: 1024 * d.within(24, 96),
         };
+        // Drawn last, so the rest of each seed's session stays what it was before the kind.
+        let waiting = d.one_in(2);
+        for beat in &mut beats {
+            if let Beat::Restart { waiting: w } = beat {
+                *w = waiting;
+            }
+        }
         Self {
             seed,
             settings,

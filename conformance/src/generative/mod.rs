@@ -71,8 +71,9 @@ pub enum Beat {
     UnknownInReplay,
     /// The answer, then a drop and `refusals` refused handshakes before one succeeds.
     RefusedReconnects { refusals: u32 },
-    /// The app restarts.
-    Restart,
+    /// The app restarts; `waiting`: right after a question whose echo only the history
+    /// carries, so the restarted app must take the echo from its replay, not send it again.
+    Restart { waiting: bool },
     /// A server-managed handoff to a live agent, then `turns` turns with the live agent.
     Handoff { queue: u32, turns: u32 },
     /// A client-managed handoff.

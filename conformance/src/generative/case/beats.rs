@@ -42,7 +42,9 @@ impl Builder<'_> {
         match beat {
             Beat::LostOnce => self.arm(json!("drop_next_echo")),
             Beat::LostForever => self.arm(json!({ "drop_echoes": 20 })),
-            Beat::EchoOnlyInReplay => self.arm(json!("omit_next_echo")),
+            Beat::EchoOnlyInReplay | Beat::Restart { waiting: true } => {
+                self.arm(json!("omit_next_echo"))
+            }
             _ => {}
         }
         match *beat {
@@ -78,7 +80,7 @@ impl Builder<'_> {
             Beat::EchoOnlyInReplay => self.echo_only_in_replay(),
             Beat::UnknownInReplay => self.unknown_in_replay(),
             Beat::RefusedReconnects { refusals } => self.refused_reconnects(refusals),
-            Beat::Restart => self.restart(),
+            Beat::Restart { waiting } => self.restart(waiting),
             Beat::Handoff { queue, turns } => self.handoff(queue, turns),
             Beat::ClientHandoff => self.client_handoff(),
             Beat::HandoffFails { timeout } => self.handoff_fails(timeout),
@@ -433,10 +435,38 @@ impl Builder<'_> {
         self.reconnect_checks();
     }
 
-    fn restart(&mut self) {
+    /// `waiting`: the user asks first, and the app restarts while the question waits for its
+    /// echo, which only the history carries; the answer comes while the app is closed. The
+    /// rule answers once, so a client that sends the question again changes nothing but what
+    /// MSG-5 sees.
+    fn restart(&mut self, waiting: bool) {
+        let asked = waiting.then(|| {
+            let (question, a) = (self.question(), self.answer());
+            self.rule(
+                &question,
+                vec![
+                    json!({ "think_ms": 250 }),
+                    json!({ "reply": { "text": a } }),
+                ],
+            );
+            if let Some(rule) = self.rules.last_mut() {
+                rule["once"] = json!(true);
+            }
+            self.steps.push(send(&question));
+            self.steps.push(json!({ "hold_ms": 100 }));
+            self.conversation.push(said("user", &question));
+            self.conversation.push(said("agent", &a));
+            self.check(&[Msg3, Msg5]);
+            a
+        });
         self.steps.push(json!("restart"));
         self.steps
             .push(expect(json!({ "connection": "open" }), Ws4, QUICK));
+        if let Some(a) = asked {
+            let wait = self.reconnect_wait();
+            self.steps
+                .push(expect(shows_message("agent", &a), Msg3, wait));
+        }
         self.check(&[Ws4, Rc2]);
     }
 

@@ -223,6 +223,7 @@ mod tests {
     #[test]
     fn every_generated_session_loads_as_a_case_and_a_few_sessions_meet_every_beat_kind() {
         let mut kinds = std::collections::HashSet::new();
+        let mut restarts = std::collections::HashSet::new();
         for index in 0..40 {
             let session = Session::generate(7, index);
             let case = session
@@ -232,6 +233,9 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             for beat in &session.beats {
                 kinds.insert(std::mem::discriminant(beat));
+                if let Beat::Restart { waiting } = beat {
+                    restarts.insert(*waiting);
+                }
             }
             assert!(session.beats.last().is_some_and(Beat::ends), "{session:?}");
         }
@@ -240,6 +244,11 @@ mod tests {
             kinds.len() >= 29,
             "{} kinds of beat in 40 sessions",
             kinds.len()
+        );
+        assert_eq!(
+            restarts.len(),
+            2,
+            "restarts with and without a question waiting"
         );
     }
 }
