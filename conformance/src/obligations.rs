@@ -124,10 +124,10 @@ obligations! {
         looks_for: "every handshake after a session's first (refused ones too): cursor equals the highest sequence delivered before it (or stops short only of frames written in the second before a drop without a close frame, which the network may have lost); after an app restart, anything from the highest sequence the restarted app shows up to that (0 only when it shows nothing)",
         cannot_see: "";
     Rc3 "RC-3" Should "reconnect with exponential backoff from about 1 s, capped at 30 s",
-        looks_for: "first retry 0.6–2 s after the drop, each later gap clearly larger (×1.3) until the 30 s cap (four attempts in the full profile: three growth steps); the cap itself in the thorough profile",
+        looks_for: "first retry 0.6–2 s after the drop, each later gap clearly larger (×1.3) until the 30 s cap (four attempts in the full profile: three growth steps); the cap itself in the thorough profile; an app restarted during a drop connects at once, which is not a retry",
         cannot_see: "the cap, in the quick and full profiles";
     Rc4 "RC-4" Should "stop after about max_reconnect_attempts failures",
-        looks_for: "exactly the drawn max_reconnect_attempts attempts after a drop into refusals (1 or 2, and 4), then the view shows the connection closed, no further attempt, and no new session until the user starts one",
+        looks_for: "exactly the drawn max_reconnect_attempts attempts after a drop into refusals (1 or 2, and 4), then the view shows the connection closed, no further attempt, and no new session until the user starts one (a drop the app restarted through is not counted)",
         cannot_see: "";
     Rc5 "RC-5" Should "on a 404/401 handshake, get a new token and session",
         looks_for: "after a 404: a new session, connected; after a 401: a token minted after the refusal, then a new session with it",

@@ -21,6 +21,25 @@ fn attempts_after<'e>(e: &'e Evidence, session: &str, closed_ms: u64) -> Vec<&'e
     out
 }
 
+/// The handshakes to `session` after the close at `closed_ms` made by the app instance that
+/// saw it: up to the first that was accepted, and none after an app restart (a restarted
+/// app connects at once; its attempts are not a backoff's).
+fn attempts_of_instance<'e>(e: &'e Evidence, session: &str, closed_ms: u64) -> Vec<&'e HttpCall> {
+    let restarted = restarts(e).into_iter().find(|r| *r > closed_ms);
+    let mut attempts = attempts_after(e, session, closed_ms);
+    attempts.retain(|a| restarted.is_none_or(|r| a.at_ms < r));
+    attempts
+}
+
+/// When the app restarted (the driver carried out the `restart` step).
+fn restarts(e: &Evidence) -> Vec<u64> {
+    e.steps
+        .iter()
+        .filter(|s| matches!(s.step, Step::Restart) && s.reply == super::StepReply::Ok)
+        .map(|s| s.at_ms)
+        .collect()
+}
+
 /// RC-1: after every unexpected close, a handshake to the same session with its own token,
 /// and no new session while that session could still be resumed.
 pub fn same_session_after_drop(e: &Evidence) -> Outcome {
@@ -88,12 +107,7 @@ fn cursor_value(raw: Option<&String>, profile: Profile) -> Option<u64> {
 /// RC-2: every handshake after a session's first carries the highest sequence delivered
 /// before it (after an app restart, 0 too: the new instance may have persisted nothing).
 pub fn cursor_on_every_reconnect(e: &Evidence) -> Outcome {
-    let restarts: Vec<u64> = e
-        .steps
-        .iter()
-        .filter(|s| matches!(s.step, Step::Restart) && s.reply == super::StepReply::Ok)
-        .map(|s| s.at_ms)
-        .collect();
+    let restarts = restarts(e);
     let mut judged = Vec::new();
     let mut short = 0;
     for session in &e.sessions {
@@ -255,7 +269,7 @@ pub fn backoff_grows(e: &Evidence) -> Outcome {
     let mut saw_first = false;
     for (session, connection) in e.unexpected_closes() {
         let closed = connection.closed_ms.unwrap_or_default();
-        let attempts = attempts_after(e, session.id(), closed);
+        let attempts = attempts_of_instance(e, session.id(), closed);
         let Some(first) = attempts.first() else {
             continue;
         };
@@ -304,6 +318,9 @@ pub fn gives_up_after_max_attempts(e: &Evidence) -> Outcome {
     for (session, connection) in e.unexpected_closes() {
         let closed = connection.closed_ms.unwrap_or_default();
         let attempts = attempts_after(e, session.id(), closed);
+        if attempts.len() > attempts_of_instance(e, session.id(), closed).len() {
+            continue; // The app restarted before this instance gave up or got back.
+        }
         if attempts.iter().any(|a| a.status == 101) {
             continue;
         }

@@ -433,3 +433,33 @@ fn a_message_resent_on_a_connection_whose_history_held_its_echo_breaks_msg5() {
         "{outcome:?}"
     );
 }
+
+#[test]
+fn a_restarted_app_connects_at_once_without_breaking_rc3() {
+    // The drop at 1,500 ms, then a handshake 300 ms later; `restart`: the app restarted just
+    // before that handshake.
+    let judge = |restart: bool| {
+        let mut e = reconnect_evidence(200, Some(1001), 5);
+        e.http[1] = handshake_call(1_800, Some(5));
+        if restart {
+            e.steps.push(StepRecord {
+                index: 0,
+                step: crate::cases::Step::Restart,
+                at_ms: 1_700,
+                samples_before: 0,
+                reply: StepReply::Ok,
+            });
+        }
+        super::reconnect::backoff_grows(&e)
+    };
+    let outcome = judge(false);
+    assert!(
+        matches!(&outcome, Outcome::Broken(why) if why.contains("first retry 300 ms")),
+        "the same instance retried too soon: {outcome:?}"
+    );
+    let outcome = judge(true);
+    assert!(
+        matches!(outcome, Outcome::NotObservable(_)),
+        "a restarted app's first connection is not a retry: {outcome:?}"
+    );
+}
