@@ -815,6 +815,8 @@ public final class Client {
                 p.sent = Boolean.TRUE.equals(m.get("sent"));
                 p.due = System.currentTimeMillis() + 5000;
                 client.pending.add(p);
+                // Never went out before the restart: it goes once the history has arrived.
+                if (!p.sent && !p.failed) client.queued.add(p.frame);
             }
             if (client.log.stream().anyMatch(e -> "EVENT_TYPE_SESSION_END".equals(e.event().get("type")))) {
                 client.ended = true; // it ended before the restart: nothing to resume

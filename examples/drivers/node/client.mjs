@@ -194,6 +194,8 @@ export class Client {
     Object.assign(client, { token: state.token, sessionId: state.sessionId, joinSent: state.joinSent });
     for (const event of state.events) client.ingestOne(event);
     client.pending = state.pending.map((p) => ({ ...p, due: Date.now() + 5000 }));
+    // Messages that never went out before the restart go once the history has arrived.
+    client.queued = client.pending.filter((p) => !p.sent && !p.failed).map((p) => p.frame);
     client.connect(client.lastSequence);
     return client;
   }
