@@ -3,7 +3,7 @@
 
 use crate::params::Draw;
 
-use super::{Beat, Session, Settings};
+use super::{Beat, Pending, Session, Settings};
 
 const ERRORS: &[&str] = &["high_load", "trouble_responding", "streaming_error"];
 const REPLAY_FAULTS: &[&str] = &[
@@ -52,6 +52,7 @@ fn middle_beat(kind: usize, d: &mut Draw, streaming: bool) -> Beat {
             code: [None, Some(1001), Some(1011), Some(4002)][d.below(4) as usize],
             only_in_replay: d.one_in(2),
             replay: (!d.one_in(3)).then(|| REPLAY_FAULTS[d.below(4) as usize]),
+            typed_while_down: false,
         },
         17 if streaming => {
             let pieces = d.within(4, 7);
@@ -102,7 +103,9 @@ impl Session {
             beats.insert(d.below(beats.len() as u64) as usize, Beat::Quiet);
         }
         if d.one_in(3) {
-            beats.push(Beat::Restart { waiting: false });
+            beats.push(Beat::Restart {
+                pending: Pending::Nothing,
+            });
         }
         let phase = match d.below(6) {
             0 => Some(Beat::Handoff {
@@ -141,11 +144,18 @@ impl Session {
             rest_failures: d.one_in(3).then(|| (d.within(1, 4), d.within(0, 2) as u32)),
             max_message_size: 1024 * d.within(24, 96),
         };
-        // Drawn last, so the rest of each seed's session stays what it was before the kind.
-        let waiting = d.one_in(2);
+        // Drawn last, so the rest of each seed's session stays what it was before these
+        // variants.
+        let left = [Pending::Nothing, Pending::Unechoed, Pending::Unsent][d.below(3) as usize];
+        let typed = d.one_in(2);
         for beat in &mut beats {
-            if let Beat::Restart { waiting: w } = beat {
-                *w = waiting;
+            match beat {
+                Beat::Restart { pending } => *pending = left,
+                Beat::Close {
+                    typed_while_down: t,
+                    ..
+                } => *t = typed,
+                _ => {}
             }
         }
         Self {

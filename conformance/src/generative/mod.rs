@@ -55,11 +55,13 @@ pub enum Beat {
     /// The question is lost on the way: no echo; the client must resend it.
     LostOnce,
     /// The answer, then the server closes the sockets (`None`: a drop); with `only_in_replay`
-    /// a second answer while they are down; `replay` arms a fault of the next replay.
+    /// a second answer while they are down; `replay` arms a fault of the next replay; with
+    /// `typed_while_down` the user sends a question while they are down.
     Close {
         code: Option<u16>,
         only_in_replay: bool,
         replay: Option<&'static str>,
+        typed_while_down: bool,
     },
     /// A streamed answer that the sockets drop in the middle of.
     MidStreamDrop { pieces: u64, drop_after: u64 },
@@ -71,9 +73,8 @@ pub enum Beat {
     UnknownInReplay,
     /// The answer, then a drop and `refusals` refused handshakes before one succeeds.
     RefusedReconnects { refusals: u32 },
-    /// The app restarts; `waiting`: right after a question whose echo only the history
-    /// carries, so the restarted app must take the echo from its replay, not send it again.
-    Restart { waiting: bool },
+    /// The app restarts, leaving `pending` behind.
+    Restart { pending: Pending },
     /// A server-managed handoff to a live agent, then `turns` turns with the live agent.
     Handoff { queue: u32, turns: u32 },
     /// A client-managed handoff.
@@ -112,6 +113,19 @@ impl Beat {
     pub fn label(&self) -> String {
         format!("{self:?}")
     }
+}
+
+/// What a user message is doing when the app restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pending {
+    /// No message waits.
+    Nothing,
+    /// A question waits for its echo, which only the history carries: the restarted app must
+    /// take it from its replay, not send the question again.
+    Unechoed,
+    /// A question typed while the sockets were down never went out: the restarted app must
+    /// send it.
+    Unsent,
 }
 
 /// The session's settings, drawn with its beats.

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::obligations::ObligationId::{self, *};
 
 use super::{Beat, Builder, expect, said, send, shows_message};
+use crate::generative::Pending;
 
 const ERROR_TEXTS: &[(&str, &str)] = &[
     (
@@ -42,9 +43,10 @@ impl Builder<'_> {
         match beat {
             Beat::LostOnce => self.arm(json!("drop_next_echo")),
             Beat::LostForever => self.arm(json!({ "drop_echoes": 20 })),
-            Beat::EchoOnlyInReplay | Beat::Restart { waiting: true } => {
-                self.arm(json!("omit_next_echo"))
-            }
+            Beat::EchoOnlyInReplay
+            | Beat::Restart {
+                pending: Pending::Unechoed,
+            } => self.arm(json!("omit_next_echo")),
             _ => {}
         }
         match *beat {
@@ -73,14 +75,15 @@ impl Builder<'_> {
                 code,
                 only_in_replay,
                 replay,
-            } => self.close(code, only_in_replay, replay),
+                typed_while_down,
+            } => self.close(code, only_in_replay, replay, typed_while_down),
             Beat::MidStreamDrop { pieces, drop_after } => {
                 self.mid_stream_drop(pieces, drop_after);
             }
             Beat::EchoOnlyInReplay => self.echo_only_in_replay(),
             Beat::UnknownInReplay => self.unknown_in_replay(),
             Beat::RefusedReconnects { refusals } => self.refused_reconnects(refusals),
-            Beat::Restart { waiting } => self.restart(waiting),
+            Beat::Restart { pending } => self.restart(pending),
             Beat::Handoff { queue, turns } => self.handoff(queue, turns),
             Beat::ClientHandoff => self.client_handoff(),
             Beat::HandoffFails { timeout } => self.handoff_fails(timeout),
@@ -307,11 +310,26 @@ impl Builder<'_> {
         self.check(&[Ws7]);
     }
 
-    fn close(&mut self, code: Option<u16>, only_in_replay: bool, replay: Option<&str>) {
+    fn close(
+        &mut self,
+        code: Option<u16>,
+        only_in_replay: bool,
+        replay: Option<&str>,
+        typed_while_down: bool,
+    ) {
         let a = self.answer();
         let mut steps = vec![json!({ "think_ms": 5 }), json!({ "reply": { "text": a } })];
         let mut after = vec![said("agent", &a)];
         let mut wait = vec![expect(shows_message("agent", &a), Msg3, QUICK)];
+        // Typed 250 ms after the answer shows: the sockets close 100 ms after it, and the
+        // first reconnect waits about a second. However the client holds it, the server must
+        // get it once (its echo and answer come after everything said while it was down).
+        let typed = typed_while_down.then(|| {
+            let (question, answer) = (self.question(), self.answer());
+            wait.push(json!({ "hold_ms": 250 }));
+            wait.push(send(&question));
+            (question, answer)
+        });
         steps.push(json!({ "pause_ms": 100 }));
         match replay {
             Some("split_next_replay") => {
@@ -347,7 +365,25 @@ impl Builder<'_> {
             Rc1,
             self.reconnect_wait(),
         ));
+        if let Some((_, answer)) = &typed {
+            // Time for a resend too, should the first try have gone nowhere.
+            let within = self.reconnect_wait() + 8_000;
+            wait.push(expect(shows_message("agent", answer), Msg3, within));
+        }
         self.turn(steps, after, wait, &[Msg3]);
+        // Its rule comes last: it fired last, so the next beat's faults go onto it.
+        if let Some((question, answer)) = typed {
+            self.rule(
+                &question,
+                vec![
+                    json!({ "think_ms": 5 }),
+                    json!({ "reply": { "text": answer } }),
+                ],
+            );
+            self.conversation.push(said("user", &question));
+            self.conversation.push(said("agent", &answer));
+            self.check(&[Msg5]);
+        }
         self.reconnect_checks();
     }
 
@@ -435,22 +471,27 @@ impl Builder<'_> {
         self.reconnect_checks();
     }
 
-    /// `waiting`: the user asks first, and the app restarts while the question waits for its
-    /// echo, which only the history carries; the answer comes while the app is closed. The
-    /// rule answers once, so a client that sends the question again changes nothing but what
-    /// MSG-5 sees.
-    fn restart(&mut self, waiting: bool) {
-        let asked = waiting.then(|| {
+    /// With a message `pending`, the user asks first: the app restarts while the question
+    /// waits for its echo (which only the history carries; the answer comes while the app is
+    /// closed), or after it was typed while the sockets were down. The rule answers once, so a
+    /// client that sends the question twice changes nothing but what MSG-5 sees.
+    fn restart(&mut self, pending: Pending) {
+        let asked = (pending != Pending::Nothing).then(|| {
             let (question, a) = (self.question(), self.answer());
+            let think = if pending == Pending::Unechoed { 250 } else { 5 };
             self.rule(
                 &question,
                 vec![
-                    json!({ "think_ms": 250 }),
+                    json!({ "think_ms": think }),
                     json!({ "reply": { "text": a } }),
                 ],
             );
             if let Some(rule) = self.rules.last_mut() {
                 rule["once"] = json!(true);
+            }
+            if pending == Pending::Unsent {
+                self.steps.push(json!({ "mock": [{ "fault": "drop" }] }));
+                self.steps.push(json!({ "hold_ms": 150 }));
             }
             self.steps.push(send(&question));
             self.steps.push(json!({ "hold_ms": 100 }));

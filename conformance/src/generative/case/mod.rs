@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn every_generated_session_loads_as_a_case_and_a_few_sessions_meet_every_beat_kind() {
         let mut kinds = std::collections::HashSet::new();
-        let mut restarts = std::collections::HashSet::new();
+        let mut variants = std::collections::HashSet::new();
         for index in 0..40 {
             let session = Session::generate(7, index);
             let case = session
@@ -233,9 +233,13 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             for beat in &session.beats {
                 kinds.insert(std::mem::discriminant(beat));
-                if let Beat::Restart { waiting } = beat {
-                    restarts.insert(*waiting);
-                }
+                match beat {
+                    Beat::Restart { pending } => variants.insert(format!("restart {pending:?}")),
+                    Beat::Close {
+                        typed_while_down, ..
+                    } => variants.insert(format!("close {typed_while_down}")),
+                    _ => false,
+                };
             }
             assert!(session.beats.last().is_some_and(Beat::ends), "{session:?}");
         }
@@ -246,9 +250,10 @@ mod tests {
             kinds.len()
         );
         assert_eq!(
-            restarts.len(),
-            2,
-            "restarts with and without a question waiting"
+            variants.len(),
+            5,
+            "restarts with each kind of message pending, closes with and without a question \
+             typed while down: {variants:?}"
         );
     }
 }
