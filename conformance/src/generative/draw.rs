@@ -144,24 +144,28 @@ impl Session {
             rest_failures: d.one_in(3).then(|| (d.within(1, 4), d.within(0, 2) as u32)),
             max_message_size: 1024 * d.within(24, 96),
         };
-        // Drawn last, so the rest of each seed's session stays what it was before these
-        // variants.
-        let left = [Pending::Nothing, Pending::Unechoed, Pending::Unsent][d.below(3) as usize];
-        let typed = d.one_in(2);
-        for beat in &mut beats {
-            match beat {
-                Beat::Restart { pending } => *pending = left,
-                Beat::Close {
-                    typed_while_down: t,
-                    ..
-                } => *t = typed,
-                _ => {}
-            }
-        }
+        draw_variants(&mut d, &mut beats);
         Self {
             seed,
             settings,
             beats,
+        }
+    }
+}
+
+/// The variants of restarts and closes, drawn after everything else so that the rest of each
+/// seed's session stays what it was before they existed.
+fn draw_variants(d: &mut Draw, beats: &mut [Beat]) {
+    let left = [Pending::Nothing, Pending::Unechoed, Pending::Unsent][d.below(3) as usize];
+    let typed = d.one_in(2);
+    for beat in beats {
+        match beat {
+            Beat::Restart { pending } => *pending = left,
+            Beat::Close {
+                typed_while_down: t,
+                ..
+            } => *t = typed,
+            _ => {}
         }
     }
 }

@@ -2,6 +2,7 @@
 //! rules, the user steps, the expected conversation and the checks.
 
 mod beats;
+mod drops;
 
 use std::collections::BTreeSet;
 
