@@ -463,3 +463,43 @@ fn a_restarted_app_connects_at_once_without_breaking_rc3() {
         "a restarted app's first connection is not a retry: {outcome:?}"
     );
 }
+
+#[test]
+fn attempts_a_restarted_app_makes_are_not_counted_against_the_instance_that_lost_the_socket() {
+    // The drop at 1,500 ms; one refused attempt at 2,500 ms by the app that saw it, then
+    // (with `restart`) the app restarts at 3,000 ms and its new instance tries the session
+    // `max` more times. Without the restart, the same handshakes are one instance's
+    // `max + 1` attempts.
+    let judge = |restart: bool| {
+        let mut e = reconnect_evidence(200, Some(1001), 5);
+        let max = u64::from(e.case.config.max_reconnect_attempts);
+        let refused = |at_ms: u64| {
+            let mut call = handshake_call(at_ms, Some(5));
+            call.status = 503;
+            call
+        };
+        e.http.truncate(1);
+        e.http.push(refused(2_500));
+        e.http.extend((0..max).map(|n| refused(3_100 + 1_000 * n)));
+        if restart {
+            e.steps.push(StepRecord {
+                index: 0,
+                step: crate::cases::Step::Restart,
+                at_ms: 3_000,
+                samples_before: 0,
+                reply: StepReply::Ok,
+            });
+        }
+        (max, super::reconnect::gives_up_after_max_attempts(&e))
+    };
+    let (max, outcome) = judge(false);
+    assert!(
+        matches!(&outcome, Outcome::Broken(why) if why.starts_with(&format!("{} attempt(s)", max + 1))),
+        "one instance made one attempt too many: {outcome:?}"
+    );
+    let (_, outcome) = judge(true);
+    assert!(
+        matches!(outcome, Outcome::NotObservable(_)),
+        "two instances' attempts are not one instance's count: {outcome:?}"
+    );
+}
