@@ -41,6 +41,9 @@ pub struct Difference {
     /// What the answer answered: `the connection's opening` or `client frame N (TYPE)`.
     pub after: String,
     pub what: String,
+    /// A fault had been injected into the recorded session by then (it is not replayed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub after_fault: bool,
 }
 
 /// What a drift check found.
@@ -50,6 +53,8 @@ pub struct DriftReport {
     pub client_frames: usize,
     /// Server events the recording had (batches count as one).
     pub recorded_events: usize,
+    /// The faults injected into the recorded session, as journaled.
+    pub faults: Vec<String>,
     pub differences: Vec<Difference>,
 }
 
@@ -58,6 +63,8 @@ pub struct DriftReport {
 struct Segment {
     client_frame: Option<String>,
     expected: Vec<Value>,
+    /// A fault had been injected by the time this segment began or during it.
+    after_fault: bool,
 }
 
 #[derive(Debug)]
@@ -69,9 +76,11 @@ struct Connection {
     client_close: Option<u16>,
 }
 
-/// The connections of a recording, with what each client frame was answered with.
-fn script(entries: &[JournalEntry]) -> Vec<Connection> {
+/// The connections of a recording, with what each client frame was answered with, and the
+/// faults injected into it.
+fn script(entries: &[JournalEntry]) -> (Vec<Connection>, Vec<String>) {
     let mut connections: Vec<Connection> = Vec::new();
+    let mut faults = Vec::new();
     let mut open: Option<usize> = None;
     let conn_index =
         |connections: &[Connection], conn: u64| connections.iter().position(|c| c.conn == conn);
@@ -86,7 +95,10 @@ fn script(entries: &[JournalEntry]) -> Vec<Connection> {
                 connections.push(Connection {
                     conn: *conn,
                     query: query.clone(),
-                    segments: vec![Segment::default()],
+                    segments: vec![Segment {
+                        after_fault: !faults.is_empty(),
+                        ..Segment::default()
+                    }],
                     client_close: None,
                 });
                 open = Some(connections.len() - 1);
@@ -103,6 +115,7 @@ fn script(entries: &[JournalEntry]) -> Vec<Connection> {
                     connections[i].segments.push(Segment {
                         client_frame: Some(sent),
                         expected: Vec::new(),
+                        after_fault: !faults.is_empty(),
                     });
                 }
             }
@@ -128,10 +141,19 @@ fn script(entries: &[JournalEntry]) -> Vec<Connection> {
                     }
                 }
             }
+            JournalEvent::Fault { fault } => {
+                faults.push(fault.clone());
+                // The open segments of every connection saw it arrive.
+                for connection in &mut connections {
+                    if let Some(segment) = connection.segments.last_mut() {
+                        segment.after_fault = true;
+                    }
+                }
+            }
             _ => {}
         }
     }
-    connections
+    (connections, faults)
 }
 
 /// Whether the recorded session streamed (its creation's body says so).
@@ -148,7 +170,7 @@ fn streaming(entries: &[JournalEntry]) -> bool {
 
 /// Plays the client side of `entries` against a fresh mock started with `config` and compares.
 pub async fn drift(entries: &[JournalEntry], config: Config) -> Result<DriftReport, DriftError> {
-    let connections = script(entries);
+    let (connections, faults) = script(entries);
     if connections.is_empty() {
         return Err(DriftError::NothingToReplay);
     }
@@ -157,7 +179,7 @@ pub async fn drift(entries: &[JournalEntry], config: Config) -> Result<DriftRepo
         .map_err(|e| DriftError::Mock(e.to_string()))?;
     let result = play(&server, &connections, streaming(entries)).await;
     server.shutdown().await;
-    result
+    result.map(|report| DriftReport { faults, ..report })
 }
 
 async fn play(
@@ -191,6 +213,7 @@ async fn play(
                             conn: connection.conn,
                             after: format!("client frame {n}"),
                             what: "the mock had closed the socket before this frame".into(),
+                            after_fault: segment.after_fault,
                         });
                         break;
                     }
@@ -208,6 +231,7 @@ async fn play(
                     conn: connection.conn,
                     after: after.clone(),
                     what,
+                    after_fault: segment.after_fault,
                 });
             }
         }

@@ -5,7 +5,7 @@
 //! grade its obligation, and must be flagged on that obligation; what else it broke is printed
 //! beside it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use conformance::cases::{Case, EVERY_CASE, Tier, catalogue};
@@ -16,7 +16,9 @@ use conformance::runner::{run_cases, select};
 use libtest_mimic::Trial;
 use serde::Deserialize;
 
-use crate::support::{UNBOUNDED_WAIT, needing, node, python, repo, run, scratch, with_permit};
+use crate::support::{
+    UNBOUNDED_WAIT, compile_java, java, needing, node, python, repo, run, scratch, with_permit,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,21 +43,43 @@ struct Language {
     name: &'static str,
     example: &'static str,
     driver: &'static str,
+    /// The prerequisite: the interpreter (or, for Java, the example compiled), or why not.
     program: fn() -> Result<String, String>,
+    /// The command that runs the driver at `driver` in the variant's copy `example`.
+    command: fn(program: &str, example: &Path, driver: &Path) -> Result<String, String>,
 }
 
-const LANGUAGES: [Language; 2] = [
+/// An interpreted example: the interpreter, then the driver's file.
+fn interpreted(program: &str, _: &Path, driver: &Path) -> Result<String, String> {
+    Ok(format!("{program} {}", driver.display()))
+}
+
+/// The Java example: the variant's copy compiled next to it.
+fn compiled(_: &str, example: &Path, _: &Path) -> Result<String, String> {
+    compile_java(example, &example.join("classes"))
+}
+
+const LANGUAGES: [Language; 3] = [
     Language {
         name: "python",
         example: "examples/drivers/python",
         driver: "driver.py",
         program: python,
+        command: interpreted,
     },
     Language {
         name: "node",
         example: "examples/drivers/node",
         driver: "driver.mjs",
         program: node,
+        command: interpreted,
+    },
+    Language {
+        name: "java",
+        example: "examples/drivers/java",
+        driver: "Driver.java",
+        program: java,
+        command: compiled,
     },
 ];
 
@@ -102,8 +126,8 @@ fn edited(language: &Language, variant: &Variant) -> Result<Vec<(String, String)
 }
 
 /// Writes the variant next to a link to the driver helpers (the examples import them from
-/// `../../../drivers`), returning the driver's path.
-fn build(language: &Language, variant: &Variant) -> Result<PathBuf, String> {
+/// `../../../drivers`), returning the command that runs its driver.
+fn build(language: &Language, variant: &Variant, program: &str) -> Result<String, String> {
     let root = scratch(&format!("foreign/{}/{}", language.name, variant.id));
     let _ = std::fs::remove_dir_all(&root);
     let example = root.join(language.example);
@@ -112,7 +136,7 @@ fn build(language: &Language, variant: &Variant) -> Result<PathBuf, String> {
         std::fs::write(example.join(name), text).map_err(|e| e.to_string())?;
     }
     link(&repo().join("drivers"), &root.join("drivers"))?;
-    Ok(example.join(language.driver))
+    (language.command)(program, &example, &example.join(language.driver))
 }
 
 #[cfg(unix)]
@@ -221,8 +245,7 @@ pub fn trials() -> Vec<Trial> {
         for variant in list {
             let name = format!("foreign::{}::{}", language.name, variant.id);
             out.push(needing(name, language.program, move |program| {
-                let driver = build(&language, &variant)?;
-                let command = format!("{program} {}", driver.display());
+                let command = build(&language, &variant, &program)?;
                 run(
                     UNBOUNDED_WAIT,
                     with_permit(Duration::from_secs(300), flagged(command, variant)),

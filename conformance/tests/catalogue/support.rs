@@ -3,7 +3,7 @@
 //! under `CI=true`, failed).
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -63,31 +63,33 @@ pub fn java() -> Result<String, String> {
     BUILT
         .get_or_init(|| {
             let out = repo().join(format!("target/java-example-{}", std::process::id()));
-            let sources = [
-                "drivers/jvm/MessagingDriver.java",
-                "examples/drivers/java/Client.java",
-                "examples/drivers/java/Driver.java",
-            ];
-            let compiled = std::process::Command::new("javac")
-                .arg("-d")
-                .arg(&out)
-                .args(sources.map(|s| repo().join(s)))
-                .output()
-                .map_err(|e| format!("`javac` cannot run: {e}"))?;
-            if !compiled.status.success() {
-                return Err(format!(
-                    "javac failed: {}",
-                    String::from_utf8_lossy(&compiled.stderr)
-                ));
-            }
-            // The flags a short-lived JVM per case wants (examples/drivers/java/README.md):
-            // the serial collector and the first JIT tier, so sixteen of them fit two cores.
-            Ok(format!(
-                "java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp {} Driver",
-                out.display()
-            ))
+            compile_java(&repo().join("examples/drivers/java"), &out)
         })
         .clone()
+}
+
+/// Compiles the JVM helper with the `Client.java` and `Driver.java` in `example` into `out`;
+/// the command that runs that driver.
+pub fn compile_java(example: &Path, out: &Path) -> Result<String, String> {
+    let compiled = std::process::Command::new("javac")
+        .arg("-d")
+        .arg(out)
+        .arg(repo().join("drivers/jvm/MessagingDriver.java"))
+        .args(["Client.java", "Driver.java"].map(|s| example.join(s)))
+        .output()
+        .map_err(|e| format!("`javac` cannot run: {e}"))?;
+    if !compiled.status.success() {
+        return Err(format!(
+            "javac failed: {}",
+            String::from_utf8_lossy(&compiled.stderr)
+        ));
+    }
+    // The flags a short-lived JVM per case wants (examples/drivers/java/README.md):
+    // the serial collector and the first JIT tier, so sixteen of them fit two cores.
+    Ok(format!(
+        "java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp {} Driver",
+        out.display()
+    ))
 }
 
 /// Runs `cases`, `jobs` at a time, with `seed` against `launcher`; `Err` lists every finding

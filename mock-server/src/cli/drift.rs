@@ -74,7 +74,24 @@ fn drift(
         outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         for d in &report.differences {
-            outln!("connection {}, after {}: {}", d.conn, d.after, d.what);
+            let fault = if d.after_fault {
+                " [after an injected fault]"
+            } else {
+                ""
+            };
+            outln!(
+                "connection {}, after {}: {}{fault}",
+                d.conn,
+                d.after,
+                d.what
+            );
+        }
+        if !report.faults.is_empty() {
+            outln!(
+                "note: {} fault(s) were injected into the recorded session and are not replayed ({}); differences marked after one may be the fault's, not the service's",
+                report.faults.len(),
+                report.faults.join("; ")
+            );
         }
         outln!(
             "{} difference(s) over {} connection(s), {} client frame(s), {} recorded event(s)",

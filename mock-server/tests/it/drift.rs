@@ -4,7 +4,9 @@
 use mock_server::Config;
 use mock_server::drift::drift;
 
-use crate::support::{bounded, converse, new_session, start, ws_url};
+use crate::support::{
+    JOIN, bounded, converse, new_session, new_session_client, start, user_message, ws_url,
+};
 
 /// Records one conversation (join, greeting, a question and its answer) with `scenario`:
 /// the recording's path, kept in `dir`.
@@ -50,6 +52,10 @@ async fn the_mock_does_not_drift_from_itself_and_a_changed_scenario_is_named() {
             .expect("runs");
         assert!(!other.differences.is_empty());
         assert!(
+            other.differences.iter().all(|d| !d.after_fault) && other.faults.is_empty(),
+            "no fault was injected: {other:?}"
+        );
+        assert!(
             other
                 .differences
                 .iter()
@@ -94,6 +100,55 @@ async fn the_binary_exits_0_without_drift_1_with_and_2_on_a_bad_recording() {
             Some(2),
             "{}",
             String::from_utf8_lossy(&bad.stderr)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn differences_after_an_injected_fault_are_marked_as_the_faults() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("a directory");
+        let server = start(Config {
+            seed: Some(5),
+            record_dir: Some(dir.path().to_owned()),
+            ..Config::default()
+        })
+        .await;
+        // The greeting as the scenario has it; then the next event (the question's echo)
+        // sent twice by a fault.
+        let (_, session, mut client) = new_session_client(&server, false).await;
+        client.next_event().await;
+        client.send(JOIN).await;
+        client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+        server
+            .inject_faults(
+                &session,
+                vec![serde_json::from_str(r#""duplicate_next""#).expect("a fault")],
+            )
+            .expect("injected");
+        client
+            .send(&user_message("What are your opening hours?"))
+            .await;
+        client.until("EVENT_TYPE_POLY_AGENT_MESSAGE").await;
+        server.shutdown().await;
+        let text =
+            std::fs::read_to_string(dir.path().join(format!("{session}.jsonl"))).expect("recorded");
+        let entries = mock_server::journal::read_recording(&text).expect("a recording");
+
+        let report = drift(&entries, config("playground")).await.expect("runs");
+        assert_eq!(report.faults.len(), 1, "{report:?}");
+        assert!(
+            !report.differences.is_empty(),
+            "the duplicate is not replayed: {report:?}"
+        );
+        assert!(
+            report
+                .differences
+                .iter()
+                .all(|d| d.after_fault && d.after.starts_with("client frame 2")),
+            "only the question's answer differs, after the fault: {:#?}",
+            report.differences
         );
     })
     .await;
