@@ -19,7 +19,8 @@ use cli::schemas::GenerateSchemasArgs;
 /// fresh working directory, plays what the user does, and grades what the client did and
 /// showed. Numbers and texts are drawn from the run's seed (printed; `--seed` reproduces).
 /// Exit status 1 when a MUST is broken, a MUST was never graded, or the driver broke (and with
-/// --strict, when a SHOULD is broken).
+/// --strict, when a SHOULD is broken); 130 when interrupted (SIGINT or SIGTERM: the drivers are
+/// stopped, their working directories removed, no report written).
 #[derive(Debug, Parser)]
 #[command(name = "messaging-conformance", version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("GIT_REV"), ")"), about, long_about)]
 struct Cli {

@@ -124,7 +124,22 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let results = runtime.block_on(play_cases(&args, &cases, &params, jobs))?;
+    let results = runtime.block_on(async {
+        let interrupted = interrupted()?;
+        tokio::select! {
+            results = play_cases(&args, &cases, &params, jobs) => results.map(Some),
+            () = interrupted => Ok(None),
+        }
+    })?;
+    let Some(results) = results else {
+        // Dropping the runtime drops every case: drivers are killed, mocks and working
+        // directories go with them.
+        drop(runtime);
+        eprintln!(
+            "messaging-conformance: interrupted; the drivers are stopped and no report is written"
+        );
+        return Ok(ExitCode::from(130));
+    };
     let mut run = Run::new(
         driver_label(&args),
         args.profile,
@@ -141,6 +156,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Resolves on SIGINT or SIGTERM (Ctrl-C on other platforms), its handlers installed at once.
+fn interrupted() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }
 
 /// The generated sessions to play: the ones `--session` names, else as many drawn from `seed`

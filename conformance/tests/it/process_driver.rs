@@ -276,3 +276,84 @@ fn version_names_the_binary_and_the_git_revision() {
         "{rev}"
     );
 }
+
+/// Polls `condition` every 20 ms until it holds (the test's bound ends a wait that never does).
+#[cfg(unix)]
+async fn until(condition: impl Fn() -> bool) {
+    while !condition() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether process `pid` is still running (a zombie waiting for its parent is not).
+#[cfg(unix)]
+fn running(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_interrupted_run_stops_its_driver_and_removes_its_working_directory() {
+    bounded(async {
+        let dir = tempfile::tempdir().expect("a directory");
+        let told = dir.path().join("driver.txt");
+        // A driver that says where it runs and who it is, then never answers.
+        let driver = format!(
+            "echo $$ > {told}.part; pwd >> {told}.part; mv {told}.part {told}; exec sleep 60",
+            told = told.display()
+        );
+        let mut run = std::process::Command::new(env!("CARGO_BIN_EXE_messaging-conformance"))
+            .args([
+                "run",
+                "--profile",
+                "quick",
+                "--only",
+                "delivery",
+                "--timeout",
+                "20",
+            ])
+            .args(["--driver", &driver])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("runs");
+        until(|| told.exists()).await;
+        let text = std::fs::read_to_string(&told).expect("the driver wrote");
+        let mut lines = text.lines();
+        let (pid, workdir) = (
+            lines.next().expect("a pid").to_owned(),
+            lines.next().expect("a directory").to_owned(),
+        );
+        assert!(running(&pid) && std::path::Path::new(&workdir).is_dir());
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &run.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let output = tokio::task::spawn_blocking(move || {
+            let status = run.wait();
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut run.stderr.take().expect("piped"), &mut stderr)
+                .expect("stderr");
+            (status, stderr)
+        })
+        .await
+        .expect("joined");
+        let (status, stderr) = (output.0.expect("waited"), output.1);
+        assert_eq!(status.code(), Some(130), "{stderr}");
+        assert!(stderr.contains("interrupted"), "{stderr}");
+        until(|| !running(&pid)).await;
+        assert!(
+            !std::path::Path::new(&workdir).exists(),
+            "{workdir} outlived the run"
+        );
+    })
+    .await;
+}
