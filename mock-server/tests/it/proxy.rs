@@ -795,3 +795,28 @@ async fn the_proxy_serves_https_and_wss_and_refuses_plain_http_as_ws_1() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_https_upstream_without_upstream_ca_is_checked_against_the_platforms_roots() {
+    bounded(async {
+        let identity = mock_server::tls::TlsIdentity::generate().expect("generates");
+        let tls_upstream = MockServer::start_tls_with(Config::default(), identity)
+            .await
+            .expect("starts");
+        match Upstream::new(&tls_upstream.base_url(), None) {
+            // A machine without a system store: said at start-up, with the way out.
+            Err(error) => assert!(error.to_string().contains("--upstream-ca"), "{error}"),
+            // The platform's roots do not hold a CA made a moment ago: refused as TLS.
+            Ok(upstream) => {
+                let (addr, proxy, stop) = start_proxy(upstream, None, false).await;
+                let (status, body) = token_request(&addr).await;
+                assert_eq!(status, 502, "{body}");
+                assert!(body.contains("TLS"), "{body}");
+                assert!(proxy.violations().iter().any(|v| v.rule == "upstream"));
+                stop.cancel();
+            }
+        }
+        tls_upstream.shutdown().await;
+    })
+    .await;
+}
