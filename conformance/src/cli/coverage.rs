@@ -18,6 +18,10 @@ pub struct CoverageArgs {
     /// Seed of the drawn parameters.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Generated sessions only: this many drawn from the seed (as `run --generative N`), in
+    /// place of the profile's cases, to see what the generator reaches with no case author.
+    #[arg(long, value_name = "N")]
+    generative: Option<u64>,
     /// Exit 1 when a cell an obligation touches is not exercised and the matrix gives no
     /// reason why only the thorough profile can exercise it.
     #[arg(long)]
@@ -27,10 +31,17 @@ pub struct CoverageArgs {
 pub fn run(args: CoverageArgs) -> anyhow::Result<ExitCode> {
     let matrix = conformance::coverage::Matrix::embedded().map_err(anyhow::Error::msg)?;
     let catalogue = conformance::cases::catalogue()?;
-    let cases = select(&catalogue, args.profile, &[]);
+    let generated: Vec<conformance::cases::Case> = (0..args.generative.unwrap_or(0))
+        .map(|i| conformance::generative::Session::generate(args.seed, i).case())
+        .collect::<Result<_, _>>()?;
+    let (cases, label) = if args.generative.is_some() {
+        (generated.iter().collect(), "generative".to_owned())
+    } else {
+        let label = format!("{} profile", args.profile.as_str());
+        (select(&catalogue, args.profile, &[]), label)
+    };
     eprintln!(
-        "running the {} profile ({} cases, seed {}) with the reference client…",
-        args.profile.as_str(),
+        "running the {label} ({} cases, seed {}) with the reference client…",
         cases.len(),
         args.seed
     );
@@ -38,7 +49,7 @@ pub fn run(args: CoverageArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let results = runtime.block_on(run_cases(
-        &cases,
+        &cases[..],
         &Params::draw(args.seed),
         &ReferenceLauncher::default(),
         cases.len(),
@@ -54,8 +65,7 @@ pub fn run(args: CoverageArgs) -> anyhow::Result<ExitCode> {
         "\n✓ exercised  ✗ touched by an obligation, not exercised  t only in the thorough profile  · exercised, no obligation  - neither; (phase) not exercised"
     );
     outln!(
-        "{exercised} of {touched} cells an obligation touches exercised by the {} profile; {phases_seen} of {phases} row phases",
-        args.profile.as_str()
+        "{exercised} of {touched} cells an obligation touches exercised by the {label}; {phases_seen} of {phases} row phases"
     );
     let missing = matrix.missing(&observed);
     let mut gaps = 0;

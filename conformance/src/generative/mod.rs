@@ -42,16 +42,18 @@ pub enum Beat {
     UnknownFields,
     /// An agent error instead of an answer.
     AgentError { kind: &'static str },
-    /// Two language changes (perhaps swapped), then the answer.
-    Languages { swapped: bool },
+    /// Two language changes (perhaps swapped), then the answer; with `again`, the whole
+    /// history once more in a live batch (the older change arrives again).
+    Languages { swapped: bool, again: bool },
     /// An answer with two suggestions; the user taps one, which gets its own answer.
     Suggestions { tap: usize },
     /// The user types (started, stopped) before asking.
     UserTyping,
     /// Nothing happens for a while (heartbeats keep the connection alive).
     Quiet,
-    /// The user tries a text over the advertised frame limit.
-    Oversized,
+    /// The user tries a text over the advertised frame limit in UTF-8 bytes (not in
+    /// characters); with `frame_only`, a text under the limit whose frame is over it.
+    Oversized { frame_only: bool },
     /// The question is lost on the way: no echo; the client must resend it.
     LostOnce,
     /// The answer, then the server closes the sockets (`None`: a drop); with `only_in_replay`
@@ -65,18 +67,24 @@ pub enum Beat {
     },
     /// A streamed answer that the sockets drop in the middle of.
     MidStreamDrop { pieces: u64, drop_after: u64 },
-    /// The question's echo only in the history, then a drop, and two answers while the
-    /// sockets are down: the replay carries all three.
-    EchoOnlyInReplay,
-    /// The answer, a drop, and during it an undocumented event and a second answer: only the
-    /// replay carries them, side by side.
-    UnknownInReplay,
+    /// The question's echo only in the history, then the sockets go (`cut`: a close code, or
+    /// `None`, a drop), and two answers while they are down: the replay carries all three.
+    EchoOnlyInReplay { cut: Option<u16> },
+    /// The answer, the sockets go (`cut`), and meanwhile an undocumented event (with `error`,
+    /// an agent error too) and a second answer: only the replay carries them, side by side.
+    UnknownInReplay { cut: Option<u16>, error: bool },
     /// The answer, then a drop and `refusals` refused handshakes before one succeeds.
     RefusedReconnects { refusals: u32 },
     /// The app restarts, leaving `pending` behind.
     Restart { pending: Pending },
-    /// A server-managed handoff to a live agent, then `turns` turns with the live agent.
-    Handoff { queue: u32, turns: u32 },
+    /// A server-managed handoff to a live agent, then `turns` turns with the live agent; with
+    /// `last_while_down`, the last one answered while the sockets are down (only the replay
+    /// carries it).
+    Handoff {
+        queue: u32,
+        turns: u32,
+        last_while_down: bool,
+    },
     /// A client-managed handoff.
     ClientHandoff,
     /// A handoff that fails at once (`timeout`: accepted, queued, then timed out).
@@ -135,9 +143,24 @@ pub struct Settings {
     pub heartbeat_seconds: u64,
     pub max_attempts: u64,
     pub hold_back_ms: u64,
-    /// A 429 on the access-token call with this `Retry-After`, and 500s on the sessions call.
-    pub rest_failures: Option<(u64, u32)>,
+    /// A bad start: a 429 and 500s on the REST calls.
+    pub rest_failures: Option<RestFailures>,
     pub max_message_size: u64,
+    /// The server closes the socket with 1000 as soon as it sends `SESSION_END`.
+    pub close_at_end: bool,
+    /// The socket drops right after the join, before the agent's join and greeting reach the
+    /// client: only the replay carries them.
+    pub join_interrupted: bool,
+}
+
+/// A bad start: one call gets a 429 with `retry_after` seconds, then one call (the same or the
+/// other) gets `server_errors` 500s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestFailures {
+    pub retry_after: u64,
+    pub server_errors: u32,
+    /// The 429 on the sessions call, the 500s on the access-token call (else the other way).
+    pub sessions_first: bool,
 }
 
 /// A generated session: its seed, settings and beats.
@@ -207,16 +230,34 @@ impl Session {
         let s = &self.settings;
         let beats: Vec<String> = self.beats.iter().map(Beat::label).collect();
         format!(
-            "generated session {} (streaming {}, heartbeat {} s, {} reconnect attempts, history held {} ms{}): {}",
+            "generated session {} (streaming {}, heartbeat {} s, {} reconnect attempts, history held {} ms{}{}{}): {}",
             self.seed,
             s.streaming,
             s.heartbeat_seconds,
             s.max_attempts,
             s.hold_back_ms,
+            if s.join_interrupted {
+                ", the join interrupted by a drop"
+            } else {
+                ""
+            },
+            if s.close_at_end {
+                ", closed with 1000 at the end"
+            } else {
+                ""
+            },
             s.rest_failures
-                .map(|(retry, fails)| format!(
-                    ", a 429 (Retry-After {retry} s) then {fails} 500(s) before the session"
-                ))
+                .map(|r| {
+                    let (limited, failing) = if r.sessions_first {
+                        ("sessions", "access-token")
+                    } else {
+                        ("access-token", "sessions")
+                    };
+                    format!(
+                        ", a 429 on {limited} (Retry-After {} s) and {} 500(s) on {failing}",
+                        r.retry_after, r.server_errors
+                    )
+                })
                 .unwrap_or_default(),
             beats.join("; ")
         )

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use conformance::cases::Case;
+use conformance::coverage::{Matrix, Observed};
 use conformance::driver::ReferenceLauncher;
 use conformance::generative::Session;
 use conformance::obligations::ObligationId;
@@ -43,6 +44,12 @@ pub fn trials() -> Vec<Trial> {
             )
         })
         .collect();
+    out.push(Trial::test("coverage::generative", || {
+        run(
+            Duration::from_secs(200),
+            generated_sessions_cover_the_matrix(),
+        )
+    }));
     out.extend(mutants().into_iter().map(|mutant| {
         Trial::test(format!("generative::mutants::{}", mutant.name), move || {
             run(Duration::from_secs(400), found_on_its_own(mutant))
@@ -88,4 +95,53 @@ async fn found_on_its_own(mutant: Mutant) -> Result<(), String> {
         mutant.breaks,
         3 * SESSIONS
     ))
+}
+
+/// The generated sessions of three run seeds, with no case author, exercise every cell of the
+/// coverage matrix an obligation touches (but those the matrix says only the thorough
+/// profile's long timers reach); without their handoffs they do not (the gate can fail).
+async fn generated_sessions_cover_the_matrix() -> Result<(), String> {
+    let matrix = Matrix::embedded()?;
+    let mut cases = Vec::new();
+    for seed in 1..=3 {
+        cases.extend(sessions(seed)?);
+    }
+    let refs: Vec<&Case> = cases.iter().collect();
+    let results = run_cases(
+        &refs,
+        &Params::draw(1),
+        &ReferenceLauncher::default(),
+        refs.len(),
+        |_, _, _| {},
+    )
+    .await;
+    let mut all = Observed::default();
+    let mut without = Observed::default();
+    for (case, result) in refs.iter().zip(&results) {
+        all.merge(&result.exercised);
+        if !case.description.contains("Handoff {") {
+            without.merge(&result.exercised);
+        }
+    }
+    let gaps = |observed: &Observed| -> Vec<String> {
+        matrix
+            .missing(observed)
+            .into_iter()
+            .filter(|(_, _, _, why)| why.is_none())
+            .map(|(row, way, obligations, _)| format!("{row} / {way:?} ({obligations:?})"))
+            .collect()
+    };
+    let missed = gaps(&all);
+    if !missed.is_empty() {
+        return Err(format!(
+            "cells no generated session of run seeds 1-3 exercises:\n{}\n(draw what reaches them: src/generative/draw.rs)",
+            missed.join("\n")
+        ));
+    }
+    if gaps(&without).is_empty() {
+        return Err(
+            "without the handoff sessions nothing goes uncovered: the gate cannot fail".into(),
+        );
+    }
+    Ok(())
 }

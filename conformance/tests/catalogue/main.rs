@@ -5,6 +5,7 @@
 //!   its final view matches its regression pin;
 //! - `coverage::full`: the full profile exercises every cell of the coverage matrix an
 //!   obligation touches, and a profile without one case does not (the control);
+//!   `coverage::generative`: so do the generated sessions of run seeds 1-3 on their own;
 //! - `mutants::<name>`: each built-in mutant fails its own obligations and nothing else;
 //! - `generative::reference::<seed>`, `generative::mutants::<name>`: generated sessions pass
 //!   the reference client, and find each mutant on its own obligation;

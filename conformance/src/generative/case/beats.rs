@@ -27,7 +27,7 @@ const ERROR_TEXTS: &[(&str, &str)] = &[
     ),
 ];
 
-fn error_text(kind: &str) -> &'static str {
+pub(super) fn error_text(kind: &str) -> &'static str {
     ERROR_TEXTS
         .iter()
         .find(|(k, _)| *k == kind)
@@ -43,7 +43,7 @@ impl Builder<'_> {
         match beat {
             Beat::LostOnce => self.arm(json!("drop_next_echo")),
             Beat::LostForever => self.arm(json!({ "drop_echoes": 20 })),
-            Beat::EchoOnlyInReplay
+            Beat::EchoOnlyInReplay { .. }
             | Beat::Restart {
                 pending: Pending::Unechoed,
             } => self.arm(json!("omit_next_echo")),
@@ -62,15 +62,15 @@ impl Builder<'_> {
             Beat::NullSequence => self.faulty_reply("null_sequence_next", Msg3),
             Beat::UnknownFields => self.faulty_reply("unknown_fields_next", Err2),
             Beat::Swap => self.swap(),
-            Beat::HistoryAgain => self.resent(json!("resend_history")),
+            Beat::HistoryAgain => self.history_again(),
             Beat::ResendPrevious { back } => self.resent(json!({ "resend_previous": back })),
             Beat::UnknownLive => self.unknown_live(),
             Beat::AgentError { kind } => self.agent_error(kind),
-            Beat::Languages { swapped } => self.languages(swapped),
+            Beat::Languages { swapped, again } => self.languages(swapped, again),
             Beat::Suggestions { tap } => self.suggestions(tap),
             Beat::Quiet => self.quiet(),
             Beat::UserTyping => self.user_typing(),
-            Beat::Oversized => self.oversized(),
+            Beat::Oversized { frame_only } => self.oversized(frame_only),
             Beat::Close {
                 code,
                 only_in_replay,
@@ -80,11 +80,15 @@ impl Builder<'_> {
             Beat::MidStreamDrop { pieces, drop_after } => {
                 self.mid_stream_drop(pieces, drop_after);
             }
-            Beat::EchoOnlyInReplay => self.echo_only_in_replay(),
-            Beat::UnknownInReplay => self.unknown_in_replay(),
+            Beat::EchoOnlyInReplay { cut } => self.echo_only_in_replay(cut),
+            Beat::UnknownInReplay { cut, error } => self.unknown_in_replay(cut, error),
             Beat::RefusedReconnects { refusals } => self.refused_reconnects(refusals),
             Beat::Restart { pending } => self.restart(pending),
-            Beat::Handoff { queue, turns } => self.handoff(queue, turns),
+            Beat::Handoff {
+                queue,
+                turns,
+                last_while_down,
+            } => self.handoff(queue, turns, last_while_down),
             Beat::ClientHandoff => self.client_handoff(),
             Beat::HandoffFails { timeout } => self.handoff_fails(timeout),
             Beat::UserEnds => self.user_ends(),
@@ -204,6 +208,15 @@ impl Builder<'_> {
         );
     }
 
+    /// An event of an undocumented type, the answer, then the whole history again in a live
+    /// batch: the unknown event arrives inside it too.
+    fn history_again(&mut self) {
+        let kind = format!("EVENT_TYPE_FUTURE_{}", 10 + self.d.below(80));
+        self.arm(json!({ "unknown_event_type": kind }));
+        self.resent(json!("resend_history"));
+        self.check(&[ObligationId::Err2]);
+    }
+
     fn unknown_live(&mut self) {
         let a = self.answer();
         let kind = format!("EVENT_TYPE_FUTURE_{}", 10 + self.d.below(80));
@@ -229,7 +242,9 @@ impl Builder<'_> {
         );
     }
 
-    fn languages(&mut self, swapped: bool) {
+    /// Two language changes; with `again`, the whole history once more after the answer, in
+    /// a live batch (each change arrives twice, the older one last but for its sequence).
+    fn languages(&mut self, swapped: bool, again: bool) {
         let a = self.answer();
         let languages = ["de-DE", "es-MX", "ja-JP", "pt-BR", "it-IT", "nl-NL"];
         let first = self.d.below(6) as usize;
@@ -241,15 +256,17 @@ impl Builder<'_> {
         steps.push(json!({ "language": languages[first] }));
         steps.push(json!({ "language": languages[second] }));
         steps.push(json!({ "reply": { "text": a } }));
-        self.turn(
-            steps,
-            vec![said("agent", &a)],
-            vec![
-                expect(json!({ "language": languages[second] }), Ux6, QUICK),
-                expect(shows_message("agent", &a), Msg3, QUICK),
-            ],
-            &[Ux6, Msg3],
-        );
+        let mut wait = vec![
+            expect(json!({ "language": languages[second] }), Ux6, QUICK),
+            expect(shows_message("agent", &a), Msg3, QUICK),
+        ];
+        if again {
+            steps.push(json!({ "pause_ms": 30 }));
+            steps.push(json!({ "fault": "resend_history" }));
+            wait.push(json!({ "hold_ms": 300 }));
+            wait.push(expect(json!({ "language": languages[second] }), Ux6, QUICK));
+        }
+        self.turn(steps, vec![said("agent", &a)], wait, &[Ux6, Msg2, Msg3]);
     }
 
     fn suggestions(&mut self, tap: usize) {
@@ -302,15 +319,21 @@ impl Builder<'_> {
         );
     }
 
-    fn oversized(&mut self) {
+    /// A text the client must not send as one frame: over the limit in bytes though not in
+    /// characters, or (`frame_only`) under it by less than the frame's envelope takes.
+    fn oversized(&mut self, frame_only: bool) {
         let limit = self.session.settings.max_message_size as usize;
-        let text = "é".repeat((limit + 3_000).div_ceil(2));
+        let text = if frame_only {
+            "a".repeat(limit - 10 - self.d.below(30) as usize)
+        } else {
+            "é".repeat((limit + 3_000).div_ceil(2))
+        };
         self.steps.push(send(&text));
         self.steps.push(json!({ "hold_ms": 200 }));
         self.check(&[Ws7]);
     }
 
-    fn handoff(&mut self, queue: u32, turns: u32) {
+    fn handoff(&mut self, queue: u32, turns: u32, last_while_down: bool) {
         let live = json!({ "id": "agent_77", "name": "{live_agent_name}", "avatar_url": "{live_agent_avatar_url}" });
         self.turn(
             vec![
@@ -328,16 +351,26 @@ impl Builder<'_> {
             &[Ux3, Msg3],
         );
         self.live_agent = true;
-        for _ in 0..turns {
+        for turn in 0..turns {
             let l = self.answer();
+            let mut steps = vec![
+                json!({ "live_agent_typing": "TYPING_STATE_STARTED" }),
+                json!({ "pause_ms": 600 }),
+            ];
+            let mut within = QUICK;
+            if last_while_down && turn + 1 == turns {
+                // The sockets drop while the live agent types; the answer comes in the replay.
+                steps.push(json!({ "fault": "drop" }));
+                steps.push(json!({ "pause_ms": 100 }));
+                within = self.reconnect_wait();
+                self.reconnect_checks();
+                self.check(&[Msg1]);
+            }
+            steps.push(json!({ "live_agent_message": { "text": l } }));
             self.turn(
-                vec![
-                    json!({ "live_agent_typing": "TYPING_STATE_STARTED" }),
-                    json!({ "pause_ms": 600 }),
-                    json!({ "live_agent_message": { "text": l } }),
-                ],
+                steps,
                 vec![said("live_agent", &l)],
-                vec![expect(shows_message("live_agent", &l), Msg3, QUICK)],
+                vec![expect(shows_message("live_agent", &l), Msg3, within)],
                 &[Ux1, Msg3],
             );
         }

@@ -6,8 +6,16 @@ use serde_json::json;
 use crate::generative::Pending;
 use crate::obligations::ObligationId::*;
 
-use super::beats::QUICK;
+use super::beats::{QUICK, error_text};
 use super::{Builder, expect, said, send, shows_message};
+
+/// The step that takes the sockets down: a close frame with `code`, or a drop without one.
+fn cut_step(code: Option<u16>) -> serde_json::Value {
+    match code {
+        Some(code) => json!({ "fault": { "close": code } }),
+        None => json!({ "fault": "drop" }),
+    }
+}
 
 impl Builder<'_> {
     pub(super) fn close(
@@ -41,10 +49,7 @@ impl Builder<'_> {
             Some(other) => steps.push(json!({ "fault": other })),
             None => {}
         }
-        steps.push(match code {
-            Some(code) => json!({ "fault": { "close": code } }),
-            None => json!({ "fault": "drop" }),
-        });
+        steps.push(cut_step(code));
         // Said while the sockets are down (the history is all a replay can carry:
         // a later sequence delivered live would put it behind the cursor).
         if only_in_replay {
@@ -107,12 +112,12 @@ impl Builder<'_> {
         self.reconnect_checks();
     }
 
-    pub(super) fn echo_only_in_replay(&mut self) {
+    pub(super) fn echo_only_in_replay(&mut self, cut: Option<u16>) {
         let (a1, a2) = (self.answer(), self.answer());
         self.turn(
             vec![
                 json!({ "pause_ms": 50 }),
-                json!({ "fault": "drop" }),
+                cut_step(cut),
                 json!({ "pause_ms": 100 }),
                 json!({ "reply": { "text": a1 } }),
                 json!({ "reply": { "text": a2 } }),
@@ -127,20 +132,30 @@ impl Builder<'_> {
         self.reconnect_checks();
     }
 
-    pub(super) fn unknown_in_replay(&mut self) {
+    /// The answer, then the sockets go; meanwhile an undocumented event, with `error` an
+    /// agent error, and a second answer, which only the replay carries.
+    pub(super) fn unknown_in_replay(&mut self, cut: Option<u16>, error: bool) {
         let (a, hidden) = (self.answer(), self.answer());
         let kind = format!("EVENT_TYPE_FUTURE_{}", 10 + self.d.below(80));
+        let mut steps = vec![
+            json!({ "think_ms": 5 }),
+            json!({ "reply": { "text": a } }),
+            json!({ "pause_ms": 50 }),
+            cut_step(cut),
+            json!({ "pause_ms": 100 }),
+            json!({ "fault": { "unknown_event_type": kind } }),
+        ];
+        let mut after = vec![said("agent", &a)];
+        if error {
+            steps.push(json!({ "error": "high_load" }));
+            after.push(said("system", error_text("high_load")));
+            self.check(&[Err1]);
+        }
+        steps.push(json!({ "reply": { "text": hidden } }));
+        after.push(said("agent", &hidden));
         self.turn(
-            vec![
-                json!({ "think_ms": 5 }),
-                json!({ "reply": { "text": a } }),
-                json!({ "pause_ms": 50 }),
-                json!({ "fault": "drop" }),
-                json!({ "pause_ms": 100 }),
-                json!({ "fault": { "unknown_event_type": kind } }),
-                json!({ "reply": { "text": hidden } }),
-            ],
-            vec![said("agent", &a), said("agent", &hidden)],
+            steps,
+            after,
             vec![
                 expect(shows_message("agent", &a), Msg3, QUICK),
                 expect(shows_message("agent", &hidden), Err2, self.reconnect_wait()),
@@ -200,9 +215,25 @@ impl Builder<'_> {
             self.check(&[Msg3, Msg5]);
             a
         });
+        // With nothing pending, the agent says something only the history keeps just before
+        // the restart: the restarted app's replay is the first to carry it.
+        let unseen = (pending == Pending::Nothing).then(|| {
+            let a = self.answer();
+            let said_now = vec![json!({ "fault": "omit_next" }), self.one_event_reply(&a)];
+            self.steps.push(json!({ "mock": said_now }));
+            self.steps.push(json!({ "hold_ms": 100 }));
+            self.conversation.push(said("agent", &a));
+            a
+        });
         self.steps.push(json!("restart"));
         self.steps
             .push(expect(json!({ "connection": "open" }), Ws4, QUICK));
+        if let Some(a) = unseen {
+            let wait = self.reconnect_wait();
+            self.steps
+                .push(expect(shows_message("agent", &a), Msg3, wait));
+            self.check(&[Msg1, Msg3]);
+        }
         if let Some(a) = asked {
             let wait = self.reconnect_wait();
             self.steps

@@ -137,6 +137,16 @@ impl<'s> Builder<'s> {
         question
     }
 
+    /// A reply that is one event, so that `omit_next` keeps all of it out of the live stream:
+    /// in a streaming session a stream of one chunk (a reply would be several).
+    fn one_event_reply(&self, text: &str) -> Value {
+        if self.session.settings.streaming {
+            json!({ "stream": { "chunks": [{ "text": text }] } })
+        } else {
+            json!({ "reply": { "text": text } })
+        }
+    }
+
     /// How long to wait for what comes after a reconnect: the backoff, a replay dropped once,
     /// and the history held back each time.
     fn reconnect_wait(&self) -> u64 {
@@ -183,18 +193,33 @@ impl<'s> Builder<'s> {
             mock["replay_delay_ms"] = json!(s.hold_back_ms);
             self.check(&[Ws2]);
         }
-        if beats.contains(&Beat::Oversized) {
+        if beats.iter().any(|b| matches!(b, Beat::Oversized { .. })) {
             mock["max_message_size_bytes"] = json!(s.max_message_size);
         }
-        if let Some((retry, fails)) = s.rest_failures {
-            mock["http_failures"] = json!({
-                "access_token_429": { "count": 1, "retry_after_seconds": retry },
-                "sessions": fails,
-            });
+        if let Some(r) = s.rest_failures {
+            let limited = json!({ "count": 1, "retry_after_seconds": r.retry_after });
+            mock["http_failures"] = if r.sessions_first {
+                json!({ "sessions_429": limited, "access_token": r.server_errors })
+            } else {
+                json!({ "access_token_429": limited, "sessions": r.server_errors })
+            };
             self.check(&[Auth5]);
         }
+        if s.close_at_end {
+            mock["session_end_close_grace_ms"] = json!(0);
+        }
         let mut join = self.join.clone();
-        join.insert(2, json!({ "reply": { "text": greeting } }));
+        if s.join_interrupted {
+            // The join and the greeting go only into the history; the drop follows.
+            join.insert(0, json!({ "fault": "omit_next" }));
+            join.insert(3, json!({ "fault": "omit_next" }));
+            join.insert(4, self.one_event_reply(greeting));
+            join.insert(5, json!({ "pause_ms": 50 }));
+            join.insert(6, json!({ "fault": "drop" }));
+            self.check(&[Ws4, Rc1, Rc2, Msg1]);
+        } else {
+            join.insert(2, json!({ "reply": { "text": greeting } }));
+        }
         let mut rules = vec![json!({ "when": "join", "steps": join })];
         rules.extend(self.rules);
         json!({
