@@ -434,6 +434,17 @@ fn a_message_resent_on_a_connection_whose_history_held_its_echo_breaks_msg5() {
     );
 }
 
+/// The driver carried out the `restart` step at `at_ms`.
+fn restarted_at(e: &mut Evidence, at_ms: u64) {
+    e.steps.push(StepRecord {
+        index: 0,
+        step: crate::cases::Step::Restart,
+        at_ms,
+        samples_before: 0,
+        reply: StepReply::Ok,
+    });
+}
+
 #[test]
 fn a_restarted_app_connects_at_once_without_breaking_rc3() {
     // The drop at 1,500 ms, then a handshake 300 ms later; `restart`: the app restarted just
@@ -442,13 +453,7 @@ fn a_restarted_app_connects_at_once_without_breaking_rc3() {
         let mut e = reconnect_evidence(200, Some(1001), 5);
         e.http[1] = handshake_call(1_800, Some(5));
         if restart {
-            e.steps.push(StepRecord {
-                index: 0,
-                step: crate::cases::Step::Restart,
-                at_ms: 1_700,
-                samples_before: 0,
-                reply: StepReply::Ok,
-            });
+            restarted_at(&mut e, 1_700);
         }
         super::reconnect::backoff_grows(&e)
     };
@@ -482,13 +487,7 @@ fn attempts_a_restarted_app_makes_are_not_counted_against_the_instance_that_lost
         e.http.push(refused(2_500));
         e.http.extend((0..max).map(|n| refused(3_100 + 1_000 * n)));
         if restart {
-            e.steps.push(StepRecord {
-                index: 0,
-                step: crate::cases::Step::Restart,
-                at_ms: 3_000,
-                samples_before: 0,
-                reply: StepReply::Ok,
-            });
+            restarted_at(&mut e, 3_000);
         }
         (max, super::reconnect::gives_up_after_max_attempts(&e))
     };
